@@ -1,0 +1,55 @@
+using System.CommandLine;
+using FedAvg.Core;
+using Spectre.Console;
+
+namespace FedAvg.Cli;
+
+/// <summary>Builds the `fedavg` command tree and maps failures to the documented exit codes.</summary>
+public static class FedAvgCommand
+{
+    public static int Run(string[] args, TextWriter? output = null, TextWriter? error = null)
+    {
+        var root = new RootCommand("Federated Averaging on Akka.NET actors and TorchSharp.")
+        {
+            DataCommands.Create(),
+            CentralizedCommand.Create(),
+        };
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            var err = error ?? Console.Error;
+            foreach (var e in parse.Errors) err.WriteLine($"fedavg: {e.Message}");
+            err.WriteLine("Run `fedavg --help` (or `fedavg COMMAND --help`) for usage.");
+            return ExitCodes.UsageError;
+        }
+        var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
+        if (output is not null) config.Output = output;
+        if (error is not null) config.Error = error;
+        try
+        {
+            return parse.Invoke(config);
+        }
+        catch (Exception e)
+        {
+            return Report(e, error ?? Console.Error);
+        }
+    }
+
+    public static int Report(Exception e, TextWriter error)
+    {
+        switch (e)
+        {
+            case UsageException u:
+                error.WriteLine($"fedavg: {u.Message}");
+                return ExitCodes.UsageError;
+            case DataException d:
+                error.WriteLine($"fedavg: data error: {d.Message}");
+                return ExitCodes.DataError;
+            case AggregateException { InnerExceptions.Count: 1 } a:
+                return Report(a.InnerExceptions[0], error);
+            default:
+                error.WriteLine($"fedavg: failed: {e}");
+                return ExitCodes.RuntimeFailure;
+        }
+    }
+}

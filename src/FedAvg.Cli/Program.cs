@@ -1,0 +1,4 @@
+using System.CommandLine;
+using FedAvg.Cli;
+
+return FedAvgCommand.Run(args);

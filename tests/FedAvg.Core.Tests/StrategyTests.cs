@@ -1,0 +1,82 @@
+using FedAvg.Core.Strategies;
+using FedAvg.Core.Training;
+
+namespace FedAvg.Core.Tests;
+
+public class StrategyTests
+{
+    static ClientUpdate U(string id, int n, params float[] w) => new(id, w, n, 0, 0);
+
+    [Fact]
+    public void Weighted_average_matches_hand_computed_values()
+    {
+        // (1·[0,4,8] + 3·[4,0,-8]) / 4 = [3, 1, -4]
+        var result = FedAvgStrategy.WeightedAverage(3, [U("a", 1, 0, 4, 8), U("b", 3, 4, 0, -8)]);
+        Assert.Equal([3f, 1f, -4f], result);
+        // (2·[1] + 2·[2] + 4·[4]) / 8 = 2.75
+        Assert.Equal([2.75f], FedAvgStrategy.WeightedAverage(1, [U("x", 2, 1), U("y", 2, 2), U("z", 4, 4)]));
+    }
+
+    [Fact]
+    public void Equal_counts_give_the_plain_mean()
+    {
+        var rng = new Random(1);
+        var updates = Enumerable.Range(0, 7).Select(k => U($"c{k}", 50, Enumerable.Range(0, 37).Select(_ => (float)rng.NextDouble()).ToArray())).ToList();
+        var result = FedAvgStrategy.WeightedAverage(37, updates);
+        for (int i = 0; i < 37; i++)
+            Assert.Equal(updates.Average(u => (double)u.Weights[i]), result[i], 5);
+    }
+
+    [Fact]
+    public void Any_arrival_order_gives_identical_bits()
+    {
+        var rng = new Random(2);
+        int length = 1001; // not a multiple of the vector width: the scalar tail is covered too
+        var updates = Enumerable.Range(0, 20).Select(k =>
+            U($"client-{k:D3}", rng.Next(1, 500), Enumerable.Range(0, length).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray())).ToList();
+        var reference = FedAvgStrategy.WeightedAverage(length, updates);
+        for (int trial = 0; trial < 10; trial++)
+        {
+            var shuffled = updates.OrderBy(_ => rng.Next()).ToList();
+            Assert.Equal(reference, FedAvgStrategy.WeightedAverage(length, shuffled));
+        }
+    }
+
+    [Fact]
+    public void Bad_updates_are_refused()
+    {
+        Assert.Throws<ArgumentException>(() => FedAvgStrategy.WeightedAverage(2, []));
+        Assert.Throws<ArgumentException>(() => FedAvgStrategy.WeightedAverage(2, [U("a", 1, 1)]));
+        Assert.Throws<ArgumentException>(() => FedAvgStrategy.WeightedAverage(1, [U("a", 0, 1)]));
+        Assert.Throws<ArgumentException>(() => FedAvgStrategy.WeightedAverage(1, [U("a", 1, 1), U("a", 2, 1)]));
+    }
+
+    static FedAvgStrategy Strategy(double c, int min = 1, int seed = 1) =>
+        new(new FedAvgOptions(c, min, new TrainConfig(1, 10, 0.1), seed));
+
+    [Fact]
+    public void Sampling_takes_fraction_c_at_least_the_minimum_deterministically_per_round()
+    {
+        var clients = Enumerable.Range(0, 100).Select(i => $"client-{i:D3}").ToList();
+        var plan = Strategy(0.1).ConfigureRound(1, clients);
+        Assert.Equal(10, plan.Clients.Count);
+        Assert.Equal(plan.Clients.Distinct().Count(), plan.Clients.Count);
+        Assert.Equal(plan.Clients, Strategy(0.1).ConfigureRound(1, clients.AsEnumerable().Reverse().ToList()).Clients);
+        Assert.NotEqual(plan.Clients, Strategy(0.1).ConfigureRound(2, clients).Clients);
+        Assert.NotEqual(plan.Clients, Strategy(0.1, seed: 2).ConfigureRound(1, clients).Clients);
+        Assert.Equal(25, Strategy(0.1, min: 25).ConfigureRound(1, clients).Clients.Count);
+        Assert.Equal(clients, Strategy(1.0).ConfigureRound(3, clients).Clients);
+        // over many rounds every client gets picked
+        var picked = Enumerable.Range(1, 100).SelectMany(r => Strategy(0.1).ConfigureRound(r, clients).Clients).ToHashSet();
+        Assert.Equal(100, picked.Count);
+    }
+
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(1.5)]
+    [InlineData(-0.2)]
+    public void Fraction_outside_zero_one_is_refused(double c)
+    {
+        Assert.Contains("fraction", Assert.Throws<UsageException>(() => Strategy(c)).Message);
+    }
+}

@@ -1,0 +1,84 @@
+using FedAvg.Core.Models;
+using FedAvg.Core.Partitioning;
+using FedAvg.Core.Training;
+using FedAvg.Tests.Shared;
+
+namespace FedAvg.Core.Tests;
+
+public class TrainingTests
+{
+    static float[] Initial(string model, long seed = 1)
+    {
+        using var m = ModelZoo.Create(model, seed);
+        return Weights.Read(m, WeightLayout.Of(m));
+    }
+
+    [Fact]
+    public void Local_training_on_real_mnist_beats_the_untrained_model_by_far()
+    {
+        using var trainer = new LocalTrainer("seed001-2nn");
+        var start = Initial("seed001-2nn");
+        var test = TestData.MnistTest.Take(2000);
+        var before = trainer.Evaluate(start, test);
+        var indices = Partitioner.Parse("iid").Split(TestData.MnistTrain.LabelValues, 10, 20, 1)[0]; // 3000 samples
+        var result = trainer.Train(start, TestData.MnistTrain, indices, new TrainConfig(3, 32, 0.05, 0.5), 11);
+        var after = trainer.Evaluate(result.Weights, test);
+
+        Assert.Equal(3000, result.SampleCount);
+        Assert.InRange(before.Accuracy, 0.0, 0.3);
+        Assert.True(after.Accuracy > 0.8, $"accuracy after three local epochs: {after.Accuracy}");
+        Assert.True(after.Loss < before.Loss / 3, $"loss {before.Loss} → {after.Loss}");
+        Assert.InRange(result.Accuracy, 0.5, 1.0);
+        Assert.Equal(2000, after.Count);
+    }
+
+    [Fact]
+    public void Same_inputs_and_seed_give_bit_identical_weights_and_another_seed_does_not()
+    {
+        using var trainer = new LocalTrainer("seed002-cnn");
+        var start = Initial("seed002-cnn");
+        var indices = Enumerable.Range(0, 256).ToArray();
+        var config = new TrainConfig(1, 64, 0.01, 0.9);
+        var a = trainer.Train(start, TestData.MnistTrain, indices, config, 3);
+        var b = trainer.Train(start, TestData.MnistTrain, indices, config, 3);
+        var c = trainer.Train(start, TestData.MnistTrain, indices, config, 4);
+        Assert.Equal(a.Weights, b.Weights);
+        Assert.NotEqual(a.Weights, c.Weights);
+        Assert.NotEqual(start, a.Weights);
+    }
+
+    [Fact]
+    public void Epoch_reports_arrive_once_per_epoch()
+    {
+        using var trainer = new LocalTrainer("seed001-2nn");
+        var epochs = new List<int>();
+        trainer.Train(Initial("seed001-2nn"), TestData.MnistTrain, Enumerable.Range(0, 100).ToArray(),
+            new TrainConfig(3, 10, 0.01), 1, r => epochs.Add(r.Epoch));
+        Assert.Equal([1, 2, 3], epochs);
+    }
+
+    [Theory]
+    [InlineData(0, 32, 0.01, 0.0, "epochs")]
+    [InlineData(1, 0, 0.01, 0.0, "batch")]
+    [InlineData(1, 32, 0.0, 0.0, "lr")]
+    [InlineData(1, 32, -0.1, 0.0, "lr")]
+    [InlineData(1, 32, 0.01, 1.0, "momentum")]
+    public void Impossible_training_numbers_are_refused_before_any_work(int epochs, int batch, double lr, double momentum, string option)
+    {
+        var e = Assert.Throws<UsageException>(() => new TrainConfig(epochs, batch, lr, momentum).Validate());
+        Assert.StartsWith(option, e.Message);
+    }
+
+    [Fact]
+    public void Evaluation_counts_every_sample_in_batches_of_any_size()
+    {
+        using var trainer = new LocalTrainer("seed000-cnn");
+        var w = Initial("seed000-cnn");
+        var set = TestData.MnistTest.Take(1234);
+        var whole = trainer.Evaluate(w, set, 5000);
+        var batched = trainer.Evaluate(w, set, 100);
+        Assert.Equal(whole.Accuracy, batched.Accuracy, 10);
+        Assert.Equal(whole.Loss, batched.Loss, 4);
+        Assert.Equal(1234, batched.Count);
+    }
+}
