@@ -38,7 +38,7 @@ public sealed class FedAvgStrategy : IStrategy
         int wanted = Math.Max(Options.MinClients, (int)Math.Ceiling(Options.Fraction * available - 1e-9));
         wanted = Math.Min(wanted, available);
         var sorted = availableClients.Order(StringComparer.Ordinal).ToArray();
-        var rng = new Random(DeriveSeed(Options.Seed, round, 0x5a3b1e));
+        var rng = new Random(Runtime.Seeds.Derive(Options.Seed, round, Runtime.Seeds.ClientSampling));
         Partitioning.Partitioner.Shuffle<string>(sorted, rng);
         var chosen = sorted.Take(wanted).Order(StringComparer.Ordinal).ToArray();
         return new RoundPlan(round, chosen, Options.Train, Math.Min(Options.MinClients, wanted));
@@ -80,21 +80,5 @@ public sealed class FedAvgStrategy : IStrategy
         var f = new Vector<float>(factor);
         for (int i = 0; i < accV.Length; i++) accV[i] += xV[i] * f;
         for (int i = accV.Length * Vector<float>.Count; i < acc.Length; i++) acc[i] += x[i] * factor;
-    }
-
-    /// <summary>A seed for (run seed, round, purpose) that does not depend on anything else.</summary>
-    public static int DeriveSeed(int seed, int round, int purpose)
-    {
-        unchecked
-        {
-            ulong h = 0xcbf29ce484222325UL;
-            foreach (int part in new[] { seed, round, purpose })
-            {
-                h ^= (uint)part;
-                h *= 0x100000001b3UL;
-                h ^= h >> 29;
-            }
-            return (int)(h & 0x7fffffff);
-        }
     }
 }

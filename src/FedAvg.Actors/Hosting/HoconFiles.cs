@@ -1,0 +1,114 @@
+using Akka.Configuration;
+using FedAvg.Core;
+
+namespace FedAvg.Actors.Hosting;
+
+/// <summary>Loads the layered configuration: hocon/NAME.conf shipped with the binaries, a user file, then overrides.</summary>
+public static class HoconFiles
+{
+    public static string ShippedPath(string name) => Path.Combine(AppContext.BaseDirectory, "hocon", name);
+
+    public static Config Load(string shippedName, string? userFile = null, string? overrides = null)
+    {
+        string shipped = ShippedPath(shippedName);
+        if (!File.Exists(shipped)) throw new InvalidOperationException($"{shipped} is missing from the build output.");
+        var config = Parse(File.ReadAllText(shipped), shipped);
+        if (userFile is not null)
+        {
+            if (!File.Exists(userFile)) throw new UsageException($"--config {userFile}: file not found.");
+            string text;
+            try
+            {
+                text = File.ReadAllText(userFile);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new UsageException($"--config {userFile}: cannot be read ({e.Message}).");
+            }
+            config = Parse(text, userFile).WithFallback(config);
+        }
+        if (!string.IsNullOrWhiteSpace(overrides)) config = Parse(overrides, "command-line options").WithFallback(config);
+        return config;
+    }
+
+    public static Config Parse(string text, string origin)
+    {
+        // Akka's HOCON parser accepts almost anything (an unclosed brace, a key with no value) and silently
+        // drops what it cannot read, so we check the structure ourselves first.
+        Lint(text, origin);
+        try
+        {
+            return ConfigurationFactory.ParseString(text);
+        }
+        catch (Exception e)
+        {
+            throw new UsageException($"{origin}: invalid HOCON ({e.Message}).");
+        }
+    }
+
+    /// <summary>Refuses unterminated strings, unbalanced braces or brackets, and keys without a value.</summary>
+    public static void Lint(string text, string origin)
+    {
+        var open = new Stack<(char Bracket, int Line)>();
+        int line = 1;
+        bool expectingValue = false;
+        for (int i = 0; i < text.Length; i++)
+        {
+            char c = text[i];
+            if (c == '\n')
+            {
+                if (expectingValue) Fail("a key has no value");
+                line++;
+                continue;
+            }
+            if (char.IsWhiteSpace(c)) continue;
+            if (c == '#' || (c == '/' && i + 1 < text.Length && text[i + 1] == '/'))
+            {
+                while (i + 1 < text.Length && text[i + 1] != '\n') i++;
+                continue;
+            }
+            if (c == '"')
+            {
+                bool triple = i + 2 < text.Length && text[i + 1] == '"' && text[i + 2] == '"';
+                int start = line;
+                if (triple)
+                {
+                    int end = text.IndexOf("\"\"\"", i + 3, StringComparison.Ordinal);
+                    if (end < 0) Fail("unterminated \"\"\" string", start);
+                    line += text.AsSpan(i, end - i).Count('\n');
+                    i = end + 2;
+                }
+                else
+                {
+                    int j = i + 1;
+                    while (j < text.Length && text[j] != '"' && text[j] != '\n') j += text[j] == '\\' ? 2 : 1;
+                    if (j >= text.Length || text[j] != '"') Fail("unterminated string", start);
+                    i = j;
+                }
+                expectingValue = false;
+                continue;
+            }
+            if (expectingValue && (c == '}' || c == ']' || c == ',')) Fail("a key has no value");
+            expectingValue = false;
+            switch (c)
+            {
+                case '{' or '[':
+                    open.Push((c, line));
+                    break;
+                case '}' or ']':
+                    char expected = c == '}' ? '{' : '[';
+                    if (open.Count == 0 || open.Peek().Bracket != expected) Fail($"'{c}' closes nothing");
+                    open.Pop();
+                    break;
+                case '=' or ':':
+                    expectingValue = true;
+                    break;
+            }
+        }
+        if (expectingValue) Fail("a key has no value");
+        if (open.Count > 0) Fail($"'{open.Peek().Bracket}' is never closed", open.Peek().Line);
+
+        void Fail(string reason, int? at = null) =>
+            throw new UsageException($"{origin}: invalid HOCON at line {at ?? line}: {reason}.");
+    }
+}

@@ -1,0 +1,131 @@
+using Akka.Actor;
+using Akka.Configuration;
+using FedAvg.Actors.Client;
+using FedAvg.Actors.Messages;
+using FedAvg.Actors.Server;
+using FedAvg.Core;
+using FedAvg.Core.Data;
+using FedAvg.Core.Models;
+using FedAvg.Core.Partitioning;
+using FedAvg.Core.Runtime;
+using FedAvg.Core.Strategies;
+using FedAvg.Core.Training;
+
+namespace FedAvg.Actors.Hosting;
+
+/// <summary>How a simulation ended: every round's metrics and, when it completed, the final global weights.</summary>
+public sealed record SimulationResult(
+    bool Completed, string? FailureReason, IReadOnlyList<RoundMetrics> Rounds, float[]? FinalWeights,
+    int? TargetReachedAtRound, WeightLayout Layout, TimeSpan Elapsed, TimeSpan TrainerBusy);
+
+/// <summary>
+/// A whole federation in one actor system: loads and partitions the data, starts a trainer pool, a server and
+/// K supervised clients, and waits for the run to end.
+/// </summary>
+public sealed class Simulation
+{
+    /// <summary>Test hook: wraps a client's local training (to crash, stall or lie) before the client is created.</summary>
+    public Func<string, ILocalTraining, ILocalTraining>? WrapTraining { get; init; }
+
+    /// <summary>Called on the actor system's thread as each round completes; keep it short.</summary>
+    public Action<RoundMetrics>? OnRound { get; init; }
+
+    /// <summary>Where checkpoints go after every round (null: none).</summary>
+    public string? CheckpointPath { get; init; }
+
+    /// <summary>A checkpoint to continue from.</summary>
+    public Checkpoint? ResumeFrom { get; init; }
+
+    /// <summary>Loads at most this many test samples (evaluation cost in tests); null: the whole test set.</summary>
+    public int? TestSamples { get; init; }
+
+    public static string ClientId(int index, int clients) => $"client-{index.ToString().PadLeft(Math.Max(3, (clients - 1).ToString().Length), '0')}";
+
+    public async Task<SimulationResult> RunAsync(SimulationOptions options, Config akkaConfig, DatasetStore store, CancellationToken cancel = default)
+    {
+        options.Validate();
+        var info = DatasetCatalog.Get(options.Dataset);
+        var (train, fullTest) = store.Load(info, options.Standardize);
+        using var _train = train;
+        using var _test = fullTest;
+        var test = TestSamples is { } n ? fullTest.Take(n) : fullTest;
+        var shards = Partitioner.Parse(options.Partition).Split(train.LabelValues, train.Classes, options.Clients, options.Seed);
+        return await RunAsync(options, akkaConfig, train, test, shards, cancel).ConfigureAwait(false);
+    }
+
+    public async Task<SimulationResult> RunAsync(SimulationOptions options, Config akkaConfig,
+        LabeledImages train, LabeledImages test, int[][] shards, CancellationToken cancel = default)
+    {
+        options.Validate();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using var pool = new TrainerPool(options.Model, options.Trainers, options.ThreadsPerTrainer);
+        using var initialModel = ModelZoo.Create(options.Model, options.Seed);
+        var layout = WeightLayout.Of(initialModel);
+        float[] initial;
+        int firstRound = 1;
+        if (ResumeFrom is { } checkpoint)
+        {
+            if (checkpoint.ModelName != options.Model)
+                throw new DataException($"checkpoint is of model '{checkpoint.ModelName}', but this run uses '{options.Model}'.");
+            if (!checkpoint.Layout.Equals(layout))
+                throw new DataException($"checkpoint layout ({checkpoint.Layout.Describe()}) does not match {options.Model} ({layout.Describe()}).");
+            if (checkpoint.Seed != options.Seed)
+                throw new DataException($"checkpoint was written by a run with seed {checkpoint.Seed}, this run has seed {options.Seed}.");
+            initial = checkpoint.Weights;
+            firstRound = checkpoint.Round + 1;
+        }
+        else
+        {
+            initial = Weights.Read(initialModel, layout);
+        }
+
+        var settings = new ServerSettings(options.Model, layout, options.Rounds, options.Clients, options.RoundTimeout,
+            options.RoundAttempts, options.Seed, options.TargetAccuracy > 0 ? options.TargetAccuracy : null, CheckpointPath, firstRound);
+        var strategy = new FedAvgStrategy(options.Strategy);
+        var rounds = new List<RoundMetrics>();
+        var outcome = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        var system = ActorSystem.Create("fedavg", akkaConfig);
+        try
+        {
+            Action<RoundMetrics> onRound = m =>
+            {
+                rounds.Add(m);
+                OnRound?.Invoke(m);
+            };
+            var observer = system.ActorOf(Props.Create(() => new RunObserver(onRound, outcome)), "observer");
+            var clients = shards.Select((indices, k) =>
+            {
+                string id = ClientId(k, shards.Length);
+                ILocalTraining training = new PooledLocalTraining(pool, train, indices);
+                if (WrapTraining is not null) training = WrapTraining(id, training);
+                return new LocalClient(id, server => FederatedClient.Props(id, server, training));
+            }).ToList();
+            system.ActorOf(FederationServer.Props(strategy, settings, initial, w => pool.Evaluate(w, test), observer, clients), "server");
+
+            using var registration = cancel.Register(() => outcome.TrySetCanceled(cancel));
+            var end = await outcome.Task.ConfigureAwait(false);
+            return end switch
+            {
+                RunCompleted done => new SimulationResult(true, null, rounds, done.FinalWeights, done.TargetReachedAtRound, layout, clock.Elapsed, pool.BusyTime),
+                RunFailed failed => new SimulationResult(false, failed.Reason, rounds, null, null, layout, clock.Elapsed, pool.BusyTime),
+                _ => throw new InvalidOperationException($"unexpected end of run: {end}"),
+            };
+        }
+        finally
+        {
+            await system.Terminate().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Turns the server's reports into callbacks and the run's end into a completed task.</summary>
+    sealed class RunObserver : ReceiveActor
+    {
+        public RunObserver(Action<RoundMetrics> onRound, TaskCompletionSource<object> outcome)
+        {
+            Receive<RoundCompleted>(r => onRound(r.Metrics));
+            Receive<RunCompleted>(r => outcome.TrySetResult(r));
+            Receive<RunFailed>(r => outcome.TrySetResult(r));
+        }
+    }
+}

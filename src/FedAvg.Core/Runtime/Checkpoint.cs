@@ -1,0 +1,91 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+using FedAvg.Core.Models;
+
+namespace FedAvg.Core.Runtime;
+
+/// <summary>
+/// The global model after a completed round, with what a resumed run needs to go on exactly as the uninterrupted
+/// one would: the round, the run seed (every random draw derives from seed and round, see <see cref="Seeds"/>),
+/// the model name and its layout. Written atomically, with a sha256 trailer that detects any damage.
+/// </summary>
+public sealed record Checkpoint(string ModelName, WeightLayout Layout, int Round, int Seed, float[] Weights)
+{
+    public const string FileName = "checkpoint.bin";
+    static readonly byte[] Magic = "FEDAVGCK"u8.ToArray();
+    const int Version = 1;
+
+    public void Save(string path) => AtomicFile.WriteAllBytes(path, ToBytes());
+
+    public byte[] ToBytes()
+    {
+        using var body = new MemoryStream();
+        using (var w = new BinaryWriter(body, Encoding.UTF8, leaveOpen: true))
+        {
+            w.Write(Magic);
+            w.Write(Version);
+            w.Write(ModelName);
+            w.Write(Layout.Entries.Count);
+            foreach (var e in Layout.Entries)
+            {
+                w.Write(e.Name);
+                w.Write(e.Shape.Length);
+                foreach (var d in e.Shape) w.Write(d);
+            }
+            w.Write(Round);
+            w.Write(Seed);
+            w.Write(Weights.Length);
+            w.Write(MemoryMarshal.AsBytes(Weights.AsSpan()));
+        }
+        var hash = SHA256.HashData(body.GetBuffer().AsSpan(0, (int)body.Length));
+        body.Write(hash);
+        return body.ToArray();
+    }
+
+    /// <summary>Reads and checks a checkpoint; with <paramref name="expectedModel"/>, refuses one from another model.</summary>
+    public static Checkpoint Load(string path, string? expectedModel = null)
+    {
+        if (!File.Exists(path)) throw new DataException($"{path}: checkpoint not found.");
+        var bytes = File.ReadAllBytes(path);
+        if (bytes.Length < Magic.Length + 4 + 32 || !bytes.AsSpan(0, Magic.Length).SequenceEqual(Magic))
+            throw new DataException($"{path}: not a FedAvg.Actors checkpoint (bad magic).");
+        var body = bytes.AsSpan(0, bytes.Length - 32);
+        if (!SHA256.HashData(body).AsSpan().SequenceEqual(bytes.AsSpan(bytes.Length - 32)))
+            throw new DataException($"{path}: checkpoint is damaged (sha256 trailer does not match its content).");
+        try
+        {
+            using var r = new BinaryReader(new MemoryStream(bytes, 0, body.Length), Encoding.UTF8);
+            r.ReadBytes(Magic.Length);
+            int version = r.ReadInt32();
+            if (version != Version) throw new DataException($"{path}: checkpoint version {version}, this build reads {Version}.");
+            string model = r.ReadString();
+            if (expectedModel is not null && model != expectedModel)
+                throw new DataException($"{path}: checkpoint is of model '{model}', but this run uses '{expectedModel}'.");
+            int count = r.ReadInt32();
+            var entries = new List<WeightEntry>(count);
+            int offset = 0;
+            for (int i = 0; i < count; i++)
+            {
+                string name = r.ReadString();
+                var shape = new long[r.ReadInt32()];
+                for (int d = 0; d < shape.Length; d++) shape[d] = r.ReadInt64();
+                int length = checked((int)shape.Aggregate(1L, (a, b) => a * b));
+                entries.Add(new WeightEntry(name, shape, offset, length));
+                offset += length;
+            }
+            int round = r.ReadInt32();
+            int seed = r.ReadInt32();
+            int n = r.ReadInt32();
+            if (n != offset) throw new DataException($"{path}: checkpoint holds {n} weights but its layout describes {offset}.");
+            var weights = new float[n];
+            if (r.Read(MemoryMarshal.AsBytes(weights.AsSpan())) != n * sizeof(float))
+                throw new DataException($"{path}: checkpoint is truncated.");
+            return new Checkpoint(model, new WeightLayout(entries), round, seed, weights);
+        }
+        catch (EndOfStreamException)
+        {
+            throw new DataException($"{path}: checkpoint is truncated.");
+        }
+    }
+}
