@@ -2,5 +2,11 @@
 # Builds the `fedavg` command (Release; incremental, so cheap when nothing changed) and runs it with the given arguments.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-dotnet build "$root/src/FedAvg.Cli/FedAvg.Cli.csproj" -c Release -v quiet -nologo -clp:NoSummary >&2
+log="$(mktemp)"
+if ! dotnet build "$root/src/FedAvg.Cli/FedAvg.Cli.csproj" -c Release -nologo -v quiet >"$log" 2>&1; then
+  cat "$log" >&2
+  rm -f "$log"
+  exit 1
+fi
+rm -f "$log"
 exec "$root/src/FedAvg.Cli/bin/Release/net10.0/fedavg" "$@"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main job with sensible defaults: installs the data if needed, builds, and runs the seed 001 baseline.
-# Extra arguments are passed on to `fedavg centralized`.
+# The main job with sensible defaults: installs the data if needed, builds, and runs a federation with
+# seed 001's setting (hocon/simulation.conf). Extra arguments are passed on to `fedavg simulate`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-data.sh
-exec scripts/fedavg.sh centralized "$@"
+exec scripts/fedavg.sh simulate "$@"

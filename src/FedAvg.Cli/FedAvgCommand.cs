@@ -13,6 +13,7 @@ public static class FedAvgCommand
         {
             DataCommands.Create(),
             CentralizedCommand.Create(),
+            SimulateCommand.Create(),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -1,0 +1,93 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using FedAvg.Actors.Messages;
+using FedAvg.Core;
+using FedAvg.Core.Runtime;
+
+namespace FedAvg.Cli;
+
+/// <summary>
+/// The files of one run directory. Every file is rewritten whole and atomically, so a run stopped at any moment
+/// leaves each of them either as before or as after its last round.
+/// </summary>
+public sealed class RunOutputs(string directory)
+{
+    public const string RoundsCsv = "rounds.csv";
+    public const string RoundsJsonl = "rounds.jsonl";
+    public const string ConfigFile = "config.conf";
+    public const string ModelFile = "model.ts";
+    public const string PlotFile = "accuracy.png";
+    public const string SummaryFile = "summary.json";
+
+    static readonly string[] Owned = [RoundsCsv, RoundsJsonl, ConfigFile, ModelFile, PlotFile, SummaryFile, Checkpoint.FileName];
+
+    public string Directory { get; } = Path.GetFullPath(directory);
+    readonly List<RoundMetrics> rounds = [];
+
+    public string PathOf(string file) => Path.Combine(Directory, file);
+
+    /// <summary>Refuses to reuse a directory that holds a run unless the user said so (--force or --resume).</summary>
+    public void Prepare(bool force, bool resume)
+    {
+        if (resume)
+        {
+            if (!File.Exists(PathOf(Checkpoint.FileName)))
+                throw new UsageException($"--resume {Directory}: no {Checkpoint.FileName} there to resume from.");
+            rounds.AddRange(ReadJsonl());
+            return;
+        }
+        if (System.IO.Directory.Exists(Directory) && System.IO.Directory.EnumerateFileSystemEntries(Directory).Any())
+        {
+            if (!force)
+                throw new UsageException($"--out {Directory} already exists and is not empty; pass --resume to continue that run or --force to replace it.");
+            foreach (var file in Owned)
+                if (File.Exists(PathOf(file))) File.Delete(PathOf(file));
+        }
+        System.IO.Directory.CreateDirectory(Directory);
+    }
+
+    public IReadOnlyList<RoundMetrics> Rounds => rounds;
+
+    public void Add(RoundMetrics metrics)
+    {
+        rounds.RemoveAll(r => r.Round >= metrics.Round); // a resumed run replays nothing, but be safe
+        rounds.Add(metrics);
+        AtomicFile.WriteAllText(PathOf(RoundsCsv), Csv(rounds));
+        AtomicFile.WriteAllText(PathOf(RoundsJsonl), string.Concat(rounds.Select(r => JsonSerializer.Serialize(r) + "\n")));
+    }
+
+    public static string Csv(IEnumerable<RoundMetrics> rounds)
+    {
+        var csv = new StringBuilder("round,sampled,succeeded,failed,attempts,test_loss,test_accuracy,mean_train_loss," +
+                                    "training_s,trainer_busy_s,aggregation_s,evaluation_s,round_s\n");
+        foreach (var r in rounds)
+            csv.Append(CultureInfo.InvariantCulture,
+                $"{r.Round},{r.Sampled},{r.Succeeded},{r.Failed},{r.Attempts},{r.TestLoss:R},{r.TestAccuracy:R},{r.MeanTrainLoss:R}," +
+                $"{r.TrainingSeconds:F4},{r.TrainerBusySeconds:F4},{r.AggregationSeconds:F4},{r.EvaluationSeconds:F4},{r.RoundSeconds:F4}\n");
+        return csv.ToString();
+    }
+
+    IEnumerable<RoundMetrics> ReadJsonl()
+    {
+        string path = PathOf(RoundsJsonl);
+        if (!File.Exists(path)) yield break;
+        int line = 0;
+        foreach (var text in File.ReadLines(path))
+        {
+            line++;
+            if (text.Length == 0) continue;
+            RoundMetrics? metrics;
+            try
+            {
+                metrics = JsonSerializer.Deserialize<RoundMetrics>(text);
+            }
+            catch (JsonException e)
+            {
+                throw new DataException($"{path}:{line}: not a round record ({e.Message}).");
+            }
+            if (metrics is null) throw new DataException($"{path}:{line}: empty round record.");
+            yield return metrics;
+        }
+    }
+}

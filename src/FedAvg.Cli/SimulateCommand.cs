@@ -1,0 +1,200 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using FedAvg.Actors.Hosting;
+using FedAvg.Actors.Messages;
+using FedAvg.Core;
+using FedAvg.Core.Data;
+using FedAvg.Core.Runtime;
+using FedAvg.Core.Training;
+using Spectre.Console;
+
+namespace FedAvg.Cli;
+
+/// <summary>`fedavg simulate`: a whole federation in one process, on actors.</summary>
+public static class SimulateCommand
+{
+    sealed record ReferenceCurves(List<(int, double)>? Centralized, List<(int, double)>? Reference, string ReferenceLabel);
+
+    /// <summary>A command-line option that, when given, overrides one key of the `fedavg` HOCON section.</summary>
+    sealed record Setting(Option Option, string Key, Func<ParseResult, string> Hocon);
+
+    static Setting Text(string name, string key, string description) =>
+        Make(new Option<string>(name) { Description = description }, key, v => JsonSerializer.Serialize(v));
+
+    static Setting Number<T>(string name, string key, string description) where T : IFormattable =>
+        Make(new Option<T>(name) { Description = description }, key, v => v.ToString(null, CultureInfo.InvariantCulture));
+
+    static Setting Make<T>(Option<T> option, string key, Func<T, string> render) =>
+        new(option, key, parse => render(parse.GetValue(option)!));
+
+    public static Command Create()
+    {
+        Setting[] settings =
+        [
+            Text("--dataset", "dataset", $"Dataset: {string.Join(", ", DatasetCatalog.All.Select(d => d.Name))}."),
+            Text("--model", "model", $"Model: {string.Join(", ", FedAvg.Core.Models.ModelZoo.Names)}."),
+            Number<int>("--clients", "clients", "K: how many clients share the training set."),
+            Number<double>("--fraction", "fraction", "C: the fraction of clients sampled each round, in (0, 1]."),
+            Number<int>("--min-clients", "min-clients", "The fewest updates that make a round (and the fewest sampled)."),
+            Number<int>("--local-epochs", "local-epochs", "E: local epochs per round."),
+            Number<int>("--batch", "batch", "B: local mini-batch size."),
+            Number<double>("--lr", "lr", "Local SGD learning rate."),
+            Number<double>("--momentum", "momentum", "Local SGD momentum."),
+            Number<double>("--weight-decay", "weight-decay", "Local L2 weight decay."),
+            Number<int>("--rounds", "rounds", "Communication rounds."),
+            Text("--partition", "partition", "iid, iid-balanced[:n], contiguous, shards[:s], dirichlet:α, classes:k."),
+            Number<int>("--seed", "seed", "Seed of initialisation, partition, sampling and shuffling."),
+            Number<int>("--trainers", "trainers", "P: trainings that run at once."),
+            Number<int>("--threads-per-trainer", "threads-per-trainer", "T: libtorch intra-op threads of each trainer."),
+            Text("--round-timeout", "round-timeout", "Round deadline, e.g. 90s or 10m."),
+            Number<int>("--round-attempts", "round-attempts", "How often a round that got too few updates is tried in all."),
+            Number<double>("--target-accuracy", "target-accuracy", "Stop once the test accuracy reaches this; report the rounds it took."),
+        ];
+        var standardize = new Option<bool?>("--standardize") { Description = "Standardize pixels with the dataset's mean and std." };
+        var config = new Option<string?>("--config") { Description = "A HOCON file layered over hocon/simulation.conf (flags override both)." };
+        var output = new Option<string?>("--out") { Description = "Run directory (default: runs/simulate-TIMESTAMP)." };
+        var resume = new Option<string?>("--resume") { Description = "Continue the stopped run in this directory from its last checkpoint." };
+        var force = new Option<bool>("--force") { Description = "Replace the run in an existing --out directory." };
+        var baseline = new Option<string?>("--baseline") { Description = "A `fedavg centralized` CSV to plot on the same axes." };
+        var reference = new Option<string?>("--reference") { Description = "A CSV of round,test_accuracy (e.g. a paper's figures) to plot on the same axes." };
+        var dataDir = CommonOptions.DataDir();
+
+        var command = new Command("simulate", "Run a federation of K clients and a server on actors, in this process.");
+        foreach (var s in settings) command.Options.Add(s.Option);
+        foreach (var o in new Option[] { standardize, config, output, resume, force, baseline, reference, dataDir }) command.Options.Add(o);
+
+        command.SetAction((parse, cancel) =>
+        {
+            var overrides = settings
+                .Where(s => parse.GetResult(s.Option) is { Implicit: false })
+                .Select(s => $"fedavg.{s.Key} = {s.Hocon(parse)}")
+                .ToList();
+            if (parse.GetValue(standardize) is { } std) overrides.Add($"fedavg.standardize = {(std ? "on" : "off")}");
+
+            string? resumeDir = parse.GetValue(resume);
+            string? userConfig = parse.GetValue(config);
+            if (resumeDir is not null && parse.GetValue(output) is not null)
+                throw new UsageException("--resume DIR continues the run in DIR; do not pass --out as well.");
+            if (resumeDir is not null && userConfig is not null)
+                throw new UsageException("--resume DIR reads its configuration from DIR/config.conf; do not pass --config as well.");
+            if (resumeDir is not null) userConfig = Path.Combine(resumeDir, RunOutputs.ConfigFile);
+
+            var akka = HoconFiles.Load("simulation.conf", userConfig, string.Join("\n", overrides));
+            var options = SimulationOptions.FromConfig(akka);
+            string dir = resumeDir ?? parse.GetValue(output) ?? Path.Combine("runs", $"simulate-{DateTime.Now:yyyyMMdd-HHmmss}");
+            var curves = new ReferenceCurves(
+                parse.GetValue(baseline) is { } b ? AccuracyPlot.ReadCurve(b, "epoch", "--baseline") : null,
+                parse.GetValue(reference) is { } r ? AccuracyPlot.ReadCurve(r, "round", "--reference") : null,
+                parse.GetValue(reference) is { } name ? Path.GetFileNameWithoutExtension(name) : "reference");
+            return Execute(options, akka, new DatasetStore(parse.GetValue(dataDir)!), new RunOutputs(dir),
+                resumeDir is not null, parse.GetValue(force), curves, cancel);
+        });
+        return command;
+    }
+
+    static async Task<int> Execute(SimulationOptions options, Akka.Configuration.Config akka, DatasetStore store, RunOutputs outputs,
+        bool resume, bool force, ReferenceCurves curves, CancellationToken cancel)
+    {
+        outputs.Prepare(force, resume);
+        Checkpoint? checkpoint = resume ? Checkpoint.Load(outputs.PathOf(Checkpoint.FileName), options.Model) : null;
+        if (checkpoint is not null && checkpoint.Round >= options.Rounds)
+            throw new UsageException($"--resume: the run already completed round {checkpoint.Round} of {options.Rounds}; pass --rounds N with N > {checkpoint.Round} to go on.");
+        AtomicFile.WriteAllText(outputs.PathOf(RunOutputs.ConfigFile),
+            "# The resolved configuration of this run: `fedavg simulate --resume DIR` reads it back.\n" + options.ToHocon());
+
+        AnsiConsole.MarkupLine(Markup.Escape(
+            $"FedAvg · {options.Dataset} · {options.Model} · K={options.Clients} C={options.Fraction} E={options.LocalEpochs} " +
+            $"B={options.Batch} lr={options.LearningRate} momentum={options.Momentum} · {options.Partition} · {options.Rounds} rounds · " +
+            $"P={options.Trainers}×T={options.ThreadsPerTrainer} · seed {options.Seed}" +
+            (checkpoint is null ? "" : $" · resuming after round {checkpoint.Round}")));
+        AnsiConsole.MarkupLine(Markup.Escape($"Run directory: {outputs.Directory}"));
+
+        int firstRound = (checkpoint?.Round ?? 0) + 1;
+        Task<SimulationResult> Run(Action<RoundMetrics> show) => new Simulation
+        {
+            CheckpointPath = outputs.PathOf(Checkpoint.FileName),
+            ResumeFrom = checkpoint,
+            OnRound = m =>
+            {
+                outputs.Add(m);
+                show(m);
+            },
+        }.RunAsync(options, akka, store, cancel);
+
+        SimulationResult result;
+        if (AnsiConsole.Profile.Capabilities.Interactive)
+        {
+            result = await AnsiConsole.Progress()
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+                .StartAsync(ctx =>
+                {
+                    var bar = ctx.AddTask($"round {firstRound}/{options.Rounds} · training", maxValue: options.Rounds - firstRound + 1);
+                    return Run(m =>
+                    {
+                        bar.Increment(1);
+                        bar.Description = $"round {m.Round}/{options.Rounds} · acc {m.TestAccuracy:F4} · {m.RoundSeconds:F1}s/round";
+                    });
+                });
+        }
+        else
+        {
+            result = await Run(m => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"round {m.Round}/{options.Rounds}: test accuracy {m.TestAccuracy:F4}, loss {m.TestLoss:F4}, " +
+                $"{m.Succeeded}/{m.Sampled} clients, {m.RoundSeconds:F2}s")));
+        }
+
+        WriteSummary(options, outputs, result);
+        if (!result.Completed)
+        {
+            AnsiConsole.MarkupLine($"[red]Run failed:[/] {Markup.Escape(result.FailureReason ?? "unknown reason")}");
+            AnsiConsole.MarkupLine(Markup.Escape($"The last checkpoint is in {outputs.Directory}; continue with --resume {outputs.Directory}."));
+            return ExitCodes.RunFailed;
+        }
+
+        using (var trainer = new LocalTrainer(options.Model))
+        {
+            var module = trainer.ModuleWith(result.FinalWeights!);
+            AtomicFile.Write(outputs.PathOf(RunOutputs.ModelFile), s => module.save(new BinaryWriter(s)));
+        }
+        AccuracyPlot.Save(outputs.PathOf(RunOutputs.PlotFile),
+            outputs.Rounds.Select(r => (r.Round, r.TestAccuracy)).ToList(), $"FedAvg {options.Model} K={options.Clients} {options.Partition}",
+            curves.Centralized, curves.Reference, curves.ReferenceLabel);
+        PrintTable(outputs.Rounds);
+        if (options.TargetAccuracy > 0)
+            AnsiConsole.MarkupLine(result.TargetReachedAtRound is { } at
+                ? $"Target accuracy {options.TargetAccuracy} reached after [green]{at}[/] rounds."
+                : $"Target accuracy {options.TargetAccuracy} [yellow]not reached[/] in {options.Rounds} rounds.");
+        AnsiConsole.MarkupLine(Markup.Escape($"Wrote {outputs.Directory}: {RunOutputs.RoundsCsv}, {RunOutputs.RoundsJsonl}, " +
+                                             $"{RunOutputs.ModelFile}, {RunOutputs.PlotFile}, {RunOutputs.ConfigFile}, {RunOutputs.SummaryFile}."));
+        return ExitCodes.Success;
+    }
+
+    static void WriteSummary(SimulationOptions options, RunOutputs outputs, SimulationResult result)
+    {
+        var last = outputs.Rounds.LastOrDefault();
+        var summary = new
+        {
+            completed = result.Completed,
+            failure = result.FailureReason,
+            rounds = last?.Round ?? 0,
+            final_test_accuracy = last?.TestAccuracy,
+            target_accuracy = options.TargetAccuracy > 0 ? options.TargetAccuracy : (double?)null,
+            target_reached_at_round = result.TargetReachedAtRound,
+            wall_seconds = result.Elapsed.TotalSeconds,
+            trainer_busy_seconds = result.TrainerBusy.TotalSeconds,
+            trainers = options.Trainers,
+            threads_per_trainer = options.ThreadsPerTrainer,
+        };
+        AtomicFile.WriteAllText(outputs.PathOf(RunOutputs.SummaryFile), JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    static void PrintTable(IReadOnlyList<RoundMetrics> rounds)
+    {
+        var table = new Table().AddColumns("round", "clients ok/sampled", "test loss", "test acc", "train loss", "round s", "aggregate s", "evaluate s");
+        foreach (var r in rounds)
+            table.AddRow(r.Round.ToString(), $"{r.Succeeded}/{r.Sampled}", r.TestLoss.ToString("F4"), r.TestAccuracy.ToString("F4"),
+                r.MeanTrainLoss.ToString("F4"), r.RoundSeconds.ToString("F2"), r.AggregationSeconds.ToString("F3"), r.EvaluationSeconds.ToString("F3"));
+        AnsiConsole.Write(table);
+    }
+}

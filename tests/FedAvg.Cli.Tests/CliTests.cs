@@ -1,0 +1,126 @@
+using FedAvg.Cli;
+using FedAvg.Core.Models;
+using FedAvg.Core.Runtime;
+using FedAvg.Core.Training;
+using FedAvg.Tests.Shared;
+using TorchSharp;
+
+namespace FedAvg.Cli.Tests;
+
+/// <summary>The `fedavg` command as a user runs it: real arguments, real files, real exit codes.</summary>
+public class CliTests
+{
+    static (int Code, string Error) Fedavg(params string[] args)
+    {
+        var error = new StringWriter();
+        int code = FedAvgCommand.Run(args, TextWriter.Null, error);
+        return (code, error.ToString());
+    }
+
+    static string[] Small(string outDir, params string[] extra) =>
+    [
+        "simulate", "--data-dir", TestData.DataDir, "--out", outDir, "--clients", "20", "--fraction", "0.1",
+        "--partition", "iid", "--local-epochs", "1", "--lr", "0.05", "--rounds", "2", "--trainers", "1", .. extra,
+    ];
+
+    [Theory]
+    [InlineData(new[] { "simulate", "--bogus" }, "--bogus")]
+    [InlineData(new[] { "simulate", "--model", "resnet50" }, "seed001-2nn")]
+    [InlineData(new[] { "simulate", "--fraction", "0" }, "fraction")]
+    [InlineData(new[] { "simulate", "--fraction", "1.01" }, "fraction")]
+    [InlineData(new[] { "simulate", "--clients", "10", "--min-clients", "11" }, "min-clients")]
+    [InlineData(new[] { "simulate", "--round-timeout", "-5s" }, "round-timeout")]
+    [InlineData(new[] { "simulate", "--partition", "dirichlet:0" }, "alpha")]
+    [InlineData(new[] { "simulate", "--dataset", "cifar10" }, "fashion-mnist")]
+    [InlineData(new[] { "simulate", "--clients", "abc" }, "abc")]
+    [InlineData(new[] { "centralized", "--batch", "0" }, "batch")]
+    [InlineData(new[] { "centralized", "--lr", "-0.1" }, "lr")]
+    [InlineData(new[] { "centralized", "--model", "lenet" }, "mcmahan-cnn")]
+    [InlineData(new[] { "frobnicate" }, "frobnicate")]
+    public void Usage_errors_exit_2_and_name_the_problem(string[] args, string named)
+    {
+        var (code, error) = Fedavg([.. args, "--data-dir", TestData.DataDir]);
+        Assert.Equal(ExitCodes.UsageError, code);
+        Assert.Contains(named, error);
+    }
+
+    [Fact]
+    public void An_invalid_hocon_file_exits_2_naming_the_file_and_line()
+    {
+        string file = Path.Combine(TestData.TempDir(), "bad.conf");
+        File.WriteAllText(file, "fedavg {\n  lr = \n}\n");
+        var (code, error) = Fedavg("simulate", "--config", file, "--out", Path.Combine(TestData.TempDir(), "run"));
+        Assert.Equal(ExitCodes.UsageError, code);
+        Assert.Contains(file, error);
+        Assert.Contains("line 2", error);
+    }
+
+    [Fact]
+    public void Missing_data_exits_3_and_says_how_to_install()
+    {
+        var (code, error) = Fedavg("centralized", "--data-dir", Path.Combine(TestData.TempDir(), "empty"), "--epochs", "1");
+        Assert.Equal(ExitCodes.DataError, code);
+        Assert.Contains("fedavg data install", error);
+    }
+
+    [Fact]
+    public void An_existing_run_directory_is_never_overwritten_silently()
+    {
+        string dir = TestData.TempDir();
+        string precious = Path.Combine(dir, "rounds.csv");
+        File.WriteAllText(precious, "results of an earlier run");
+        var (code, error) = Fedavg(Small(dir));
+        Assert.Equal(ExitCodes.UsageError, code);
+        Assert.Contains("--force", error);
+        Assert.Equal("results of an earlier run", File.ReadAllText(precious));
+    }
+
+    [Fact]
+    public void Simulate_writes_every_output_and_resume_continues_the_same_run()
+    {
+        string dir = Path.Combine(TestData.TempDir(), "run");
+        var (code, error) = Fedavg(Small(dir));
+        Assert.True(code == ExitCodes.Success, error);
+
+        var csv = File.ReadAllLines(Path.Combine(dir, RunOutputs.RoundsCsv));
+        Assert.Equal(3, csv.Length); // header + 2 rounds
+        Assert.StartsWith("round,sampled,succeeded,failed", csv[0]);
+        Assert.StartsWith("2,2,2,0,1,", csv[2]);
+        Assert.Equal(2, File.ReadAllLines(Path.Combine(dir, RunOutputs.RoundsJsonl)).Length);
+        Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], File.ReadAllBytes(Path.Combine(dir, RunOutputs.PlotFile))[..4]);
+        Assert.Contains("clients = 20", File.ReadAllText(Path.Combine(dir, RunOutputs.ConfigFile)));
+        Assert.Equal(2, Checkpoint.Load(Path.Combine(dir, Checkpoint.FileName)).Round);
+
+        // the saved model is TorchSharp's format and holds the final global weights
+        using var model = ModelZoo.Create("seed001-2nn");
+        model.load(Path.Combine(dir, RunOutputs.ModelFile));
+        var accuracy = Evaluator.Evaluate(model, TestData.MnistTest).Accuracy;
+        double reported = double.Parse(csv[2].Split(',')[6], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(reported, accuracy, 10);
+
+        // resuming a finished run without more rounds is refused; with --rounds 3 it runs round 3 only
+        Assert.Equal(ExitCodes.UsageError, Fedavg("simulate", "--resume", dir, "--data-dir", TestData.DataDir).Code);
+        (code, error) = Fedavg("simulate", "--resume", dir, "--rounds", "3", "--data-dir", TestData.DataDir);
+        Assert.True(code == ExitCodes.Success, error);
+        csv = File.ReadAllLines(Path.Combine(dir, RunOutputs.RoundsCsv));
+        Assert.Equal(4, csv.Length);
+        Assert.StartsWith("3,", csv[3]);
+        Assert.Equal(3, Checkpoint.Load(Path.Combine(dir, Checkpoint.FileName)).Round);
+
+        // a checkpoint of another model is refused before any training
+        (code, error) = Fedavg("simulate", "--resume", dir, "--rounds", "4", "--model", "seed000-cnn", "--data-dir", TestData.DataDir);
+        Assert.Equal(ExitCodes.DataError, code);
+        Assert.Contains("seed000-cnn", error);
+    }
+
+    [Fact]
+    public void A_run_that_cannot_get_enough_updates_exits_4_and_keeps_its_checkpoint_and_rounds()
+    {
+        string dir = Path.Combine(TestData.TempDir(), "run");
+        // round-timeout far shorter than one local training: no update ever arrives in time
+        var (code, error) = Fedavg(Small(dir, "--round-timeout", "1ms", "--round-attempts", "1", "--min-clients", "2"));
+        Assert.Equal(ExitCodes.RunFailed, code);
+        Assert.True(File.Exists(Path.Combine(dir, RunOutputs.SummaryFile)));
+        Assert.Contains("\"completed\": false", File.ReadAllText(Path.Combine(dir, RunOutputs.SummaryFile)));
+    }
+}
