@@ -14,6 +14,7 @@ public static class FedAvgCommand
             DataCommands.Create(),
             CentralizedCommand.Create(),
             SimulateCommand.Create(),
+            BenchCommand.Create(),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -82,3 +82,42 @@ public class TrainingTests
         Assert.Equal(1234, batched.Count);
     }
 }
+
+public class TrainerPoolTests
+{
+    [Fact]
+    public async Task Pool_evaluation_spread_over_trainers_gives_the_same_bits_as_one_trainer()
+    {
+        using var model = FedAvg.Core.Models.ModelZoo.Create("seed000-cnn", 2);
+        var weights = FedAvg.Core.Models.Weights.Read(model, FedAvg.Core.Models.WeightLayout.Of(model));
+        var set = TestData.MnistTest.Take(2345);
+        var single = FedAvg.Core.Training.Evaluator.Evaluate(model, set, 100);
+        using var one = new TrainerPool("seed000-cnn", 1, 1);
+        using var three = new TrainerPool("seed000-cnn", 3, 1);
+        Assert.Equal(single, await one.Evaluate(weights, set, 100));
+        Assert.Equal(single, await three.Evaluate(weights, set, 100));
+    }
+
+    [Fact]
+    public async Task Concurrent_trainings_on_a_pool_match_sequential_ones_bit_for_bit()
+    {
+        using var model = FedAvg.Core.Models.ModelZoo.Create("seed001-2nn", 2);
+        var weights = FedAvg.Core.Models.Weights.Read(model, FedAvg.Core.Models.WeightLayout.Of(model));
+        var config = new TrainConfig(1, 16, 0.05, 0.9);
+        var shards = Enumerable.Range(0, 4).Select(k => Enumerable.Range(k * 300, 300).ToArray()).ToArray();
+        using var serial = new TrainerPool("seed001-2nn", 1, 1);
+        using var parallel = new TrainerPool("seed001-2nn", 2, 1);
+        var a = await Task.WhenAll(shards.Select((s, k) => serial.Train(weights, TestData.MnistTrain, s, config, k)));
+        var b = await Task.WhenAll(shards.Select((s, k) => parallel.Train(weights, TestData.MnistTrain, s, config, k)));
+        for (int k = 0; k < shards.Length; k++) Assert.Equal(a[k].Weights, b[k].Weights);
+        Assert.True(parallel.BusyTime > TimeSpan.Zero);
+    }
+
+    [Fact]
+    public async Task A_job_that_throws_faults_its_task_and_the_pool_keeps_working()
+    {
+        using var pool = new TrainerPool("seed001-2nn", 1, 1);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => pool.Submit<int>(_ => throw new InvalidOperationException("bad job")));
+        Assert.Equal(42, await pool.Submit(_ => 42));
+    }
+}

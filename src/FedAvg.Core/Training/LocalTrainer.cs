@@ -82,7 +82,7 @@ public sealed class LocalTrainer : IDisposable
     }
 
     /// <summary>Loss and accuracy of <paramref name="weights"/> on a whole set, in batches, without gradients.</summary>
-    public Evaluation Evaluate(ReadOnlySpan<float> weights, LabeledImages data, int batchSize = 1000)
+    public Evaluation Evaluate(ReadOnlySpan<float> weights, LabeledImages data, int batchSize = Evaluator.DefaultBatch)
     {
         Weights.Write(model, Layout, weights);
         return Evaluator.Evaluate(model, data, batchSize);
@@ -103,23 +103,54 @@ public sealed record EpochReport(int Epoch, double MeanLoss, double Accuracy, nn
 
 public static class Evaluator
 {
-    public static Evaluation Evaluate(nn.Module<Tensor, Tensor> model, LabeledImages data, int batchSize = 1000)
+    /// <summary>
+    /// Large enough to amortise per-call overhead, small enough that no intermediate buffer (im2col of the
+    /// CNNs at batch 1000 is >100 MB) exceeds the mmap threshold and gets mapped and unmapped every batch.
+    /// </summary>
+    public const int DefaultBatch = 200;
+
+    public static Evaluation Evaluate(nn.Module<Tensor, Tensor> model, LabeledImages data, int batchSize = DefaultBatch) =>
+        Combine(data.Count, [EvaluateBatches(model, data, 0, BatchCount(data.Count, batchSize), batchSize)]);
+
+    public static int BatchCount(int samples, int batchSize) => (samples + batchSize - 1) / batchSize;
+
+    /// <summary>Per-batch loss sums and the number of correct predictions over batches [first, first + count).</summary>
+    public static PartialEvaluation EvaluateBatches(nn.Module<Tensor, Tensor> model, LabeledImages data, int first, int count, int batchSize)
     {
         Require.AtLeast(batchSize, 1, "batch");
         model.eval();
         using var _ = torch.no_grad();
-        double lossSum = 0;
+        var losses = new double[count];
         long correct = 0;
-        for (int start = 0; start < data.Count; start += batchSize)
+        for (int b = 0; b < count; b++)
         {
             using var scope = torch.NewDisposeScope();
-            int count = Math.Min(batchSize, data.Count - start);
-            var inputs = data.Images.narrow(0, start, count);
-            var targets = data.Labels.narrow(0, start, count);
+            int start = (first + b) * batchSize;
+            int size = Math.Min(batchSize, data.Count - start);
+            var inputs = data.Images.narrow(0, start, size);
+            var targets = data.Labels.narrow(0, start, size);
             var logits = model.call(inputs);
-            lossSum += nn.functional.cross_entropy(logits, targets, reduction: nn.Reduction.Sum).item<float>();
+            losses[b] = nn.functional.cross_entropy(logits, targets, reduction: nn.Reduction.Sum).item<float>();
             correct += logits.argmax(1).eq(targets).sum().item<long>();
         }
-        return new Evaluation(lossSum / data.Count, (double)correct / data.Count, data.Count);
+        return new PartialEvaluation(first, losses, correct);
+    }
+
+    /// <summary>
+    /// Adds partial evaluations in batch order, so the result is the same bits however the batches were spread
+    /// over trainers.
+    /// </summary>
+    public static Evaluation Combine(int samples, IEnumerable<PartialEvaluation> parts)
+    {
+        double loss = 0;
+        long correct = 0;
+        foreach (var part in parts.OrderBy(p => p.FirstBatch))
+        {
+            foreach (var l in part.BatchLossSums) loss += l;
+            correct += part.Correct;
+        }
+        return new Evaluation(loss / samples, (double)correct / samples, samples);
     }
 }
+
+public sealed record PartialEvaluation(int FirstBatch, double[] BatchLossSums, long Correct);

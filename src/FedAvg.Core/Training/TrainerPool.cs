@@ -46,8 +46,21 @@ public sealed class TrainerPool : IDisposable
     public Task<TrainResult> Train(float[] globalWeights, LabeledImages data, int[] indices, TrainConfig config, int seed) =>
         Submit(trainer => trainer.Train(globalWeights, data, indices, config, seed));
 
-    public Task<Evaluation> Evaluate(float[] weights, LabeledImages data) =>
-        Submit(trainer => trainer.Evaluate(weights, data));
+    /// <summary>Evaluates on all trainers at once, each on a contiguous run of batches; bit-identical for any P.</summary>
+    public async Task<Evaluation> Evaluate(float[] weights, LabeledImages data, int batchSize = Evaluator.DefaultBatch)
+    {
+        int batches = Evaluator.BatchCount(data.Count, batchSize);
+        int parts = Math.Min(Trainers, batches);
+        var jobs = new List<Task<PartialEvaluation>>(parts);
+        for (int p = 0, first = 0; p < parts; p++)
+        {
+            int count = batches / parts + (p < batches % parts ? 1 : 0);
+            int from = first;
+            jobs.Add(Submit(trainer => Evaluator.EvaluateBatches(trainer.ModuleWith(weights), data, from, count, batchSize)));
+            first += count;
+        }
+        return Evaluator.Combine(data.Count, await Task.WhenAll(jobs).ConfigureAwait(false));
+    }
 
     public Task<T> Submit<T>(Func<LocalTrainer, T> work)
     {

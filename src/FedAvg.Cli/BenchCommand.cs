@@ -1,0 +1,167 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using FedAvg.Core;
+using FedAvg.Core.Data;
+using FedAvg.Core.Models;
+using FedAvg.Core.Runtime;
+using FedAvg.Core.Strategies;
+using FedAvg.Core.Training;
+
+namespace FedAvg.Cli;
+
+/// <summary>
+/// `fedavg bench …`: the measurements behind docs/benchmarks.md. Each prints one JSON object per line so that
+/// scripts/bench.sh can put them next to the PyTorch reference measured in the same run.
+/// </summary>
+public static class BenchCommand
+{
+    public static Command Create()
+    {
+        var bench = new Command("bench", "Measurements for docs/benchmarks.md (one JSON line per result).");
+        bench.Subcommands.Add(Train());
+        bench.Subcommands.Add(Aggregate());
+        bench.Subcommands.Add(Evaluate());
+        return bench;
+    }
+
+    static Command Train()
+    {
+        var dataDir = CommonOptions.DataDir();
+        var model = CommonOptions.Model("seed002-cnn");
+        var batch = CommonOptions.Value("--batch", 64, "Mini-batch size.");
+        var trainers = CommonOptions.Value("--trainers", 1, "Trainings that run at once (P), each on its own data.");
+        var threads = CommonOptions.Value("--threads-per-trainer", 1, "libtorch intra-op threads per trainer (T).");
+        var samples = CommonOptions.Value("--samples", 60000, "Samples each trainer trains on per repetition (one epoch of this many).");
+        var repeats = CommonOptions.Value("--repeats", 3, "Repetitions; the median is reported.");
+        var command = new Command("train", "Local training throughput in samples/s (SGD lr 0.01, momentum 0.9) summed over P trainers.")
+        {
+            dataDir, model, batch, trainers, threads, samples, repeats,
+        };
+        command.SetAction(parse =>
+        {
+            string name = parse.GetValue(model)!;
+            ModelZoo.Validate(name);
+            int p = parse.GetValue(trainers), t = parse.GetValue(threads), n = parse.GetValue(samples), r = parse.GetValue(repeats);
+            Require.AtLeast(p, 1, "--trainers");
+            Require.AtLeast(r, 1, "--repeats");
+            var config = new TrainConfig(1, parse.GetValue(batch), 0.01, 0.9);
+            config.Validate();
+            var (train, test) = new DatasetStore(parse.GetValue(dataDir)!).Load(DatasetCatalog.Mnist, standardize: true);
+            using var _ = train;
+            using var __ = test;
+            Require.AtLeast(n, 1, "--samples");
+            if (n > train.Count) throw new UsageException($"--samples {n} exceeds the {train.Count} training samples.");
+            using var pool = new TrainerPool(name, p, t);
+            using var initialModel = ModelZoo.Create(name, 1);
+            var initial = Weights.Read(initialModel, WeightLayout.Of(initialModel));
+            var shards = Enumerable.Range(0, p).Select(k => Enumerable.Range(0, n).Select(i => (i + k * 7919) % train.Count).ToArray()).ToArray();
+            // warm-up: first-touch allocations and libtorch's lazy initialisation are not what we measure
+            Task.WaitAll(shards.Select(s => pool.Train(initial, train, s[..Math.Min(s.Length, 2048)], config, 1)).ToArray());
+            var rates = new List<double>();
+            for (int i = 0; i < r; i++)
+            {
+                var clock = Stopwatch.StartNew();
+                Task.WaitAll(shards.Select(s => pool.Train(initial, train, s, config, i)).ToArray());
+                rates.Add(p * (double)n / clock.Elapsed.TotalSeconds);
+            }
+            Emit(new { bench = "train", model = name, batch = config.BatchSize, trainers = p, threads_per_trainer = t,
+                samples_per_s = Median(rates), runs = rates, malloc_tuned = NativeTuning.MallocTuned });
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    static Command Aggregate()
+    {
+        var model = CommonOptions.Model("mcmahan-cnn");
+        var updates = CommonOptions.Value("--updates", 100, "How many client updates to average.");
+        var repeats = CommonOptions.Value("--repeats", 5, "Repetitions; the median is reported.");
+        var command = new Command("aggregate", "FedAvg aggregation of N updates against a memory copy of the same bytes.")
+        {
+            model, updates, repeats,
+        };
+        command.SetAction(parse =>
+        {
+            string name = parse.GetValue(model)!;
+            int count = parse.GetValue(updates), r = parse.GetValue(repeats);
+            Require.AtLeast(count, 1, "--updates");
+            Require.AtLeast(r, 1, "--repeats");
+            using var m = ModelZoo.Create(name, 1);
+            int length = WeightLayout.Of(m).TotalLength;
+            var rng = new Random(1);
+            var list = Enumerable.Range(0, count).Select(k =>
+            {
+                var w = new float[length];
+                for (int i = 0; i < length; i++) w[i] = (float)rng.NextDouble();
+                return new ClientUpdate($"client-{k:D5}", w, 100 + k, 0, 0);
+            }).ToList();
+            var sink = new float[length];
+            var aggregate = new List<double>();
+            var copy = new List<double>();
+            for (int i = 0; i <= r; i++)
+            {
+                var clock = Stopwatch.StartNew();
+                var result = FedAvgStrategy.WeightedAverage(length, list);
+                double a = clock.Elapsed.TotalSeconds;
+                clock.Restart();
+                // the anchor: read every byte of every update once and write one vector, as aggregation must
+                foreach (var u in list) u.Weights.AsSpan().CopyTo(sink);
+                double c = clock.Elapsed.TotalSeconds;
+                if (i == 0) continue; // warm-up
+                aggregate.Add(a);
+                copy.Add(c);
+                GC.KeepAlive(result);
+            }
+            double am = Median(aggregate), cm = Median(copy);
+            Emit(new { bench = "aggregate", model = name, parameters = length, updates = count,
+                aggregate_ms = am * 1000, copy_ms = cm * 1000, ratio = am / cm,
+                gb_per_s = (double)count * length * 4 / am / 1e9 });
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    static Command Evaluate()
+    {
+        var dataDir = CommonOptions.DataDir();
+        var model = CommonOptions.Model("seed002-cnn");
+        var batch = CommonOptions.Value("--batch", Evaluator.DefaultBatch, "Evaluation batch size.");
+        var threads = CommonOptions.Value("--threads", 1, "libtorch intra-op threads.");
+        var repeats = CommonOptions.Value("--repeats", 3, "Repetitions; the median is reported.");
+        var command = new Command("evaluate", "Seconds to evaluate a model on the whole test set.") { dataDir, model, batch, threads, repeats };
+        command.SetAction(parse =>
+        {
+            string name = parse.GetValue(model)!;
+            ModelZoo.Validate(name);
+            NativeTuning.SetIntraOpThreads(parse.GetValue(threads));
+            var (train, test) = new DatasetStore(parse.GetValue(dataDir)!).Load(DatasetCatalog.Mnist, standardize: true);
+            using var _ = train;
+            using var __ = test;
+            using var m = ModelZoo.Create(name, 1);
+            Evaluator.Evaluate(m, test, parse.GetValue(batch));
+            var times = new List<double>();
+            for (int i = 0; i < parse.GetValue(repeats); i++)
+            {
+                var clock = Stopwatch.StartNew();
+                Evaluator.Evaluate(m, test, parse.GetValue(batch));
+                times.Add(clock.Elapsed.TotalSeconds);
+            }
+            Emit(new { bench = "evaluate", model = name, batch = parse.GetValue(batch), threads = parse.GetValue(threads),
+                seconds = Median(times), samples = test.Count });
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        int mid = sorted.Count / 2;
+        return sorted.Count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    }
+
+    static void Emit(object result) => Console.WriteLine(JsonSerializer.Serialize(result));
+}
