@@ -12,4 +12,6 @@ public static class ExitCodes
     public const int DataError = 3;
     /// <summary>The federation could not finish (too few clients answered, a round failed for good).</summary>
     public const int RunFailed = 4;
+    /// <summary>Stopped by Ctrl+C or SIGTERM.</summary>
+    public const int Interrupted = 130;
 }

@@ -15,6 +15,7 @@ public static class FedAvgCommand
             CentralizedCommand.Create(),
             SimulateCommand.Create(),
             BenchCommand.Create(),
+            PartitionCommand.Create(),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
@@ -47,6 +48,9 @@ public static class FedAvgCommand
             case DataException d:
                 error.WriteLine($"fedavg: data error: {d.Message}");
                 return ExitCodes.DataError;
+            case OperationCanceledException:
+                error.WriteLine("fedavg: interrupted. A simulation keeps its last checkpoint: continue it with --resume DIR.");
+                return ExitCodes.Interrupted;
             case AggregateException { InnerExceptions.Count: 1 } a:
                 return Report(a.InnerExceptions[0], error);
             default:

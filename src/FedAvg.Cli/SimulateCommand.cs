@@ -165,6 +165,8 @@ public static class SimulateCommand
             AnsiConsole.MarkupLine(result.TargetReachedAtRound is { } at
                 ? $"Target accuracy {options.TargetAccuracy} reached after [green]{at}[/] rounds."
                 : $"Target accuracy {options.TargetAccuracy} [yellow]not reached[/] in {options.Rounds} rounds.");
+        AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+            $"Wall time {result.Elapsed.TotalSeconds:F1}s, trainers busy {result.TrainerBusy.TotalSeconds:F1}s, peak RSS {ProcessMemory.PeakResidentBytes() / 1048576.0:F0} MB.")));
         AnsiConsole.MarkupLine(Markup.Escape($"Wrote {outputs.Directory}: {RunOutputs.RoundsCsv}, {RunOutputs.RoundsJsonl}, " +
                                              $"{RunOutputs.ModelFile}, {RunOutputs.PlotFile}, {RunOutputs.ConfigFile}, {RunOutputs.SummaryFile}."));
         return ExitCodes.Success;
@@ -183,6 +185,7 @@ public static class SimulateCommand
             target_reached_at_round = result.TargetReachedAtRound,
             wall_seconds = result.Elapsed.TotalSeconds,
             trainer_busy_seconds = result.TrainerBusy.TotalSeconds,
+            peak_rss_mb = ProcessMemory.PeakResidentBytes() / (1024.0 * 1024.0),
             trainers = options.Trainers,
             threads_per_trainer = options.ThreadsPerTrainer,
         };

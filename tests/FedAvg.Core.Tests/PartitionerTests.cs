@@ -31,6 +31,7 @@ public class PartitionerTests
     [InlineData("classes:2", true)]
     [InlineData("iid-balanced", false)]
     [InlineData("iid-balanced:450", false)]
+    [InlineData("iid:37", false)]
     public void Every_partition_uses_each_index_at_most_once_and_is_deterministic(string spec, bool coversAll)
     {
         var partitioner = Partitioner.Parse(spec);
@@ -122,7 +123,8 @@ public class PartitionerTests
     [InlineData("shards:0")]
     [InlineData("iid-balanced:0")]
     [InlineData("pathological")]
-    [InlineData("iid:3")]
+    [InlineData("iid:0")]
+    [InlineData("iid:x")]
     public void Bad_specs_are_refused_with_the_valid_names(string spec)
     {
         var e = Assert.Throws<UsageException>(() => Partitioner.Parse(spec));
@@ -136,6 +138,7 @@ public class PartitionerTests
         Assert.Contains("multiple", Assert.Throws<UsageException>(() => Partitioner.Parse("iid-balanced:455").Split(Labels, 10, 10, 1)).Message);
         Assert.Contains("rarest", Assert.Throws<UsageException>(() => Partitioner.Parse("iid-balanced:4500").Split(Labels, 10, 100, 1)).Message);
         Assert.Contains("cannot cover", Assert.Throws<UsageException>(() => Partitioner.Parse("classes:2").Split(Labels, 10, 4, 1)).Message);
+        Assert.Contains("needs 60006", Assert.Throws<UsageException>(() => Partitioner.Parse("iid:6").Split(Labels, 10, 10001, 1)).Message);
         Assert.Contains("at least 1", Assert.Throws<UsageException>(() => Partitioner.Parse("iid").Split(Labels, 10, 0, 1)).Message);
     }
 }

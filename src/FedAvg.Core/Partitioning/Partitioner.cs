@@ -8,7 +8,7 @@ namespace FedAvg.Core.Partitioning;
 /// </summary>
 public abstract record Partitioner
 {
-    public const string Names = "iid, iid-balanced[:samples-per-client], contiguous, shards[:shards-per-client], dirichlet:alpha, classes:k";
+    public const string Names = "iid[:samples-per-client], iid-balanced[:samples-per-client], contiguous, shards[:shards-per-client], dirichlet:alpha, classes:k";
 
     public abstract string Spec { get; }
 
@@ -35,7 +35,7 @@ public abstract record Partitioner
         string? arg = colon < 0 ? null : text[(colon + 1)..];
         return name switch
         {
-            "iid" when arg is null => new Iid(),
+            "iid" => new Iid(arg is null ? null : ParseInt(arg, spec, 1)),
             "contiguous" when arg is null => new Contiguous(),
             "iid-balanced" => new IidBalanced(arg is null ? null : ParseInt(arg, spec, 1)),
             "shards" => new Shards(arg is null ? 2 : ParseInt(arg, spec, 1)),
@@ -91,16 +91,22 @@ public abstract record Partitioner
     }
 }
 
-/// <summary>Random equal split of every sample (seed 002's IID).</summary>
-public sealed record Iid : Partitioner
+/// <summary>
+/// Random equal split of every sample (seed 002's IID); with a size, each client gets that many random samples
+/// and the rest are unused (so that work per client stays the same however many clients there are).
+/// </summary>
+public sealed record Iid(int? SamplesPerClient = null) : Partitioner
 {
-    public override string Spec => "iid";
+    public override string Spec => SamplesPerClient is { } n ? $"iid:{n}" : "iid";
 
     protected override int[][] SplitCore(ReadOnlySpan<byte> labels, int classes, int clients, Random rng)
     {
         var all = Enumerable.Range(0, labels.Length).ToArray();
         Shuffle<int>(all, rng);
-        return CutEvenly(all, clients);
+        if (SamplesPerClient is not { } n) return CutEvenly(all, clients);
+        if ((long)n * clients > all.Length)
+            throw new UsageException($"Partition '{Spec}': {clients} clients × {n} samples needs {(long)n * clients}, but there are {all.Length}.");
+        return Enumerable.Range(0, clients).Select(k => all[(k * n)..((k + 1) * n)]).ToArray();
     }
 }
 
