@@ -21,7 +21,8 @@ public sealed class ServerTests : TestKit
     readonly float[] initial;
     readonly TestProbe observer;
 
-    public ServerTests() : base(HoconFiles.Load("simulation.conf"))
+    // Evaluating the global model takes real libtorch time: allow for a loaded machine.
+    public ServerTests() : base(HoconFiles.Load("simulation.conf", overrides: "akka.test.single-expect-default = 15s"))
     {
         using var model = ModelZoo.Create(Model, 1);
         layout = WeightLayout.Of(model);
@@ -107,7 +108,8 @@ public sealed class ServerTests : TestKit
         }
         var end = observer.ExpectMsg<RunCompleted>();
         Assert.Equal(2, end.Rounds);
-        Assert.Equal(initial, end.FinalWeights); // client-0 sent back what it got, twice
+        // client-0 sent back what it got, twice: the average of one update is that update, up to float rounding
+        for (int i = 0; i < initial.Length; i++) Assert.Equal(initial[i], end.FinalWeights[i], Math.Abs(initial[i]) * 1e-6);
     }
 
     [Fact]

@@ -24,7 +24,7 @@ public class StrategyTests
         var updates = Enumerable.Range(0, 7).Select(k => U($"c{k}", 50, Enumerable.Range(0, 37).Select(_ => (float)rng.NextDouble()).ToArray())).ToList();
         var result = FedAvgStrategy.WeightedAverage(37, updates);
         for (int i = 0; i < 37; i++)
-            Assert.Equal(updates.Average(u => (double)u.Weights[i]), result[i], 5);
+            Assert.Equal(updates.Average(u => (double)u.Weights[i]), result[i], 1e-6);
     }
 
     [Fact]
@@ -40,6 +40,41 @@ public class StrategyTests
             var shuffled = updates.OrderBy(_ => rng.Next()).ToList();
             Assert.Equal(reference, FedAvgStrategy.WeightedAverage(length, shuffled));
         }
+    }
+
+    [Fact]
+    public void The_running_sum_releases_in_order_updates_at_once_and_holds_only_early_arrivals()
+    {
+        string[] order = ["a", "b", "c", "d"];
+        var aggregator = new FedAvgStrategy.OrderedWeightedSum(1, order);
+        aggregator.Accept(U("a", 1, 1));
+        aggregator.Accept(U("b", 1, 2));
+        Assert.Equal(0, aggregator.Waiting);
+        aggregator.Accept(U("d", 2, 8)); // c has not answered yet: d waits
+        Assert.Equal(1, aggregator.Waiting);
+        // c never answers (the round closes without it): d is folded at completion
+        Assert.Equal([(1f + 2f + 16f) / 4f], aggregator.Complete());
+    }
+
+    [Fact]
+    public void One_update_or_identical_updates_come_back_within_float_rounding()
+    {
+        var rng = new Random(5);
+        var w = Enumerable.Range(0, 999).Select(_ => (float)(rng.NextDouble() * 200 - 100)).ToArray();
+        foreach (var result in new[]
+                 {
+                     FedAvgStrategy.WeightedAverage(w.Length, [U("only", 317, w)]),
+                     FedAvgStrategy.WeightedAverage(w.Length, [U("a", 450, w), U("b", 17, w), U("c", 6000, w)]),
+                 })
+            for (int i = 0; i < w.Length; i++) Assert.Equal(w[i], result[i], Math.Abs(w[i]) * 4e-7);
+    }
+
+    [Fact]
+    public void An_update_from_outside_the_round_is_refused()
+    {
+        var aggregator = new FedAvgStrategy.OrderedWeightedSum(1, ["a"]);
+        aggregator.Accept(U("z", 1, 1));
+        Assert.Throws<ArgumentException>(() => aggregator.Complete());
     }
 
     [Fact]

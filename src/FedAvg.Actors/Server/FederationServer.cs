@@ -31,7 +31,9 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     int round;
     int attempt;
     RoundPlan plan = null!;
-    readonly Dictionary<string, UpdateSubmitted> accepted = new();
+    // What each accepted update said; its weights went into the aggregator and are not kept here.
+    readonly Dictionary<string, AcceptedUpdate> accepted = new();
+    IRoundAggregator aggregator = null!;
     readonly HashSet<string> failed = new();
     readonly Stopwatch roundClock = new();
     TimeSpan trainingTime;
@@ -101,6 +103,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             Fail(e.Message);
             return;
         }
+        aggregator = strategy.StartAggregation(plan, global);
         Become(Training);
         FanOut(plan.Clients);
     }
@@ -123,7 +126,8 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         Receive<UpdateSubmitted>(update =>
         {
             if (Rejects(update)) return;
-            accepted[update.ClientId] = update;
+            aggregator.Accept(new ClientUpdate(update.ClientId, update.Weights, update.SampleCount, update.TrainLoss, update.TrainAccuracy));
+            accepted[update.ClientId] = new AcceptedUpdate(update.ClientId, update.SampleCount, update.TrainLoss, update.TrainSeconds);
             CheckProgress();
         });
         Receive<TrainingFailed>(failure =>
@@ -216,15 +220,12 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         Timers.Cancel(DeadlineTimer);
         trainingTime = roundClock.Elapsed;
         Become(Aggregating);
-        var updates = accepted.Values
-            .Select(u => new ClientUpdate(u.ClientId, u.Weights, u.SampleCount, u.TrainLoss, u.TrainAccuracy))
-            .ToList();
-        var current = global;
+        var closingAggregator = aggregator;
         int closing = round;
         Task.Run(() =>
         {
             var clock = Stopwatch.StartNew();
-            var next = strategy.Aggregate(closing, current, updates);
+            var next = closingAggregator.Complete();
             return new Aggregated(closing, next, clock.Elapsed);
         }).PipeTo(Self, failure: e => new RoundClosingFailed(closing, "aggregation", e));
     }
@@ -345,6 +346,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         return entry.Key;
     }
 
+    sealed record AcceptedUpdate(string ClientId, int SampleCount, double TrainLoss, double TrainSeconds);
     sealed record RoundDeadline(int Round, int Attempt) : INoSerializationVerificationNeeded;
     sealed record Aggregated(int Round, float[] Weights, TimeSpan Elapsed) : INoSerializationVerificationNeeded;
     sealed record Evaluated(int Round, Evaluation Evaluation, TimeSpan Elapsed) : INoSerializationVerificationNeeded;

@@ -19,6 +19,19 @@ public interface IStrategy
     /// <summary>Chooses the clients of <paramref name="round"/> (1-based) and their training config. Must be deterministic.</summary>
     RoundPlan ConfigureRound(int round, IReadOnlyList<string> availableClients);
 
-    /// <summary>The next global weights from the accepted updates; the order of <paramref name="updates"/> must not matter.</summary>
-    float[] Aggregate(int round, ReadOnlySpan<float> current, IReadOnlyList<ClientUpdate> updates);
+    /// <summary>
+    /// Starts combining the updates of <paramref name="plan"/>'s round into the next global weights. The server
+    /// hands each accepted update to the aggregator as it arrives; the result must not depend on arrival order.
+    /// </summary>
+    IRoundAggregator StartAggregation(RoundPlan plan, float[] current);
+}
+
+/// <summary>Folds one round's updates into the next global model.</summary>
+public interface IRoundAggregator
+{
+    /// <summary>One accepted update (each client at most once). Called on the server's thread: keep it O(model).</summary>
+    void Accept(ClientUpdate update);
+
+    /// <summary>The next global weights, after the last <see cref="Accept"/>. May run off the server's thread.</summary>
+    float[] Complete();
 }
