@@ -101,4 +101,5 @@ done
 
 total=$(( $(date +%s) - started ))
 "$py" scripts/reference/render_benchmarks.py "$results" "$out" --quick "$quick" --seconds "$total"
+# The raw lines are also kept at the end of $out, so the report can be re-rendered without re-measuring.
 echo "bench: wrote $out in ${total}s"

@@ -28,11 +28,11 @@ def main():
     cpu = sh("lscpu | sed -n 's/^Model name: *//p'") or platform.processor()
     mem = sh("free -g | awk '/Mem:/ {print $2}'")
     torch_version = next((r.get("torch") for r in rows if r.get("torch")), "?")
-    mode = "--quick" if a.quick else ""
     out = []
     w = out.append
     w("# Benchmarks\n")
-    w(f"Written by `scripts/bench.sh {mode}`".rstrip() + f" on {datetime.date.today()} in {a.seconds} s. "
+    command = "scripts/bench.sh --quick" if a.quick else "scripts/bench.sh"
+    w(f"Written by `{command}` on {datetime.date.today()} in {a.seconds} s. "
       f"Machine: {sh('nproc')} cores ({cpu}), {mem} GiB, {platform.system()} {platform.release()}. "
       f"PyTorch reference: Debian's python3-torch {torch_version} with OpenBLAS, `OPENBLAS_NUM_THREADS=1`. "
       "Every ratio compares two numbers measured in the same run (this machine is shared and noisy: absolute "
@@ -133,6 +133,10 @@ def main():
             rel = f"{r['per_client_ms'] / base:.2f}×" if base else ""
             w(f"| {r['clients']:,} | {r['training_s']:.3f} | {r['per_client_ms']:.3f} | {rel} |")
         w("")
+
+    notes = os.path.join(os.path.dirname(os.path.abspath(a.out)), "benchmark-notes.md")
+    if os.path.exists(notes):
+        w(open(notes).read().rstrip() + "\n")
 
     w("## Raw results\n")
     w("```")
