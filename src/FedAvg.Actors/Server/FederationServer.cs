@@ -31,6 +31,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     int round;
     int attempt;
     RoundPlan plan = null!;
+    HashSet<string> sampled = new();
     // What each accepted update said; its weights went into the aggregator and are not kept here.
     readonly Dictionary<string, AcceptedUpdate> accepted = new();
     IRoundAggregator aggregator = null!;
@@ -103,6 +104,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             Fail(e.Message);
             return;
         }
+        sampled = plan.Clients.ToHashSet();
         aggregator = strategy.StartAggregation(plan, global);
         Become(Training);
         FanOut(plan.Clients);
@@ -132,7 +134,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         });
         Receive<TrainingFailed>(failure =>
         {
-            if (failure.Round != round || !plan.Clients.Contains(failure.ClientId) || accepted.ContainsKey(failure.ClientId)) return;
+            if (failure.Round != round || !sampled.Contains(failure.ClientId) || accepted.ContainsKey(failure.ClientId)) return;
             log.Warning("server: round {0}: client {1} failed: {2}", round, failure.ClientId, failure.Reason);
             failed.Add(failure.ClientId);
             CheckProgress();
@@ -149,7 +151,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         Receive<Terminated>(t =>
         {
             var id = Unregister(t.ActorRef);
-            if (id is not null && plan.Clients.Contains(id) && !accepted.ContainsKey(id))
+            if (id is not null && sampled.Contains(id) && !accepted.ContainsKey(id) && !failed.Contains(id))
             {
                 failed.Add(id);
                 CheckProgress();
@@ -163,7 +165,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     {
         string? reason = null;
         if (update.Round != round) reason = $"stale (round {update.Round}, current {round})";
-        else if (!plan.Clients.Contains(update.ClientId)) reason = "unsolicited (client not sampled this round)";
+        else if (!sampled.Contains(update.ClientId)) reason = "unsolicited (client not sampled this round)";
         else if (accepted.ContainsKey(update.ClientId)) reason = "duplicate";
         else if (failed.Contains(update.ClientId)) reason = "late (already counted as failed in this attempt)";
         else if (update.Weights.Length != settings.Layout.TotalLength)
@@ -174,7 +176,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
 
         if (reason is null) return false;
         log.Warning("server: ignoring update from {0} for round {1}: {2}", update.ClientId, update.Round, reason);
-        bool lyingAnswerToThisRound = update.Round == round && plan.Clients.Contains(update.ClientId)
+        bool lyingAnswerToThisRound = update.Round == round && sampled.Contains(update.ClientId)
             && !accepted.ContainsKey(update.ClientId) && !failed.Contains(update.ClientId);
         if (lyingAnswerToThisRound)
         {
@@ -194,7 +196,8 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
 
     void CheckProgress()
     {
-        if (plan.Clients.Any(c => !accepted.ContainsKey(c) && !failed.Contains(c))) return;
+        // accepted and failed are disjoint subsets of the sampled clients, so counting them is enough
+        if (accepted.Count + failed.Count < sampled.Count) return;
         if (accepted.Count >= plan.MinimumUpdates) CloseRound();
         else RetryOrFail($"round {round}: only {accepted.Count} of the required {plan.MinimumUpdates} sampled clients succeeded");
     }
