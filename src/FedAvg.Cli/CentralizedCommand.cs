@@ -68,8 +68,7 @@ public static class CentralizedCommand
         var table = new Table().AddColumns("epoch", "train loss", "train acc", "test loss", "test acc", "seconds");
         var clock = Stopwatch.StartNew();
         var all = Enumerable.Range(0, train.Count).ToArray();
-        AnsiConsole.Live(table).Start(ctx =>
-        {
+        void Train(Action afterEpoch) =>
             trainer.Train(weights, train, all, config, seed, report =>
             {
                 var evaluation = Evaluator.Evaluate(report.Model, test);
@@ -78,9 +77,17 @@ public static class CentralizedCommand
                     $"{report.Epoch},{report.MeanLoss:F6},{report.Accuracy:F4},{evaluation.Loss:F6},{evaluation.Accuracy:F4},{seconds:F1}\n");
                 table.AddRow(report.Epoch.ToString(), report.MeanLoss.ToString("F4"), report.Accuracy.ToString("F4"),
                     evaluation.Loss.ToString("F4"), evaluation.Accuracy.ToString("F4"), seconds.ToString("F1"));
-                ctx.Refresh();
+                afterEpoch();
             });
-        });
+        if (AnsiConsole.Profile.Capabilities.Interactive)
+        {
+            AnsiConsole.Live(table).Start(ctx => Train(ctx.Refresh));
+        }
+        else
+        {
+            Train(() => { });
+            AnsiConsole.Write(table);
+        }
         AtomicFile.WriteAllText(csvPath, csv.ToString());
         AnsiConsole.MarkupLine($"Wrote [green]{Markup.Escape(csvPath)}[/].");
         return ExitCodes.Success;

@@ -78,7 +78,12 @@ public static class SimulateCommand
                 throw new UsageException("--resume DIR continues the run in DIR; do not pass --out as well.");
             if (resumeDir is not null && userConfig is not null)
                 throw new UsageException("--resume DIR reads its configuration from DIR/config.conf; do not pass --config as well.");
-            if (resumeDir is not null) userConfig = Path.Combine(resumeDir, RunOutputs.ConfigFile);
+            if (resumeDir is not null)
+            {
+                userConfig = Path.Combine(resumeDir, RunOutputs.ConfigFile);
+                if (!File.Exists(userConfig))
+                    throw new UsageException($"--resume {resumeDir}: no {RunOutputs.ConfigFile} there; is it a `fedavg simulate` run directory?");
+            }
 
             var akka = HoconFiles.Load("simulation.conf", userConfig, string.Join("\n", overrides));
             var options = SimulationOptions.FromConfig(akka);

@@ -37,11 +37,24 @@ public class CliTests
     [InlineData(new[] { "centralized", "--lr", "-0.1" }, "lr")]
     [InlineData(new[] { "centralized", "--model", "lenet" }, "mcmahan-cnn")]
     [InlineData(new[] { "frobnicate" }, "frobnicate")]
+    [InlineData(new[] { "simulate", "--resume", "no-such-run-directory" }, "config.conf")]
     public void Usage_errors_exit_2_and_name_the_problem(string[] args, string named)
     {
         var (code, error) = Fedavg([.. args, "--data-dir", TestData.DataDir]);
         Assert.Equal(ExitCodes.UsageError, code);
         Assert.Contains(named, error);
+    }
+
+    [Fact]
+    public void Centralized_writes_its_per_epoch_table_as_csv()
+    {
+        string csv = Path.Combine(TestData.TempDir(), "centralized.csv");
+        var (code, error) = Fedavg("centralized", "--data-dir", TestData.DataDir, "--epochs", "1", "--batch", "64", "--lr", "0.05", "--out", csv);
+        Assert.True(code == ExitCodes.Success, error);
+        var lines = File.ReadAllLines(csv);
+        Assert.Equal("epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds", lines[0]);
+        Assert.Equal(2, lines.Length);
+        Assert.True(double.Parse(lines[1].Split(',')[4], System.Globalization.CultureInfo.InvariantCulture) > 0.9, lines[1]);
     }
 
     [Fact]
