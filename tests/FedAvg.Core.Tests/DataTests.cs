@@ -143,3 +143,35 @@ public class DataTests
         Assert.Contains("fashion-mnist", e.Message);
     }
 }
+
+public class InstallerTests
+{
+    [Fact]
+    public void Fashion_mnist_installs_from_the_debian_package_verifies_and_is_idempotent()
+    {
+        string dir = TestData.TempDir();
+        var log = new List<string>();
+        var installer = new DatasetInstaller(dir, log.Add);
+        installer.Install(DatasetCatalog.FashionMnist);
+        new DatasetStore(dir).Verify(DatasetCatalog.FashionMnist);
+        Assert.Contains(log, l => l.Contains("installed and verified"));
+        Assert.Empty(Directory.GetFiles(Path.Combine(dir, "fashion-mnist"), "*.tmp"));
+
+        log.Clear();
+        installer.Install(DatasetCatalog.FashionMnist);
+        Assert.Contains(log, l => l.Contains("already installed"));
+    }
+
+    [Fact]
+    public void A_damaged_installed_file_is_replaced_on_the_next_install()
+    {
+        string dir = TestData.TempDir();
+        var installer = new DatasetInstaller(dir, _ => { });
+        installer.Install(DatasetCatalog.FashionMnist);
+        string victim = Path.Combine(dir, "fashion-mnist", "t10k-labels-idx1-ubyte.gz");
+        File.WriteAllBytes(victim, [1, 2, 3]);
+        Assert.Throws<DataException>(() => new DatasetStore(dir).Verify(DatasetCatalog.FashionMnist));
+        installer.Install(DatasetCatalog.FashionMnist);
+        new DatasetStore(dir).Verify(DatasetCatalog.FashionMnist);
+    }
+}
