@@ -20,12 +20,14 @@ public static class ModelZoo
         lock (TorchRngGate)
         {
             torch.manual_seed(seed);
+            // ReLU then 2×2 max-pool is one ReluMaxPool2d module: the same function and gradients, 4-5× faster
+            // than libtorch's pair (see ReluMaxPool2d). Parameter names are the seeds' (conv1, fc1, ...).
             return name switch
             {
                 // seed 000: conv 1→10 k5, pool, conv 10→20 k5, pool, fc 320→50→10
                 "seed000-cnn" => Sequential(
-                    ("conv1", Conv2d(1, 10, 5)), ("relu1", ReLU()), ("pool1", MaxPool2d(2)),
-                    ("conv2", Conv2d(10, 20, 5)), ("relu2", ReLU()), ("pool2", MaxPool2d(2)),
+                    ("conv1", Conv2d(1, 10, 5)), ("relu_pool1", new ReluMaxPool2d()),
+                    ("conv2", Conv2d(10, 20, 5)), ("relu_pool2", new ReluMaxPool2d()),
                     ("flatten", Flatten()),
                     ("fc1", Linear(320, 50)), ("relu3", ReLU()),
                     ("fc2", Linear(50, 10))),
@@ -37,15 +39,15 @@ public static class ModelZoo
                     ("fc3", Linear(200, 10))),
                 // seed 002's SimpleCNN: conv 1→32 k3, pool, conv 32→64 k3, pool, fc 1600→128→10
                 "seed002-cnn" => Sequential(
-                    ("conv1", Conv2d(1, 32, 3)), ("relu1", ReLU()), ("pool1", MaxPool2d(2)),
-                    ("conv2", Conv2d(32, 64, 3)), ("relu2", ReLU()), ("pool2", MaxPool2d(2)),
+                    ("conv1", Conv2d(1, 32, 3)), ("relu_pool1", new ReluMaxPool2d()),
+                    ("conv2", Conv2d(32, 64, 3)), ("relu_pool2", new ReluMaxPool2d()),
                     ("flatten", Flatten()),
                     ("fc1", Linear(1600, 128)), ("relu3", ReLU()),
                     ("fc2", Linear(128, 10))),
                 // McMahan et al. 2017's CNN: 5×5 conv 32 and 64 ('same' padding), each with 2×2 max-pool, fc 512, 10 outputs
                 "mcmahan-cnn" => Sequential(
-                    ("conv1", Conv2d(1, 32, 5, padding: 2)), ("relu1", ReLU()), ("pool1", MaxPool2d(2)),
-                    ("conv2", Conv2d(32, 64, 5, padding: 2)), ("relu2", ReLU()), ("pool2", MaxPool2d(2)),
+                    ("conv1", Conv2d(1, 32, 5, padding: 2)), ("relu_pool1", new ReluMaxPool2d()),
+                    ("conv2", Conv2d(32, 64, 5, padding: 2)), ("relu_pool2", new ReluMaxPool2d()),
                     ("flatten", Flatten()),
                     ("fc1", Linear(3136, 512)), ("relu3", ReLU()),
                     ("fc2", Linear(512, 10))),

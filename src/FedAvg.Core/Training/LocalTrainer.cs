@@ -15,6 +15,7 @@ namespace FedAvg.Core.Training;
 public sealed class LocalTrainer : IDisposable
 {
     readonly nn.Module<Tensor, Tensor> model;
+    readonly FusedSgd optimizer;
     public string ModelName { get; }
     public WeightLayout Layout { get; }
 
@@ -24,6 +25,7 @@ public sealed class LocalTrainer : IDisposable
         ModelName = modelName;
         model = ModelZoo.Create(modelName);
         Layout = WeightLayout.Of(model);
+        optimizer = new FusedSgd(model.parameters());
     }
 
     /// <summary>
@@ -38,10 +40,9 @@ public sealed class LocalTrainer : IDisposable
         var clock = Stopwatch.StartNew();
         Weights.Write(model, Layout, globalWeights);
 
-        // A fresh optimizer each round: FedAvg's local SGD keeps no state between rounds, and holding
+        // Momentum starts afresh each round: FedAvg's local SGD keeps no state between rounds, and holding
         // momentum buffers per client would make memory grow with clients × model size.
-        using var optimizer = torch.optim.SGD(model.parameters(), config.LearningRate,
-            momentum: config.Momentum, weight_decay: config.WeightDecay);
+        optimizer.Reset();
         var rng = new Random(shuffleSeed);
         var order = (int[])indices.Clone();
         var batchIndices = new long[config.BatchSize];
@@ -63,11 +64,11 @@ public sealed class LocalTrainer : IDisposable
                 var inputs = data.Images.index_select(0, index);
                 var targets = data.Labels.index_select(0, index);
 
-                optimizer.zero_grad();
+                optimizer.ZeroGrad();
                 var logits = model.call(inputs);
                 var loss = nn.functional.cross_entropy(logits, targets);
                 loss.backward();
-                optimizer.step();
+                optimizer.Step(config.LearningRate, config.Momentum, config.WeightDecay);
 
                 epochLoss += loss.item<float>() * count;
                 epochCorrect += logits.argmax(1).eq(targets).sum().item<long>();

@@ -1,0 +1,151 @@
+using FedAvg.Core.Models;
+using FedAvg.Core.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FedAvg.Core.Tests;
+
+/// <summary>The hand-written kernels against the libtorch operations they replace, bit for bit.</summary>
+public class KernelTests
+{
+    static Tensor Reference(Tensor x) => nn.functional.max_pool2d(nn.functional.relu(x), 2);
+
+    public static TheoryData<long[], bool> PoolShapes => new()
+    {
+        // the seeds' activations (even and odd sizes), sizes below one vector, the smallest window, an odd last row
+        { [3, 4, 26, 26], false }, { [3, 4, 26, 26], true }, { [2, 5, 11, 11], false }, { [2, 5, 11, 11], true },
+        { [2, 3, 28, 28], true }, { [1, 2, 7, 9], true }, { [2, 2, 2, 2], false }, { [2, 3, 3, 17], true },
+    };
+
+    [Theory]
+    [MemberData(nameof(PoolShapes))]
+    public void ReluMaxPool_equals_relu_then_max_pool_in_values_and_gradients(long[] shape, bool ties)
+    {
+        using var scope = NewDisposeScope();
+        var generator = new torch.Generator(42);
+        // Small integers make ties (and exact zeros) common, which is where the gradient's routing could differ.
+        var x = ties ? randint(-3, 4, shape, generator: generator).to(ScalarType.Float32) : randn(shape, generator: generator);
+        var expectedInput = x.clone().requires_grad_();
+        var expected = Reference(expectedInput);
+        var upstream = randn(expected.shape, generator: generator);
+        expected.backward([upstream]);
+
+        var actualInput = x.clone().requires_grad_();
+        using var pool = new ReluMaxPool2d();
+        var actual = pool.call(actualInput);
+        actual.backward([upstream]);
+
+        Assert.Equal(expected.shape, actual.shape);
+        Assert.True(expected.eq(actual).all().item<bool>(), "forward values differ");
+        Assert.True(expectedInput.grad!.eq(actualInput.grad!).all().item<bool>(), "input gradients differ");
+    }
+
+    [Fact]
+    public void ReluMaxPool_is_the_same_on_two_threads()
+    {
+        using var scope = NewDisposeScope();
+        var x = randn([8, 16, 26, 26], generator: new torch.Generator(3));
+        using var pool = new ReluMaxPool2d();
+        var one = pool.call(x);
+        var two = OnThreads(2, () => pool.call(x));
+        Assert.True(one.eq(two).all().item<bool>());
+    }
+
+    [Fact]
+    public void ReluMaxPool_propagates_NaN_like_libtorch()
+    {
+        using var scope = NewDisposeScope();
+        var x = randn([1, 1, 4, 20], generator: new torch.Generator(9));
+        x[0, 0, 1, 3] = float.NaN;  // in the vector part
+        x[0, 0, 2, 17] = float.NaN; // in the scalar tail
+        using var pool = new ReluMaxPool2d();
+        var actual = pool.call(x);
+        Assert.Equal(2, actual.isnan().sum().item<long>());
+        Assert.True(actual.isnan().eq(Reference(x).isnan()).all().item<bool>());
+    }
+
+    [Fact]
+    public void ReluMaxPool_refuses_what_it_cannot_pool()
+    {
+        using var pool = new ReluMaxPool2d();
+        Assert.Contains("[N,C,H,W]", Assert.Throws<ArgumentException>(() => pool.call(zeros(4, 4))).Message);
+        Assert.Contains("float32", Assert.Throws<ArgumentException>(() => pool.call(zeros([1, 1, 4, 4], ScalarType.Float64))).Message);
+        Assert.Contains("at least 2", Assert.Throws<ArgumentException>(() => pool.call(zeros(1, 1, 1, 4))).Message);
+    }
+
+    [Theory]
+    [InlineData("seed001-2nn", 0.0, 0.0)]
+    [InlineData("seed001-2nn", 0.9, 0.0)]
+    [InlineData("seed001-2nn", 0.9, 1e-3)]
+    [InlineData("seed000-cnn", 0.0, 5e-4)]
+    [InlineData("seed000-cnn", 0.5, 0.0)]
+    public void FusedSgd_gives_torch_optim_SGDs_weights_bit_for_bit(string model, double momentum, double weightDecay) =>
+        // One intra-op thread: libtorch 2.10's conv backward at two threads sometimes returns NaN gradients here
+        // (docs/benchmark-notes.md), whichever optimizer follows it.
+        OnThreads(1, () => TrainBoth(model, momentum, weightDecay));
+
+    static bool TrainBoth(string model, double momentum, double weightDecay)
+    {
+        using var reference = ModelZoo.Create(model, 7);
+        using var fused = ModelZoo.Create(model, 7);
+        var optimizer = new FusedSgd(fused.parameters());
+        var generator = new torch.Generator(5);
+        for (int round = 0; round < 2; round++)
+        {
+            // Each round starts momentum afresh, as a new torch.optim.SGD does.
+            using var sgd = torch.optim.SGD(reference.parameters(), 0.05, momentum: momentum, weight_decay: weightDecay);
+            optimizer.Reset();
+            for (int step = 0; step < 4; step++)
+            {
+                using var scope = NewDisposeScope();
+                var x = randn([16, 1, 28, 28], generator: generator);
+                var y = randint(0, 10, [16], generator: generator);
+                sgd.zero_grad();
+                nn.functional.cross_entropy(reference.call(x), y).backward();
+                sgd.step();
+                optimizer.ZeroGrad();
+                nn.functional.cross_entropy(fused.call(x), y).backward();
+                optimizer.Step(0.05, momentum, weightDecay);
+            }
+        }
+        var layout = WeightLayout.Of(reference);
+        Assert.Equal(Weights.Read(reference, layout), Weights.Read(fused, layout));
+        return true;
+    }
+
+    [Fact]
+    public void FusedSgd_update_matches_its_formula_on_the_vector_part_and_the_tail()
+    {
+        const int n = 19; // two vectors of 8 and a tail of 3
+        var w = Enumerable.Range(0, n).Select(i => 1f + i / 8f).ToArray();
+        var g = Enumerable.Range(0, n).Select(i => 0.5f - i / 16f).ToArray();
+        var v = Enumerable.Range(0, n).Select(i => i / 4f).ToArray();
+        var expectedW = new float[n];
+        var expectedV = new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            float d = MathF.FusedMultiplyAdd(w[i], 0.01f, g[i]);
+            expectedV[i] = v[i] * 0.9f + d;
+            expectedW[i] = MathF.FusedMultiplyAdd(expectedV[i], -0.1f, w[i]);
+        }
+        FusedSgd.Update(w, g, v, 0.1f, 0.9f, 0.01f, hasVelocity: true);
+        Assert.Equal(expectedW, w);
+        Assert.Equal(expectedV, v);
+    }
+
+    static T OnThreads<T>(int threads, Func<T> work)
+    {
+        T? result = default;
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            torch.set_num_threads(threads);
+            try { result = work(); }
+            catch (Exception e) { failure = e; }
+        });
+        thread.Start();
+        thread.Join();
+        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        return result!;
+    }
+}
