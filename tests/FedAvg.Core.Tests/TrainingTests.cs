@@ -120,4 +120,32 @@ public class TrainerPoolTests
         await Assert.ThrowsAsync<InvalidOperationException>(() => pool.Submit<int>(_ => throw new InvalidOperationException("bad job")));
         Assert.Equal(42, await pool.Submit(_ => 42));
     }
+
+    [Fact]
+    public void Two_intra_op_threads_keep_MKL_on_one_and_training_still_works()
+    {
+        Exception? failure = null;
+        bool singleThreaded = false;
+        float[]? weights = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                Runtime.NativeTuning.SetIntraOpThreads(2);
+                singleThreaded = Runtime.NativeTuning.BlasSingleThreaded;
+                var data = TestData.MnistTrain;
+                using var trainer = new LocalTrainer("seed001-2nn");
+                using var model = Models.ModelZoo.Create("seed001-2nn", 1);
+                var start = Models.Weights.Read(model, trainer.Layout);
+                weights = trainer.Train(start, data, Enumerable.Range(0, 256).ToArray(), new TrainConfig(1, 32, 0.05), 1).Weights;
+            }
+            catch (Exception e) { failure = e; }
+        });
+        thread.Start();
+        thread.Join();
+        Assert.Null(failure);
+        Assert.True(singleThreaded, "MKL_Set_Num_Threads_Local was not found in libtorch_cpu.so");
+        Assert.All(weights!, w => Assert.True(float.IsFinite(w)));
+    }
 }
+

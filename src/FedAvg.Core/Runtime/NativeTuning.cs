@@ -54,11 +54,34 @@ public static class NativeTuning
         }
     }
 
-    /// <summary>Sets libtorch's intra-op thread count for the calling thread (OpenMP keeps it per thread).</summary>
+    /// <summary>
+    /// Sets libtorch's intra-op thread count for the calling thread (OpenMP keeps it per thread). With more than one,
+    /// MKL's GEMMs stay on one thread unless FEDAVG_BLAS_THREADS=intra-op: the models' matrices are small (batch ×
+    /// a few hundred), and splitting them costs more than it gains: at two threads seed001-2nn B=32 ran 1.14–1.21×
+    /// faster this way, B=64 the same, seed002-cnn 1.00–1.14× (docs/benchmark-notes.md). It is also how the PyTorch reference runs (OPENBLAS_NUM_THREADS=1).
+    /// </summary>
     public static void SetIntraOpThreads(int threads)
     {
         Require.AtLeast(threads, 1, "threads");
         Apply();
         torch.set_num_threads(threads);
+        // libtorch initialises each thread's setting lazily on first use, which would undo the BLAS choice below.
+        _ = torch.get_num_threads();
+        if (threads > 1 && !string.Equals(Environment.GetEnvironmentVariable("FEDAVG_BLAS_THREADS"), "intra-op", StringComparison.OrdinalIgnoreCase))
+            SingleThreadedBlasOnThisThread();
+    }
+
+    /// <summary>True once MKL was told to use one thread on some trainer thread (false where libtorch has no MKL).</summary>
+    public static bool BlasSingleThreaded { get; private set; }
+
+    static unsafe void SingleThreadedBlasOnThisThread()
+    {
+        // libtorch_cpu links MKL statically and exports its per-thread setting (the C entry point; the lowercase one is Fortran's, by reference); loaded by now, so found by soname.
+        if (NativeLibrary.TryLoad("libtorch_cpu.so", out var libtorch)
+            && NativeLibrary.TryGetExport(libtorch, "MKL_Set_Num_Threads_Local", out var setLocal))
+        {
+            ((delegate* unmanaged<int, int>)setLocal)(1);
+            BlasSingleThreaded = true;
+        }
     }
 }
