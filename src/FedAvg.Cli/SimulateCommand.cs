@@ -114,6 +114,9 @@ public static class SimulateCommand
             $"P={options.Trainers}×T={options.ThreadsPerTrainer} · seed {options.Seed}" +
             (checkpoint is null ? "" : $" · resuming after round {checkpoint.Round}")));
         AnsiConsole.MarkupLine(Markup.Escape($"Run directory: {outputs.Directory}"));
+        if (options.Model == "seed000-cnn" && options.ThreadsPerTrainer > 1)
+            Console.Error.WriteLine("warning: libtorch 2.10's oneDNN gives seed000-cnn's first convolution NaN gradients at more than one " +
+                                    "intra-op thread (docs/benchmark-notes.md); clients will fail with non-finite updates. Use --threads-per-trainer 1.");
 
         int firstRound = (checkpoint?.Round ?? 0) + 1;
         Task<SimulationResult> Run(Action<RoundMetrics> show) => new Simulation
