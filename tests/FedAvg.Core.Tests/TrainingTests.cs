@@ -1,3 +1,4 @@
+using TorchSharp;
 using FedAvg.Core.Models;
 using FedAvg.Core.Partitioning;
 using FedAvg.Core.Training;
@@ -146,6 +147,38 @@ public class TrainerPoolTests
         Assert.Null(failure);
         Assert.True(singleThreaded, "MKL_Set_Num_Threads_Local was not found in libtorch_cpu.so");
         Assert.All(weights!, w => Assert.True(float.IsFinite(w)));
+    }
+
+    [Fact]
+    public void Batch_buffer_gathers_what_index_select_gathers_and_counts_what_argmax_counts()
+    {
+        var data = TestData.MnistTrain;
+        using var buffer = new BatchBuffer(data, 8);
+        foreach (var samples in new[] { new[] { 5, 59_999, 0, 17, 17, 3, 42, 1000 }, new[] { 7, 2, 9 } })
+        {
+            using var scope = torch.NewDisposeScope();
+            var (inputs, targets) = buffer.Fill(data, samples);
+            var index = torch.tensor(samples.Select(i => (long)i).ToArray());
+            Assert.True(inputs.eq(data.Images.index_select(0, index)).all().item<bool>());
+            Assert.True(targets.eq(data.Labels.index_select(0, index)).all().item<bool>());
+
+            // Small integers tie often; a NaN row must pick its first NaN, as argmax does.
+            var logits = torch.randint(0, 3, [samples.Length, 10]).to(torch.float32);
+            logits[1, 4] = float.NaN;
+            logits[1, 6] = float.NaN;
+            long expected = logits.argmax(1).eq(targets).sum().item<long>();
+            Assert.Equal(expected, buffer.CountCorrect(logits, data.LabelValues, samples));
+        }
+    }
+
+    [Fact]
+    public void A_sample_index_outside_the_set_is_refused_with_its_value()
+    {
+        using var trainer = new LocalTrainer("seed001-2nn");
+        var weights = new float[trainer.Layout.TotalLength];
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            trainer.Train(weights, TestData.MnistTest, [0, 10_000], new TrainConfig(1, 32, 0.01), 1));
+        Assert.Contains("10000", e.Message);
     }
 }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using FedAvg.Core.Data;
 using FedAvg.Core.Models;
 using FedAvg.Core.Runtime;
@@ -16,6 +17,7 @@ public sealed class LocalTrainer : IDisposable
 {
     readonly nn.Module<Tensor, Tensor> model;
     readonly FusedSgd optimizer;
+    BatchBuffer? batchBuffer;
     public string ModelName { get; }
     public WeightLayout Layout { get; }
 
@@ -37,6 +39,9 @@ public sealed class LocalTrainer : IDisposable
     {
         config.Validate();
         if (indices.Length == 0) throw new ArgumentException("a client with no samples cannot train.");
+        foreach (var index in indices)
+            if ((uint)index >= (uint)data.Count)
+                throw new ArgumentOutOfRangeException(nameof(indices), $"sample index {index} is outside the set of {data.Count}.");
         var clock = Stopwatch.StartNew();
         Weights.Write(model, Layout, globalWeights);
 
@@ -45,7 +50,7 @@ public sealed class LocalTrainer : IDisposable
         optimizer.Reset();
         var rng = new Random(shuffleSeed);
         var order = (int[])indices.Clone();
-        var batchIndices = new long[config.BatchSize];
+        var batch = BatchBuffers(data, config.BatchSize);
         double lossSum = 0;
         long correct = 0, seen = 0;
 
@@ -59,10 +64,7 @@ public sealed class LocalTrainer : IDisposable
             {
                 int count = Math.Min(config.BatchSize, order.Length - start);
                 using var scope = torch.NewDisposeScope();
-                for (int i = 0; i < count; i++) batchIndices[i] = order[start + i];
-                var index = torch.tensor(batchIndices.AsSpan(0, count).ToArray(), ScalarType.Int64);
-                var inputs = data.Images.index_select(0, index);
-                var targets = data.Labels.index_select(0, index);
+                var (inputs, targets) = batch.Fill(data, order.AsSpan(start, count));
 
                 optimizer.ZeroGrad();
                 var logits = model.call(inputs);
@@ -71,7 +73,7 @@ public sealed class LocalTrainer : IDisposable
                 optimizer.Step(config.LearningRate, config.Momentum, config.WeightDecay);
 
                 epochLoss += loss.item<float>() * count;
-                epochCorrect += logits.argmax(1).eq(targets).sum().item<long>();
+                epochCorrect += batch.CountCorrect(logits, data.LabelValues, order.AsSpan(start, count));
             }
             lossSum += epochLoss;
             correct += epochCorrect;
@@ -80,6 +82,16 @@ public sealed class LocalTrainer : IDisposable
         }
         var weights = Weights.Read(model, Layout);
         return new TrainResult(weights, indices.Length, lossSum / seen, (double)correct / seen, clock.Elapsed);
+    }
+
+    BatchBuffer BatchBuffers(LabeledImages data, int batchSize)
+    {
+        if (batchBuffer is null || !batchBuffer.Fits(data, batchSize))
+        {
+            batchBuffer?.Dispose();
+            batchBuffer = new BatchBuffer(data, batchSize);
+        }
+        return batchBuffer;
     }
 
     /// <summary>Loss and accuracy of <paramref name="weights"/> on a whole set, in batches, without gradients.</summary>
@@ -96,7 +108,80 @@ public sealed class LocalTrainer : IDisposable
         return model;
     }
 
-    public void Dispose() => model.Dispose();
+    public void Dispose()
+    {
+        batchBuffer?.Dispose();
+        model.Dispose();
+    }
+}
+
+/// <summary>
+/// One batch's inputs and targets, gathered from the shared set by plain memory copies into tensors the trainer
+/// reuses, instead of an index tensor and two index_select calls per step. Reuse is safe: autograd has released
+/// everything it saved from a batch once that batch's backward has run.
+/// </summary>
+public sealed class BatchBuffer : IDisposable
+{
+    readonly Tensor inputs, targets;
+    readonly long[] sampleShape;
+    readonly int sampleLength;
+
+    public BatchBuffer(LabeledImages data, int batchSize)
+    {
+        if (data.Images.dtype != ScalarType.Float32 || !data.Images.is_contiguous())
+            throw new ArgumentException("training images must be one contiguous float32 tensor.");
+        sampleShape = data.Images.shape[1..];
+        sampleLength = checked((int)sampleShape.Aggregate(1L, (a, b) => a * b));
+        inputs = torch.empty([batchSize, .. sampleShape], ScalarType.Float32);
+        targets = torch.empty([batchSize], ScalarType.Int64);
+        BatchSize = batchSize;
+    }
+
+    public int BatchSize { get; }
+
+    public bool Fits(LabeledImages data, int batchSize) => batchSize == BatchSize && data.Images.shape[1..].SequenceEqual(sampleShape);
+
+    /// <summary>The batch of <paramref name="samples"/>; views of the buffers, owned by the caller's dispose scope.</summary>
+    public (Tensor Inputs, Tensor Targets) Fill(LabeledImages data, ReadOnlySpan<int> samples)
+    {
+        var images = MemoryMarshal.Cast<byte, float>(data.Images.bytes);
+        var input = MemoryMarshal.Cast<byte, float>(inputs.bytes);
+        var target = MemoryMarshal.Cast<byte, long>(targets.bytes);
+        var labels = data.LabelValues;
+        for (int i = 0; i < samples.Length; i++)
+        {
+            int sample = samples[i];
+            images.Slice(sample * sampleLength, sampleLength).CopyTo(input.Slice(i * sampleLength, sampleLength));
+            target[i] = labels[sample];
+        }
+        return samples.Length == BatchSize
+            ? (inputs.alias(), targets.alias())
+            : (inputs.narrow(0, 0, samples.Length), targets.narrow(0, 0, samples.Length));
+    }
+
+    /// <summary>How many rows of <paramref name="logits"/> have their first maximum at the sample's label (as argmax).</summary>
+    public long CountCorrect(Tensor logits, byte[] labels, ReadOnlySpan<int> samples)
+    {
+        using var contiguous = logits.is_contiguous() ? null : logits.contiguous();
+        var values = MemoryMarshal.Cast<byte, float>((contiguous ?? logits).bytes);
+        int classes = (int)logits.shape[1];
+        long correct = 0;
+        for (int i = 0; i < samples.Length; i++)
+        {
+            var row = values.Slice(i * classes, classes);
+            int best = 0;
+            for (int c = 1; c < classes && !float.IsNaN(row[best]); c++)
+                if (row[c] > row[best] || float.IsNaN(row[c])) best = c;
+            if (best == labels[samples[i]]) correct++;
+        }
+        return correct;
+    }
+
+    public void Dispose()
+    {
+        inputs.Dispose();
+        targets.Dispose();
+    }
 }
 
 /// <summary>One finished local epoch: its mean loss and accuracy on the samples it trained on, and the model as it stands.</summary>
