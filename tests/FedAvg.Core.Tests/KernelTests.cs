@@ -149,3 +149,34 @@ public class KernelTests
         return result!;
     }
 }
+
+public class OpenMpTeamTests
+{
+    [Fact]
+    public void Loops_run_on_libtorchs_OpenMP_team_cover_every_index_once_and_rethrow()
+    {
+        Assert.NotNull(Runtime.OpenMpTeam.Library);
+        var hits = new int[1000];
+        var threadIds = new System.Collections.Concurrent.ConcurrentDictionary<int, bool>();
+        Exception? thrown = null;
+        var thread = new Thread(() =>
+        {
+            Runtime.NativeTuning.SetIntraOpThreads(2);
+            Runtime.OpenMpTeam.For(hits.Length, 2, (first, end) =>
+            {
+                threadIds[Environment.CurrentManagedThreadId] = true;
+                for (int i = first; i < end; i++) Interlocked.Increment(ref hits[i]);
+            });
+            try
+            {
+                Runtime.OpenMpTeam.For(10, 2, (first, _) => { if (first > 0) throw new InvalidOperationException("from the second thread"); });
+            }
+            catch (Exception e) { thrown = e; }
+        });
+        thread.Start();
+        thread.Join();
+        Assert.All(hits, h => Assert.Equal(1, h));
+        Assert.Equal(2, threadIds.Count);
+        Assert.Equal("from the second thread", Assert.IsType<InvalidOperationException>(thrown).Message);
+    }
+}

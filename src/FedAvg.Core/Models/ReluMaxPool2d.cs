@@ -47,7 +47,7 @@ sealed class ReluMaxPoolFunction : autograd.SingleTensorFunction<ReluMaxPoolFunc
     }
 }
 
-/// <summary>The kernels on raw float32 NCHW memory; one row pair of one plane at a time, split over libtorch's thread count.</summary>
+/// <summary>The kernels on raw float32 NCHW memory, one row pair of one plane at a time, split over libtorch's intra-op threads.</summary>
 public static unsafe class ReluMaxPoolKernel
 {
     public static (int Planes, int Height, int Width) Shape(Tensor input)
@@ -118,18 +118,9 @@ public static unsafe class ReluMaxPoolKernel
             throw new ArgumentException("buffer sizes do not match the shape.");
     }
 
-    /// <summary>Runs on the calling thread, or on as many workers as libtorch's intra-op setting for this thread allows.</summary>
-    static void ForEachRowPair(int rowPairs, Action<int, int> body)
-    {
-        int threads = Math.Min(torch.get_num_threads(), Math.Max(1, rowPairs / 64));
-        if (threads <= 1)
-        {
-            body(0, rowPairs);
-            return;
-        }
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads },
-            t => body((int)((long)rowPairs * t / threads), (int)((long)rowPairs * (t + 1) / threads)));
-    }
+    /// <summary>On libtorch's OpenMP team of the calling thread's intra-op size (one thread: the calling thread).</summary>
+    static void ForEachRowPair(int rowPairs, Action<int, int> body) =>
+        Runtime.OpenMpTeam.For(rowPairs, Math.Min(torch.get_num_threads(), Math.Max(1, rowPairs / 64)), body);
 
     static readonly Vector256<int> SwapPairs = Vector256.Create(1, 0, 3, 2, 5, 4, 7, 6);
     static readonly Vector256<int> EvenLanes = Vector256.Create(0, 2, 4, 6, 0, 2, 4, 6);
