@@ -41,27 +41,30 @@ results="$work/results.jsonl"
 : >"$results"
 
 if [ $quick = 1 ]; then
-  samples=6000; repeats=3; batches="64"; thread_counts="1"; round_repeats=1; memory_clients="10 100 1000"; scale_clients="10 100 1000"
+  samples=6000; repeats=3; pairs=1; batches="64"; thread_counts="1"; round_repeats=1; memory_clients="10 100 1000"; scale_clients="10 100 1000"
 else
-  samples=24000; repeats=3; batches="32 64"; thread_counts="1 2"; round_repeats=3; memory_clients="10 100 1000 10000"; scale_clients="10 100 1000 10000"
+  samples=24000; repeats=3; pairs=2; batches="32 64"; thread_counts="1 2"; round_repeats=3; memory_clients="10 100 1000 10000"; scale_clients="10 100 1000 10000"
 fi
 
 steps=0
-for _ in seed002-cnn seed001-2nn; do for _ in $batches; do for _ in $thread_counts; do steps=$((steps + 2)); done; steps=$((steps + 1)); done; done
+for _ in seed002-cnn seed001-2nn; do for _ in $batches; do for _ in $thread_counts; do steps=$((steps + 2 * pairs)); done; steps=$((steps + 1)); done; done
 steps=$((steps + 2 + 1 + $(echo $memory_clients | wc -w) + $(echo $scale_clients | wc -w)))
 step=0
 started=$(date +%s)
 progress() { step=$((step + 1)); printf '[%2d/%d %4ds] %s\n' "$step" "$steps" "$(( $(date +%s) - started ))" "$*"; }
 record() { tee -a "$results" | sed 's/^/    /'; }
 
-# 1. Local training throughput: ours (P trainers × T threads) and PyTorch with the same thread budget.
+# 1. Local training throughput: ours (P trainers × T threads) and PyTorch with the same thread budget, alternated
+# so that both see the same spells of load from the machine's neighbours.
 for model in seed002-cnn seed001-2nn; do
   for batch in $batches; do
     for threads in $thread_counts; do
-      progress "train $model B=$batch T=$threads: FedAvg.Actors"
-      $fedavg bench train --model "$model" --batch "$batch" --threads-per-trainer "$threads" --samples $samples --repeats $repeats | record
-      progress "train $model B=$batch T=$threads: PyTorch"
-      $ref throughput --model "$model" --batch "$batch" --threads "$threads" --samples $samples --repeats $repeats | record
+      for pair in $(seq $pairs); do
+        progress "train $model B=$batch T=$threads: FedAvg.Actors ($pair/$pairs)"
+        $fedavg bench train --model "$model" --batch "$batch" --threads-per-trainer "$threads" --samples $samples --repeats $repeats | record
+        progress "train $model B=$batch T=$threads: PyTorch ($pair/$pairs)"
+        $ref throughput --model "$model" --batch "$batch" --threads "$threads" --samples $samples --repeats $repeats | record
+      done
     done
     progress "train $model B=$batch: FedAvg.Actors P=2 trainers × T=1"
     $fedavg bench train --model "$model" --batch "$batch" --trainers 2 --threads-per-trainer 1 --samples $samples --repeats $repeats | record
