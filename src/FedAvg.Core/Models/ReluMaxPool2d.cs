@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -122,23 +123,21 @@ public static unsafe class ReluMaxPoolKernel
     static void ForEachRowPair(int rowPairs, Action<int, int> body) =>
         Runtime.OpenMpTeam.For(rowPairs, Math.Min(torch.get_num_threads(), Math.Max(1, rowPairs / 64)), body);
 
-    static readonly Vector256<int> SwapPairs = Vector256.Create(1, 0, 3, 2, 5, 4, 7, 6);
-    static readonly Vector256<int> EvenLanes = Vector256.Create(0, 2, 4, 6, 0, 2, 4, 6);
-    static readonly Vector256<int> DuplicateEven = Vector256.Create(0, 0, 2, 2, 4, 4, 6, 6);
-    static readonly Vector256<int> Spread = Vector256.Create(0, 0, 1, 1, 2, 2, 3, 3);
-    static readonly Vector256<float> OddLanes = Vector256.Create(0, -1, 0, -1, 0, -1, 0, -1).AsSingle();
-
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first batch: no unoptimised tier
     static void ForwardRowPair(float* top, float* bottom, float* output, int outW)
     {
+        // Constants created in the method (not static fields) stay immediates when the method is jitted early.
+        var swapPairs = Vector256.Create(1, 0, 3, 2, 5, 4, 7, 6);
+        var evenLanes = Vector256.Create(0, 2, 4, 6, 0, 2, 4, 6);
         int j = 0;
         if (Vector256.IsHardwareAccelerated)
         {
             for (; 2 * j + 8 <= 2 * outW; j += 4)
             {
                 var columnMax = Vector256.Max(Vector256.Load(top + 2 * j), Vector256.Load(bottom + 2 * j));
-                var windowMax = Vector256.Max(columnMax, Vector256.Shuffle(columnMax, SwapPairs));
+                var windowMax = Vector256.Max(columnMax, Vector256.Shuffle(columnMax, swapPairs));
                 var relu = Vector256.Max(windowMax, Vector256<float>.Zero);
-                Vector256.Shuffle(relu, EvenLanes).GetLower().Store(output + j);
+                Vector256.Shuffle(relu, evenLanes).GetLower().Store(output + j);
             }
         }
         for (; j < outW; j++)
@@ -148,8 +147,13 @@ public static unsafe class ReluMaxPoolKernel
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first batch: no unoptimised tier
     static void BackwardRowPair(float* top, float* bottom, float* grad, float* dTop, float* dBottom, int width, int outW)
     {
+        var swapPairs = Vector256.Create(1, 0, 3, 2, 5, 4, 7, 6);
+        var duplicateEven = Vector256.Create(0, 0, 2, 2, 4, 4, 6, 6);
+        var spread = Vector256.Create(0, 0, 1, 1, 2, 2, 3, 3);
+        var oddLanes = Vector256.Create(0, -1, 0, -1, 0, -1, 0, -1).AsSingle();
         int j = 0;
         if (Vector256.IsHardwareAccelerated)
         {
@@ -158,15 +162,15 @@ public static unsafe class ReluMaxPoolKernel
                 var a = Vector256.Load(top + 2 * j);
                 var b = Vector256.Load(bottom + 2 * j);
                 var columnMax = Vector256.Max(a, b);
-                var windowMax = Vector256.Max(columnMax, Vector256.Shuffle(columnMax, SwapPairs));
+                var windowMax = Vector256.Max(columnMax, Vector256.Shuffle(columnMax, swapPairs));
                 var four = Vector128.Load(grad + j);
-                var g = Vector256.Shuffle(Vector256.Create(four, four), Spread) & Vector256.GreaterThan(windowMax, Vector256<float>.Zero);
+                var g = Vector256.Shuffle(Vector256.Create(four, four), spread) & Vector256.GreaterThan(windowMax, Vector256<float>.Zero);
                 var atTop = Vector256.Equals(a, windowMax);
                 var atBottom = Vector256.Equals(b, windowMax);
                 // The first maximum in row-major order wins: top-left, top-right, bottom-left, bottom-right.
-                var takeTop = Vector256.AndNot(atTop, OddLanes & Vector256.Shuffle(atTop, DuplicateEven));
-                var topHasIt = atTop | Vector256.Shuffle(atTop, SwapPairs);
-                var takeBottom = Vector256.AndNot(Vector256.AndNot(atBottom, topHasIt), OddLanes & Vector256.Shuffle(atBottom, DuplicateEven));
+                var takeTop = Vector256.AndNot(atTop, oddLanes & Vector256.Shuffle(atTop, duplicateEven));
+                var topHasIt = atTop | Vector256.Shuffle(atTop, swapPairs);
+                var takeBottom = Vector256.AndNot(Vector256.AndNot(atBottom, topHasIt), oddLanes & Vector256.Shuffle(atBottom, duplicateEven));
                 (g & takeTop).Store(dTop + 2 * j);
                 (g & takeBottom).Store(dBottom + 2 * j);
             }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
 using System.Runtime.InteropServices;
 using FedAvg.Core.Training;
@@ -120,6 +121,7 @@ public sealed class FedAvgStrategy : IStrategy
     }
 
     /// <summary>acc += x · factor, vectorised.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first batch: no unoptimised tier
     public static void MultiplyAdd(Span<float> acc, ReadOnlySpan<float> x, float factor)
     {
         var accV = MemoryMarshal.Cast<float, Vector<float>>(acc);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using TorchSharp.Modules;
@@ -55,6 +56,7 @@ public sealed class FusedSgd
     /// <summary>
     /// d = g + decay·w (fused); with momentum v = μ·v + d (v = d on the first step) and d = v; then w = w − lr·d (fused).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first batch: no unoptimised tier
     public static unsafe void Update(Span<float> weights, ReadOnlySpan<float> gradient, Span<float> velocity,
         float lr, float momentum, float weightDecay, bool hasVelocity)
     {

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using FedAvg.Core.Data;
@@ -142,6 +143,7 @@ public sealed class BatchBuffer : IDisposable
     public bool Fits(LabeledImages data, int batchSize) => batchSize == BatchSize && data.Images.shape[1..].SequenceEqual(sampleShape);
 
     /// <summary>The batch of <paramref name="samples"/>; views of the buffers, owned by the caller's dispose scope.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first batch: no unoptimised tier
     public (Tensor Inputs, Tensor Targets) Fill(LabeledImages data, ReadOnlySpan<int> samples)
     {
         var images = MemoryMarshal.Cast<byte, float>(data.Images.bytes);
@@ -160,6 +162,7 @@ public sealed class BatchBuffer : IDisposable
     }
 
     /// <summary>How many rows of <paramref name="logits"/> have their first maximum at the sample's label (as argmax).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first batch: no unoptimised tier
     public long CountCorrect(Tensor logits, byte[] labels, ReadOnlySpan<int> samples)
     {
         using var contiguous = logits.is_contiguous() ? null : logits.contiguous();
