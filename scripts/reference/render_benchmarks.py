@@ -132,8 +132,10 @@ def main():
     if scale:
         w("## 6. Round time per sampled client as clients grow (goal: within 1.5× of its value at 100)\n")
         w("`fedavg simulate --model seed000-cnn --clients K --fraction 1 --partition iid:5 --local-epochs 1 --batch 5 "
-          "--rounds 2`: every client holds 5 samples and takes one SGD step, so the work per client is constant and "
-          "the per-client cost is the framework's (messages, scheduling, weight copies) plus one step. Second round.\n")
+          f"--rounds {max((r.get('rounds', 1) for r in scale), default=1) + 1}`: every client holds 5 samples and takes one "
+          "SGD step, so the work per client is constant and the per-client cost is the framework's (messages, "
+          "scheduling, weight copies) plus one step. Median over every round but the first (which includes start-up "
+          "and JIT warm-up); at 10 clients a round's training phase lasts ~15 ms, so single rounds scatter.\n")
         base = next((r["per_client_ms"] for r in scale if r["clients"] == 100), None)
         w("| clients | training phase s | per sampled client ms | relative to 100 |")
         w("|---|---|---|---|")
