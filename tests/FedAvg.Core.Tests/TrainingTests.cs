@@ -180,5 +180,28 @@ public class TrainerPoolTests
             trainer.Train(weights, TestData.MnistTest, [0, 10_000], new TrainConfig(1, 32, 0.01), 1));
         Assert.Contains("10000", e.Message);
     }
+
+    [Fact]
+    public async Task The_pool_runs_training_in_round_then_client_order_and_other_work_first()
+    {
+        using var pool = new TrainerPool("seed000-cnn", 1, 1);
+        using var release = new ManualResetEventSlim();
+        var started = new TaskCompletionSource();
+        var blocker = pool.Submit(_ => { started.SetResult(); release.Wait(); return "blocker"; });
+        await started.Task; // the only trainer is busy: everything below queues
+        var ran = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        Task<string> Job(string name, TrainingOrder? order) => pool.Submit(_ => { ran.Enqueue(name); return name; }, order);
+        var jobs = new[]
+        {
+            Job("r2 client-000", new TrainingOrder(2, "client-000")),
+            Job("r1 client-010", new TrainingOrder(1, "client-010")),
+            Job("evaluate", null),
+            Job("r1 client-002", new TrainingOrder(1, "client-002")),
+            Job("r1 client-002 again", new TrainingOrder(1, "client-002")),
+        };
+        release.Set();
+        await Task.WhenAll(jobs.Append(blocker));
+        Assert.Equal(["evaluate", "r1 client-002", "r1 client-002 again", "r1 client-010", "r2 client-000"], ran.ToArray());
+    }
 }
 

@@ -19,5 +19,5 @@ public sealed class PooledLocalTraining(TrainerPool pool, FedAvg.Core.Data.Label
     public int SampleCount => indices.Length;
 
     public Task<TrainResult> Train(string clientId, TrainRound request) =>
-        pool.Train(request.GlobalWeights, data, indices, request.Config, request.ShuffleSeed);
+        pool.Train(request.GlobalWeights, data, indices, request.Config, request.ShuffleSeed, new TrainingOrder(request.Round, clientId));
 }

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using FedAvg.Core.Data;
 using FedAvg.Core.Runtime;
@@ -12,7 +11,13 @@ namespace FedAvg.Core.Training;
 /// </summary>
 public sealed class TrainerPool : IDisposable
 {
-    readonly BlockingCollection<Job> queue = new();
+    // Training jobs run in (round, client id) order, the order FedAvg folds updates in: the server then holds a
+    // handful of updates however the actor dispatcher happened to schedule the clients' requests. Other jobs
+    // (evaluation) go first; equal keys keep their submission order.
+    readonly PriorityQueue<Job, JobKey> queue = new(JobKey.Comparer);
+    readonly object gate = new();
+    bool completed;
+    long submitted;
     readonly Thread[] threads;
     readonly string modelName;
     long busyTicks;
@@ -43,8 +48,10 @@ public sealed class TrainerPool : IDisposable
     /// <summary>The usual choice: as many one-thread trainers as cores (measured fastest here, see docs/benchmarks.md).</summary>
     public static (int Trainers, int Threads) DefaultShape(int cores) => (Math.Max(1, cores), 1);
 
-    public Task<TrainResult> Train(float[] globalWeights, LabeledImages data, int[] indices, TrainConfig config, int seed) =>
-        Submit(trainer => trainer.Train(globalWeights, data, indices, config, seed));
+    /// <param name="order">Where the job queues: by (round, client id) ordinally; without one, ahead of all training.</param>
+    public Task<TrainResult> Train(float[] globalWeights, LabeledImages data, int[] indices, TrainConfig config, int seed,
+        TrainingOrder? order = null) =>
+        Submit(trainer => trainer.Train(globalWeights, data, indices, config, seed), order);
 
     /// <summary>Evaluates on all trainers at once, each on a contiguous run of batches; bit-identical for any P.</summary>
     public async Task<Evaluation> Evaluate(float[] weights, LabeledImages data, int batchSize = Evaluator.DefaultBatch)
@@ -62,10 +69,10 @@ public sealed class TrainerPool : IDisposable
         return Evaluator.Combine(data.Count, await Task.WhenAll(jobs).ConfigureAwait(false));
     }
 
-    public Task<T> Submit<T>(Func<LocalTrainer, T> work)
+    public Task<T> Submit<T>(Func<LocalTrainer, T> work, TrainingOrder? order = null)
     {
         var completion = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
-        queue.Add(new Job(trainer =>
+        Enqueue(new Job(trainer =>
         {
             try
             {
@@ -75,7 +82,7 @@ public sealed class TrainerPool : IDisposable
             {
                 completion.SetException(e);
             }
-        }));
+        }), order);
         return completion.Task;
     }
 
@@ -85,7 +92,7 @@ public sealed class TrainerPool : IDisposable
         LocalTrainer? trainer = null;
         try
         {
-            foreach (var job in queue.GetConsumingEnumerable())
+            while (TryTake(out var job))
             {
                 trainer ??= new LocalTrainer(modelName);
                 long start = Stopwatch.GetTimestamp();
@@ -99,12 +106,56 @@ public sealed class TrainerPool : IDisposable
         }
     }
 
+    void Enqueue(Job job, TrainingOrder? order)
+    {
+        lock (gate)
+        {
+            ObjectDisposedException.ThrowIf(completed, this);
+            queue.Enqueue(job, new JobKey(order, submitted++));
+            Monitor.Pulse(gate);
+        }
+    }
+
+    /// <summary>The next job; false once the pool is disposed and every queued job has run.</summary>
+    bool TryTake(out Job job)
+    {
+        lock (gate)
+        {
+            while (queue.Count == 0 && !completed) Monitor.Wait(gate);
+            return queue.TryDequeue(out job!, out _);
+        }
+    }
+
     public void Dispose()
     {
-        queue.CompleteAdding();
+        lock (gate)
+        {
+            if (completed) return;
+            completed = true;
+            Monitor.PulseAll(gate);
+        }
         foreach (var t in threads) t.Join();
-        queue.Dispose();
     }
 
     sealed record Job(Action<LocalTrainer> Run);
+
+    readonly record struct JobKey(TrainingOrder? Order, long Sequence)
+    {
+        public static readonly IComparer<JobKey> Comparer = Comparer<JobKey>.Create((a, b) =>
+        {
+            if (a.Order is { } x && b.Order is { } y)
+            {
+                int byRound = x.Round.CompareTo(y.Round);
+                if (byRound != 0) return byRound;
+                int byClient = string.CompareOrdinal(x.Client, y.Client);
+                if (byClient != 0) return byClient;
+            }
+            else if (a.Order is not null || b.Order is not null)
+                return a.Order is null ? -1 : 1;
+            return a.Sequence.CompareTo(b.Sequence);
+        });
+    }
 }
+
+/// <summary>A training job's place in the pool's queue: by round, then client id (ordinal).</summary>
+public readonly record struct TrainingOrder(int Round, string Client);
