@@ -58,7 +58,8 @@ public static class NativeTuning
     /// Sets libtorch's intra-op thread count for the calling thread (OpenMP keeps it per thread). With more than one,
     /// MKL's GEMMs stay on one thread unless FEDAVG_BLAS_THREADS=intra-op: the models' matrices are small (batch ×
     /// a few hundred), and splitting them costs more than it gains: at two threads seed001-2nn B=32 ran 1.14–1.21×
-    /// faster this way, B=64 the same, seed002-cnn 1.00–1.14× (docs/benchmark-notes.md). It is also how the PyTorch reference runs (OPENBLAS_NUM_THREADS=1).
+    /// faster this way, B=64 the same, seed002-cnn 1.00–1.14× (docs/benchmark-notes.md). It is also how the PyTorch
+    /// reference runs (OPENBLAS_NUM_THREADS=1).
     /// </summary>
     public static void SetIntraOpThreads(int threads)
     {
@@ -76,7 +77,8 @@ public static class NativeTuning
 
     static unsafe void SingleThreadedBlasOnThisThread()
     {
-        // libtorch_cpu links MKL statically and exports its per-thread setting (the C entry point; the lowercase one is Fortran's, by reference); loaded by now, so found by soname.
+        // libtorch_cpu links MKL statically and exports its per-thread setting. The C entry point takes the count by
+        // value (the lowercase symbol is Fortran's, by reference). libtorch is loaded by now, so found by soname.
         if (NativeLibrary.TryLoad("libtorch_cpu.so", out var libtorch)
             && NativeLibrary.TryGetExport(libtorch, "MKL_Set_Num_Threads_Local", out var setLocal))
         {

@@ -1,5 +1,5 @@
-using System.Runtime.CompilerServices;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using FedAvg.Core.Data;
 using FedAvg.Core.Models;
@@ -74,7 +74,7 @@ public sealed class LocalTrainer : IDisposable
                 optimizer.Step(config.LearningRate, config.Momentum, config.WeightDecay);
 
                 epochLoss += loss.item<float>() * count;
-                epochCorrect += batch.CountCorrect(logits, data.LabelValues, order.AsSpan(start, count));
+                epochCorrect += batch.CountCorrect(logits);
             }
             lossSum += epochLoss;
             correct += epochCorrect;
@@ -161,21 +161,23 @@ public sealed class BatchBuffer : IDisposable
             : (inputs.narrow(0, 0, samples.Length), targets.narrow(0, 0, samples.Length));
     }
 
-    /// <summary>How many rows of <paramref name="logits"/> have their first maximum at the sample's label (as argmax).</summary>
+    /// <summary>How many rows of <paramref name="logits"/> (one per sample of the last <see cref="Fill"/>) have their
+    /// first maximum at that sample's target, as argmax decides.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first batch: no unoptimised tier
-    public long CountCorrect(Tensor logits, byte[] labels, ReadOnlySpan<int> samples)
+    public long CountCorrect(Tensor logits)
     {
         using var contiguous = logits.is_contiguous() ? null : logits.contiguous();
         var values = MemoryMarshal.Cast<byte, float>((contiguous ?? logits).bytes);
-        int classes = (int)logits.shape[1];
+        var target = MemoryMarshal.Cast<byte, long>(targets.bytes);
+        int rows = (int)logits.shape[0], classes = (int)logits.shape[1];
         long correct = 0;
-        for (int i = 0; i < samples.Length; i++)
+        for (int i = 0; i < rows; i++)
         {
             var row = values.Slice(i * classes, classes);
             int best = 0;
             for (int c = 1; c < classes && !float.IsNaN(row[best]); c++)
                 if (row[c] > row[best] || float.IsNaN(row[c])) best = c;
-            if (best == labels[samples[i]]) correct++;
+            if (best == target[i]) correct++;
         }
         return correct;
     }
