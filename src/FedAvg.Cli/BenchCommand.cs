@@ -68,7 +68,8 @@ public static class BenchCommand
                 rates.Add(p * (double)n / clock.Elapsed.TotalSeconds);
             }
             Emit(new { bench = "train", model = name, batch = config.BatchSize, trainers = p, threads_per_trainer = t,
-                samples_per_s = Median(rates), runs = rates, malloc_tuned = NativeTuning.MallocTuned });
+                samples_per_s = Median(rates), runs = rates, malloc_tuned = NativeTuning.MallocTuned,
+                mkl_by_cpu_features = MklDispatch.ByCpuFeatures });
             return ExitCodes.Success;
         });
         return command;

@@ -63,7 +63,7 @@ public static class CentralizedCommand
 
         AnsiConsole.MarkupLine($"[bold]Centralized[/] {info.Name} · {modelName} ({Weights.ParameterCount(initial):N0} parameters) · " +
                                $"E={config.Epochs} B={config.BatchSize} lr={config.LearningRate} momentum={config.Momentum} · " +
-                               $"{threads} thread(s) · malloc tuned: {NativeTuning.MallocTuned}");
+                               $"{threads} thread(s) · malloc tuned: {NativeTuning.MallocTuned} · MKL: {MklDispatch.Status}");
         var csv = new StringBuilder("epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds\n");
         var table = new Table().AddColumns("epoch", "train loss", "train acc", "test loss", "test acc", "seconds");
         var clock = Stopwatch.StartNew();

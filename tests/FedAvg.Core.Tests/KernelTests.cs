@@ -180,3 +180,50 @@ public class OpenMpTeamTests
         Assert.Equal("from the second thread", Assert.IsType<InvalidOperationException>(thrown).Message);
     }
 }
+
+/// <summary>MKL's kernel choice (MklDispatch): taken where it applies, and its products still right.</summary>
+public class MklDispatchTests
+{
+    [Fact]
+    public void On_an_AMD_CPU_with_AVX2_MKL_chooses_its_kernels_by_CPU_features()
+    {
+        using var model = ModelZoo.Create("seed001-2nn"); // applies the process-wide settings
+        var (_, ebx, ecx, edx) = System.Runtime.Intrinsics.X86.X86Base.IsSupported
+            ? System.Runtime.Intrinsics.X86.X86Base.CpuId(0, 0) : default;
+        var amd = (ebx, edx, ecx) == (0x68747541, 0x69746E65, 0x444D4163); // "Auth" "enti" "cAMD"
+        var applies = amd && System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported
+                      && Environment.GetEnvironmentVariable("FEDAVG_MKL_DISPATCH") is null;
+        Assert.True(applies == Runtime.MklDispatch.ByCpuFeatures, Runtime.MklDispatch.Status);
+    }
+
+    [Theory]
+    [InlineData(64, 784, 200)] // seed001-2nn's first layer at B=64
+    [InlineData(33, 1600, 128)] // seed002-cnn's fc1 at an odd batch
+    [InlineData(7, 200, 10)]
+    public void Linear_forward_and_gradients_match_a_double_precision_product(int batch, int inputs, int outputs)
+    {
+        using var model = ModelZoo.Create("seed001-2nn"); // the dispatch is set before the first product
+        using var scope = NewDisposeScope();
+        var generator = new torch.Generator(7);
+        var x = randn([batch, inputs], generator: generator);
+        var w = randn([outputs, inputs], generator: generator).mul_(0.05).requires_grad_();
+        var upstream = randn([batch, outputs], generator: generator);
+        var y = nn.functional.linear(x, w);
+        y.backward([upstream]);
+
+        var xd = x.to(ScalarType.Float64);
+        var expectedY = xd.matmul(w.detach().to(ScalarType.Float64).t());
+        var expectedGrad = upstream.to(ScalarType.Float64).t().matmul(xd);
+        AssertClose(expectedY, y.to(ScalarType.Float64), "forward");
+        AssertClose(expectedGrad, w.grad!.to(ScalarType.Float64), "weight gradient");
+    }
+
+    static void AssertClose(Tensor expected, Tensor actual, string what)
+    {
+        // float32 products of a few hundred to 1,600 terms: relative to the scale of the values, 1e-4 is generous
+        // for a right kernel and far below what a wrong one (a dropped tile, a transposed panel) produces.
+        var scale = expected.abs().max().item<double>();
+        var error = (expected - actual).abs().max().item<double>();
+        Assert.True(error <= 1e-4 * scale, $"{what}: max error {error:G3} at scale {scale:G3}");
+    }
+}

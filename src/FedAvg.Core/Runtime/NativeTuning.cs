@@ -32,7 +32,8 @@ public static class NativeTuning
     static extern int Mallopt(int param, int value);
 
     /// <summary>
-    /// Applies the malloc thresholds once per process. Set FEDAVG_MALLOC_TUNING=off to measure without them.
+    /// Applies the malloc thresholds and MKL's kernel choice (<see cref="MklDispatch"/>) once per process, before the
+    /// first model exists. Set FEDAVG_MALLOC_TUNING=off to measure without the thresholds.
     /// </summary>
     public static void Apply()
     {
@@ -40,6 +41,7 @@ public static class NativeTuning
         {
             if (applied) return;
             applied = true;
+            MklDispatch.Apply();
             if (!OperatingSystem.IsLinux()) return;
             if (string.Equals(Environment.GetEnvironmentVariable("FEDAVG_MALLOC_TUNING"), "off", StringComparison.OrdinalIgnoreCase)) return;
             try
