@@ -257,9 +257,11 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     async Task<(Evaluation Evaluation, TimeSpan Elapsed)> EvaluateAndCheckpoint(float[] weights, Core.Runtime.Checkpoint? checkpoint, string? path)
     {
         var clock = Stopwatch.StartNew();
-        var evaluation = await evaluate(weights).ConfigureAwait(false);
-        if (checkpoint is not null) await Task.Run(() => checkpoint.Save(path!)).ConfigureAwait(false);
-        return (evaluation, clock.Elapsed);
+        // Both only read the new weights; the file's fsync overlaps the trainers' forward passes.
+        var saved = checkpoint is null ? Task.CompletedTask : Task.Run(() => checkpoint.Save(path!));
+        var evaluation = evaluate(weights);
+        await Task.WhenAll(evaluation, saved).ConfigureAwait(false);
+        return (evaluation.Result, clock.Elapsed);
     }
 
     // ---- evaluating ----------------------------------------------------------------------------------

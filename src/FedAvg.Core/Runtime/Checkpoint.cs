@@ -16,12 +16,23 @@ public sealed record Checkpoint(string ModelName, WeightLayout Layout, int Round
     static readonly byte[] Magic = "FEDAVGCK"u8.ToArray();
     const int Version = 1;
 
-    public void Save(string path) => AtomicFile.WriteAllBytes(path, ToBytes());
+    /// <summary>
+    /// Streams the checkpoint to a temporary file and moves it into place. The weights go from the array to the file
+    /// and to the hash without an intermediate copy: a checkpoint is written every round, beside the evaluation.
+    /// </summary>
+    public void Save(string path) => AtomicFile.Write(path, WriteTo);
 
     public byte[] ToBytes()
     {
-        using var body = new MemoryStream();
-        using (var w = new BinaryWriter(body, Encoding.UTF8, leaveOpen: true))
+        using var buffer = new MemoryStream();
+        WriteTo(buffer);
+        return buffer.ToArray();
+    }
+
+    void WriteTo(Stream stream)
+    {
+        using var header = new MemoryStream();
+        using (var w = new BinaryWriter(header, Encoding.UTF8, leaveOpen: true))
         {
             w.Write(Magic);
             w.Write(Version);
@@ -36,11 +47,15 @@ public sealed record Checkpoint(string ModelName, WeightLayout Layout, int Round
             w.Write(Round);
             w.Write(Seed);
             w.Write(Weights.Length);
-            w.Write(MemoryMarshal.AsBytes(Weights.AsSpan()));
         }
-        var hash = SHA256.HashData(body.GetBuffer().AsSpan(0, (int)body.Length));
-        body.Write(hash);
-        return body.ToArray();
+        var headerBytes = header.GetBuffer().AsSpan(0, (int)header.Length);
+        var weightBytes = MemoryMarshal.AsBytes(Weights.AsSpan());
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        sha.AppendData(headerBytes);
+        sha.AppendData(weightBytes);
+        stream.Write(headerBytes);
+        stream.Write(weightBytes);
+        stream.Write(sha.GetHashAndReset());
     }
 
     /// <summary>Reads and checks a checkpoint; with <paramref name="expectedModel"/>, refuses one from another model.</summary>

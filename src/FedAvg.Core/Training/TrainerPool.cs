@@ -89,12 +89,12 @@ public sealed class TrainerPool : IDisposable
     void Work()
     {
         NativeTuning.SetIntraOpThreads(ThreadsPerTrainer);
-        LocalTrainer? trainer = null;
+        // Built while the pool starts, not inside the first round: a model and its buffers are start-up work.
+        var trainer = new LocalTrainer(modelName);
         try
         {
             while (TryTake(out var job))
             {
-                trainer ??= new LocalTrainer(modelName);
                 long start = Stopwatch.GetTimestamp();
                 job.Run(trainer);
                 Interlocked.Add(ref busyTicks, Stopwatch.GetElapsedTime(start).Ticks);
@@ -102,7 +102,7 @@ public sealed class TrainerPool : IDisposable
         }
         finally
         {
-            trainer?.Dispose();
+            trainer.Dispose();
         }
     }
 
