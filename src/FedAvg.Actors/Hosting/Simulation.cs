@@ -93,7 +93,8 @@ public sealed class Simulation
                 rounds.Add(m);
                 OnRound?.Invoke(m);
             };
-            var observer = system.ActorOf(Props.Create(() => new RunObserver(onRound, outcome)), "observer");
+            var observer = system.ActorOf(Props.Create(() => new RunObserver(onRound, outcome))
+                .WithDispatcher("akka.actor.run-observer-dispatcher"), "observer");
             var clients = shards.Select((indices, k) =>
             {
                 string id = ClientId(k, shards.Length);

@@ -257,8 +257,11 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     async Task<(Evaluation Evaluation, TimeSpan Elapsed)> EvaluateAndCheckpoint(float[] weights, Core.Runtime.Checkpoint? checkpoint, string? path)
     {
         var clock = Stopwatch.StartNew();
-        // Both only read the new weights; the file's fsync overlaps the trainers' forward passes.
-        var saved = checkpoint is null ? Task.CompletedTask : Task.Run(() => checkpoint.Save(path!));
+        // Both only read the new weights; the file's fsync overlaps the trainers' forward passes. The save waits on
+        // the disk, so it gets a thread of its own rather than one of the pool's that the actors run on.
+        var saved = checkpoint is null
+            ? Task.CompletedTask
+            : Task.Factory.StartNew(() => checkpoint.Save(path!), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         var evaluation = evaluate(weights);
         await Task.WhenAll(evaluation, saved).ConfigureAwait(false);
         return (evaluation.Result, clock.Elapsed);
