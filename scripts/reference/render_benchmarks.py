@@ -143,6 +143,10 @@ def main():
         for r in scale:
             rel = f"{r['per_client_ms'] / base:.2f}×" if base else ""
             w(f"| {r['clients']:,} | {r.get('rounds', '')} | {r['training_s']:.3f} | {r['per_client_ms']:.3f} | {rel} |")
+        if base:
+            worst = max(scale, key=lambda r: r["per_client_ms"])
+            ratio = worst["per_client_ms"] / base
+            w(f"\nHighest: **{ratio:.2f}×** at {worst['clients']:,} clients ({'met' if ratio <= 1.5 else 'missed'}).")
         w("")
 
     notes = os.path.join(os.path.dirname(os.path.abspath(a.out)), "benchmark-notes.md")
