@@ -115,3 +115,49 @@ public class StrategyTests
         Assert.Contains("fraction", Assert.Throws<UsageException>(() => Strategy(c)).Message);
     }
 }
+
+/// <summary>Reuse of update vectors (WeightBuffers): what is taken back, and what the aggregation gives back.</summary>
+public class WeightBufferTests
+{
+    // Each test uses lengths of its own: the pool is process-wide and tests run in parallel.
+
+    [Fact]
+    public void A_returned_vector_is_rented_again_and_a_foreign_one_never()
+    {
+        var foreign = new float[10_001];
+        Runtime.WeightBuffers.Return(foreign);
+        var rented = Runtime.WeightBuffers.Rent(10_001);
+        Assert.NotSame(foreign, rented);
+        Runtime.WeightBuffers.Return(rented);
+        Assert.Same(rented, Runtime.WeightBuffers.Rent(10_001));
+    }
+
+    [Fact]
+    public void A_vector_returned_twice_is_handed_out_once()
+    {
+        var rented = Runtime.WeightBuffers.Rent(10_002);
+        Runtime.WeightBuffers.Return(rented);
+        Runtime.WeightBuffers.Return(rented);
+        var first = Runtime.WeightBuffers.Rent(10_002);
+        var second = Runtime.WeightBuffers.Rent(10_002);
+        Assert.Same(rented, first);
+        Assert.NotSame(first, second);
+    }
+
+    [Fact]
+    public void The_running_sum_gives_back_rented_updates_once_folded_and_leaves_others_alone()
+    {
+        var rented = Runtime.WeightBuffers.Rent(10_003);
+        Array.Fill(rented, 2f);
+        var owned = Enumerable.Repeat(4f, 10_003).ToArray();
+        var aggregator = new FedAvgStrategy.OrderedWeightedSum(10_003, ["a", "b"]);
+        aggregator.Accept(new ClientUpdate("b", owned, 1, 0, 0)); // waits for a: nothing folded, nothing returned
+        Assert.NotSame(rented, Runtime.WeightBuffers.Rent(10_003));
+        aggregator.Accept(new ClientUpdate("a", rented, 1, 0, 0));
+        var average = aggregator.Complete();
+        Assert.All(average, v => Assert.Equal(3f, v));
+        Assert.All(owned, v => Assert.Equal(4f, v));
+        Assert.Same(rented, Runtime.WeightBuffers.Rent(10_003));
+        Assert.NotSame(owned, Runtime.WeightBuffers.Rent(10_003));
+    }
+}

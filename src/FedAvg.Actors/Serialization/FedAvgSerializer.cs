@@ -4,6 +4,7 @@ using System.Text;
 using Akka.Actor;
 using Akka.Serialization;
 using FedAvg.Actors.Messages;
+using FedAvg.Core.Runtime;
 using FedAvg.Core.Training;
 
 namespace FedAvg.Actors.Serialization;
@@ -128,7 +129,8 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
         string clientId = r.ReadString();
         int samples = r.ReadInt32();
         double loss = r.ReadDouble(), accuracy = r.ReadDouble(), seconds = r.ReadDouble();
-        return new UpdateSubmitted(round, clientId, ReadWeights(r), samples, loss, accuracy, seconds);
+        // The aggregation returns an update's vector once folded: renting it here lets a server node reuse them too.
+        return new UpdateSubmitted(round, clientId, ReadWeights(r, WeightBuffers.Rent), samples, loss, accuracy, seconds);
     }
 
     static TrainRound ReadTrainRound(BinaryReader r)
@@ -162,13 +164,13 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
         w.Write(MemoryMarshal.AsBytes(weights.AsSpan()));
     }
 
-    static float[] ReadWeights(BinaryReader r)
+    static float[] ReadWeights(BinaryReader r, Func<int, float[]>? allocate = null)
     {
         int count = r.ReadInt32();
         long remaining = r.BaseStream.Length - r.BaseStream.Position;
         if (count < 0 || (long)count * sizeof(float) > remaining)
             throw new InvalidDataException($"weight vector claims {count} floats but only {remaining} bytes remain");
-        var weights = new float[count];
+        var weights = allocate is null ? new float[count] : allocate(count);
         r.BaseStream.ReadExactly(MemoryMarshal.AsBytes(weights.AsSpan()));
         return weights;
     }

@@ -117,6 +117,7 @@ public sealed class FedAvgStrategy : IStrategy
         {
             MultiplyAdd(sum, update.Weights, update.SampleCount);
             samples += update.SampleCount;
+            Runtime.WeightBuffers.Return(update.Weights); // the next trainer result reuses it (ignored if not rented)
         }
     }
 

@@ -81,7 +81,8 @@ public sealed class LocalTrainer : IDisposable
             seen += order.Length;
             afterEpoch?.Invoke(new EpochReport(epoch + 1, epochLoss / order.Length, (double)epochCorrect / order.Length, model));
         }
-        var weights = Weights.Read(model, Layout);
+        var weights = WeightBuffers.Rent(Layout.TotalLength); // returned by the aggregation once folded
+        Weights.ReadInto(model, Layout, weights);
         return new TrainResult(weights, indices.Length, lossSum / seen, (double)correct / seen, clock.Elapsed);
     }
 
