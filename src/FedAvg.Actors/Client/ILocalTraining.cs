@@ -7,6 +7,11 @@ namespace FedAvg.Actors.Client;
 /// How a client's round of local training gets done, off the actor's thread. The real one runs on a
 /// <see cref="TrainerPool"/>; fault-injection tests wrap it to crash, stall or lie.
 /// </summary>
+/// <remarks>
+/// A result's weight vector passes to the server with the update, which recycles it once folded
+/// (<see cref="FedAvg.Core.Runtime.WeightBuffers"/>): a wrapper that replays an update must send a copy, never
+/// the same array twice.
+/// </remarks>
 public interface ILocalTraining
 {
     int SampleCount { get; }
