@@ -41,9 +41,9 @@ results="$work/results.jsonl"
 : >"$results"
 
 if [ $quick = 1 ]; then
-  samples=6000; repeats=3; pairs=1; batches="64"; thread_counts="1"; round_repeats=1; memory_clients="10 100 1000"; scale_clients="10 100 1000"; scale_rounds=4
+  samples=6000; repeats=3; pairs=1; batches="64"; thread_counts="1"; round_repeats=1; memory_repeats=1; memory_clients="10 100 1000"; scale_clients="10 100 1000"; scale_rounds=4
 else
-  samples=24000; repeats=3; pairs=2; batches="32 64"; thread_counts="1 2"; round_repeats=3; memory_clients="10 100 1000 10000"; scale_clients="10 100 1000 10000"; scale_rounds=6
+  samples=24000; repeats=3; pairs=2; batches="32 64"; thread_counts="1 2"; round_repeats=3; memory_repeats=3; memory_clients="10 100 1000 10000"; scale_clients="10 100 1000 10000"; scale_rounds=6
 fi
 
 steps=0
@@ -88,10 +88,12 @@ $fedavg bench aggregate --model mcmahan-cnn --updates 100 --repeats 5 | record
 
 # 4. Peak memory with mcmahan-cnn, C = 0.1, one round of E=1, B=10.
 for k in $memory_clients; do
-  progress "peak RSS: mcmahan-cnn, K=$k, C=0.1"
-  $fedavg simulate --model mcmahan-cnn --clients "$k" --fraction 0.1 --partition iid --local-epochs 1 --batch 10 \
-    --lr 0.05 --momentum 0 --rounds 1 --out "$work/mem-$k" >/dev/null
-  "$py" -c "import json,sys; s=json.load(open('$work/mem-$k/summary.json')); print(json.dumps({'bench':'memory','clients':$k,'peak_rss_mb':s['peak_rss_mb'],'wall_s':s['wall_seconds']}))" | record
+  progress "peak RSS: mcmahan-cnn, K=$k, C=0.1, $memory_repeats run(s)"
+  for i in $(seq $memory_repeats); do
+    $fedavg simulate --model mcmahan-cnn --clients "$k" --fraction 0.1 --partition iid --local-epochs 1 --batch 10 \
+      --lr 0.05 --momentum 0 --rounds 1 --out "$work/mem-$k-$i" >/dev/null
+    "$py" -c "import json,sys; s=json.load(open('$work/mem-$k-$i/summary.json')); print(json.dumps({'bench':'memory','clients':$k,'peak_rss_mb':s['peak_rss_mb'],'wall_s':s['wall_seconds']}))" | record
+  done
 done
 
 # 5. Round time per sampled client as clients grow (seed000-cnn, 5 samples per client, one step each, C = 1).
