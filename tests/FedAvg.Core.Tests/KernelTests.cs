@@ -192,7 +192,7 @@ public class MklDispatchTests
             ? System.Runtime.Intrinsics.X86.X86Base.CpuId(0, 0) : default;
         var amd = (ebx, edx, ecx) == (0x68747541, 0x69746E65, 0x444D4163); // "Auth" "enti" "cAMD"
         var applies = amd && System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported
-                      && Environment.GetEnvironmentVariable("FEDAVG_MKL_DISPATCH") is null;
+                      && Runtime.NativeTuning.Settings.MklByCpuFeatures;
         Assert.True(applies == Runtime.MklDispatch.ByCpuFeatures, Runtime.MklDispatch.Status);
     }
 
@@ -225,5 +225,33 @@ public class MklDispatchTests
         var scale = expected.abs().max().item<double>();
         var error = (expected - actual).abs().max().item<double>();
         Assert.True(error <= 1e-4 * scale, $"{what}: max error {error:G3} at scale {scale:G3}");
+    }
+}
+
+/// <summary>The FEDAVG_* switches: defaults, their one alternative, and a clear refusal of anything else.</summary>
+public class NativeSettingsTests
+{
+    static Runtime.NativeSettings Parse(params (string Name, string Value)[] set) =>
+        Runtime.NativeSettings.Parse(name => set.FirstOrDefault(v => v.Name == name).Value);
+
+    [Fact]
+    public void Unset_or_empty_means_the_defaults_and_each_alternative_turns_one_off()
+    {
+        Assert.Equal(Runtime.NativeSettings.Default, Parse());
+        Assert.Equal(Runtime.NativeSettings.Default, Parse(("FEDAVG_MKL_DISPATCH", ""), ("FEDAVG_MALLOC_TUNING", "ON")));
+        Assert.Equal(new Runtime.NativeSettings(false, true, true), Parse(("FEDAVG_MALLOC_TUNING", "off")));
+        Assert.Equal(new Runtime.NativeSettings(true, false, true), Parse(("FEDAVG_BLAS_THREADS", "Intra-Op")));
+        Assert.Equal(new Runtime.NativeSettings(true, true, false), Parse(("FEDAVG_MKL_DISPATCH", "vendor")));
+    }
+
+    [Theory]
+    [InlineData("FEDAVG_MALLOC_TUNING", "no")]
+    [InlineData("FEDAVG_BLAS_THREADS", "2")]
+    [InlineData("FEDAVG_MKL_DISPATCH", "intel")]
+    public void Any_other_value_is_refused_with_the_variable_and_what_it_takes(string name, string value)
+    {
+        var error = Assert.Throws<UsageException>(() => Parse((name, value)));
+        Assert.Contains(name, error.Message);
+        Assert.Contains($"'{value}'", error.Message);
     }
 }

@@ -32,21 +32,20 @@ public static unsafe class MklDispatch
     /// <summary>What was done, or why nothing was (for the logs and the benchmark records).</summary>
     public static string Status { get; private set; } = "not applied yet";
 
-    /// <summary>Applies the dispatch choice once per process; call before the first matrix product.</summary>
-    public static void Apply()
+    /// <summary>Applies the dispatch choice once per process (through <see cref="NativeTuning.Apply"/>), before the
+    /// first matrix product. With <paramref name="byCpuFeatures"/> false, MKL keeps its own choice.</summary>
+    public static void Apply(bool byCpuFeatures)
     {
         lock (Gate)
         {
             if (applied) return;
             applied = true;
-            Status = Decide();
+            Status = byCpuFeatures ? Decide() : "MKL's own vendor-based choice (FEDAVG_MKL_DISPATCH=vendor)";
         }
     }
 
     static string Decide()
     {
-        if (string.Equals(Environment.GetEnvironmentVariable("FEDAVG_MKL_DISPATCH"), "vendor", StringComparison.OrdinalIgnoreCase))
-            return "MKL's own vendor-based choice (FEDAVG_MKL_DISPATCH=vendor)";
         if (!OperatingSystem.IsLinux() || !X86Base.IsSupported) return "left alone: not x86-64 Linux";
         if (Vendor() != "AuthenticAMD") return $"left alone: CPU vendor {Vendor()}";
         if (!Avx2.IsSupported || !Fma.IsSupported) return "left alone: CPU lacks AVX2/FMA";

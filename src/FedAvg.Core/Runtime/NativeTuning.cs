@@ -25,6 +25,9 @@ public static class NativeTuning
     static readonly object Gate = new();
     static bool applied;
 
+    /// <summary>The switches this process runs with (read from the environment by the first <see cref="Apply"/>).</summary>
+    public static NativeSettings Settings { get; private set; } = NativeSettings.Default;
+
     /// <summary>True when the malloc thresholds were raised in this process (false off glibc, or when disabled).</summary>
     public static bool MallocTuned { get; private set; }
 
@@ -37,13 +40,15 @@ public static class NativeTuning
     /// </summary>
     public static void Apply()
     {
+        var settings = NativeSettings.FromEnvironment(); // a bad value is refused at every call, not only the first
         lock (Gate)
         {
             if (applied) return;
             applied = true;
-            MklDispatch.Apply();
+            Settings = settings;
+            MklDispatch.Apply(settings.MklByCpuFeatures);
             if (!OperatingSystem.IsLinux()) return;
-            if (string.Equals(Environment.GetEnvironmentVariable("FEDAVG_MALLOC_TUNING"), "off", StringComparison.OrdinalIgnoreCase)) return;
+            if (!settings.MallocTuning) return;
             try
             {
                 MallocTuned = Mallopt(M_MMAP_THRESHOLD, MmapThresholdBytes) == 1
@@ -70,7 +75,7 @@ public static class NativeTuning
         torch.set_num_threads(threads);
         // libtorch initialises each thread's setting lazily on first use, which would undo the BLAS choice below.
         _ = torch.get_num_threads();
-        if (threads > 1 && !string.Equals(Environment.GetEnvironmentVariable("FEDAVG_BLAS_THREADS"), "intra-op", StringComparison.OrdinalIgnoreCase))
+        if (threads > 1 && Settings.SingleThreadedBlas)
             SingleThreadedBlasOnThisThread();
     }
 
@@ -87,5 +92,32 @@ public static class NativeTuning
             ((delegate* unmanaged<int, int>)setLocal)(1);
             BlasSingleThreaded = true;
         }
+    }
+}
+
+/// <summary>
+/// The process-wide switches, from environment variables: each has a default and one alternative, for measuring
+/// what the default buys. Any other value is refused with the variable's name.
+/// </summary>
+/// <param name="MallocTuning">FEDAVG_MALLOC_TUNING: on (default) or off.</param>
+/// <param name="SingleThreadedBlas">FEDAVG_BLAS_THREADS: single (default) or intra-op.</param>
+/// <param name="MklByCpuFeatures">FEDAVG_MKL_DISPATCH: features (default) or vendor.</param>
+public sealed record NativeSettings(bool MallocTuning, bool SingleThreadedBlas, bool MklByCpuFeatures)
+{
+    public static readonly NativeSettings Default = new(true, true, true);
+
+    public static NativeSettings FromEnvironment() => Parse(Environment.GetEnvironmentVariable);
+
+    public static NativeSettings Parse(Func<string, string?> variable) => new(
+        IsDefault(variable, "FEDAVG_MALLOC_TUNING", "on", "off"),
+        IsDefault(variable, "FEDAVG_BLAS_THREADS", "single", "intra-op"),
+        IsDefault(variable, "FEDAVG_MKL_DISPATCH", "features", "vendor"));
+
+    static bool IsDefault(Func<string, string?> variable, string name, string standard, string alternative)
+    {
+        var value = variable(name);
+        if (string.IsNullOrEmpty(value) || string.Equals(value, standard, StringComparison.OrdinalIgnoreCase)) return true;
+        if (string.Equals(value, alternative, StringComparison.OrdinalIgnoreCase)) return false;
+        throw new UsageException($"environment variable {name}='{value}': expected {standard} (the default) or {alternative}.");
     }
 }
