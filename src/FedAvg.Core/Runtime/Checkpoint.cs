@@ -22,13 +22,6 @@ public sealed record Checkpoint(string ModelName, WeightLayout Layout, int Round
     /// </summary>
     public void Save(string path) => AtomicFile.Write(path, WriteTo);
 
-    public byte[] ToBytes()
-    {
-        using var buffer = new MemoryStream();
-        WriteTo(buffer);
-        return buffer.ToArray();
-    }
-
     void WriteTo(Stream stream)
     {
         using var header = new MemoryStream();

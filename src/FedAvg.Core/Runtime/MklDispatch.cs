@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 
@@ -80,25 +79,7 @@ public static unsafe class MklDispatch
         return System.Text.Encoding.ASCII.GetString(MemoryMarshal.AsBytes(words));
     }
 
-    static bool InWritableMappingOf(nint address, string library)
-    {
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/self/maps"))
-            {
-                // start-end perms offset dev inode path
-                var fields = line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
-                if (fields.Length < 6 || !fields[1].StartsWith("rw", StringComparison.Ordinal)
-                    || Path.GetFileName(fields[5].Trim()) != library) continue;
-                var range = fields[0].Split('-');
-                var start = long.Parse(range[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
-                var end = long.Parse(range[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
-                if (address >= start && address + sizeof(int) <= end) return true;
-            }
-        }
-        catch (IOException)
-        {
-        }
-        return false;
-    }
+    static bool InWritableMappingOf(nint address, string library) =>
+        ProcessMaps.Read().Any(m => m.Permissions.StartsWith("rw", StringComparison.Ordinal)
+                                    && Path.GetFileName(m.Path) == library && m.Contains(address, sizeof(int)));
 }

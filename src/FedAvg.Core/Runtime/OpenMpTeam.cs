@@ -26,25 +26,18 @@ public static unsafe class OpenMpTeam
     static OpenMpTeam()
     {
         if (!OperatingSystem.IsLinux()) return;
-        try
-        {
-            _ = TorchSharp.torch.get_num_threads(); // loads libtorch, and with it its OpenMP runtime
-            var path = File.ReadLines("/proc/self/maps")
-                .Select(line => line.IndexOf('/') is var at and >= 0 ? line[at..] : "")
-                .FirstOrDefault(p => Path.GetFileName(p).StartsWith("libgomp", StringComparison.Ordinal));
-            if (path is null || !NativeLibrary.TryLoad(path, out var gomp)) return;
-            if (!NativeLibrary.TryGetExport(gomp, "GOMP_parallel", out var parallel)
-                || !NativeLibrary.TryGetExport(gomp, "omp_get_thread_num", out var threadNumber)
-                || !NativeLibrary.TryGetExport(gomp, "omp_get_num_threads", out var teamSize)) return;
-            Parallel = (delegate* unmanaged<delegate* unmanaged<nint, void>, nint, uint, uint, void>)parallel;
-            ThreadNumber = (delegate* unmanaged<int>)threadNumber;
-            TeamSize = (delegate* unmanaged<int>)teamSize;
-            Library = path;
-        }
-        catch (IOException)
-        {
-            // no /proc: stay on the calling thread
-        }
+        _ = TorchSharp.torch.get_num_threads(); // loads libtorch, and with it its OpenMP runtime
+        var path = ProcessMaps.Read() // without /proc, none: loops stay on the calling thread
+            .Select(m => m.Path)
+            .FirstOrDefault(p => Path.GetFileName(p).StartsWith("libgomp", StringComparison.Ordinal));
+        if (path is null || !NativeLibrary.TryLoad(path, out var gomp)) return;
+        if (!NativeLibrary.TryGetExport(gomp, "GOMP_parallel", out var parallel)
+            || !NativeLibrary.TryGetExport(gomp, "omp_get_thread_num", out var threadNumber)
+            || !NativeLibrary.TryGetExport(gomp, "omp_get_num_threads", out var teamSize)) return;
+        Parallel = (delegate* unmanaged<delegate* unmanaged<nint, void>, nint, uint, uint, void>)parallel;
+        ThreadNumber = (delegate* unmanaged<int>)threadNumber;
+        TeamSize = (delegate* unmanaged<int>)teamSize;
+        Library = path;
     }
 
     /// <summary>

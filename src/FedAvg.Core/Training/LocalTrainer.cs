@@ -24,7 +24,6 @@ public sealed class LocalTrainer : IDisposable
 
     public LocalTrainer(string modelName)
     {
-        NativeTuning.Apply();
         ModelName = modelName;
         model = ModelZoo.Create(modelName);
         Layout = WeightLayout.Of(model);
