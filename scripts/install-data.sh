@@ -8,7 +8,10 @@ data_dir="${1:-${FEDAVG_DATA:-data}}"
 
 if [ ! -d /usr/share/datasets/fashion-mnist ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get install -y -qq dataset-fashion-mnist >/dev/null || { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null; }
+    # A fresh machine has no package lists yet: update first when apt knows no candidate, so that the first run
+    # does not print apt's "Unable to locate package" before it succeeds.
+    if ! apt-cache policy dataset-fashion-mnist 2>/dev/null | grep -q 'Candidate: [0-9]'; then apt-get update -qq; fi
+    apt-get install -y -qq dataset-fashion-mnist >/dev/null
   else
     echo "install-data: Fashion-MNIST needs the Debian package dataset-fashion-mnist: sudo apt-get install dataset-fashion-mnist" >&2
     exit 3

@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using FedAvg.Core;
+using FedAvg.Core.Native;
 using FedAvg.Core.Data;
 using FedAvg.Core.Models;
 using FedAvg.Core.Runtime;
@@ -42,6 +43,7 @@ public static class BenchCommand
         };
         command.SetAction(parse =>
         {
+            NativeTuning.Apply(); // this host's process-wide native settings, before any model exists
             string name = parse.GetValue(model)!;
             ModelZoo.Validate(name);
             int p = parse.GetValue(trainers), t = parse.GetValue(threads), n = parse.GetValue(samples), r = parse.GetValue(repeats);
@@ -86,6 +88,7 @@ public static class BenchCommand
         };
         command.SetAction(parse =>
         {
+            NativeTuning.Apply(); // this host's process-wide native settings, before any model exists
             string name = parse.GetValue(model)!;
             int count = parse.GetValue(updates), r = parse.GetValue(repeats);
             Require.AtLeast(count, 1, "--updates");
@@ -135,6 +138,7 @@ public static class BenchCommand
         var command = new Command("evaluate", "Seconds to evaluate a model on the whole test set.") { dataDir, model, batch, threads, repeats };
         command.SetAction(parse =>
         {
+            NativeTuning.Apply(); // this host's process-wide native settings, before any model exists
             string name = parse.GetValue(model)!;
             ModelZoo.Validate(name);
             NativeTuning.SetIntraOpThreads(parse.GetValue(threads));

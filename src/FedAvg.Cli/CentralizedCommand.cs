@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using FedAvg.Core;
+using FedAvg.Core.Native;
 using FedAvg.Core.Data;
 using FedAvg.Core.Models;
 using FedAvg.Core.Runtime;
@@ -35,6 +36,7 @@ public static class CentralizedCommand
         };
         command.SetAction(parse =>
         {
+            NativeTuning.Apply(); // this host's process-wide native settings, before any model exists
             var info = DatasetCatalog.Get(parse.GetValue(dataset)!);
             string modelName = parse.GetValue(model)!;
             ModelZoo.Validate(modelName);

@@ -4,6 +4,7 @@ using System.Text.Json;
 using FedAvg.Actors.Hosting;
 using FedAvg.Actors.Messages;
 using FedAvg.Core;
+using FedAvg.Core.Native;
 using FedAvg.Core.Data;
 using FedAvg.Core.Runtime;
 using FedAvg.Core.Training;
@@ -66,6 +67,7 @@ public static class SimulateCommand
 
         command.SetAction((parse, cancel) =>
         {
+            NativeTuning.Apply(); // this host's process-wide native settings, before any model exists
             var overrides = settings
                 .Where(s => parse.GetResult(s.Option) is { Implicit: false })
                 .Select(s => $"fedavg.{s.Key} = {s.Hocon(parse)}")

@@ -155,21 +155,21 @@ public class OpenMpTeamTests
     [Fact]
     public void Loops_run_on_libtorchs_OpenMP_team_cover_every_index_once_and_rethrow()
     {
-        Assert.NotNull(Runtime.OpenMpTeam.Library);
+        Assert.NotNull(Native.OpenMpTeam.Library);
         var hits = new int[1000];
         var threadIds = new System.Collections.Concurrent.ConcurrentDictionary<int, bool>();
         Exception? thrown = null;
         var thread = new Thread(() =>
         {
-            Runtime.NativeTuning.SetIntraOpThreads(2);
-            Runtime.OpenMpTeam.For(hits.Length, 2, (first, end) =>
+            Native.NativeTuning.SetIntraOpThreads(2);
+            Native.OpenMpTeam.For(hits.Length, 2, (first, end) =>
             {
                 threadIds[Environment.CurrentManagedThreadId] = true;
                 for (int i = first; i < end; i++) Interlocked.Increment(ref hits[i]);
             });
             try
             {
-                Runtime.OpenMpTeam.For(10, 2, (first, _) => { if (first > 0) throw new InvalidOperationException("from the second thread"); });
+                Native.OpenMpTeam.For(10, 2, (first, _) => { if (first > 0) throw new InvalidOperationException("from the second thread"); });
             }
             catch (Exception e) { thrown = e; }
         });
@@ -192,8 +192,8 @@ public class MklDispatchTests
             ? System.Runtime.Intrinsics.X86.X86Base.CpuId(0, 0) : default;
         var amd = (ebx, edx, ecx) == (0x68747541, 0x69746E65, 0x444D4163); // "Auth" "enti" "cAMD"
         var applies = amd && System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported
-                      && Runtime.NativeTuning.Settings.MklByCpuFeatures;
-        Assert.True(applies == Runtime.MklDispatch.ByCpuFeatures, Runtime.MklDispatch.Status);
+                      && Native.NativeTuning.Settings.MklByCpuFeatures;
+        Assert.True(applies == Native.MklDispatch.ByCpuFeatures, Native.MklDispatch.Status);
     }
 
     [Theory]
@@ -231,17 +231,17 @@ public class MklDispatchTests
 /// <summary>The FEDAVG_* switches: defaults, their one alternative, and a clear refusal of anything else.</summary>
 public class NativeSettingsTests
 {
-    static Runtime.NativeSettings Parse(params (string Name, string Value)[] set) =>
-        Runtime.NativeSettings.Parse(name => set.FirstOrDefault(v => v.Name == name).Value);
+    static Native.NativeSettings Parse(params (string Name, string Value)[] set) =>
+        Native.NativeSettings.Parse(name => set.FirstOrDefault(v => v.Name == name).Value);
 
     [Fact]
     public void Unset_or_empty_means_the_defaults_and_each_alternative_turns_one_off()
     {
-        Assert.Equal(Runtime.NativeSettings.Default, Parse());
-        Assert.Equal(Runtime.NativeSettings.Default, Parse(("FEDAVG_MKL_DISPATCH", ""), ("FEDAVG_MALLOC_TUNING", "ON")));
-        Assert.Equal(new Runtime.NativeSettings(false, true, true), Parse(("FEDAVG_MALLOC_TUNING", "off")));
-        Assert.Equal(new Runtime.NativeSettings(true, false, true), Parse(("FEDAVG_BLAS_THREADS", "Intra-Op")));
-        Assert.Equal(new Runtime.NativeSettings(true, true, false), Parse(("FEDAVG_MKL_DISPATCH", "vendor")));
+        Assert.Equal(Native.NativeSettings.Default, Parse());
+        Assert.Equal(Native.NativeSettings.Default, Parse(("FEDAVG_MKL_DISPATCH", ""), ("FEDAVG_MALLOC_TUNING", "ON")));
+        Assert.Equal(new Native.NativeSettings(false, true, true), Parse(("FEDAVG_MALLOC_TUNING", "off")));
+        Assert.Equal(new Native.NativeSettings(true, false, true), Parse(("FEDAVG_BLAS_THREADS", "Intra-Op")));
+        Assert.Equal(new Native.NativeSettings(true, true, false), Parse(("FEDAVG_MKL_DISPATCH", "vendor")));
     }
 
     [Theory]

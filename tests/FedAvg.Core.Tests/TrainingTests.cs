@@ -132,8 +132,8 @@ public class TrainerPoolTests
         {
             try
             {
-                Runtime.NativeTuning.SetIntraOpThreads(2);
-                singleThreaded = Runtime.NativeTuning.BlasSingleThreaded;
+                Native.NativeTuning.SetIntraOpThreads(2);
+                singleThreaded = Native.NativeTuning.BlasSingleThreaded;
                 var data = TestData.MnistTrain;
                 using var trainer = new LocalTrainer("seed001-2nn");
                 using var model = Models.ModelZoo.Create("seed001-2nn", 1);

@@ -17,7 +17,6 @@ public static class ModelZoo
     /// </summary>
     public static Module<Tensor, Tensor> Create(string name, long seed = 0)
     {
-        Runtime.NativeTuning.Apply(); // before the first matrix product: MKL chooses its kernels once
         lock (TorchRngGate)
         {
             torch.manual_seed(seed);

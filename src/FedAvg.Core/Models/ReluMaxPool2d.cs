@@ -121,7 +121,7 @@ public static unsafe class ReluMaxPoolKernel
 
     /// <summary>On libtorch's OpenMP team of the calling thread's intra-op size (one thread: the calling thread).</summary>
     static void ForEachRowPair(int rowPairs, Action<int, int> body) =>
-        Runtime.OpenMpTeam.For(rowPairs, Math.Min(torch.get_num_threads(), Math.Max(1, rowPairs / 64)), body);
+        Native.OpenMpTeam.For(rowPairs, Math.Min(torch.get_num_threads(), Math.Max(1, rowPairs / 64)), body);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first batch: no unoptimised tier
     static void ForwardRowPair(float* top, float* bottom, float* output, int outW)

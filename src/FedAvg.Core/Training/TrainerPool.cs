@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using FedAvg.Core.Data;
+using FedAvg.Core.Native;
 using FedAvg.Core.Runtime;
 
 namespace FedAvg.Core.Training;
@@ -33,7 +34,7 @@ public sealed class TrainerPool : IDisposable
         Models.ModelZoo.Validate(modelName);
         Require.AtLeast(trainers, 1, "trainers");
         Require.AtLeast(threadsPerTrainer, 1, "threads-per-trainer");
-        NativeTuning.Apply();
+        NativeTuning.RequireApplied("TrainerPool");
         this.modelName = modelName;
         Trainers = trainers;
         ThreadsPerTrainer = threadsPerTrainer;

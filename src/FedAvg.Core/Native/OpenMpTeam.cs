@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 
-namespace FedAvg.Core.Runtime;
+namespace FedAvg.Core.Native;
 
 /// <summary>
 /// Runs a loop on libtorch's own OpenMP team, so that a kernel of ours uses the intra-op threads libtorch already

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace FedAvg.Core.Runtime;
+namespace FedAvg.Core.Native;
 
 /// <summary>The process's memory mappings (/proc/self/maps): which native libraries are loaded, and where.</summary>
 static class ProcessMaps

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 
-namespace FedAvg.Core.Runtime;
+namespace FedAvg.Core.Native;
 
 /// <summary>
 /// Lets the MKL inside libtorch pick its GEMM kernels by the instructions the CPU has rather than by its vendor.

@@ -1,10 +1,12 @@
 using System.Runtime.InteropServices;
 using TorchSharp;
 
-namespace FedAvg.Core.Runtime;
+namespace FedAvg.Core.Native;
 
 /// <summary>
-/// Process-wide settings that make libtorch run at its own speed inside .NET.
+/// Process-wide settings that make libtorch run at its own speed inside .NET. Each host (`fedavg simulate`,
+/// `server`, `node`, `centralized`, `bench`, and the test assemblies) calls <see cref="Apply"/> once at start-up,
+/// before the first model exists; the trainer pool refuses to start in a process that did not.
 /// </summary>
 /// <remarks>
 /// Under glibc's default thresholds every training step maps and unmaps its large buffers
@@ -61,6 +63,22 @@ public static class NativeTuning
         }
     }
 
+    /// <summary>True once <see cref="Apply"/> ran in this process.</summary>
+    public static bool Applied
+    {
+        get
+        {
+            lock (Gate) return applied;
+        }
+    }
+
+    /// <summary>Throws unless the host applied the settings: MKL chooses its kernels at the first product, once.</summary>
+    public static void RequireApplied(string who)
+    {
+        if (!Applied)
+            throw new InvalidOperationException($"{who}: the host must call FedAvg.Core.Native.NativeTuning.Apply() at start-up, before any model exists.");
+    }
+
     /// <summary>
     /// Sets libtorch's intra-op thread count for the calling thread (OpenMP keeps it per thread). With more than one,
     /// MKL's GEMMs stay on one thread unless FEDAVG_BLAS_THREADS=intra-op: the models' matrices are small (batch ×
@@ -71,7 +89,7 @@ public static class NativeTuning
     public static void SetIntraOpThreads(int threads)
     {
         Require.AtLeast(threads, 1, "threads");
-        Apply();
+        RequireApplied("SetIntraOpThreads");
         torch.set_num_threads(threads);
         // libtorch initialises each thread's setting lazily on first use, which would undo the BLAS choice below.
         _ = torch.get_num_threads();
@@ -92,32 +110,5 @@ public static class NativeTuning
             ((delegate* unmanaged<int, int>)setLocal)(1);
             BlasSingleThreaded = true;
         }
-    }
-}
-
-/// <summary>
-/// The process-wide switches, from environment variables: each has a default and one alternative, for measuring
-/// what the default buys. Any other value is refused with the variable's name.
-/// </summary>
-/// <param name="MallocTuning">FEDAVG_MALLOC_TUNING: on (default) or off.</param>
-/// <param name="SingleThreadedBlas">FEDAVG_BLAS_THREADS: single (default) or intra-op.</param>
-/// <param name="MklByCpuFeatures">FEDAVG_MKL_DISPATCH: features (default) or vendor.</param>
-public sealed record NativeSettings(bool MallocTuning, bool SingleThreadedBlas, bool MklByCpuFeatures)
-{
-    public static readonly NativeSettings Default = new(true, true, true);
-
-    public static NativeSettings FromEnvironment() => Parse(Environment.GetEnvironmentVariable);
-
-    public static NativeSettings Parse(Func<string, string?> variable) => new(
-        IsDefault(variable, "FEDAVG_MALLOC_TUNING", "on", "off"),
-        IsDefault(variable, "FEDAVG_BLAS_THREADS", "single", "intra-op"),
-        IsDefault(variable, "FEDAVG_MKL_DISPATCH", "features", "vendor"));
-
-    static bool IsDefault(Func<string, string?> variable, string name, string standard, string alternative)
-    {
-        var value = variable(name);
-        if (string.IsNullOrEmpty(value) || string.Equals(value, standard, StringComparison.OrdinalIgnoreCase)) return true;
-        if (string.Equals(value, alternative, StringComparison.OrdinalIgnoreCase)) return false;
-        throw new UsageException($"environment variable {name}='{value}': expected {standard} (the default) or {alternative}.");
     }
 }
