@@ -1,9 +1,12 @@
 using System.Runtime.Serialization;
 using Akka.Serialization;
+using Akka.Streams;
+using Akka.Streams.Dsl;
 using Akka.TestKit.Xunit2;
 using FedAvg.Actors.Hosting;
 using FedAvg.Actors.Messages;
 using FedAvg.Actors.Serialization;
+using FedAvg.Actors.Transfer;
 using FedAvg.Core.Training;
 
 namespace FedAvg.Actors.Tests;
@@ -11,61 +14,175 @@ namespace FedAvg.Actors.Tests;
 public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
 {
     static readonly float[] SomeWeights = [1.5f, -2.25f, float.Epsilon, 3e38f, 0f];
+    static WeightHeader HeaderOf(float[] w, int round = 3, string client = "client-007", int samples = 450) =>
+        WeightStream.Header(0xfeedbeefcafe1234UL, round, client, samples, w);
 
-    public static TheoryData<IFedAvgMessage> Messages => new()
-    {
-        new ClientAvailable("client-007", 450),
-        new TrainRound(3, SomeWeights, new TrainConfig(10, 32, 0.01, 0.9, 1e-4), 12345),
-        new UpdateSubmitted(3, "client-007", SomeWeights, 450, 0.25, 0.93, 1.75),
+    static IFedAvgMessage[] All =>
+    [
+        new JoinFederation("node-a", "fedavg", new ClientRange(0, 49)),
+        new JoinFederation("hospital-7", "fedavg", new OwnData(1234)),
+        new Welcome(new RunSpec("fedavg", "mnist", "seed001-2nn", 100, "iid-balanced:450", 1, true, 0x0123456789abcdefUL)),
+        new JoinRefused("clients 0-200 are outside 0..99"),
+        new Registered("node-a", 50),
+        new RegistrationRefused("layout"),
+        RegisterAgain.Instance,
+        new TrainRound(3, 2, [new ClientTask("client-007", 12345), new ClientTask("client-009", -7)], new TrainConfig(10, 32, 0.01, 0.9, 1e-4),
+            new LocalWeights(HeaderOf(SomeWeights, client: "", samples: 0), SomeWeights)),
+        new UpdateSubmitted(3, "client-007", 450, 0.25, 0.93, 1.75, new LocalWeights(HeaderOf(SomeWeights), SomeWeights)),
         new TrainingFailed(4, "client-001", "boom"),
+        new RunFinished(true, "completed after round 11"),
         new RoundCompleted(new RoundMetrics(5, 10, 9, 1, 2, 0.1, 0.97, 0.2, 3.5, 6.9, 0.01, 0.4, 4.0)),
         new RunCompleted(11, 0.943, 9, SomeWeights),
         new RunCompleted(11, 0.943, null, []),
         new RunFailed(2, "too few clients"),
-    };
+    ];
 
-    [Theory]
-    [MemberData(nameof(Messages))]
-    public void Every_protocol_message_round_trips_through_the_project_serializer(IFedAvgMessage message)
+    public static TheoryData<IFedAvgMessage> Messages => new(All);
+
+    SerializerWithStringManifest Serializer => (SerializerWithStringManifest)Sys.Serialization.FindSerializerForType(typeof(IFedAvgMessage));
+
+    object RoundTrip(object message)
     {
         var serializer = Sys.Serialization.FindSerializerFor(message);
         Assert.IsType<FedAvgSerializer>(serializer);
         var bytes = serializer.ToBinary(message);
         string manifest = Akka.Serialization.Serialization.ManifestFor(serializer, message);
-        var back = Sys.Serialization.Deserialize(bytes, serializer.Identifier, manifest);
-        Assert.Equal(Describe(message), Describe(back));
+        return Sys.Serialization.Deserialize(bytes, serializer.Identifier, manifest);
+    }
+
+    [Theory]
+    [MemberData(nameof(Messages))]
+    public void Every_protocol_message_round_trips_through_the_project_serializer(IFedAvgMessage message) =>
+        Assert.Equal(Describe(message), Describe(RoundTrip(message)));
+
+    [Fact]
+    public void Every_message_type_of_the_protocol_has_a_manifest_and_a_round_trip_case()
+    {
+        var types = typeof(IFedAvgMessage).Assembly.GetTypes().Where(t => !t.IsAbstract && typeof(IFedAvgMessage).IsAssignableFrom(t)).ToList();
+        var covered = All.Select(m => m.GetType()).Append(typeof(RegisterClients)).ToHashSet();
+        Assert.All(types, t => Assert.Contains(t, covered));
+        Assert.Equal(types.Count, FedAvgSerializer.AllManifests.Count);
     }
 
     [Fact]
-    public void Weights_cost_four_bytes_each_on_the_wire()
+    public void Registration_carries_actor_refs_that_resolve_back_to_the_same_actors()
     {
-        var weights = new float[1_663_370];
-        var serializer = Sys.Serialization.FindSerializerForType(typeof(TrainRound));
-        var bytes = serializer.ToBinary(new TrainRound(1, weights, new TrainConfig(1, 1, 0.1), 0));
-        Assert.InRange(bytes.Length, weights.Length * 4, weights.Length * 4 + 64);
+        var a = CreateTestProbe();
+        var b = CreateTestProbe();
+        var message = new RegisterClients("node-a", 42, [new ClientEntry("client-000", 10, a.Ref), new ClientEntry("client-001", 20, b.Ref)]);
+        var back = (RegisterClients)RoundTrip(message);
+        Assert.Equal(("node-a", 42UL), (back.NodeId, back.LayoutHash));
+        Assert.Equal([a.Ref, b.Ref], back.Clients.Select(c => c.Client));
+        Assert.Equal([10, 20], back.Clients.Select(c => c.SampleCount));
     }
 
     [Fact]
-    public void Truncated_or_garbage_bytes_raise_a_clear_serialization_error()
+    public void Streamed_weights_cross_as_a_small_message_and_arrive_intact_in_chunks()
     {
-        var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerForType(typeof(UpdateSubmitted));
-        var good = serializer.ToBinary(new UpdateSubmitted(1, "c", SomeWeights, 10, 0, 0, 0));
-        var truncated = Assert.Throws<SerializationException>(() => serializer.FromBinary(good[..^3], "US"));
+        var materializer = Sys.Materializer();
+        var weights = Enumerable.Range(0, 100_000).Select(i => i * 0.5f - 7f).ToArray(); // 400 KB: 7 chunks
+        var header = HeaderOf(weights);
+        var chunks = Source.From(WeightStream.Chunks(weights)).RunWith(StreamRefs.SourceRef<byte[]>(), materializer).Result;
+        var message = new UpdateSubmitted(3, "client-007", 450, 0.25, 0.93, 1.75, new StreamedWeights(header, chunks));
+
+        var bytes = Serializer.ToBinary(message);
+        Assert.True(bytes.Length < 2_000, $"{bytes.Length} bytes: the vector must not travel inside the message");
+        var back = (UpdateSubmitted)Serializer.FromBinary(bytes, Serializer.Manifest(message));
+        Assert.Equal(header, back.Weights.Header);
+        var received = WeightStream.Receive(back.Weights, materializer).Result;
+        Assert.Equal(weights, received);
+        Assert.All(WeightStream.Chunks(weights), c => Assert.True(c.Length <= WeightStream.ChunkBytes));
+    }
+
+    [Fact]
+    public void A_streamed_vector_with_a_flipped_byte_a_missing_chunk_or_extra_bytes_is_refused()
+    {
+        var materializer = Sys.Materializer();
+        var weights = Enumerable.Range(0, 40_000).Select(i => (float)Math.Sin(i)).ToArray();
+        var header = HeaderOf(weights);
+
+        string Fault(IEnumerable<byte[]> chunks)
+        {
+            var source = Source.From(chunks).RunWith(StreamRefs.SourceRef<byte[]>(), materializer).Result;
+            var e = Assert.ThrowsAny<Exception>(() => WeightStream.Receive(new StreamedWeights(header, source), materializer).Result);
+            return Assert.IsType<WeightTransferException>(e is AggregateException a ? a.InnerException : e).Message;
+        }
+
+        var flipped = WeightStream.Chunks(weights).ToList();
+        flipped[1][100] ^= 0x10;
+        Assert.Contains("checksum", Fault(flipped));
+        Assert.Contains("ended after", Fault(WeightStream.Chunks(weights).SkipLast(1)));
+        Assert.Contains("more than", Fault(WeightStream.Chunks(weights).Append(new byte[16])));
+        Assert.Contains("at most", Fault(WeightStream.Chunks(weights).Take(1).Append(new byte[WeightStream.ChunkBytes + 1])));
+    }
+
+    [Fact]
+    public void A_flipped_weight_byte_truncation_trailing_bytes_and_another_format_version_are_each_rejected_by_name()
+    {
+        var update = new UpdateSubmitted(1, "c", 10, 0, 0, 0, new LocalWeights(HeaderOf(SomeWeights, 1, "c", 10), SomeWeights));
+        var good = Serializer.ToBinary(update);
+
+        var flipped = (byte[])good.Clone();
+        flipped[^5] ^= 0x01; // inside the last weight
+        Assert.Contains("checksum", Assert.Throws<SerializationException>(() => Serializer.FromBinary(flipped, "US")).Message);
+
+        var truncated = Assert.Throws<SerializationException>(() => Serializer.FromBinary(good[..^3], "US"));
         Assert.Contains("'US'", truncated.Message);
-        var trailing = Assert.Throws<SerializationException>(() => serializer.FromBinary([.. good, 0], "US"));
-        Assert.Contains("trailing", trailing.Message);
-        Assert.Throws<SerializationException>(() => serializer.FromBinary(good, "XX"));
-        // a length prefix that claims more floats than the bytes hold
+        Assert.Contains("UpdateSubmitted", truncated.Message);
+        Assert.Contains("remain", truncated.Message); // says how many bytes were left
+        Assert.Contains("trailing", Assert.Throws<SerializationException>(() => Serializer.FromBinary([.. good, 0], "US")).Message);
+
+        var future = (byte[])good.Clone();
+        future[0] = FedAvgSerializer.FormatVersion + 1;
+        Assert.Contains("format version", Assert.Throws<SerializationException>(() => Serializer.FromBinary(future, "US")).Message);
+        Assert.Contains("unknown manifest", Assert.Throws<SerializationException>(() => Serializer.FromBinary(good, "XX")).Message);
+    }
+
+    [Fact]
+    public void Hostile_lengths_are_refused_before_anything_is_allocated()
+    {
+        var update = new UpdateSubmitted(1, "c", 10, 0, 0, 0, new LocalWeights(HeaderOf(SomeWeights, 1, "c", 10), SomeWeights));
+        var good = Serializer.ToBinary(update);
+        // the float count stands just before the weights at the end
         var lying = (byte[])good.Clone();
-        int lengthOffset = good.Length - SomeWeights.Length * 4 - 4;
-        BitConverter.GetBytes(int.MaxValue).CopyTo(lying, lengthOffset);
-        Assert.Contains("claims", Assert.Throws<SerializationException>(() => serializer.FromBinary(lying, "US")).Message);
+        BitConverter.GetBytes(int.MaxValue).CopyTo(lying, good.Length - SomeWeights.Length * 4 - 4);
+        Assert.Contains("claimed", Assert.Throws<SerializationException>(() => Serializer.FromBinary(lying, "US")).Message);
+        // a string length of 2 GB right after the round
+        var longString = (byte[])good.Clone();
+        BitConverter.GetBytes(int.MaxValue).CopyTo(longString, 5);
+        Assert.Contains("client id", Assert.Throws<SerializationException>(() => Serializer.FromBinary(longString, "US")).Message);
+    }
+
+    [Fact]
+    public void Every_prefix_and_a_thousand_mutations_of_every_message_fail_only_with_a_serialization_error()
+    {
+        var rng = new Random(7);
+        foreach (var message in All)
+        {
+            string manifest = Serializer.Manifest(message);
+            var good = Serializer.ToBinary(message);
+            for (int n = 0; n < good.Length; n++)
+                Assert.Throws<SerializationException>(() => Serializer.FromBinary(good[..n], manifest));
+            for (int i = 0; i < 1000; i++)
+            {
+                var bad = (byte[])good.Clone();
+                for (int flips = rng.Next(1, 4); flips > 0; flips--) bad[rng.Next(bad.Length)] = (byte)rng.Next(256);
+                try
+                {
+                    Serializer.FromBinary(bad, manifest); // a mutation may still be a valid message
+                }
+                catch (SerializationException)
+                {
+                }
+            }
+        }
     }
 
     static string Describe(object message) => message switch
     {
-        TrainRound t => $"{t.Round}|{string.Join(",", t.GlobalWeights)}|{t.Config}|{t.ShuffleSeed}",
-        UpdateSubmitted u => $"{u.Round}|{u.ClientId}|{string.Join(",", u.Weights)}|{u.SampleCount}|{u.TrainLoss}|{u.TrainAccuracy}|{u.TrainSeconds}",
+        TrainRound t => $"{t.Round}|{t.Attempt}|{string.Join(",", t.Clients)}|{t.Config}|{Describe(t.Weights)}",
+        UpdateSubmitted u => $"{u.Round}|{u.ClientId}|{u.SampleCount}|{u.TrainLoss}|{u.TrainAccuracy}|{u.TrainSeconds}|{Describe(u.Weights)}",
+        LocalWeights w => $"{w.Header}|{string.Join(",", w.Weights)}",
         RunCompleted r => $"{r.Rounds}|{r.FinalAccuracy}|{r.TargetReachedAtRound}|{string.Join(",", r.FinalWeights)}",
         _ => message.ToString()!,
     };

@@ -4,6 +4,7 @@ using Akka.TestKit.Xunit2;
 using FedAvg.Actors.Hosting;
 using FedAvg.Actors.Messages;
 using FedAvg.Actors.Server;
+using FedAvg.Actors.Transfer;
 using FedAvg.Core.Models;
 using FedAvg.Core.Strategies;
 using FedAvg.Core.Training;
@@ -11,7 +12,7 @@ using FedAvg.Tests.Shared;
 
 namespace FedAvg.Actors.Tests;
 
-/// <summary>The server against TestProbe clients: what it sends, what it accepts, when it closes a round.</summary>
+/// <summary>The server against TestProbe nodes and clients: what it sends, what it accepts, when it closes a round.</summary>
 public sealed class ServerTests : TestKit
 {
     const string Model = "seed001-2nn";
@@ -30,22 +31,40 @@ public sealed class ServerTests : TestKit
         observer = CreateTestProbe("observer");
     }
 
-    IActorRef StartServer(int clients, double fraction, int rounds, TimeSpan? timeout = null, int minClients = 1, int attempts = 1) =>
-        Sys.ActorOf(FederationServer.Props(
-            new FedAvgStrategy(new FedAvgOptions(fraction, minClients, Train, Seed: 1)),
-            new ServerSettings(Model, layout, rounds, clients, timeout ?? TimeSpan.FromMinutes(1), attempts, Seed: 1),
-            initial, w => pool.Evaluate(w, TestData.MnistTest.Take(200)), observer));
+    ServerSettings Settings(int clients, int rounds, TimeSpan? timeout = null, int attempts = 1, int minClients = 1, TimeSpan? wait = null) =>
+        new(Model, layout, rounds, clients, timeout ?? TimeSpan.FromMinutes(1), attempts, Seed: 1, MinClients: minClients, WaitForClients: wait);
 
+    IActorRef StartServer(int clients, double fraction, int rounds, TimeSpan? timeout = null, int minClients = 1, int attempts = 1,
+        IStrategy? strategy = null, TimeSpan? wait = null) =>
+        Sys.ActorOf(ServerGuardian.Props(FederationServer.Props(
+            strategy ?? Strategy(fraction, minClients),
+            Settings(clients, rounds, timeout, attempts, minClients, wait),
+            initial, w => pool.Evaluate(w, TestData.MnistTest.Take(200)), observer), observer));
+
+    static string Id(int k, int clients = 10) => ClientIds.Of(k, clients); // "client-007": three digits for K < 1000
+
+    /// <summary>Each probe is a node hosting one client (itself), joined and registered as a ClientHost would.</summary>
     List<TestProbe> Join(IActorRef server, int count, params int[] samples)
     {
         var probes = Enumerable.Range(0, count).Select(i => CreateTestProbe($"client-{i}")).ToList();
-        for (int i = 0; i < count; i++) probes[i].Send(server, new ClientAvailable($"client-{i}", samples.Length > i ? samples[i] : 100));
+        for (int i = 0; i < count; i++) Register(server, probes[i], i, count, samples.Length > i ? samples[i] : 100);
         return probes;
+    }
+
+    void Register(IActorRef server, TestProbe probe, int k, int clients, int samples = 100)
+    {
+        probe.Send(server, new JoinFederation($"node-{k}", "fedavg", new ClientRange(k, k)));
+        probe.ExpectMsg<Welcome>();
+        probe.Send(server, new RegisterClients($"node-{k}", layout.Hash, [new ClientEntry(Id(k, clients), samples, probe.Ref)]));
+        probe.ExpectMsg<Registered>();
     }
 
     float[] Filled(float value) => Enumerable.Repeat(value, layout.TotalLength).ToArray();
 
-    static UpdateSubmitted Update(int round, string id, float[] weights, int samples = 100) => new(round, id, weights, samples, 0.5, 0.8, 0.01);
+    UpdateSubmitted Update(int round, string id, float[] weights, int samples = 100) =>
+        new(round, id, samples, 0.5, 0.8, 0.01, new LocalWeights(WeightStream.Header(layout.Hash, round, id, samples, weights), weights));
+
+    static float[] GlobalOf(TrainRound request) => ((LocalWeights)request.Weights).Weights;
 
     FedAvgStrategy Strategy(double fraction, int minClients = 1) => new(new FedAvgOptions(fraction, minClients, Train, Seed: 1));
 
@@ -54,18 +73,20 @@ public sealed class ServerTests : TestKit
     {
         var server = StartServer(clients: 6, fraction: 0.5, rounds: 1);
         var probes = Join(server, 6);
-        var sampled = Strategy(0.5).ConfigureRound(1, probes.Select((_, i) => $"client-{i}").ToList()).Clients;
+        var sampled = Strategy(0.5).ConfigureRound(1, probes.Select((_, i) => Id(i, 6)).ToList()).Clients;
         Assert.Equal(3, sampled.Count);
         var requests = new List<TrainRound>();
         for (int i = 0; i < probes.Count; i++)
         {
-            if (sampled.Contains($"client-{i}")) requests.Add(probes[i].ExpectMsg<TrainRound>());
+            if (sampled.Contains(Id(i, 6))) requests.Add(probes[i].ExpectMsg<TrainRound>());
             else probes[i].ExpectNoMsg(TimeSpan.FromMilliseconds(200));
         }
         Assert.All(requests, r => Assert.Equal(1, r.Round));
-        Assert.All(requests, r => Assert.Equal(initial, r.GlobalWeights));
+        Assert.All(requests, r => Assert.Equal(initial, GlobalOf(r)));
         Assert.All(requests, r => Assert.Equal(Train, r.Config));
-        Assert.Equal(3, requests.Select(r => r.ShuffleSeed).Distinct().Count()); // each client shuffles its own way
+        Assert.All(requests, r => Assert.Equal(layout.Hash, r.Weights.Header.LayoutHash));
+        Assert.All(requests, r => Assert.Single(r.Clients)); // one client per probe node
+        Assert.Equal(3, requests.Select(r => r.Clients[0].ShuffleSeed).Distinct().Count()); // each client shuffles its own way
     }
 
     [Fact]
@@ -75,21 +96,21 @@ public sealed class ServerTests : TestKit
         var probes = Join(server, 3, 100, 100, 200);
         foreach (var p in probes) p.ExpectMsg<TrainRound>(r => r.Round == 1);
 
-        probes[0].Send(server, Update(1, "client-0", Filled(1f), samples: 100));
-        probes[0].Send(server, Update(1, "client-0", Filled(1000f), samples: 100));   // duplicate: must not count
-        probes[1].Send(server, Update(0, "client-1", Filled(1000f), samples: 100));   // stale round
-        probes[1].Send(server, Update(2, "client-1", Filled(1000f), samples: 100));   // future round
+        probes[0].Send(server, Update(1, Id(0), Filled(1f), samples: 100));
+        probes[0].Send(server, Update(1, Id(0), Filled(1000f), samples: 100));   // duplicate: must not count
+        probes[1].Send(server, Update(0, Id(1), Filled(1000f), samples: 100));   // stale round
+        probes[1].Send(server, Update(2, Id(1), Filled(1000f), samples: 100));   // future round
         var stranger = CreateTestProbe();
-        stranger.Send(server, Update(1, "client-9", Filled(1000f), samples: 100));    // never registered, never sampled
-        probes[1].Send(server, Update(1, "client-1", Filled(2f), samples: 100));
+        stranger.Send(server, Update(1, Id(9), Filled(1000f), samples: 100));    // never registered, never sampled
+        probes[1].Send(server, Update(1, Id(1), Filled(2f), samples: 100));
         observer.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // client-2 has not answered: the round stays open
-        probes[2].Send(server, Update(1, "client-2", Filled(6f), samples: 200));
+        probes[2].Send(server, Update(1, Id(2), Filled(6f), samples: 200));
 
         var done = observer.ExpectMsg<RoundCompleted>().Metrics;
         Assert.Equal((1, 3, 3, 0), (done.Round, done.Sampled, done.Succeeded, done.Failed));
         // round 2 starts from (100·1 + 100·2 + 200·6) / 400 = 3.75 everywhere
         var next = probes[0].ExpectMsg<TrainRound>(r => r.Round == 2);
-        Assert.All(next.GlobalWeights, w => Assert.Equal(3.75f, w));
+        Assert.All(GlobalOf(next), w => Assert.Equal(3.75f, w));
     }
 
     [Fact]
@@ -101,7 +122,7 @@ public sealed class ServerTests : TestKit
         {
             var request = probes[0].ExpectMsg<TrainRound>(r => r.Round == round);
             probes[1].ExpectMsg<TrainRound>(r => r.Round == round); // and stays silent
-            probes[0].Send(server, Update(round, "client-0", request.GlobalWeights));
+            probes[0].Send(server, Update(round, Id(0), GlobalOf(request)));
             var metrics = observer.ExpectMsg<RoundCompleted>(TimeSpan.FromSeconds(10)).Metrics;
             Assert.Equal((round, 2, 1, 1), (metrics.Round, metrics.Sampled, metrics.Succeeded, metrics.Failed));
             Assert.True(metrics.RoundSeconds >= 0.5, $"closed after {metrics.RoundSeconds}s, before the deadline");
@@ -119,7 +140,7 @@ public sealed class ServerTests : TestKit
         var probes = Join(server, 2);
         var request = probes[0].ExpectMsg<TrainRound>();
         probes[1].ExpectMsg<TrainRound>();
-        probes[0].Send(server, Update(1, "client-0", request.GlobalWeights));
+        probes[0].Send(server, Update(1, Id(0), GlobalOf(request)));
         // attempt 2 asks only the client that has not answered
         probes[1].ExpectMsg<TrainRound>(r => r.Round == 1, TimeSpan.FromSeconds(5));
         probes[0].ExpectNoMsg(TimeSpan.FromMilliseconds(100));
@@ -134,11 +155,11 @@ public sealed class ServerTests : TestKit
         var server = StartServer(clients: 3, fraction: 1.0, rounds: 1);
         var probes = Join(server, 3);
         foreach (var p in probes) p.ExpectMsg<TrainRound>();
-        probes[0].Send(server, Update(1, "client-0", Filled(2f)));
+        probes[0].Send(server, Update(1, Id(0), Filled(2f)));
         var poisoned = Filled(2f);
         poisoned[17] = float.NaN;
-        probes[1].Send(server, Update(1, "client-1", poisoned));                 // non-finite weights
-        probes[2].Send(server, Update(1, "client-2", Filled(-50f), samples: 1_000_000)); // inflates its weight
+        probes[1].Send(server, Update(1, Id(1), poisoned));                 // non-finite weights
+        probes[2].Send(server, Update(1, Id(2), Filled(-50f), samples: 1_000_000)); // inflates its weight
         var metrics = observer.ExpectMsg<RoundCompleted>().Metrics;
         Assert.Equal((1, 2), (metrics.Succeeded, metrics.Failed));
         Assert.All(observer.ExpectMsg<RunCompleted>().FinalWeights, w => Assert.Equal(2f, w));
@@ -151,10 +172,112 @@ public sealed class ServerTests : TestKit
         var probes = Join(server, 2);
         var request = probes[0].ExpectMsg<TrainRound>();
         probes[1].ExpectMsg<TrainRound>();
-        probes[0].Send(server, Update(1, "client-0", request.GlobalWeights));
+        probes[0].Send(server, Update(1, Id(0), GlobalOf(request)));
         Sys.Stop(probes[1].Ref);
         var metrics = observer.ExpectMsg<RoundCompleted>().Metrics;
         Assert.Equal((1, 1), (metrics.Succeeded, metrics.Failed));
+    }
+
+    [Fact]
+    public void An_update_sent_by_another_actor_than_the_registered_client_is_ignored()
+    {
+        var server = StartServer(clients: 2, fraction: 1.0, rounds: 1);
+        var probes = Join(server, 2);
+        foreach (var p in probes) p.ExpectMsg<TrainRound>();
+        var impostor = CreateTestProbe();
+        impostor.Send(server, Update(1, Id(0), Filled(1000f)));       // claims to be client-000
+        probes[1].Send(server, Update(1, Id(0), Filled(1000f)));      // a registered client posting as another
+        probes[0].Send(server, Update(1, Id(0), Filled(1f)));
+        probes[1].Send(server, Update(1, Id(1), Filled(3f)));
+        var metrics = observer.ExpectMsg<RoundCompleted>().Metrics;
+        Assert.Equal((2, 0), (metrics.Succeeded, metrics.Failed));
+        Assert.All(observer.ExpectMsg<RunCompleted>().FinalWeights, w => Assert.Equal(2f, w));
+    }
+
+    [Fact]
+    public void A_strategy_that_throws_fails_the_run_with_the_reason_and_replays_nothing()
+    {
+        var server = StartServer(clients: 1, fraction: 1.0, rounds: 3, strategy: new ThrowingOnAccept(Strategy(1.0)));
+        var probe = Join(server, 1)[0];
+        probe.ExpectMsg<TrainRound>(r => r.Round == 1);
+        probe.Send(server, Update(1, Id(0), Filled(1f)));
+        var failed = observer.ExpectMsg<RunFailed>();
+        Assert.Contains("injected strategy failure", failed.Reason);
+        Assert.Contains("strategy", failed.Reason);
+        probe.ExpectMsg<RunFinished>(f => !f.Completed);
+        probe.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // no round 1 again from a restarted server
+        observer.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+    }
+
+    [Fact]
+    public void Losing_clients_below_min_clients_waits_for_a_replacement_and_the_round_starts_again()
+    {
+        var server = StartServer(clients: 2, fraction: 1.0, rounds: 1, minClients: 2);
+        var probes = Join(server, 2);
+        foreach (var p in probes) p.ExpectMsg<TrainRound>(r => r.Round == 1);
+        probes[0].Send(server, Update(1, Id(0), Filled(1f)));
+        Sys.Stop(probes[1].Ref); // its node went away: the round cannot reach 2 updates
+        observer.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // neither completed nor failed: waiting
+        var replacement = CreateTestProbe();
+        Register(server, replacement, 1, 2);
+        // round 1 starts afresh with both clients
+        probes[0].ExpectMsg<TrainRound>(r => r.Round == 1);
+        replacement.ExpectMsg<TrainRound>(r => r.Round == 1);
+        probes[0].Send(server, Update(1, Id(0), Filled(1f)));
+        replacement.Send(server, Update(1, Id(1), Filled(3f)));
+        Assert.Equal((2, 0), (observer.ExpectMsg<RoundCompleted>().Metrics.Succeeded, 0));
+        Assert.All(observer.ExpectMsg<RunCompleted>().FinalWeights, w => Assert.Equal(2f, w));
+    }
+
+    [Fact]
+    public void Waiting_for_clients_ends_after_the_bounded_wait_with_the_reason()
+    {
+        var server = StartServer(clients: 3, fraction: 1.0, rounds: 1, wait: TimeSpan.FromMilliseconds(400));
+        Join(server, 1);
+        var failed = observer.ExpectMsg<RunFailed>(TimeSpan.FromSeconds(10));
+        Assert.Contains("waited", failed.Reason);
+        Assert.Contains("1 registered", failed.Reason);
+    }
+
+    [Fact]
+    public void A_node_with_another_layout_or_an_impossible_range_is_refused_with_the_reason()
+    {
+        var server = StartServer(clients: 4, fraction: 1.0, rounds: 1);
+        var node = CreateTestProbe();
+        node.Send(server, new JoinFederation("node-a", "fedavg", new ClientRange(2, 7)));
+        Assert.Contains("outside 0..3", node.ExpectMsg<JoinRefused>().Reason);
+        node.Send(server, new JoinFederation("node-a", "other-federation", new ClientRange(0, 1)));
+        Assert.Contains("other-federation", node.ExpectMsg<JoinRefused>().Reason);
+
+        node.Send(server, new JoinFederation("node-a", "fedavg", new ClientRange(0, 1)));
+        node.ExpectMsg<Welcome>(w => w.Spec.LayoutHash == layout.Hash && w.Spec.Model == Model);
+        node.Send(server, new RegisterClients("node-a", layout.Hash ^ 1, [new ClientEntry(Id(0), 10, node.Ref)]));
+        Assert.Contains("layout", node.ExpectMsg<RegistrationRefused>().Reason);
+        node.Send(server, new RegisterClients("node-a", layout.Hash, [new ClientEntry(Id(3), 10, node.Ref)]));
+        Assert.Contains("not one of the clients", node.ExpectMsg<RegistrationRefused>().Reason);
+        node.Send(server, new RegisterClients("node-a", layout.Hash, [new ClientEntry(Id(0), 10, node.Ref), new ClientEntry(Id(1), 10, node.Ref)]));
+        node.ExpectMsg<Registered>(r => r.Clients == 2);
+        // registering again is harmless
+        node.Send(server, new RegisterClients("node-a", layout.Hash, [new ClientEntry(Id(0), 10, node.Ref), new ClientEntry(Id(1), 10, node.Ref)]));
+        node.ExpectMsg<Registered>(r => r.Clients == 2);
+
+        var other = CreateTestProbe();
+        other.Send(server, new JoinFederation("node-b", "fedavg", new ClientRange(1, 3)));
+        Assert.Contains("overlap", other.ExpectMsg<JoinRefused>().Reason);
+    }
+
+    /// <summary>A strategy whose aggregation throws on the first update.</summary>
+    sealed class ThrowingOnAccept(IStrategy inner) : IStrategy
+    {
+        public string Name => "throwing";
+        public RoundPlan ConfigureRound(int round, IReadOnlyList<string> availableClients) => inner.ConfigureRound(round, availableClients);
+        public IRoundAggregator StartAggregation(RoundPlan plan, float[] current) => new Aggregator();
+
+        sealed class Aggregator : IRoundAggregator
+        {
+            public void Accept(ClientUpdate update) => throw new InvalidOperationException("injected strategy failure");
+            public float[] Complete() => throw new InvalidOperationException("unreachable");
+        }
     }
 
     protected override void Dispose(bool disposing)

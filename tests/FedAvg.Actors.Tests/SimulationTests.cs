@@ -111,7 +111,7 @@ public class SimulationTests
         int crashed;
         public int SampleCount => inner.SampleCount;
 
-        public Task<TrainResult> Train(string clientId, TrainRound request)
+        public Task<TrainResult> Train(string clientId, LocalTrain request)
         {
             if (Interlocked.Exchange(ref crashed, 1) == 0)
             {

@@ -39,7 +39,7 @@ public sealed class Simulation
     /// <summary>Loads at most this many test samples (evaluation cost in tests); null: the whole test set.</summary>
     public int? TestSamples { get; init; }
 
-    public static string ClientId(int index, int clients) => $"client-{index.ToString().PadLeft(Math.Max(3, (clients - 1).ToString().Length), '0')}";
+    public static string ClientId(int index, int clients) => ClientIds.Of(index, clients);
 
     public async Task<SimulationResult> RunAsync(SimulationOptions options, Config akkaConfig, DatasetStore store, CancellationToken cancel = default)
     {
@@ -79,8 +79,11 @@ public sealed class Simulation
             initial = Weights.Read(initialModel, layout);
         }
 
+        var spec = new RunSpec("simulation", options.Dataset, options.Model, options.Clients, options.Partition, options.Seed,
+            options.Standardize, layout.Hash);
         var settings = new ServerSettings(options.Model, layout, options.Rounds, options.Clients, options.RoundTimeout,
-            options.RoundAttempts, options.Seed, options.TargetAccuracy > 0 ? options.TargetAccuracy : null, CheckpointPath, firstRound);
+            options.RoundAttempts, options.Seed, options.TargetAccuracy > 0 ? options.TargetAccuracy : null, CheckpointPath, firstRound,
+            MinClients: options.MinClients, Spec: spec);
         var strategy = new FedAvgStrategy(options.Strategy);
         var rounds = new List<RoundMetrics>();
         var outcome = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -95,14 +98,22 @@ public sealed class Simulation
             };
             var observer = system.ActorOf(Props.Create(() => new RunObserver(onRound, outcome))
                 .WithDispatcher("akka.actor.run-observer-dispatcher"), "observer");
-            var clients = shards.Select((indices, k) =>
+            var server = FederationServer.Props(strategy, settings, initial, w => pool.Evaluate(w, test), observer);
+            var coordinator = system.ActorOf(ServerGuardian.Props(server, observer), "coordinator");
+
+            // One node in this process hosts every client, exactly as `fedavg node --clients 0-(K-1)` would.
+            var prepared = new PreparedClients(layout.Hash, shards.Select((indices, k) =>
             {
                 string id = ClientId(k, shards.Length);
                 ILocalTraining training = new PooledLocalTraining(pool, train, indices);
                 if (WrapTraining is not null) training = WrapTraining(id, training);
-                return new LocalClient(id, server => FederatedClient.Props(id, server, training));
-            }).ToList();
-            system.ActorOf(FederationServer.Props(strategy, settings, initial, w => pool.Evaluate(w, test), observer, clients), "server");
+                return (id, training);
+            }).ToList());
+            system.ActorOf(ClientHost.Props("local", spec.Federation, new ClientRange(0, shards.Length - 1), coordinator,
+                _ => Task.FromResult(prepared), o =>
+                {
+                    if (o is NodePreparationFailed or NodeRefused) outcome.TrySetResult(new RunFailed(0, $"the local node failed: {o}"));
+                }), "node");
 
             using var registration = cancel.Register(() => outcome.TrySetCanceled(cancel));
             var end = await outcome.Task.ConfigureAwait(false);

@@ -1,26 +1,114 @@
+using Akka.Actor;
 using FedAvg.Core.Training;
 
 namespace FedAvg.Actors.Messages;
 
-/// <summary>
-/// Marks every message of the federation protocol. Bound to <see cref="Serialization.FedAvgSerializer"/> in
-/// hocon/simulation.conf, so nothing that crosses between server and clients relies on shared memory.
-/// </summary>
+// The federation protocol, in one file. Every message implements IFedAvgMessage, which hocon/*.conf binds to
+// Serialization.FedAvgSerializer: nothing here ever goes through Akka's JSON fallback, and nothing depends on
+// sharing memory with the sender.
+//
+//   node (ClientHost)                          coordinator (FederationServer, a cluster singleton)
+//     │── JoinFederation(node, federation, what it holds) ──▶│   repeated until answered
+//     │◀───────────── Welcome(run spec) | JoinRefused ───────│
+//     │── RegisterClients(node, layout hash, clients) ──────▶│   again after every (re)join: idempotent
+//     │◀───────────── Registered | RegistrationRefused ──────│
+//     │◀── TrainRound(r, attempt, clients, config, weights) ─│   once per node per attempt, weights once per node
+//   client k                                                  │
+//     │── UpdateSubmitted(r, k, n, …, weights) ─────────────▶│   only from the actor registered as k
+//     │── TrainingFailed(r, k, reason) ─────────────────────▶│
+//     │◀──────────────────── RunFinished ────────────────────│   the run is over: leave the cluster
+//
+// Weights never travel inside a message between nodes: WeightsPayload is either an in-process hand-over (the
+// receiver takes ownership of the array) or a stream of 64 KiB chunks (Transfer/WeightStream), with a header
+// that names the format version, the layout, the round, the client, the sample count and a checksum.
+
+/// <summary>Marks every message of the federation protocol; bound to <see cref="Serialization.FedAvgSerializer"/>.</summary>
 public interface IFedAvgMessage;
 
-/// <summary>A client is up and ready to train on its <paramref name="SampleCount"/> samples (sent again after a restart).</summary>
-public sealed record ClientAvailable(string ClientId, int SampleCount) : IFedAvgMessage;
+// ---- membership ------------------------------------------------------------------------------------------
 
-/// <summary>The server asks a sampled client to train round <paramref name="Round"/> from <paramref name="GlobalWeights"/>.</summary>
-/// <remarks>Receivers must treat <paramref name="GlobalWeights"/> as read-only: in one process the same array goes to every client.</remarks>
-public sealed record TrainRound(int Round, float[] GlobalWeights, TrainConfig Config, int ShuffleSeed) : IFedAvgMessage;
+/// <summary>What a node offers: a range of the run's client ids (research mode) or one client of its own data.</summary>
+public abstract record ClientRequest;
+
+/// <summary>Research mode: the node hosts clients <paramref name="First"/>..<paramref name="Last"/> (inclusive) of the run's K.</summary>
+public sealed record ClientRange(int First, int Last) : ClientRequest
+{
+    public override string ToString() => First == Last ? $"{First}" : $"{First}-{Last}";
+}
+
+/// <summary>Own-data mode: the node's own IDX files form one client of <paramref name="SampleCount"/> samples.</summary>
+public sealed record OwnData(int SampleCount) : ClientRequest;
+
+/// <summary>A node asks to take part. Sent through the singleton proxy, again until answered: idempotent.</summary>
+public sealed record JoinFederation(string NodeId, string Federation, ClientRequest Request) : IFedAvgMessage;
+
+/// <summary>
+/// The run a node joins: in research mode the node computes its clients' shards from dataset, partition, K and
+/// seed, exactly as <c>fedavg simulate</c> would, so it needs no copy of the run's settings.
+/// </summary>
+public sealed record RunSpec(
+    string Federation, string Dataset, string Model, int Clients, string Partition, int Seed, bool Standardize, ulong LayoutHash);
+
+public sealed record Welcome(RunSpec Spec) : IFedAvgMessage;
+
+/// <summary>The coordinator will not have this node (wrong federation, a range outside 0..K−1 or taken by another node).</summary>
+public sealed record JoinRefused(string Reason) : IFedAvgMessage;
+
+/// <summary>One client a node hosts: its id, its sample count, and the only actor allowed to answer for it.</summary>
+public sealed record ClientEntry(string ClientId, int SampleCount, IActorRef Client);
+
+/// <summary>A node's clients, ready to train. Sent after every (re)join and on <see cref="RegisterAgain"/>.</summary>
+public sealed record RegisterClients(string NodeId, ulong LayoutHash, IReadOnlyList<ClientEntry> Clients) : IFedAvgMessage;
+
+public sealed record Registered(string NodeId, int Clients) : IFedAvgMessage;
+
+/// <summary>The node's model layout (or its clients) cannot take part; the node exits with the reason.</summary>
+public sealed record RegistrationRefused(string Reason) : IFedAvgMessage;
+
+/// <summary>The coordinator lost track of this node (it was unreachable, or the coordinator restarted): register again.</summary>
+public sealed record RegisterAgain : IFedAvgMessage
+{
+    public static readonly RegisterAgain Instance = new();
+}
+
+// ---- rounds ----------------------------------------------------------------------------------------------
+
+/// <summary>The weights a message carries: handed over in-process, or streamed in chunks between nodes.</summary>
+public abstract record WeightsPayload(WeightHeader Header);
+
+/// <summary>
+/// What identifies a weight vector on the wire. <paramref name="Checksum"/> is XxHash64 of the little-endian
+/// float32 bytes; <paramref name="LayoutHash"/> is the model layout's (names and shapes) hash.
+/// </summary>
+public sealed record WeightHeader(byte FormatVersion, ulong LayoutHash, int Round, string ClientId, int SampleCount, int Length, ulong Checksum);
+
+/// <summary>Same process: the receiver owns <paramref name="Weights"/> from now on (global weights: read-only, shared).</summary>
+public sealed record LocalWeights(WeightHeader Header, float[] Weights) : WeightsPayload(Header);
+
+/// <summary>Another node: the receiver pulls the vector as chunks of at most 64 KiB through an Akka.Streams stream ref.</summary>
+public sealed record StreamedWeights(WeightHeader Header, Akka.Streams.ISourceRef<byte[]> Chunks) : WeightsPayload(Header);
+
+/// <summary>One client's work in a round: who trains, and the seed of its local shuffling.</summary>
+public sealed record ClientTask(string ClientId, int ShuffleSeed);
+
+/// <summary>
+/// The coordinator asks a node's sampled clients to train round <paramref name="Round"/> (attempt
+/// <paramref name="Attempt"/>) from the global weights. One per node: the node hands the same read-only weights
+/// to every client it hosts.
+/// </summary>
+public sealed record TrainRound(int Round, int Attempt, IReadOnlyList<ClientTask> Clients, TrainConfig Config, WeightsPayload Weights) : IFedAvgMessage;
 
 /// <summary>A client finished training <paramref name="Round"/> and submits its weights.</summary>
 public sealed record UpdateSubmitted(
-    int Round, string ClientId, float[] Weights, int SampleCount, double TrainLoss, double TrainAccuracy, double TrainSeconds) : IFedAvgMessage;
+    int Round, string ClientId, int SampleCount, double TrainLoss, double TrainAccuracy, double TrainSeconds, WeightsPayload Weights) : IFedAvgMessage;
 
-/// <summary>A client could not train <paramref name="Round"/> (it threw; it is being restarted).</summary>
+/// <summary>A client could not train <paramref name="Round"/> (it threw and is being restarted, or its node could not get the weights).</summary>
 public sealed record TrainingFailed(int Round, string ClientId, string Reason) : IFedAvgMessage;
+
+/// <summary>The run is over (completed or failed): nodes leave the cluster and exit.</summary>
+public sealed record RunFinished(bool Completed, string Reason) : IFedAvgMessage;
+
+// ---- to the host that started the server ----------------------------------------------------------------
 
 /// <summary>What one round did and measured.</summary>
 public sealed record RoundMetrics(
@@ -36,3 +124,11 @@ public sealed record RunCompleted(int Rounds, double FinalAccuracy, int? TargetR
 
 /// <summary>The run stopped before its end, for the reason given.</summary>
 public sealed record RunFailed(int Round, string Reason) : IFedAvgMessage;
+
+/// <summary>The ids of a run's K clients: the same on every node and in a simulation.</summary>
+public static class ClientIds
+{
+    /// <summary>"client-007" for k = 7 of K ≤ 1000; wide enough that ordinal order is numeric order.</summary>
+    public static string Of(int index, int clients) =>
+        $"client-{index.ToString().PadLeft(Math.Max(3, (clients - 1).ToString().Length), '0')}";
+}

@@ -1,177 +1,445 @@
+using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Runtime.Serialization;
 using System.Text;
 using Akka.Actor;
 using Akka.Serialization;
+using Akka.Streams;
 using FedAvg.Actors.Messages;
-using FedAvg.Core.Runtime;
+using FedAvg.Actors.Transfer;
 using FedAvg.Core.Training;
 
 namespace FedAvg.Actors.Serialization;
 
 /// <summary>
-/// Compact binary encoding of the protocol. Weights travel as raw little-endian float32, so a model of
-/// 1.66 M parameters costs 6.65 MB on the wire and one memcpy each way. Malformed bytes from the network
-/// raise a <see cref="SerializationException"/> that names the message and what is wrong.
+/// The binary encoding of the protocol (Messages/Protocol.cs). Every message starts with the format version; fields
+/// are little-endian, strings UTF-8 with a length, and counts are checked against the bytes that remain, so a
+/// hostile length cannot make a node allocate. Bad bytes raise a <see cref="SerializationException"/> that names
+/// the message and the fault; Akka.Remote logs it and drops that message, the association and the node stay up.
 /// </summary>
+/// <remarks>
+/// Between nodes no message here carries weights: <see cref="StreamedWeights"/> carries a stream ref, whose
+/// 64 KiB chunks are byte arrays with Akka's own byte-array serializer. <see cref="LocalWeights"/> (an in-process
+/// hand-over) is encoded inline only so that <c>serialize-messages = on</c> can check every message in tests.
+/// A message is written into one array sized in advance, so encoding costs one copy of its contents.
+/// </remarks>
 public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
 {
     public const int Id = 4242;
+    public const byte FormatVersion = 1;
     public override int Identifier => Id;
 
-    const string ClientAvailableManifest = "CA";
-    const string TrainRoundManifest = "TR";
-    const string UpdateSubmittedManifest = "US";
-    const string TrainingFailedManifest = "TF";
-    const string RoundCompletedManifest = "RC";
-    const string RunCompletedManifest = "RD";
-    const string RunFailedManifest = "RF";
+    /// <summary>Strings on the wire are ids, names and reasons: refuse anything longer than this.</summary>
+    const int MaxStringBytes = 16 * 1024;
 
-    public override string Manifest(object o) => o switch
+    // One manifest per message type, fixed forever: renaming a C# type does not change the wire.
+    static readonly Dictionary<Type, string> Manifests = new()
     {
-        ClientAvailable => ClientAvailableManifest,
-        TrainRound => TrainRoundManifest,
-        UpdateSubmitted => UpdateSubmittedManifest,
-        TrainingFailed => TrainingFailedManifest,
-        RoundCompleted => RoundCompletedManifest,
-        RunCompleted => RunCompletedManifest,
-        RunFailed => RunFailedManifest,
-        _ => throw new ArgumentException($"FedAvgSerializer cannot serialize {o.GetType()}"),
+        [typeof(JoinFederation)] = "JF",
+        [typeof(Welcome)] = "WE",
+        [typeof(JoinRefused)] = "JR",
+        [typeof(RegisterClients)] = "RC",
+        [typeof(Registered)] = "RG",
+        [typeof(RegistrationRefused)] = "RR",
+        [typeof(RegisterAgain)] = "RA",
+        [typeof(TrainRound)] = "TR",
+        [typeof(UpdateSubmitted)] = "US",
+        [typeof(TrainingFailed)] = "TF",
+        [typeof(RunFinished)] = "RF",
+        [typeof(RoundCompleted)] = "RM",
+        [typeof(RunCompleted)] = "RD",
+        [typeof(RunFailed)] = "RX",
     };
+
+    /// <summary>The manifests, for tests that feed every one of them bad bytes.</summary>
+    public static IReadOnlyCollection<string> AllManifests => Manifests.Values;
+
+    public override string Manifest(object o) =>
+        Manifests.TryGetValue(o.GetType(), out var m) ? m : throw new ArgumentException($"FedAvgSerializer cannot serialize {o.GetType()}");
 
     public override byte[] ToBinary(object obj)
     {
-        using var stream = new MemoryStream(obj is TrainRound t ? t.GlobalWeights.Length * 4 + 64
-            : obj is UpdateSubmitted u ? u.Weights.Length * 4 + 128 : 64);
-        using (var w = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true))
+        var w = new WireWriter(EstimateSize(obj));
+        w.Byte(FormatVersion);
+        switch (obj)
         {
-            switch (obj)
-            {
-                case ClientAvailable m:
-                    w.Write(m.ClientId);
-                    w.Write(m.SampleCount);
-                    break;
-                case TrainRound m:
-                    w.Write(m.Round);
-                    WriteConfig(w, m.Config);
-                    w.Write(m.ShuffleSeed);
-                    WriteWeights(w, m.GlobalWeights);
-                    break;
-                case UpdateSubmitted m:
-                    w.Write(m.Round);
-                    w.Write(m.ClientId);
-                    w.Write(m.SampleCount);
-                    w.Write(m.TrainLoss);
-                    w.Write(m.TrainAccuracy);
-                    w.Write(m.TrainSeconds);
-                    WriteWeights(w, m.Weights);
-                    break;
-                case TrainingFailed m:
-                    w.Write(m.Round);
-                    w.Write(m.ClientId);
-                    w.Write(m.Reason);
-                    break;
-                case RoundCompleted { Metrics: var r }:
-                    w.Write(r.Round); w.Write(r.Sampled); w.Write(r.Succeeded); w.Write(r.Failed); w.Write(r.Attempts);
-                    w.Write(r.TestLoss); w.Write(r.TestAccuracy); w.Write(r.MeanTrainLoss);
-                    w.Write(r.TrainingSeconds); w.Write(r.TrainerBusySeconds); w.Write(r.AggregationSeconds);
-                    w.Write(r.EvaluationSeconds); w.Write(r.RoundSeconds);
-                    break;
-                case RunCompleted m:
-                    w.Write(m.Rounds);
-                    w.Write(m.FinalAccuracy);
-                    w.Write(m.TargetReachedAtRound ?? -1);
-                    WriteWeights(w, m.FinalWeights);
-                    break;
-                case RunFailed m:
-                    w.Write(m.Round);
-                    w.Write(m.Reason);
-                    break;
-                default:
-                    throw new ArgumentException($"FedAvgSerializer cannot serialize {obj.GetType()}");
-            }
+            case JoinFederation m:
+                w.String(m.NodeId);
+                w.String(m.Federation);
+                switch (m.Request)
+                {
+                    case ClientRange r: w.Byte(1); w.Int(r.First); w.Int(r.Last); break;
+                    case OwnData o: w.Byte(2); w.Int(o.SampleCount); break;
+                    default: throw new ArgumentException($"unknown client request {m.Request.GetType()}");
+                }
+                break;
+            case Welcome { Spec: var s }:
+                w.String(s.Federation); w.String(s.Dataset); w.String(s.Model); w.Int(s.Clients); w.String(s.Partition);
+                w.Int(s.Seed); w.Bool(s.Standardize); w.ULong(s.LayoutHash);
+                break;
+            case JoinRefused m: w.String(m.Reason); break;
+            case RegisterClients m:
+                w.String(m.NodeId);
+                w.ULong(m.LayoutHash);
+                w.Int(m.Clients.Count);
+                foreach (var c in m.Clients)
+                {
+                    w.String(c.ClientId);
+                    w.Int(c.SampleCount);
+                    w.String(Akka.Serialization.Serialization.SerializedActorPath(c.Client));
+                }
+                break;
+            case Registered m: w.String(m.NodeId); w.Int(m.Clients); break;
+            case RegistrationRefused m: w.String(m.Reason); break;
+            case RegisterAgain: break;
+            case TrainRound m:
+                w.Int(m.Round);
+                w.Int(m.Attempt);
+                w.Int(m.Clients.Count);
+                foreach (var c in m.Clients)
+                {
+                    w.String(c.ClientId);
+                    w.Int(c.ShuffleSeed);
+                }
+                WriteConfig(ref w, m.Config);
+                WritePayload(ref w, m.Weights);
+                break;
+            case UpdateSubmitted m:
+                w.Int(m.Round); w.String(m.ClientId); w.Int(m.SampleCount);
+                w.Double(m.TrainLoss); w.Double(m.TrainAccuracy); w.Double(m.TrainSeconds);
+                WritePayload(ref w, m.Weights);
+                break;
+            case TrainingFailed m: w.Int(m.Round); w.String(m.ClientId); w.String(m.Reason); break;
+            case RunFinished m: w.Bool(m.Completed); w.String(m.Reason); break;
+            case RoundCompleted { Metrics: var r }:
+                w.Int(r.Round); w.Int(r.Sampled); w.Int(r.Succeeded); w.Int(r.Failed); w.Int(r.Attempts);
+                w.Double(r.TestLoss); w.Double(r.TestAccuracy); w.Double(r.MeanTrainLoss);
+                w.Double(r.TrainingSeconds); w.Double(r.TrainerBusySeconds); w.Double(r.AggregationSeconds);
+                w.Double(r.EvaluationSeconds); w.Double(r.RoundSeconds);
+                break;
+            case RunCompleted m:
+                w.Int(m.Rounds); w.Double(m.FinalAccuracy); w.Int(m.TargetReachedAtRound ?? -1);
+                w.Floats(m.FinalWeights);
+                break;
+            case RunFailed m: w.Int(m.Round); w.String(m.Reason); break;
+            default:
+                throw new ArgumentException($"FedAvgSerializer cannot serialize {obj.GetType()}");
         }
-        return stream.ToArray();
+        return w.ToArray();
     }
 
     public override object FromBinary(byte[] bytes, string manifest)
     {
         try
         {
-            using var r = new BinaryReader(new MemoryStream(bytes, writable: false), Encoding.UTF8);
+            var r = new WireReader(bytes);
+            byte version = r.Byte("format version");
+            if (version != FormatVersion)
+                throw new InvalidDataException($"format version {version}, this build reads version {FormatVersion}");
             object message = manifest switch
             {
-                ClientAvailableManifest => new ClientAvailable(r.ReadString(), r.ReadInt32()),
-                TrainRoundManifest => ReadTrainRound(r),
-                UpdateSubmittedManifest => ReadUpdate(r),
-                TrainingFailedManifest => new TrainingFailed(r.ReadInt32(), r.ReadString(), r.ReadString()),
-                RoundCompletedManifest => new RoundCompleted(new RoundMetrics(
-                    r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(),
-                    r.ReadDouble(), r.ReadDouble(), r.ReadDouble(),
-                    r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble())),
-                RunCompletedManifest => ReadRunCompleted(r),
-                RunFailedManifest => new RunFailed(r.ReadInt32(), r.ReadString()),
-                _ => throw new SerializationException($"FedAvgSerializer: unknown manifest '{manifest}'."),
+                "JF" => new JoinFederation(r.String("node id"), r.String("federation"), r.Byte("request kind") switch
+                {
+                    1 => new ClientRange(r.Int("first client"), r.Int("last client")),
+                    2 => new OwnData(r.Int("sample count")),
+                    var k => throw new InvalidDataException($"unknown client request kind {k}"),
+                }),
+                "WE" => new Welcome(new RunSpec(r.String("federation"), r.String("dataset"), r.String("model"), r.Int("clients"),
+                    r.String("partition"), r.Int("seed"), r.Bool("standardize"), r.ULong("layout hash"))),
+                "JR" => new JoinRefused(r.String("reason")),
+                "RC" => ReadRegisterClients(ref r),
+                "RG" => new Registered(r.String("node id"), r.Int("clients")),
+                "RR" => new RegistrationRefused(r.String("reason")),
+                "RA" => RegisterAgain.Instance,
+                "TR" => ReadTrainRound(ref r),
+                "US" => new UpdateSubmitted(r.Int("round"), r.String("client id"), r.Int("sample count"),
+                    r.Double("train loss"), r.Double("train accuracy"), r.Double("train seconds"), ReadPayload(ref r)),
+                "TF" => new TrainingFailed(r.Int("round"), r.String("client id"), r.String("reason")),
+                "RF" => new RunFinished(r.Bool("completed"), r.String("reason")),
+                "RM" => new RoundCompleted(new RoundMetrics(
+                    r.Int("round"), r.Int("sampled"), r.Int("succeeded"), r.Int("failed"), r.Int("attempts"),
+                    r.Double("test loss"), r.Double("test accuracy"), r.Double("train loss"),
+                    r.Double("training s"), r.Double("busy s"), r.Double("aggregation s"), r.Double("evaluation s"), r.Double("round s"))),
+                "RD" => ReadRunCompleted(ref r),
+                "RX" => new RunFailed(r.Int("round"), r.String("reason")),
+                _ => throw new UnknownManifest(),
             };
-            if (r.BaseStream.Position != bytes.Length)
-                throw new InvalidDataException($"{bytes.Length - r.BaseStream.Position} unexpected trailing bytes");
+            r.End();
             return message;
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or FormatException)
+        catch (UnknownManifest)
         {
-            throw new SerializationException($"FedAvgSerializer: malformed '{manifest}' message of {bytes.Length} bytes: {e.Message}", e);
+            throw new SerializationException($"FedAvgSerializer: unknown manifest '{manifest}' ({bytes.Length} bytes); known: {string.Join(", ", Manifests.Values)}.");
+        }
+        catch (Exception e) when (e is InvalidDataException or ArgumentException or FormatException or OverflowException or WeightTransferException)
+        {
+            throw new SerializationException($"FedAvgSerializer: malformed '{manifest}' message ({NameOf(manifest)}) of {bytes.Length} bytes: {e.Message}", e);
         }
     }
 
-    static UpdateSubmitted ReadUpdate(BinaryReader r)
+    static string NameOf(string manifest) => Manifests.FirstOrDefault(kv => kv.Value == manifest).Key?.Name ?? "unknown";
+
+    sealed class UnknownManifest : Exception;
+
+    RegisterClients ReadRegisterClients(ref WireReader r)
     {
-        int round = r.ReadInt32();
-        string clientId = r.ReadString();
-        int samples = r.ReadInt32();
-        double loss = r.ReadDouble(), accuracy = r.ReadDouble(), seconds = r.ReadDouble();
-        // The aggregation returns an update's vector once folded: renting it here lets a server node reuse them too.
-        return new UpdateSubmitted(round, clientId, ReadWeights(r, WeightBuffers.Rent), samples, loss, accuracy, seconds);
+        string node = r.String("node id");
+        ulong hash = r.ULong("layout hash");
+        int count = r.Count("clients", minBytesEach: 12);
+        var clients = new List<ClientEntry>(count);
+        for (int i = 0; i < count; i++)
+            clients.Add(new ClientEntry(r.String("client id"), r.Int("sample count"), ResolveActor(r.String("client actor path"))));
+        return new RegisterClients(node, hash, clients);
     }
 
-    static TrainRound ReadTrainRound(BinaryReader r)
+    TrainRound ReadTrainRound(ref WireReader r)
     {
-        int round = r.ReadInt32();
-        var config = new TrainConfig(r.ReadInt32(), r.ReadInt32(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble());
-        int seed = r.ReadInt32();
-        return new TrainRound(round, ReadWeights(r), config, seed);
+        int round = r.Int("round"), attempt = r.Int("attempt");
+        int count = r.Count("clients", minBytesEach: 8);
+        var clients = new List<ClientTask>(count);
+        for (int i = 0; i < count; i++) clients.Add(new ClientTask(r.String("client id"), r.Int("shuffle seed")));
+        var config = ReadConfig(ref r);
+        return new TrainRound(round, attempt, clients, config, ReadPayload(ref r));
     }
 
-    static RunCompleted ReadRunCompleted(BinaryReader r)
+    static RunCompleted ReadRunCompleted(ref WireReader r)
     {
-        int rounds = r.ReadInt32();
-        double accuracy = r.ReadDouble();
-        int target = r.ReadInt32();
-        return new RunCompleted(rounds, accuracy, target < 0 ? null : target, ReadWeights(r));
+        int rounds = r.Int("rounds");
+        double accuracy = r.Double("final accuracy");
+        int target = r.Int("target round");
+        return new RunCompleted(rounds, accuracy, target < 0 ? null : target, r.Floats("final weights"));
     }
 
-    static void WriteConfig(BinaryWriter w, TrainConfig c)
+    // Local training settings go by name: a newer build can add one without moving the others.
+    static void WriteConfig(ref WireWriter w, TrainConfig c)
     {
-        w.Write(c.Epochs);
-        w.Write(c.BatchSize);
-        w.Write(c.LearningRate);
-        w.Write(c.Momentum);
-        w.Write(c.WeightDecay);
+        w.Int(6);
+        w.String("epochs"); w.Double(c.Epochs);
+        w.String("batch"); w.Double(c.BatchSize);
+        w.String("lr"); w.Double(c.LearningRate);
+        w.String("momentum"); w.Double(c.Momentum);
+        w.String("weight-decay"); w.Double(c.WeightDecay);
+        w.String("proximal-mu"); w.Double(0);
     }
 
-    static void WriteWeights(BinaryWriter w, float[] weights)
+    static TrainConfig ReadConfig(ref WireReader r)
     {
-        w.Write(weights.Length);
-        w.Write(MemoryMarshal.AsBytes(weights.AsSpan()));
+        int count = r.Count("config entries", minBytesEach: 12);
+        var values = new Dictionary<string, double>(count);
+        for (int i = 0; i < count; i++)
+        {
+            string key = r.String("config key");
+            if (!values.TryAdd(key, r.Double(key))) throw new InvalidDataException($"config key '{key}' appears twice");
+        }
+        double Get(string key) => values.TryGetValue(key, out var v) ? v : throw new InvalidDataException($"config has no '{key}'");
+        int Whole(string key)
+        {
+            double v = Get(key);
+            if (v != Math.Floor(v) || v < int.MinValue || v > int.MaxValue) throw new InvalidDataException($"config '{key}' = {v} is not a whole number");
+            return (int)v;
+        }
+        return new TrainConfig(Whole("epochs"), Whole("batch"), Get("lr"), Get("momentum"), Get("weight-decay"));
     }
 
-    static float[] ReadWeights(BinaryReader r, Func<int, float[]>? allocate = null)
+    void WritePayload(ref WireWriter w, WeightsPayload payload)
     {
-        int count = r.ReadInt32();
-        long remaining = r.BaseStream.Length - r.BaseStream.Position;
-        if (count < 0 || (long)count * sizeof(float) > remaining)
-            throw new InvalidDataException($"weight vector claims {count} floats but only {remaining} bytes remain");
-        var weights = allocate is null ? new float[count] : allocate(count);
-        r.BaseStream.ReadExactly(MemoryMarshal.AsBytes(weights.AsSpan()));
-        return weights;
+        var h = payload.Header;
+        w.Byte(h.FormatVersion); w.ULong(h.LayoutHash); w.Int(h.Round); w.String(h.ClientId); w.Int(h.SampleCount);
+        w.Int(h.Length); w.ULong(h.Checksum);
+        switch (payload)
+        {
+            case LocalWeights local:
+                w.Byte(1);
+                w.Floats(local.Weights);
+                break;
+            case StreamedWeights streamed:
+                w.Byte(2);
+                var serializer = system.Serialization.FindSerializerFor(streamed.Chunks);
+                w.Int(serializer.Identifier);
+                w.String(Akka.Serialization.Serialization.ManifestFor(serializer, streamed.Chunks));
+                w.Bytes(serializer.ToBinary(streamed.Chunks));
+                break;
+            default:
+                throw new ArgumentException($"unknown weights payload {payload.GetType()}");
+        }
+    }
+
+    WeightsPayload ReadPayload(ref WireReader r)
+    {
+        var header = new WeightHeader(r.Byte("weights format"), r.ULong("layout hash"), r.Int("weights round"), r.String("weights client"),
+            r.Int("weights samples"), r.Int("weights length"), r.ULong("weights checksum"));
+        if (header.FormatVersion != WeightStream.FormatVersion)
+            throw new InvalidDataException($"weights are format version {header.FormatVersion}, this build reads version {WeightStream.FormatVersion}");
+        if (header.Length < 0) throw new InvalidDataException($"weights length {header.Length}");
+        switch (r.Byte("weights carrier"))
+        {
+            case 1:
+                var weights = r.Floats("weights");
+                if (weights.Length != header.Length)
+                    throw new InvalidDataException($"header says {header.Length} weights, the message holds {weights.Length}");
+                if (WeightStream.Checksum(weights) != header.Checksum)
+                    throw new InvalidDataException("weights checksum mismatch");
+                return new LocalWeights(header, weights);
+            case 2:
+                int serializerId = r.Int("stream ref serializer");
+                string manifest = r.String("stream ref manifest");
+                var bytes = r.Bytes("stream ref");
+                // Only Akka.Streams' own stream-ref serializer may decode what is nested here: a peer cannot pick
+                // another serializer (such as a type-naming JSON one) through this field.
+                if (serializerId != StreamRefSerializerId)
+                    throw new InvalidDataException($"stream ref names serializer {serializerId}, expected {StreamRefSerializerId}");
+                object decoded;
+                try
+                {
+                    decoded = system.Serialization.Deserialize(bytes, serializerId, manifest);
+                }
+                catch (Exception e)
+                {
+                    throw new InvalidDataException($"stream ref does not decode: {e.Message}");
+                }
+                return decoded is ISourceRef<byte[]> chunks
+                    ? new StreamedWeights(header, chunks)
+                    : throw new InvalidDataException($"stream ref decodes to {decoded.GetType().Name}, not a source of byte chunks");
+            case var k:
+                throw new InvalidDataException($"unknown weights carrier {k}");
+        }
+    }
+
+    int? streamRefSerializerId;
+
+    /// <summary>The identifier of Akka.Streams' serializer for stream refs (bound in its reference.conf).</summary>
+    int StreamRefSerializerId => streamRefSerializerId ??= system.Serialization.FindSerializerForType(
+        typeof(ISourceRef<byte[]>).Assembly.GetType("Akka.Streams.Implementation.StreamRef.SourceRefImpl", throwOnError: true)!).Identifier;
+
+    IActorRef ResolveActor(string path)
+    {
+        if (!ActorPath.TryParse(path, out _)) throw new InvalidDataException($"'{path}' is not an actor path");
+        return system.Provider.ResolveActorRef(path);
+    }
+
+    static int EstimateSize(object obj)
+    {
+        static int PayloadSize(WeightsPayload p) => 96 + Encoding.UTF8.GetMaxByteCount(p.Header.ClientId.Length)
+                                                    + (p is LocalWeights l ? 4 + l.Weights.Length * sizeof(float) : 1024);
+        return obj switch
+        {
+            TrainRound t => 256 + t.Clients.Sum(c => 8 + Encoding.UTF8.GetMaxByteCount(c.ClientId.Length)) + PayloadSize(t.Weights),
+            UpdateSubmitted u => 128 + Encoding.UTF8.GetMaxByteCount(u.ClientId.Length) + PayloadSize(u.Weights),
+            RunCompleted c => 64 + c.FinalWeights.Length * sizeof(float),
+            RegisterClients rc => 128 + rc.Clients.Count * 256,
+            _ => 256,
+        };
+    }
+
+    /// <summary>Little-endian fields into one array that grows only if the estimate was short.</summary>
+    ref struct WireWriter(int capacity)
+    {
+        byte[] buffer = new byte[Math.Max(16, capacity)];
+        int position = 0;
+
+        Span<byte> Take(int count)
+        {
+            if (position + count > buffer.Length) Array.Resize(ref buffer, Math.Max(buffer.Length * 2, position + count));
+            var span = buffer.AsSpan(position, count);
+            position += count;
+            return span;
+        }
+
+        public void Byte(byte v) => Take(1)[0] = v;
+        public void Bool(bool v) => Byte(v ? (byte)1 : (byte)0);
+        public void Int(int v) => BinaryPrimitives.WriteInt32LittleEndian(Take(4), v);
+        public void ULong(ulong v) => BinaryPrimitives.WriteUInt64LittleEndian(Take(8), v);
+        public void Double(double v) => BinaryPrimitives.WriteDoubleLittleEndian(Take(8), v);
+
+        public void String(string v)
+        {
+            int count = Encoding.UTF8.GetByteCount(v);
+            if (count > MaxStringBytes) throw new ArgumentException($"a string of {count} bytes (at most {MaxStringBytes})");
+            Int(count);
+            Encoding.UTF8.GetBytes(v, Take(count));
+        }
+
+        public void Bytes(ReadOnlySpan<byte> v)
+        {
+            Int(v.Length);
+            v.CopyTo(Take(v.Length));
+        }
+
+        public void Floats(float[] v)
+        {
+            if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("weights are little-endian float32");
+            Int(v.Length);
+            MemoryMarshal.AsBytes(v.AsSpan()).CopyTo(Take(v.Length * sizeof(float)));
+        }
+
+        public readonly byte[] ToArray() => position == buffer.Length ? buffer : buffer.AsSpan(0, position).ToArray();
+    }
+
+    /// <summary>Reads fields back; every read names its field when the bytes run out or make no sense.</summary>
+    ref struct WireReader(byte[] bytes)
+    {
+        int position = 0;
+
+        ReadOnlySpan<byte> Take(int count, string field)
+        {
+            if (count < 0 || count > bytes.Length - position)
+                throw new InvalidDataException($"truncated at {field}: needs {count} bytes at offset {position}, {bytes.Length - position} remain");
+            var span = bytes.AsSpan(position, count);
+            position += count;
+            return span;
+        }
+
+        public byte Byte(string field) => Take(1, field)[0];
+
+        public bool Bool(string field) => Byte(field) switch
+        {
+            0 => false,
+            1 => true,
+            var b => throw new InvalidDataException($"{field}: {b} is not a boolean"),
+        };
+
+        public int Int(string field) => BinaryPrimitives.ReadInt32LittleEndian(Take(4, field));
+        public ulong ULong(string field) => BinaryPrimitives.ReadUInt64LittleEndian(Take(8, field));
+        public double Double(string field) => BinaryPrimitives.ReadDoubleLittleEndian(Take(8, field));
+
+        public string String(string field)
+        {
+            int count = Int(field + " length");
+            if (count < 0 || count > MaxStringBytes) throw new InvalidDataException($"{field}: length {count} (at most {MaxStringBytes})");
+            try
+            {
+                return new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(Take(count, field));
+            }
+            catch (DecoderFallbackException)
+            {
+                throw new InvalidDataException($"{field}: not valid UTF-8");
+            }
+        }
+
+        /// <summary>A count of items, each at least <paramref name="minBytesEach"/> long: refused if the bytes cannot hold them.</summary>
+        public int Count(string field, int minBytesEach)
+        {
+            int count = Int(field + " count");
+            if (count < 0 || (long)count * minBytesEach > bytes.Length - position)
+                throw new InvalidDataException($"{field}: count {count} does not fit the {bytes.Length - position} bytes that remain");
+            return count;
+        }
+
+        public byte[] Bytes(string field) => Take(Int(field + " length"), field).ToArray();
+
+        public float[] Floats(string field)
+        {
+            int count = Int(field + " count");
+            if (count < 0 || (long)count * sizeof(float) > bytes.Length - position)
+                throw new InvalidDataException($"{field}: {count} floats claimed but only {bytes.Length - position} bytes remain");
+            var values = GC.AllocateUninitializedArray<float>(count);
+            Take(count * sizeof(float), field).CopyTo(MemoryMarshal.AsBytes(values.AsSpan()));
+            return values;
+        }
+
+        public readonly void End()
+        {
+            if (position != bytes.Length) throw new InvalidDataException($"{bytes.Length - position} unexpected trailing bytes");
+        }
     }
 }

@@ -1,8 +1,10 @@
 using System.Diagnostics;
 using Akka.Actor;
+using Akka.Cluster;
 using Akka.Event;
-using FedAvg.Actors.Client;
+using Akka.Streams;
 using FedAvg.Actors.Messages;
+using FedAvg.Actors.Transfer;
 using FedAvg.Core.Runtime;
 using FedAvg.Core.Strategies;
 using FedAvg.Core.Training;
@@ -10,23 +12,32 @@ using FedAvg.Core.Training;
 namespace FedAvg.Actors.Server;
 
 /// <summary>
-/// The FedAvg server as a state machine:
+/// The FedAvg server (the coordinator) as a state machine:
 /// waiting for clients → round r training → aggregating → evaluating → round r+1 … → completed (or failed).
 /// It moves weights and keeps time; the strategy decides who trains and how updates combine. Slow work
-/// (aggregation, evaluation, checkpoint I/O) runs off the actor and comes back as a message.
+/// (aggregation, evaluation, checkpoint I/O, receiving streamed weights) runs off the actor and comes back as a message.
 /// </summary>
+/// <remarks>
+/// Clients live on nodes (<see cref="Client.ClientHost"/>), in this process or on others. The server learns them by
+/// registration, which any node may repeat; it watches each client, and in a cluster it follows membership: a node
+/// that becomes unreachable or leaves has its clients dropped from the current round at once, not at the deadline.
+/// An update counts only when it comes from the actor registered under its client id.
+/// </remarks>
 public sealed class FederationServer : ReceiveActor, IWithTimers
 {
     const string DeadlineTimer = "round-deadline";
+    const string WaitTimer = "wait-for-clients";
 
     readonly IStrategy strategy;
     readonly ServerSettings settings;
+    readonly RunSpec spec;
     readonly Func<float[], Task<Evaluation>> evaluate;
     readonly IActorRef observer;
-    readonly IReadOnlyList<LocalClient> localClients;
     readonly ILoggingAdapter log = Context.GetLogger();
+    IMaterializer materializer = null!;
 
-    readonly Dictionary<string, (IActorRef Ref, int Samples)> clients = new();
+    readonly Dictionary<string, RegisteredClient> clients = new();
+    readonly Dictionary<string, NodeInfo> nodes = new();
     float[] global;
     int round;
     int attempt;
@@ -34,56 +45,82 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     HashSet<string> sampled = new();
     // What each accepted update said; its weights went into the aggregator and are not kept here.
     readonly Dictionary<string, AcceptedUpdate> accepted = new();
+    readonly HashSet<string> receiving = new();
     IRoundAggregator aggregator = null!;
     readonly HashSet<string> failed = new();
     readonly Stopwatch roundClock = new();
     TimeSpan trainingTime;
     double lastAccuracy;
+    int clientsNeeded;
+    bool training;
+    bool finished;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
     public FederationServer(IStrategy strategy, ServerSettings settings, float[] initialWeights,
-        Func<float[], Task<Evaluation>> evaluate, IActorRef? observer = null, IReadOnlyList<LocalClient>? localClients = null)
+        Func<float[], Task<Evaluation>> evaluate, IActorRef? observer = null)
     {
         settings.Validate();
         if (initialWeights.Length != settings.Layout.TotalLength)
             throw new ArgumentException($"initial weights have {initialWeights.Length} values, model {settings.ModelName} has {settings.Layout.TotalLength}.");
         this.strategy = strategy;
         this.settings = settings;
+        spec = settings.RunSpec;
         this.evaluate = evaluate;
         this.observer = observer ?? ActorRefs.Nobody;
-        this.localClients = localClients ?? [];
         global = initialWeights;
         round = settings.FirstRound - 1;
+        clientsNeeded = settings.MinClientsToStart;
         WaitingForClients();
     }
 
     public static Props Props(IStrategy strategy, ServerSettings settings, float[] initialWeights,
-        Func<float[], Task<Evaluation>> evaluate, IActorRef? observer = null, IReadOnlyList<LocalClient>? localClients = null) =>
-        Akka.Actor.Props.Create(() => new FederationServer(strategy, settings, initialWeights, evaluate, observer, localClients));
+        Func<float[], Task<Evaluation>> evaluate, IActorRef? observer = null) =>
+        Akka.Actor.Props.Create(() => new FederationServer(strategy, settings, initialWeights, evaluate, observer));
 
-    // A client that throws is restarted (its PreRestart reports the lost round); the run goes on without it.
-    protected override SupervisorStrategy SupervisorStrategy() =>
-        new OneForOneStrategy(maxNrOfRetries: -1, withinTimeRange: Timeout.InfiniteTimeSpan, localOnlyDecider: _ => Directive.Restart);
+    bool IsCluster => ((ExtendedActorSystem)Context.System).Provider is ClusterActorRefProvider;
 
     protected override void PreStart()
     {
-        foreach (var client in localClients) Context.ActorOf(client.Props(Self), client.Id);
-        log.Info("server: waiting for {0} clients ({1} local)", settings.MinClientsToStart, localClients.Count);
+        materializer = Context.System.Materializer();
+        if (IsCluster)
+            Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+                typeof(ClusterEvent.UnreachableMember), typeof(ClusterEvent.ReachableMember), typeof(ClusterEvent.MemberRemoved));
+        log.Info("server: waiting for {0} clients", settings.MinClientsToStart);
+        Timers.StartSingleTimer(WaitTimer, new WaitExpired(round + 1), settings.ClientWait);
+    }
+
+    protected override void PostStop()
+    {
+        if (IsCluster) Cluster.Get(Context.System).Unsubscribe(Self);
     }
 
     // ---- waiting for clients -------------------------------------------------------------------------
 
     void WaitingForClients()
     {
-        Receive<ClientAvailable>(available =>
+        Receive<RegisterClients>(r =>
         {
-            Register(available);
-            if (clients.Count < settings.MinClientsToStart) return;
+            Register(r);
+            if (clients.Count < clientsNeeded) return;
+            Timers.Cancel(WaitTimer);
             if (round >= settings.Rounds) Complete(null);
             else StartRound(round + 1);
         });
+        Receive<WaitExpired>(w => Fail($"waited {settings.ClientWait} for {clientsNeeded} clients before round {w.Round}; {clients.Count} registered."));
         Common();
+    }
+
+    void WaitForClients(string why)
+    {
+        Timers.Cancel(DeadlineTimer);
+        clientsNeeded = settings.MinClients;
+        log.Warning("server: {0}; waiting up to {1} for at least {2} clients (round {3} starts again then)",
+            why, settings.ClientWait, clientsNeeded, round);
+        ReleaseRound();
+        round--; // the interrupted round starts afresh, with whoever is registered then
+        Timers.StartSingleTimer(WaitTimer, new WaitExpired(round + 1), settings.ClientWait);
+        Become(WaitingForClients);
     }
 
     // ---- round r: training ---------------------------------------------------------------------------
@@ -94,30 +131,47 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         attempt = 1;
         accepted.Clear();
         failed.Clear();
+        receiving.Clear();
         roundClock.Restart();
         try
         {
             plan = strategy.ConfigureRound(round, clients.Keys.ToList());
+            aggregator = strategy.StartAggregation(plan, global);
         }
-        catch (InvalidOperationException e)
+        catch (Exception e)
         {
-            Fail(e.Message);
+            Fail($"round {round}: the strategy could not configure the round: {e.Message}");
             return;
         }
         sampled = plan.Clients.ToHashSet();
-        aggregator = strategy.StartAggregation(plan, global);
+        training = true;
         Become(Training);
         FanOut(plan.Clients);
     }
 
+    /// <summary>One TrainRound per node, carrying the global weights once for all of that node's sampled clients.</summary>
     void FanOut(IEnumerable<string> targets)
     {
+        var byNode = new Dictionary<IActorRef, List<ClientTask>>();
         foreach (var id in targets)
         {
-            if (clients.TryGetValue(id, out var client))
-                client.Ref.Tell(new TrainRound(round, global, plan.Config, Seeds.ForClient(settings.Seed, round, id)));
-            else
+            if (!clients.TryGetValue(id, out var client))
+            {
                 failed.Add(id); // gone since it was sampled
+                continue;
+            }
+            var agent = nodes[client.NodeId].Agent;
+            if (!byNode.TryGetValue(agent, out var tasks)) byNode[agent] = tasks = new List<ClientTask>();
+            tasks.Add(new ClientTask(id, Seeds.ForClient(settings.Seed, round, id)));
+        }
+        var header = WeightStream.Header(settings.Layout.Hash, round, "", 0, global);
+        int r = round, a = attempt;
+        foreach (var (agent, tasks) in byNode)
+        {
+            var target = agent;
+            WeightStream.Offer(global, header, target, materializer)
+                .PipeTo(Self, success: payload => new Dispatch(target, new TrainRound(r, a, tasks, plan.Config, payload)),
+                    failure: e => new DispatchFailed(r, a, tasks, e.GetBaseException().Message));
         }
         Timers.StartSingleTimer(DeadlineTimer, new RoundDeadline(round, attempt), settings.RoundTimeout);
         CheckProgress();
@@ -125,18 +179,53 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
 
     void Training()
     {
+        Receive<Dispatch>(d =>
+        {
+            if (d.Message.Round == round && d.Message.Attempt == attempt) d.Agent.Tell(d.Message);
+        });
+        Receive<DispatchFailed>(d =>
+        {
+            if (d.Round != round || d.Attempt != attempt) return;
+            log.Warning("server: round {0}: cannot offer the global weights to {1}: {2}", round, string.Join(", ", d.Clients.Select(c => c.ClientId)), d.Reason);
+            foreach (var c in d.Clients) MarkFailed(c.ClientId);
+            CheckProgress();
+        });
         Receive<UpdateSubmitted>(update =>
         {
-            if (Rejects(update)) return;
-            aggregator.Accept(new ClientUpdate(update.ClientId, update.Weights, update.SampleCount, update.TrainLoss, update.TrainAccuracy));
-            accepted[update.ClientId] = new AcceptedUpdate(update.ClientId, update.SampleCount, update.TrainLoss, update.TrainSeconds);
+            if (Rejects(update, Sender)) return;
+            if (update.Weights is LocalWeights local)
+            {
+                AcceptUpdate(update, local.Weights);
+                return;
+            }
+            receiving.Add(update.ClientId);
+            int r = round;
+            WeightStream.Receive(update.Weights, materializer, WeightBuffers.Rent)
+                .PipeTo(Self, success: w => new UpdateReceived(r, update, w), failure: e => new UpdateUnreadable(r, update, e.GetBaseException().Message));
+        });
+        Receive<UpdateReceived>(received =>
+        {
+            if (received.Round != round || !receiving.Remove(received.Update.ClientId))
+            {
+                log.Warning("server: discarding update from {0} for round {1}: it arrived after the round closed", received.Update.ClientId, received.Round);
+                WeightBuffers.Return(received.Weights);
+                return;
+            }
+            AcceptUpdate(received.Update, received.Weights);
+        });
+        Receive<UpdateUnreadable>(u =>
+        {
+            if (u.Round != round || !receiving.Remove(u.Update.ClientId)) return;
+            log.Warning("server: ignoring update from {0} for round {1}: {2}", u.Update.ClientId, u.Round, u.Reason);
+            MarkFailed(u.Update.ClientId);
             CheckProgress();
         });
         Receive<TrainingFailed>(failure =>
         {
             if (failure.Round != round || !sampled.Contains(failure.ClientId) || accepted.ContainsKey(failure.ClientId)) return;
+            if (!IsFromClientOrItsNode(failure.ClientId, Sender)) return;
             log.Warning("server: round {0}: client {1} failed: {2}", round, failure.ClientId, failure.Reason);
-            failed.Add(failure.ClientId);
+            MarkFailed(failure.ClientId);
             CheckProgress();
         });
         Receive<RoundDeadline>(deadline =>
@@ -144,54 +233,86 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             if (deadline.Round != round || deadline.Attempt != attempt) return;
             var silent = plan.Clients.Where(c => !accepted.ContainsKey(c) && !failed.Contains(c)).ToList();
             log.Warning("server: round {0} deadline ({1}) passed; no answer from {2}", round, settings.RoundTimeout, string.Join(", ", silent));
+            foreach (var id in silent) receiving.Remove(id); // a download still under way is discarded when it ends
             if (accepted.Count >= plan.MinimumUpdates) CloseRound();
             else RetryOrFail($"round {round}: {accepted.Count} of the required {plan.MinimumUpdates} updates arrived before the deadline");
         });
-        Receive<ClientAvailable>(Register);
-        Receive<Terminated>(t =>
-        {
-            var id = Unregister(t.ActorRef);
-            if (id is not null && sampled.Contains(id) && !accepted.ContainsKey(id) && !failed.Contains(id))
-            {
-                failed.Add(id);
-                CheckProgress();
-            }
-        });
+        Receive<RegisterClients>(Register);
         Common();
     }
 
-    /// <summary>True (and logged) for updates the round must not count: stale, unsolicited, duplicate or malformed.</summary>
-    bool Rejects(UpdateSubmitted update)
+    void AcceptUpdate(UpdateSubmitted update, float[] weights)
     {
-        string? reason = null;
-        if (update.Round != round) reason = $"stale (round {update.Round}, current {round})";
-        else if (!sampled.Contains(update.ClientId)) reason = "unsolicited (client not sampled this round)";
-        else if (accepted.ContainsKey(update.ClientId)) reason = "duplicate";
-        else if (failed.Contains(update.ClientId)) reason = "late (already counted as failed in this attempt)";
-        else if (update.Weights.Length != settings.Layout.TotalLength)
-            reason = $"malformed ({update.Weights.Length} weights, model has {settings.Layout.TotalLength})";
-        else if (clients.TryGetValue(update.ClientId, out var c) && c.Samples != update.SampleCount)
-            reason = $"inconsistent (claims {update.SampleCount} samples, registered {c.Samples})";
-        else if (!AllFinite(update.Weights)) reason = "non-finite weights";
+        if (!AllFinite(weights))
+        {
+            log.Warning("server: ignoring update from {0} for round {1}: non-finite weights", update.ClientId, update.Round);
+            WeightBuffers.Return(weights);
+            MarkFailed(update.ClientId);
+            CheckProgress();
+            return;
+        }
+        try
+        {
+            aggregator.Accept(new ClientUpdate(update.ClientId, weights, update.SampleCount, update.TrainLoss, update.TrainAccuracy));
+        }
+        catch (Exception e)
+        {
+            Fail($"round {round}: the strategy failed on the update from {update.ClientId}: {e.Message}");
+            return;
+        }
+        accepted[update.ClientId] = new AcceptedUpdate(update.ClientId, update.SampleCount, update.TrainLoss, update.TrainSeconds);
+        CheckProgress();
+    }
 
+    /// <summary>True (and logged) for updates the round must not count: stale, unsolicited, duplicate, forged or malformed.</summary>
+    bool Rejects(UpdateSubmitted update, IActorRef sender)
+    {
+        var reason = Rejection(update, sender);
         if (reason is null) return false;
         log.Warning("server: ignoring update from {0} for round {1}: {2}", update.ClientId, update.Round, reason);
-        bool lyingAnswerToThisRound = update.Round == round && sampled.Contains(update.ClientId)
-            && !accepted.ContainsKey(update.ClientId) && !failed.Contains(update.ClientId);
-        if (lyingAnswerToThisRound)
+        bool answerToThisRound = update.Round == round && sampled.Contains(update.ClientId) && IsFrom(update.ClientId, sender)
+            && !accepted.ContainsKey(update.ClientId) && !failed.Contains(update.ClientId) && !receiving.Contains(update.ClientId);
+        if (answerToThisRound)
         {
             // a sampled client answered with something unusable: its answer for this round is a failure
-            failed.Add(update.ClientId);
+            MarkFailed(update.ClientId);
             CheckProgress();
         }
         return true;
     }
+
+    string? Rejection(UpdateSubmitted update, IActorRef sender)
+    {
+        var h = update.Weights.Header;
+        if (update.Round != round) return $"stale (round {update.Round}, current {round})";
+        if (!sampled.Contains(update.ClientId)) return "unsolicited (client not sampled this round)";
+        if (!IsFrom(update.ClientId, sender)) return $"forged (sent by {sender.Path}, not by the actor registered as {update.ClientId})";
+        if (accepted.ContainsKey(update.ClientId) || receiving.Contains(update.ClientId)) return "duplicate";
+        if (failed.Contains(update.ClientId)) return "late (already counted as failed in this attempt)";
+        if (h.LayoutHash != settings.Layout.Hash) return $"wrong layout ({h.LayoutHash:x16}, model {settings.ModelName} is {settings.Layout.Hash:x16})";
+        if (h.Length != settings.Layout.TotalLength) return $"malformed ({h.Length} weights, model has {settings.Layout.TotalLength})";
+        if (h.Round != update.Round || h.ClientId != update.ClientId || h.SampleCount != update.SampleCount)
+            return $"inconsistent (weights are labelled round {h.Round}, client {h.ClientId}, {h.SampleCount} samples)";
+        if (clients[update.ClientId].Samples != update.SampleCount)
+            return $"inconsistent (claims {update.SampleCount} samples, registered {clients[update.ClientId].Samples})";
+        return null;
+    }
+
+    bool IsFrom(string clientId, IActorRef sender) => clients.TryGetValue(clientId, out var c) && c.Ref.Equals(sender);
+
+    bool IsFromClientOrItsNode(string clientId, IActorRef sender) =>
+        clients.TryGetValue(clientId, out var c) && (c.Ref.Equals(sender) || nodes[c.NodeId].Agent.Equals(sender));
 
     static bool AllFinite(float[] weights)
     {
         foreach (var w in weights)
             if (!float.IsFinite(w)) return false;
         return true;
+    }
+
+    void MarkFailed(string clientId)
+    {
+        if (!accepted.ContainsKey(clientId)) failed.Add(clientId);
     }
 
     void CheckProgress()
@@ -204,6 +325,11 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
 
     void RetryOrFail(string reason)
     {
+        if (clients.Count < settings.MinClients)
+        {
+            WaitForClients($"{reason}, and only {clients.Count} clients are registered");
+            return;
+        }
         if (attempt >= settings.MaxRoundAttempts)
         {
             Fail($"{reason} (after {attempt} attempt{(attempt == 1 ? "" : "s")}).");
@@ -213,7 +339,18 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         var retry = plan.Clients.Where(c => !accepted.ContainsKey(c)).ToList();
         log.Warning("server: {0}; attempt {1} of {2} asks {3} again", reason, attempt, settings.MaxRoundAttempts, string.Join(", ", retry));
         failed.Clear();
+        receiving.Clear();
         FanOut(retry);
+    }
+
+    /// <summary>Abandons the current round's aggregation (the updates it folded are dropped with it).</summary>
+    void ReleaseRound()
+    {
+        training = false;
+        accepted.Clear();
+        failed.Clear();
+        receiving.Clear();
+        sampled = new HashSet<string>();
     }
 
     // ---- aggregating ---------------------------------------------------------------------------------
@@ -221,16 +358,19 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     void CloseRound()
     {
         Timers.Cancel(DeadlineTimer);
+        training = false;
         trainingTime = roundClock.Elapsed;
         Become(Aggregating);
         var closingAggregator = aggregator;
         int closing = round;
-        Task.Run(() =>
+        // A robust rule can cost O(n²·d): it gets a thread of its own, never one of the pool the actors run on.
+        Task.Factory.StartNew(() =>
         {
             var clock = Stopwatch.StartNew();
             var next = closingAggregator.Complete();
             return new Aggregated(closing, next, clock.Elapsed);
-        }).PipeTo(Self, failure: e => new RoundClosingFailed(closing, "aggregation", e));
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)
+            .PipeTo(Self, failure: e => new RoundClosingFailed(closing, "aggregation", e));
     }
 
     void Aggregating()
@@ -241,20 +381,22 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             Become(() => Evaluating(done.Elapsed));
             var weights = global;
             int closing = round;
-            var checkpoint = settings.CheckpointPath is { } path
-                ? new Core.Runtime.Checkpoint(settings.ModelName, settings.Layout, closing, settings.Seed, weights)
+            var checkpoint = settings.CheckpointPath is not null
+                ? new Checkpoint(settings.ModelName, settings.Layout, closing, settings.Seed, weights)
                 : null;
             EvaluateAndCheckpoint(weights, checkpoint, settings.CheckpointPath)
                 .PipeTo(Self, success: r => new Evaluated(closing, r.Evaluation, r.Elapsed),
                     failure: e => new RoundClosingFailed(closing, "evaluation or checkpoint", e));
         });
-        Receive<RoundClosingFailed>(f => Fail($"round {f.Round}: {f.Step} failed: {f.Error.GetBaseException().Message}"));
-        Receive<ClientAvailable>(Register);
-        Receive<Terminated>(t => Unregister(t.ActorRef));
+        ClosingFailures();
+        Receive<RegisterClients>(Register);
         Common();
     }
 
-    async Task<(Evaluation Evaluation, TimeSpan Elapsed)> EvaluateAndCheckpoint(float[] weights, Core.Runtime.Checkpoint? checkpoint, string? path)
+    void ClosingFailures() =>
+        Receive<RoundClosingFailed>(f => Fail($"round {f.Round}: {f.Step} failed: {f.Error.GetBaseException().Message}"));
+
+    async Task<(Evaluation Evaluation, TimeSpan Elapsed)> EvaluateAndCheckpoint(float[] weights, Checkpoint? checkpoint, string? path)
     {
         var clock = Stopwatch.StartNew();
         // Both only read the new weights; the file's fsync overlaps the trainers' forward passes. The save waits on
@@ -287,11 +429,11 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
 
             if (settings.TargetAccuracy is { } target && lastAccuracy >= target) Complete(round);
             else if (round >= settings.Rounds) Complete(null);
+            else if (clients.Count < settings.MinClients) WaitForClients($"only {clients.Count} clients are registered after round {round}");
             else StartRound(round + 1);
         });
-        Receive<RoundClosingFailed>(f => Fail($"round {f.Round}: {f.Step} failed: {f.Error.GetBaseException().Message}"));
-        Receive<ClientAvailable>(Register);
-        Receive<Terminated>(t => Unregister(t.ActorRef));
+        ClosingFailures();
+        Receive<RegisterClients>(Register);
         Common();
     }
 
@@ -302,7 +444,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         Timers.CancelAll();
         log.Info("server: run completed after round {0}", round);
         observer.Tell(new RunCompleted(round, lastAccuracy, targetReachedAt, global));
-        Become(Finished);
+        End(new RunFinished(true, $"completed after round {round}"));
     }
 
     void Fail(string reason)
@@ -310,13 +452,22 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         Timers.CancelAll();
         log.Error("server: run failed: {0}", reason);
         observer.Tell(new RunFailed(round, reason));
+        End(new RunFinished(false, reason));
+    }
+
+    void End(RunFinished finish)
+    {
+        finished = true;
+        training = false;
+        foreach (var node in nodes.Values) node.Agent.Tell(finish);
         Become(Finished);
     }
 
     void Finished()
     {
-        Receive<ClientAvailable>(_ => { });
-        Receive<Terminated>(_ => { });
+        Receive<RegisterClients>(r => Sender.Tell(new RunFinished(true, "the run is over")));
+        Receive<UpdateSubmitted>(u => ReleaseUnread(u));
+        Receive<UpdateReceived>(u => WeightBuffers.Return(u.Weights));
         Common();
     }
 
@@ -324,38 +475,177 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
 
     void Common()
     {
-        Receive<UpdateSubmitted>(u => log.Warning("server: ignoring update from {0} for round {1}: round {2} is closed", u.ClientId, u.Round, round));
+        Receive<JoinFederation>(Join);
+        Receive<UpdateSubmitted>(u =>
+        {
+            log.Warning("server: ignoring update from {0} for round {1}: round {2} is closed", u.ClientId, u.Round, round);
+            ReleaseUnread(u);
+        });
+        Receive<UpdateReceived>(u => WeightBuffers.Return(u.Weights));
+        Receive<UpdateUnreadable>(_ => { });
         Receive<TrainingFailed>(_ => { });
         Receive<RoundDeadline>(_ => { });
-        Receive<ClientAvailable>(Register);
-        Receive<Terminated>(t => Unregister(t.ActorRef));
+        Receive<WaitExpired>(_ => { });
+        Receive<Dispatch>(_ => { });
+        Receive<DispatchFailed>(_ => { });
+        Receive<Terminated>(t => ClientGone(t.ActorRef));
+        Receive<ClusterEvent.UnreachableMember>(u => NodeLost(u.Member.Address, "unreachable", forget: false));
+        Receive<ClusterEvent.MemberRemoved>(m => NodeLost(m.Member.Address, "removed from the cluster", forget: true));
+        Receive<ClusterEvent.ReachableMember>(m =>
+        {
+            foreach (var node in nodes.Values.Where(n => n.Agent.Path.Address.Equals(m.Member.Address)))
+            {
+                log.Info("server: node {0} is reachable again; asking it to register", node.NodeId);
+                node.Agent.Tell(RegisterAgain.Instance);
+            }
+        });
     }
 
-    void Register(ClientAvailable available)
+    /// <summary>An update whose weights we will not read: a local vector goes back to the pool at once.</summary>
+    static void ReleaseUnread(UpdateSubmitted update)
     {
-        var sender = Sender;
-        if (clients.TryGetValue(available.ClientId, out var known) && known.Ref.Equals(sender)) return;
-        if (available.SampleCount <= 0)
+        if (update.Weights is LocalWeights local) WeightBuffers.Return(local.Weights);
+    }
+
+    void Join(JoinFederation join)
+    {
+        var reason = JoinRejection(join);
+        if (reason is not null)
         {
-            log.Warning("server: refusing client {0}: it has {1} samples", available.ClientId, available.SampleCount);
+            log.Warning("server: refusing node {0} at {1}: {2}", join.NodeId, Sender.Path.Address, reason);
+            Sender.Tell(new JoinRefused(reason));
             return;
         }
-        clients[available.ClientId] = (sender, available.SampleCount);
-        Context.Watch(sender);
-        log.Debug("server: client {0} available with {1} samples", available.ClientId, available.SampleCount);
+        if (!nodes.TryGetValue(join.NodeId, out var known) || !known.Agent.Equals(Sender))
+        {
+            if (known is not null) DropClientsOf(join.NodeId, "replaced by a new incarnation of its node");
+            nodes[join.NodeId] = new NodeInfo(join.NodeId, Sender, join.Request);
+            log.Info("server: node {0} at {1} joined with clients {2}", join.NodeId, Sender.Path.Address, join.Request);
+        }
+        if (finished) Sender.Tell(new RunFinished(true, "the run is over"));
+        else Sender.Tell(new Welcome(spec));
     }
 
-    string? Unregister(IActorRef gone)
+    string? JoinRejection(JoinFederation join)
+    {
+        if (join.Federation != spec.Federation) return $"it asks for federation '{join.Federation}', this server runs '{spec.Federation}'";
+        if (string.IsNullOrWhiteSpace(join.NodeId)) return "it has no node id";
+        switch (join.Request)
+        {
+            case ClientRange r:
+                if (r.First < 0 || r.Last < r.First || r.Last >= spec.Clients)
+                    return $"clients {r} are outside 0..{spec.Clients - 1}, the {spec.Clients} clients of this run";
+                foreach (var other in nodes.Values)
+                    if (other.NodeId != join.NodeId && other.Request is ClientRange o && o.First <= r.Last && r.First <= o.Last
+                        && clients.Values.Any(c => c.NodeId == other.NodeId))
+                        return $"clients {r} overlap clients {o} of node {other.NodeId}";
+                return null;
+            case OwnData d:
+                if (d.SampleCount <= 0) return $"its own data has {d.SampleCount} samples";
+                if (clients.TryGetValue(join.NodeId, out var c) && c.NodeId != join.NodeId) return $"client id {join.NodeId} is taken";
+                return null;
+            default:
+                return "it asks for clients in a form this server does not know";
+        }
+    }
+
+    void Register(RegisterClients registration)
+    {
+        var sender = Sender;
+        var reason = RegistrationRejection(registration, sender);
+        if (reason is not null)
+        {
+            log.Warning("server: refusing the clients of node {0}: {1}", registration.NodeId, reason);
+            sender.Tell(new RegistrationRefused(reason));
+            return;
+        }
+        foreach (var entry in registration.Clients)
+        {
+            if (clients.TryGetValue(entry.ClientId, out var known) && known.Ref.Equals(entry.Client)) continue;
+            clients[entry.ClientId] = new RegisteredClient(entry.Client, entry.SampleCount, registration.NodeId);
+            Context.Watch(entry.Client);
+        }
+        log.Info("server: node {0} registered {1} clients ({2} in all)", registration.NodeId, registration.Clients.Count, clients.Count);
+        sender.Tell(new Registered(registration.NodeId, registration.Clients.Count));
+    }
+
+    string? RegistrationRejection(RegisterClients registration, IActorRef sender)
+    {
+        if (registration.LayoutHash != settings.Layout.Hash)
+            return $"its model layout {registration.LayoutHash:x16} is not this run's {settings.ModelName} ({settings.Layout.Hash:x16}): " +
+                   "the node was built with another model or version";
+        if (!nodes.TryGetValue(registration.NodeId, out var node) || !node.Agent.Equals(sender))
+            return $"node {registration.NodeId} has not joined (or joined from another address)";
+        var allowed = node.Request switch
+        {
+            ClientRange r => Enumerable.Range(r.First, r.Last - r.First + 1).Select(k => ClientIds.Of(k, spec.Clients)).ToHashSet(),
+            _ => new HashSet<string> { registration.NodeId },
+        };
+        foreach (var entry in registration.Clients)
+        {
+            if (!allowed.Contains(entry.ClientId)) return $"client {entry.ClientId} is not one of the clients it joined with ({node.Request})";
+            if (entry.SampleCount <= 0) return $"client {entry.ClientId} has {entry.SampleCount} samples";
+            if (clients.TryGetValue(entry.ClientId, out var other) && other.NodeId != registration.NodeId && nodes.ContainsKey(other.NodeId))
+                return $"client {entry.ClientId} is registered by node {other.NodeId}";
+        }
+        return null;
+    }
+
+    void ClientGone(IActorRef gone)
     {
         var entry = clients.FirstOrDefault(c => c.Value.Ref.Equals(gone));
-        if (entry.Key is null) return null;
+        if (entry.Key is null) return;
         clients.Remove(entry.Key);
         log.Warning("server: client {0} is gone", entry.Key);
-        return entry.Key;
+        LoseFromRound([entry.Key]);
     }
 
+    void NodeLost(Address address, string how, bool forget)
+    {
+        foreach (var node in nodes.Values.Where(n => n.Agent.Path.Address.Equals(address)).ToList())
+        {
+            log.Warning("server: node {0} at {1} is {2}; dropping its clients", node.NodeId, address, how);
+            DropClientsOf(node.NodeId, how);
+            if (forget) nodes.Remove(node.NodeId);
+        }
+    }
+
+    void DropClientsOf(string nodeId, string why)
+    {
+        var lost = clients.Where(c => c.Value.NodeId == nodeId).Select(c => c.Key).ToList();
+        foreach (var id in lost)
+        {
+            Context.Unwatch(clients[id].Ref);
+            clients.Remove(id);
+        }
+        if (lost.Count > 0) log.Info("server: {0} clients of node {1} dropped ({2})", lost.Count, nodeId, why);
+        LoseFromRound(lost);
+    }
+
+    /// <summary>Clients that can no longer answer this round count as failed at once, not at the deadline.</summary>
+    void LoseFromRound(IReadOnlyCollection<string> lost)
+    {
+        if (!training) return; // the other states have closed the round already
+        bool changed = false;
+        foreach (var id in lost)
+        {
+            if (!sampled.Contains(id) || accepted.ContainsKey(id) || failed.Contains(id)) continue;
+            receiving.Remove(id);
+            failed.Add(id);
+            changed = true;
+        }
+        if (changed) CheckProgress();
+    }
+
+    sealed record RegisteredClient(IActorRef Ref, int Samples, string NodeId);
+    sealed record NodeInfo(string NodeId, IActorRef Agent, ClientRequest Request);
     sealed record AcceptedUpdate(string ClientId, int SampleCount, double TrainLoss, double TrainSeconds);
     sealed record RoundDeadline(int Round, int Attempt) : INoSerializationVerificationNeeded;
+    sealed record WaitExpired(int Round) : INoSerializationVerificationNeeded;
+    sealed record Dispatch(IActorRef Agent, TrainRound Message) : INoSerializationVerificationNeeded;
+    sealed record DispatchFailed(int Round, int Attempt, IReadOnlyList<ClientTask> Clients, string Reason) : INoSerializationVerificationNeeded;
+    sealed record UpdateReceived(int Round, UpdateSubmitted Update, float[] Weights) : INoSerializationVerificationNeeded;
+    sealed record UpdateUnreadable(int Round, UpdateSubmitted Update, string Reason) : INoSerializationVerificationNeeded;
     sealed record Aggregated(int Round, float[] Weights, TimeSpan Elapsed) : INoSerializationVerificationNeeded;
     sealed record Evaluated(int Round, Evaluation Evaluation, TimeSpan Elapsed) : INoSerializationVerificationNeeded;
     sealed record RoundClosingFailed(int Round, string Step, Exception Error) : INoSerializationVerificationNeeded;

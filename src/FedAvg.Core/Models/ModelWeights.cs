@@ -13,10 +13,38 @@ public sealed class WeightLayout : IEquatable<WeightLayout>
     public IReadOnlyList<WeightEntry> Entries { get; }
     public int TotalLength { get; }
 
+    /// <summary>
+    /// FNV-1a (64 bit) of every entry's name and shape, in order: two builds agree on it exactly when their models
+    /// have the same tensors in the same order. Nodes compare it at registration and every weight vector carries it.
+    /// </summary>
+    public ulong Hash { get; }
+
     public WeightLayout(IReadOnlyList<WeightEntry> entries)
     {
         Entries = entries;
         TotalLength = entries.Count == 0 ? 0 : entries[^1].Offset + entries[^1].Length;
+        Hash = HashOf(entries);
+    }
+
+    static ulong HashOf(IReadOnlyList<WeightEntry> entries)
+    {
+        ulong h = 0xcbf29ce484222325UL;
+        void Mix(long value)
+        {
+            for (int b = 0; b < 8; b++)
+            {
+                h ^= (byte)(value >> (8 * b));
+                h *= 0x100000001b3UL;
+            }
+        }
+        foreach (var e in entries)
+        {
+            foreach (char c in e.Name) Mix(c);
+            Mix(-1);
+            foreach (var d in e.Shape) Mix(d);
+            Mix(-2);
+        }
+        return h;
     }
 
     public static WeightLayout Of(nn.Module module)

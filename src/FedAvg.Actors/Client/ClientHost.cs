@@ -1,0 +1,209 @@
+using Akka.Actor;
+using Akka.Event;
+using Akka.Streams;
+using FedAvg.Actors.Messages;
+using FedAvg.Actors.Transfer;
+
+namespace FedAvg.Actors.Client;
+
+/// <summary>The clients a node prepared for a run: its model's layout hash and each client's local training.</summary>
+public sealed record PreparedClients(ulong LayoutHash, IReadOnlyList<(string Id, ILocalTraining Training)> Clients)
+    : INoSerializationVerificationNeeded;
+
+/// <summary>How a node's part in a run ended, for the host that started it.</summary>
+public abstract record NodeOutcome;
+/// <summary>The server said the run is over.</summary>
+public sealed record NodeRunFinished(bool Completed, string Reason) : NodeOutcome;
+/// <summary>The server would not have this node; it should exit non-zero with the reason.</summary>
+public sealed record NodeRefused(string Reason) : NodeOutcome;
+/// <summary>The node could not prepare its clients (data missing, a bad range): exit non-zero with the reason.</summary>
+public sealed record NodePreparationFailed(Exception Error) : NodeOutcome;
+
+/// <summary>
+/// The supervisor of one node's clients. It joins the federation through the coordinator (a singleton proxy in a
+/// cluster, the server itself in a simulation), prepares its clients from the run's spec, registers them, and for
+/// each round receives the global weights once and hands the same read-only array to each sampled client.
+/// </summary>
+/// <remarks>
+/// Why a node-local supervisor and not remote deployment (docs/architecture.md): a remotely deployed child dies with
+/// its parent's node, so a server crash would kill every client; here clients outlive a server restart and simply
+/// register again. The policy is the server's: a client that throws is restarted, and its PreRestart reports the
+/// round as failed. The server watches every client it registered.
+/// </remarks>
+public sealed class ClientHost : ReceiveActor, IWithTimers
+{
+    const string RetryTimer = "retry";
+    static readonly TimeSpan RetryEvery = TimeSpan.FromSeconds(2);
+
+    readonly string nodeId;
+    readonly string federation;
+    readonly ClientRequest request;
+    readonly IActorRef coordinator;
+    readonly Func<RunSpec, Task<PreparedClients>> prepare;
+    readonly Action<NodeOutcome> report;
+    readonly ILoggingAdapter log = Context.GetLogger();
+    readonly Dictionary<string, IActorRef> children = new();
+    IMaterializer materializer = null!;
+    ulong layoutHash;
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public ClientHost(string nodeId, string federation, ClientRequest request, IActorRef coordinator,
+        Func<RunSpec, Task<PreparedClients>> prepare, Action<NodeOutcome> report)
+    {
+        this.nodeId = nodeId;
+        this.federation = federation;
+        this.request = request;
+        this.coordinator = coordinator;
+        this.prepare = prepare;
+        this.report = report;
+        Joining();
+    }
+
+    public static Props Props(string nodeId, string federation, ClientRequest request, IActorRef coordinator,
+        Func<RunSpec, Task<PreparedClients>> prepare, Action<NodeOutcome> report) =>
+        Akka.Actor.Props.Create(() => new ClientHost(nodeId, federation, request, coordinator, prepare, report));
+
+    // The server's policy for its clients: a client that throws is restarted and the run goes on without its round.
+    protected override SupervisorStrategy SupervisorStrategy() =>
+        new OneForOneStrategy(maxNrOfRetries: -1, withinTimeRange: Timeout.InfiniteTimeSpan, localOnlyDecider: _ => Directive.Restart);
+
+    protected override void PreStart()
+    {
+        materializer = Context.System.Materializer();
+        SendJoin();
+    }
+
+    void SendJoin()
+    {
+        coordinator.Tell(new JoinFederation(nodeId, federation, request));
+        Timers.StartSingleTimer(RetryTimer, Retry.Instance, RetryEvery);
+    }
+
+    // ---- joining: until the coordinator answers ----------------------------------------------------------
+
+    void Joining()
+    {
+        Receive<Retry>(_ => SendJoin());
+        Receive<Welcome>(welcome =>
+        {
+            Timers.Cancel(RetryTimer);
+            log.Info("node {0}: joined federation '{1}' ({2}, {3}, K={4}); preparing clients {5}",
+                nodeId, welcome.Spec.Federation, welcome.Spec.Dataset, welcome.Spec.Model, welcome.Spec.Clients, request);
+            prepare(welcome.Spec).PipeTo(Self, failure: e => new PreparationFailed(e));
+            Become(Preparing);
+        });
+        Refusals();
+    }
+
+    void Preparing()
+    {
+        Receive<PreparedClients>(prepared =>
+        {
+            layoutHash = prepared.LayoutHash;
+            foreach (var (id, training) in prepared.Clients)
+            {
+                sampleCounts[id] = training.SampleCount;
+                children[id] = Context.ActorOf(FederatedClient.Props(id, training, layoutHash, materializer), Uri.EscapeDataString(id));
+            }
+            SendRegistration();
+            Become(Serving);
+        });
+        Receive<PreparationFailed>(f =>
+        {
+            var error = f.Error is AggregateException { InnerExceptions.Count: 1 } a ? a.InnerExceptions[0] : f.Error;
+            log.Error("node {0}: cannot prepare its clients: {1}", nodeId, error.Message);
+            report(new NodePreparationFailed(error));
+            Context.Stop(Self);
+        });
+        Receive<Welcome>(_ => { });
+        Receive<Retry>(_ => { });
+        Refusals();
+    }
+
+    // ---- serving rounds ----------------------------------------------------------------------------------
+
+    void SendRegistration()
+    {
+        var entries = children.Select(c => new ClientEntry(c.Key, SampleCountOf(c.Key), c.Value)).ToList();
+        coordinator.Tell(new RegisterClients(nodeId, layoutHash, entries));
+        Timers.StartSingleTimer(RetryTimer, Retry.Instance, RetryEvery);
+    }
+
+    readonly Dictionary<string, int> sampleCounts = new();
+    int SampleCountOf(string id) => sampleCounts[id];
+
+    void Serving()
+    {
+        Receive<Retry>(_ => SendRegistration());
+        Receive<Registered>(r =>
+        {
+            Timers.Cancel(RetryTimer);
+            log.Info("node {0}: {1} clients registered", nodeId, r.Clients);
+        });
+        Receive<RegisterAgain>(_ => SendRegistration());
+        Receive<Welcome>(_ => { });
+        Receive<TrainRound>(round =>
+        {
+            var server = Sender;
+            if (round.Weights.Header.LayoutHash != layoutHash)
+            {
+                Unavailable(round, server, $"global weights of layout {round.Weights.Header.LayoutHash:x16}, this node's model is {layoutHash:x16}");
+                return;
+            }
+            WeightStream.Receive(round.Weights, materializer).PipeTo(Self,
+                success: weights => new RoundWeights(round, weights, server),
+                failure: e => new RoundWeightsFailed(round, e.GetBaseException().Message, server));
+        });
+        Receive<RoundWeights>(w =>
+        {
+            foreach (var task in w.Round.Clients)
+            {
+                if (children.TryGetValue(task.ClientId, out var child))
+                    child.Tell(new LocalTrain(w.Round.Round, w.Round.Attempt, w.Weights, w.Round.Config, task.ShuffleSeed, w.Server));
+                else
+                    w.Server.Tell(new TrainingFailed(w.Round.Round, task.ClientId, $"node {nodeId} does not host {task.ClientId}"));
+            }
+        });
+        Receive<RoundWeightsFailed>(f => Unavailable(f.Round, f.Server, f.Reason));
+        Refusals();
+    }
+
+    void Unavailable(TrainRound round, IActorRef server, string reason)
+    {
+        log.Warning("node {0}: round {1}: cannot use the global weights: {2}", nodeId, round.Round, reason);
+        foreach (var task in round.Clients)
+            if (children.TryGetValue(task.ClientId, out var child)) child.Tell(new WeightsUnavailable(round.Round, reason, server));
+    }
+
+    void Refusals()
+    {
+        Receive<JoinRefused>(r => Refused($"the server refused this node: {r.Reason}"));
+        Receive<RegistrationRefused>(r => Refused($"the server refused this node's clients: {r.Reason}"));
+        Receive<RunFinished>(f =>
+        {
+            log.Info("node {0}: the run is over ({1})", nodeId, f.Reason);
+            Timers.CancelAll();
+            report(new NodeRunFinished(f.Completed, f.Reason));
+        });
+    }
+
+    void Refused(string reason)
+    {
+        log.Error("node {0}: {1}", nodeId, reason);
+        Timers.CancelAll();
+        report(new NodeRefused(reason));
+        Context.Stop(Self);
+    }
+
+    protected override void PostStop() => Timers.CancelAll();
+
+    sealed record Retry : INoSerializationVerificationNeeded
+    {
+        public static readonly Retry Instance = new();
+    }
+
+    sealed record PreparationFailed(Exception Error) : INoSerializationVerificationNeeded;
+    sealed record RoundWeights(TrainRound Round, float[] Weights, IActorRef Server) : INoSerializationVerificationNeeded;
+    sealed record RoundWeightsFailed(TrainRound Round, string Reason, IActorRef Server) : INoSerializationVerificationNeeded;
+}
