@@ -12,6 +12,10 @@ public static class ExitCodes
     public const int DataError = 3;
     /// <summary>The federation could not finish (too few clients answered, a round failed for good).</summary>
     public const int RunFailed = 4;
+    /// <summary>A node could not reach its server, or the server was gone for longer than the node waits.</summary>
+    public const int ServerUnreachable = 5;
+    /// <summary>The server refused this node (another federation, model or layout, or clients it cannot have).</summary>
+    public const int NodeRefused = 6;
     /// <summary>Stopped by Ctrl+C or SIGTERM.</summary>
     public const int Interrupted = 130;
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using FedAvg.Actors.Hosting;
 using FedAvg.Core;
 using Spectre.Console;
 
@@ -16,6 +17,7 @@ public static class FedAvgCommand
             SimulateCommand.Create(),
             BenchCommand.Create(),
             PartitionCommand.Create(),
+            NodeCommand.Create(),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
@@ -48,6 +50,12 @@ public static class FedAvgCommand
             case DataException d:
                 error.WriteLine($"fedavg: data error: {d.Message}");
                 return ExitCodes.DataError;
+            case ServerUnreachableException s:
+                error.WriteLine($"fedavg: {s.Message}");
+                return ExitCodes.ServerUnreachable;
+            case NodeRefusedException r:
+                error.WriteLine($"fedavg: {r.Message}");
+                return ExitCodes.NodeRefused;
             case OperationCanceledException:
                 error.WriteLine("fedavg: interrupted. A simulation keeps its last checkpoint: continue it with --resume DIR.");
                 return ExitCodes.Interrupted;

@@ -12,6 +12,8 @@ public sealed record PreparedClients(ulong LayoutHash, IReadOnlyList<(string Id,
 
 /// <summary>How a node's part in a run ended, for the host that started it.</summary>
 public abstract record NodeOutcome;
+/// <summary>Not an end: a line of progress for the node's console.</summary>
+public sealed record NodeEvent(string Text) : NodeOutcome;
 /// <summary>The server said the run is over.</summary>
 public sealed record NodeRunFinished(bool Completed, string Reason) : NodeOutcome;
 /// <summary>The server would not have this node; it should exit non-zero with the reason.</summary>
@@ -90,6 +92,8 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
             Timers.Cancel(RetryTimer);
             log.Info("node {0}: joined federation '{1}' ({2}, {3}, K={4}); preparing clients {5}",
                 nodeId, welcome.Spec.Federation, welcome.Spec.Dataset, welcome.Spec.Model, welcome.Spec.Clients, request);
+            report(new NodeEvent($"joined federation '{welcome.Spec.Federation}': {welcome.Spec.Dataset}, {welcome.Spec.Model}, " +
+                                 $"K={welcome.Spec.Clients}, {welcome.Spec.Partition}, seed {welcome.Spec.Seed}; preparing clients {request}"));
             prepare(welcome.Spec).PipeTo(Self, failure: e => new PreparationFailed(e));
             Become(Preparing);
         });
@@ -139,7 +143,7 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
         Receive<Registered>(r =>
         {
             Timers.Cancel(RetryTimer);
-            log.Info("node {0}: {1} clients registered", nodeId, r.Clients);
+            report(new NodeEvent($"{r.Clients} clients registered with the server"));
         });
         Receive<RegisterAgain>(_ => SendRegistration());
         Receive<Welcome>(_ => { });
@@ -157,6 +161,7 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
         });
         Receive<RoundWeights>(w =>
         {
+            report(new NodeEvent($"round {w.Round.Round}{(w.Round.Attempt > 1 ? $" (attempt {w.Round.Attempt})" : "")}: training {w.Round.Clients.Count} clients"));
             foreach (var task in w.Round.Clients)
             {
                 if (children.TryGetValue(task.ClientId, out var child))

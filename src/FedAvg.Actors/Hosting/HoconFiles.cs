@@ -8,11 +8,19 @@ public static class HoconFiles
 {
     public static string ShippedPath(string name) => Path.Combine(AppContext.BaseDirectory, "hocon", name);
 
-    public static Config Load(string shippedName, string? userFile = null, string? overrides = null)
+    public static Config Load(string shippedName, string? userFile = null, string? overrides = null) =>
+        Load([shippedName], userFile, overrides);
+
+    /// <summary>Each shipped file over the one before it (cluster.conf over simulation.conf), then the user's file, then overrides.</summary>
+    public static Config Load(IReadOnlyList<string> shippedNames, string? userFile = null, string? overrides = null)
     {
-        string shipped = ShippedPath(shippedName);
-        if (!File.Exists(shipped)) throw new InvalidOperationException($"{shipped} is missing from the build output.");
-        var config = Parse(File.ReadAllText(shipped), shipped);
+        Config config = Config.Empty;
+        foreach (var name in shippedNames)
+        {
+            string shipped = ShippedPath(name);
+            if (!File.Exists(shipped)) throw new InvalidOperationException($"{shipped} is missing from the build output.");
+            config = Parse(File.ReadAllText(shipped), shipped).WithFallback(config);
+        }
         if (userFile is not null)
         {
             if (!File.Exists(userFile)) throw new UsageException($"--config {userFile}: file not found.");

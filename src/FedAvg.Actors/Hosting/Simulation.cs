@@ -59,26 +59,7 @@ public sealed class Simulation
         options.Validate();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         using var pool = new TrainerPool(options.Model, options.Trainers, options.ThreadsPerTrainer);
-        using var initialModel = ModelZoo.Create(options.Model, options.Seed);
-        var layout = WeightLayout.Of(initialModel);
-        float[] initial;
-        int firstRound = 1;
-        if (ResumeFrom is { } checkpoint)
-        {
-            if (checkpoint.ModelName != options.Model)
-                throw new DataException($"checkpoint is of model '{checkpoint.ModelName}', but this run uses '{options.Model}'.");
-            if (!checkpoint.Layout.Equals(layout))
-                throw new DataException($"checkpoint layout ({checkpoint.Layout.Describe()}) does not match {options.Model} ({layout.Describe()}).");
-            if (checkpoint.Seed != options.Seed)
-                throw new DataException($"checkpoint was written by a run with seed {checkpoint.Seed}, this run has seed {options.Seed}.");
-            initial = checkpoint.Weights;
-            firstRound = checkpoint.Round + 1;
-        }
-        else
-        {
-            initial = Weights.Read(initialModel, layout);
-        }
-
+        var (layout, initial, firstRound) = RunStart.InitialModel(options, ResumeFrom);
         var spec = new RunSpec("simulation", options.Dataset, options.Model, options.Clients, options.Partition, options.Seed,
             options.Standardize, layout.Hash);
         var settings = new ServerSettings(options.Model, layout, options.Rounds, options.Clients, options.RoundTimeout,
@@ -96,8 +77,7 @@ public sealed class Simulation
                 rounds.Add(m);
                 OnRound?.Invoke(m);
             };
-            var observer = system.ActorOf(Props.Create(() => new RunObserver(onRound, outcome))
-                .WithDispatcher("akka.actor.run-observer-dispatcher"), "observer");
+            var observer = RunStart.Observer(system, onRound, outcome);
             var server = FederationServer.Props(strategy, settings, initial, w => pool.Evaluate(w, test), observer);
             var coordinator = system.ActorOf(ServerGuardian.Props(server, observer), "coordinator");
 
@@ -127,17 +107,6 @@ public sealed class Simulation
         finally
         {
             await system.Terminate().ConfigureAwait(false);
-        }
-    }
-
-    /// <summary>Turns the server's reports into callbacks and the run's end into a completed task.</summary>
-    sealed class RunObserver : ReceiveActor
-    {
-        public RunObserver(Action<RoundMetrics> onRound, TaskCompletionSource<object> outcome)
-        {
-            Receive<RoundCompleted>(r => onRound(r.Metrics));
-            Receive<RunCompleted>(r => outcome.TrySetResult(r));
-            Receive<RunFailed>(r => outcome.TrySetResult(r));
         }
     }
 }

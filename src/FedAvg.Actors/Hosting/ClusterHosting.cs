@@ -1,0 +1,181 @@
+using System.Net;
+using System.Net.Sockets;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Configuration;
+using FedAvg.Core;
+
+namespace FedAvg.Actors.Hosting;
+
+/// <summary>The `fedavg.cluster` section of the layered HOCON (hocon/cluster.conf), checked; errors name the key.</summary>
+public sealed record ClusterSettings(string Federation, TimeSpan JoinTimeout, TimeSpan ServerWait, TimeSpan WaitForClients, TimeSpan LeaveTimeout)
+{
+    public static ClusterSettings FromConfig(Config config)
+    {
+        var c = config.GetConfig("fedavg.cluster") ?? throw new UsageException("configuration has no `fedavg.cluster` section.");
+        string[] keys = ["federation", "join-timeout", "server-wait", "wait-for-clients", "leave-timeout"];
+        foreach (var key in c.AsEnumerable().Select(kv => kv.Key))
+            if (!keys.Contains(key)) throw new UsageException($"fedavg.cluster.{key} is not a setting. Valid settings: {string.Join(", ", keys)}.");
+        var settings = new ClusterSettings(
+            Read(c, "federation", k => c.GetString(k)),
+            Duration(c, "join-timeout"), Duration(c, "server-wait"), Duration(c, "wait-for-clients"), Duration(c, "leave-timeout"));
+        if (string.IsNullOrWhiteSpace(settings.Federation)) throw new UsageException("fedavg.cluster.federation must not be empty.");
+        return settings;
+    }
+
+    static TimeSpan Duration(Config c, string key)
+    {
+        var value = Read(c, key, k => c.GetTimeSpan(k, null, allowInfinite: false));
+        if (value <= TimeSpan.Zero) throw new UsageException($"fedavg.cluster.{key} must be a positive duration, got '{c.GetString(key)}'.");
+        return value;
+    }
+
+    static T Read<T>(Config c, string key, Func<string, T> read)
+    {
+        if (!c.HasPath(key)) throw new UsageException($"fedavg.cluster.{key} is missing from the configuration.");
+        try
+        {
+            return read(key);
+        }
+        catch (Exception e) when (e is FormatException or ConfigurationException or InvalidCastException or OverflowException or ArgumentException)
+        {
+            throw new UsageException($"fedavg.cluster.{key}: '{c.GetString(key)}' is not a valid value ({e.Message}).");
+        }
+    }
+}
+
+/// <summary>Where a node listens and how others reach it.</summary>
+/// <param name="Hostname">The address others use to reach this node (Akka's public-hostname).</param>
+/// <param name="BindHostname">The interface it listens on (Akka's hostname); defaults to <paramref name="Hostname"/>.</param>
+/// <param name="Port">0: any free port.</param>
+public sealed record Endpoint(string Hostname, string? BindHostname, int Port)
+{
+    public string Bind => BindHostname ?? Hostname;
+
+    /// <summary>"HOST:PORT" (an IPv6 host in brackets), as given to --join; errors name <paramref name="option"/>.</summary>
+    public static (string Host, int Port) ParseHostPort(string text, string option)
+    {
+        int colon = text.LastIndexOf(':');
+        string host = colon > 0 ? text[..colon].Trim('[', ']') : "";
+        if (colon <= 0 || host.Length == 0 || !int.TryParse(text[(colon + 1)..], out int port) || port is < 1 or > 65535)
+            throw new UsageException($"{option} '{text}': expected HOST:PORT, for example 10.0.0.5:4053 or server.example.org:4053.");
+        if (Uri.CheckHostName(host) == UriHostNameType.Unknown) throw new UsageException($"{option} '{text}': '{host}' is not a host name or address.");
+        return (host, port);
+    }
+
+    public void Validate(string portOption = "--port")
+    {
+        if (Port is < 0 or > 65535) throw new UsageException($"{portOption} {Port}: a port is 0 (any free one) to 65535.");
+        foreach (var (name, host) in new[] { ("--hostname", Hostname), ("--bind-hostname", Bind) })
+            if (Uri.CheckHostName(host) == UriHostNameType.Unknown) throw new UsageException($"{name} '{host}' is not a host name or address.");
+    }
+
+    /// <summary>Refuses a port that is taken before Akka tries it, so the message can name the flag.</summary>
+    public void CheckPortFree(string portOption = "--port")
+    {
+        if (Port == 0) return;
+        try
+        {
+            var addresses = IPAddress.TryParse(Bind, out var ip) ? [ip] : Dns.GetHostAddresses(Bind);
+            foreach (var address in addresses)
+            {
+                using var probe = new TcpListener(address, Port);
+                probe.Start();
+                probe.Stop();
+            }
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
+        {
+            throw new UsageException($"{portOption} {Port}: {Bind}:{Port} is already in use (another fedavg server?); choose another port.");
+        }
+        catch (SocketException e)
+        {
+            throw new UsageException($"--bind-hostname '{Bind}': cannot listen on {Bind}:{Port} ({e.Message}).");
+        }
+    }
+}
+
+/// <summary>Builds cluster actor systems from the layered HOCON and joins them.</summary>
+public static class ClusterHosting
+{
+    public const string SystemName = "fedavg";
+    public const string ServerRole = "server";
+    public const string ClientRole = "client";
+    /// <summary>The singleton manager's name: the coordinator is /user/coordinator/singleton on the oldest server node.</summary>
+    public const string CoordinatorName = "coordinator";
+
+    public static Config Configure(Config layered, Endpoint endpoint, string role) =>
+        ConfigurationFactory.ParseString($$"""
+            akka.cluster.roles = ["{{role}}"]
+            akka.remote.dot-netty.tcp.hostname = "{{endpoint.Bind}}"
+            akka.remote.dot-netty.tcp.public-hostname = "{{endpoint.Hostname}}"
+            akka.remote.dot-netty.tcp.port = {{endpoint.Port}}
+            """).WithFallback(layered);
+
+    /// <summary>Starts the actor system; a bind failure becomes a usage error that names the address.</summary>
+    public static ActorSystem Start(Config config, Endpoint endpoint)
+    {
+        try
+        {
+            return ActorSystem.Create(SystemName, config);
+        }
+        catch (Exception e) when (e.GetBaseException() is SocketException or System.Net.Sockets.SocketException)
+        {
+            throw new UsageException($"cannot listen on {endpoint.Bind}:{endpoint.Port}: {e.GetBaseException().Message}");
+        }
+    }
+
+    /// <summary>Completes when this member is Up; false after <paramref name="timeout"/>.</summary>
+    public static async Task<bool> WaitUntilUp(ActorSystem system, TimeSpan timeout, CancellationToken cancel)
+    {
+        var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Cluster.Get(system).RegisterOnMemberUp(() => up.TrySetResult());
+        var winner = await Task.WhenAny(up.Task, Task.Delay(timeout, cancel), system.WhenTerminated).ConfigureAwait(false);
+        cancel.ThrowIfCancellationRequested();
+        return winner == up.Task;
+    }
+
+    /// <summary>Completes once no member of <paramref name="role"/> is left in the cluster, or after <paramref name="timeout"/>.</summary>
+    public static Task WhenRoleGone(ActorSystem system, string role, TimeSpan timeout)
+    {
+        var gone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        system.ActorOf(Props.Create(() => new RoleWatcher(role, gone)));
+        return Task.WhenAny(gone.Task, Task.Delay(timeout));
+    }
+
+    sealed class RoleWatcher : ReceiveActor
+    {
+        public RoleWatcher(string role, TaskCompletionSource gone)
+        {
+            var cluster = Cluster.Get(Context.System);
+            void Check()
+            {
+                var state = cluster.State;
+                if (!state.Members.Any(m => m.HasRole(role) && !state.Unreachable.Contains(m)
+                                            && m.Status is MemberStatus.Up or MemberStatus.Joining or MemberStatus.WeaklyUp))
+                {
+                    gone.TrySetResult();
+                    Context.Stop(Self);
+                }
+            }
+            Receive<ClusterEvent.IMemberEvent>(_ => Check());
+            Receive<ClusterEvent.CurrentClusterState>(_ => Check());
+            Receive<ClusterEvent.IReachabilityEvent>(_ => Check());
+            cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot,
+                typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
+        }
+    }
+
+    /// <summary>Leaves the cluster cleanly (coordinated shutdown) and waits for the actor system to end.</summary>
+    public static async Task Leave(ActorSystem system)
+    {
+        await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClusterLeavingReason.Instance).ConfigureAwait(false);
+        await system.WhenTerminated.ConfigureAwait(false);
+    }
+}
+
+/// <summary>No server answered, or the server was gone for longer than the node waits: the node gives up.</summary>
+public sealed class ServerUnreachableException(string message) : Exception(message);
+
+/// <summary>The server refused this node (another federation, model or range); the node gives up with the reason.</summary>
+public sealed class NodeRefusedException(string message) : Exception(message);

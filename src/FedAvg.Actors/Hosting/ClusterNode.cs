@@ -1,0 +1,185 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Tools.Singleton;
+using Akka.Configuration;
+using FedAvg.Actors.Client;
+using FedAvg.Actors.Messages;
+using FedAvg.Core;
+using FedAvg.Core.Data;
+using FedAvg.Core.Models;
+using FedAvg.Core.Partitioning;
+using FedAvg.Core.Training;
+
+namespace FedAvg.Actors.Hosting;
+
+/// <summary>What a `fedavg node` offers and with what it trains.</summary>
+/// <param name="Clients">Research mode: the run's client ids it hosts (their shards are computed from the run's spec).</param>
+/// <param name="OwnDataDir">Own-data mode: a folder with the node's IDX files, which form one client.</param>
+/// <param name="Model">The model this node is built for; null: the run's. A different one is refused at registration.</param>
+public sealed record NodeOptions(
+    string NodeId, string ServerHost, int ServerPort, ClientRange? Clients, string? OwnDataDir, string DataDir,
+    int Trainers, int ThreadsPerTrainer, string? Model = null);
+
+/// <summary>
+/// `fedavg node`: a cluster node with the `client` role that hosts client actors under a <see cref="ClientHost"/>.
+/// Its data, shards and trainers outlive the actor system: when the server is lost (the split brain resolver downs
+/// this side) the node joins again with a new actor system, for up to `server-wait`, and its clients register again.
+/// </summary>
+public sealed class ClusterNode : IDisposable
+{
+    /// <summary>Progress lines for the console ("joined", "registered 50 clients", "lost the server, joining again").</summary>
+    public Action<string>? OnEvent { get; init; }
+
+    /// <summary>Called when each actor system of this node is up, with its address.</summary>
+    public Action<Address>? OnUp { get; init; }
+
+    NodeData? data;
+    TrainerPool? pool;
+    (string Model, ulong Hash)? layout;
+
+    public async Task<NodeRunFinished> RunAsync(NodeOptions options, ClusterSettings cluster, Endpoint endpoint, Config layered,
+        CancellationToken cancel = default)
+    {
+        endpoint.Validate();
+        if (options.Clients is null == options.OwnDataDir is null)
+            throw new UsageException("give either --clients RANGE (research mode) or --own-data DIR (own-data mode).");
+        OwnData? own = null;
+        if (options.OwnDataDir is { } dir)
+        {
+            var (images, labels) = OwnDataFiles(dir);
+            own = new OwnData(IdxFile.Read(labels, 1).Count);
+            if (own.SampleCount == 0) throw new DataException($"--own-data {dir}: {labels} holds no samples.");
+            _ = images;
+        }
+        ClientRequest request = (ClientRequest?)options.Clients ?? own!;
+        var serverAddress = new Address("akka.tcp", ClusterHosting.SystemName, options.ServerHost, options.ServerPort);
+        var config = ClusterHosting.Configure(layered, endpoint, ClusterHosting.ClientRole);
+
+        DateTime? lostSince = null;
+        while (true)
+        {
+            var wait = lostSince is null ? cluster.JoinTimeout : cluster.ServerWait - (DateTime.UtcNow - lostSince.Value);
+            if (wait <= TimeSpan.Zero)
+                throw new ServerUnreachableException($"the server at {options.ServerHost}:{options.ServerPort} has been gone for more than " +
+                                                     $"{cluster.ServerWait} (fedavg.cluster.server-wait); giving up.");
+            endpoint.CheckPortFree();
+            var system = ClusterHosting.Start(config, endpoint);
+            var outcome = new TaskCompletionSource<NodeOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
+            bool terminated = false;
+            try
+            {
+                Cluster.Get(system).JoinSeedNodes([serverAddress]);
+                if (!await ClusterHosting.WaitUntilUp(system, wait, cancel).ConfigureAwait(false))
+                    throw new ServerUnreachableException(lostSince is null
+                        ? $"no fedavg server answered at {options.ServerHost}:{options.ServerPort} within {cluster.JoinTimeout} (--join-timeout)."
+                        : $"the server at {options.ServerHost}:{options.ServerPort} did not come back within {cluster.ServerWait} (fedavg.cluster.server-wait).");
+                OnUp?.Invoke(Cluster.Get(system).SelfAddress);
+                OnEvent?.Invoke(lostSince is null ? $"joined the cluster of {serverAddress}" : $"joined {serverAddress} again");
+                lostSince = null;
+
+                var proxy = system.ActorOf(ClusterSingletonProxy.Props($"/user/{ClusterHosting.CoordinatorName}",
+                    ClusterSingletonProxySettings.Create(system).WithRole(ClusterHosting.ServerRole)), "coordinator-proxy");
+                system.ActorOf(ClientHost.Props(options.NodeId, cluster.Federation, request, proxy, spec => Prepare(spec, options),
+                    o =>
+                    {
+                        if (o is NodeEvent e) OnEvent?.Invoke(e.Text);
+                        else outcome.TrySetResult(o);
+                    }), "node");
+
+                var cancelled = Task.Delay(Timeout.Infinite, cancel);
+                var ended = await Task.WhenAny(outcome.Task, system.WhenTerminated, cancelled).ConfigureAwait(false);
+                if (ended == cancelled) cancel.ThrowIfCancellationRequested();
+                if (ended == outcome.Task)
+                {
+                    switch (outcome.Task.Result)
+                    {
+                        case NodeRunFinished finished:
+                            OnEvent?.Invoke($"the run is over ({finished.Reason}); leaving the cluster");
+                            return finished;
+                        case NodeRefused refused:
+                            throw new NodeRefusedException(refused.Reason);
+                        case NodePreparationFailed failed:
+                            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failed.Error).Throw();
+                            break;
+                    }
+                }
+                // The actor system ended on its own: the split brain resolver downed this side because the server was lost.
+                terminated = true;
+                lostSince = DateTime.UtcNow;
+                OnEvent?.Invoke($"lost the server at {serverAddress}; waiting up to {cluster.ServerWait} for it to come back");
+            }
+            finally
+            {
+                if (!terminated) await ClusterHosting.Leave(system).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>The node's clients for a run: loaded and partitioned once, kept across rejoins.</summary>
+    Task<PreparedClients> Prepare(RunSpec spec, NodeOptions options) => Task.Run(() =>
+    {
+        string model = options.Model ?? spec.Model;
+        ModelZoo.Validate(model);
+        var info = DatasetCatalog.Get(spec.Dataset);
+        if (data is null || data.Spec != spec)
+        {
+            data?.Dispose();
+            data = options.OwnDataDir is { } dir ? NodeData.Own(dir, options.NodeId, info, spec) : NodeData.Research(new DatasetStore(options.DataDir), info, spec, options.Clients!);
+        }
+        if (layout?.Model != model)
+        {
+            using var m = ModelZoo.Create(model, spec.Seed);
+            layout = (model, WeightLayout.Of(m).Hash);
+        }
+        if (pool is null)
+            pool = new TrainerPool(model, options.Trainers, options.ThreadsPerTrainer);
+        var clients = data.Shards.Select(s => (s.Id, (ILocalTraining)new PooledLocalTraining(pool, data.Train, s.Indices))).ToList();
+        return new PreparedClients(layout.Value.Hash, clients);
+    });
+
+    /// <summary>The images and labels of --own-data DIR: the standard IDX names (train-images-idx3-ubyte, …), raw or gzip.</summary>
+    public static (string Images, string Labels) OwnDataFiles(string dir)
+    {
+        if (!Directory.Exists(dir)) throw new UsageException($"--own-data {dir}: no such directory.");
+        string Find(string stem) =>
+            new[] { stem, stem + ".gz" }.Select(n => Path.Combine(dir, n)).FirstOrDefault(File.Exists)
+            ?? throw new DataException($"--own-data {dir}: {stem} (or {stem}.gz) not found; a node's own data is an IDX image file and an IDX label file.");
+        return (Find("train-images-idx3-ubyte"), Find("train-labels-idx1-ubyte"));
+    }
+
+    public void Dispose()
+    {
+        pool?.Dispose();
+        data?.Dispose();
+    }
+
+    sealed class NodeData(RunSpec spec, LabeledImages train, IReadOnlyList<(string Id, int[] Indices)> shards) : IDisposable
+    {
+        public RunSpec Spec => spec;
+        public LabeledImages Train => train;
+        public IReadOnlyList<(string Id, int[] Indices)> Shards => shards;
+
+        /// <summary>Exactly the shards `fedavg simulate` gives these clients: same dataset, partition, K and seed.</summary>
+        public static NodeData Research(DatasetStore store, DatasetInfo info, RunSpec spec, ClientRange range)
+        {
+            if (range.Last >= spec.Clients)
+                throw new UsageException($"--clients {range}: the run has {spec.Clients} clients, 0..{spec.Clients - 1}.");
+            var (train, test) = store.Load(info, spec.Standardize);
+            test.Dispose();
+            var all = Partitioner.Parse(spec.Partition).Split(train.LabelValues, train.Classes, spec.Clients, spec.Seed);
+            var shards = Enumerable.Range(range.First, range.Last - range.First + 1).Select(k => (ClientIds.Of(k, spec.Clients), all[k])).ToList();
+            return new NodeData(spec, train, shards);
+        }
+
+        /// <summary>Own-data mode: every sample of the folder, as one client named after the node.</summary>
+        public static NodeData Own(string dir, string nodeId, DatasetInfo info, RunSpec spec)
+        {
+            var (images, labels) = OwnDataFiles(dir);
+            var train = LabeledImages.FromIdx(IdxFile.Read(images, 3), IdxFile.Read(labels, 1), info, spec.Standardize);
+            return new NodeData(spec, train, [(nodeId, Enumerable.Range(0, train.Count).ToArray())]);
+        }
+
+        public void Dispose() => train.Dispose();
+    }
+
+}
