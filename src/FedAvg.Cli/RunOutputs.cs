@@ -27,24 +27,48 @@ public sealed class RunOutputs(string directory)
 
     public string PathOf(string file) => Path.Combine(Directory, file);
 
-    /// <summary>Refuses to reuse a directory that holds a run unless the user said so (--force or --resume).</summary>
-    public void Prepare(bool force, bool resume)
+    /// <summary>
+    /// Checks, creating nothing, that the directory can take this run: not a file, and not an earlier run unless the
+    /// user said so (--force or --resume); a resumed run's rounds are read back. <see cref="Create"/> comes once the
+    /// run has started, so a run refused at start leaves no directory behind.
+    /// </summary>
+    public void Check(bool force, bool resume)
     {
+        string flag = resume ? "--resume" : "--out";
+        for (var dir = Directory; !string.IsNullOrEmpty(dir); dir = Path.GetDirectoryName(dir))
+            if (File.Exists(dir))
+                throw new UsageException(dir == Directory
+                    ? $"{flag} {Directory} is a file; give the run directory (a new or empty one, or an earlier run's with --resume)."
+                    : $"{flag} {Directory}: {dir} is a file, so no directory can be made under it.");
         if (resume)
         {
             if (!File.Exists(PathOf(Checkpoint.FileName)))
                 throw new UsageException($"--resume {Directory}: no {Checkpoint.FileName} there to resume from.");
+            rounds.Clear();
             rounds.AddRange(ReadJsonl());
             return;
         }
-        if (System.IO.Directory.Exists(Directory) && System.IO.Directory.EnumerateFileSystemEntries(Directory).Any())
+        if (System.IO.Directory.Exists(Directory) && System.IO.Directory.EnumerateFileSystemEntries(Directory).Any() && !force)
+            throw new UsageException($"--out {Directory} already exists and is not empty; pass --resume to continue that run or --force to replace it.");
+        replace = force;
+    }
+
+    bool replace;
+
+    /// <summary>Makes the directory (and its parents), removing an earlier run's files when --force said so.</summary>
+    public void Create()
+    {
+        try
         {
-            if (!force)
-                throw new UsageException($"--out {Directory} already exists and is not empty; pass --resume to continue that run or --force to replace it.");
-            foreach (var file in Owned)
-                if (File.Exists(PathOf(file))) File.Delete(PathOf(file));
+            System.IO.Directory.CreateDirectory(Directory);
+            if (replace)
+                foreach (var file in Owned)
+                    if (File.Exists(PathOf(file))) File.Delete(PathOf(file));
         }
-        System.IO.Directory.CreateDirectory(Directory);
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"--out {Directory}: cannot be created ({e.Message}).");
+        }
     }
 
     public IReadOnlyList<RoundMetrics> Rounds => rounds;

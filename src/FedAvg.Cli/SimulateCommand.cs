@@ -17,42 +17,8 @@ public static class SimulateCommand
 {
     sealed record ReferenceCurves(List<(int, double)>? Centralized, List<(int, double)>? Reference, string ReferenceLabel);
 
-    /// <summary>A command-line option that, when given, overrides one key of the `fedavg` HOCON section.</summary>
-    sealed record Setting(Option Option, string Key, Func<ParseResult, string> Hocon);
-
-    static Setting Text(string name, string key, string description) =>
-        Make(new Option<string>(name) { Description = description }, key, v => JsonSerializer.Serialize(v));
-
-    static Setting Number<T>(string name, string key, string description) where T : IFormattable =>
-        Make(new Option<T>(name) { Description = description }, key, v => v.ToString(null, CultureInfo.InvariantCulture));
-
-    static Setting Make<T>(Option<T> option, string key, Func<T, string> render) =>
-        new(option, key, parse => render(parse.GetValue(option)!));
-
     public static Command Create()
     {
-        Setting[] settings =
-        [
-            Text("--dataset", "dataset", $"Dataset: {string.Join(", ", DatasetCatalog.All.Select(d => d.Name))}."),
-            Text("--model", "model", $"Model: {string.Join(", ", FedAvg.Core.Models.ModelZoo.Names)}."),
-            Number<int>("--clients", "clients", "K: how many clients share the training set."),
-            Number<double>("--fraction", "fraction", "C: the fraction of clients sampled each round, in (0, 1]."),
-            Number<int>("--min-clients", "min-clients", "The fewest updates that make a round (and the fewest sampled)."),
-            Number<int>("--local-epochs", "local-epochs", "E: local epochs per round."),
-            Number<int>("--batch", "batch", "B: local mini-batch size."),
-            Number<double>("--lr", "lr", "Local SGD learning rate."),
-            Number<double>("--momentum", "momentum", "Local SGD momentum."),
-            Number<double>("--weight-decay", "weight-decay", "Local L2 weight decay."),
-            Number<int>("--rounds", "rounds", "Communication rounds."),
-            Text("--partition", "partition", "iid, iid-balanced[:n], contiguous, shards[:s], dirichlet:α, classes:k."),
-            Number<int>("--seed", "seed", "Seed of initialisation, partition, sampling and shuffling."),
-            Number<int>("--trainers", "trainers", "P: trainings that run at once."),
-            Number<int>("--threads-per-trainer", "threads-per-trainer", "T: libtorch intra-op threads of each trainer."),
-            Text("--round-timeout", "round-timeout", "Round deadline, e.g. 90s or 10m."),
-            Number<int>("--round-attempts", "round-attempts", "How often a round that got too few updates is tried in all."),
-            Number<double>("--target-accuracy", "target-accuracy", "Stop once the test accuracy reaches this; report the rounds it took."),
-        ];
-        var standardize = new Option<bool?>("--standardize") { Description = "Standardize pixels with the dataset's mean and std." };
         var config = new Option<string?>("--config") { Description = "A HOCON file layered over hocon/simulation.conf (flags override both)." };
         var output = new Option<string?>("--out") { Description = "Run directory (default: runs/simulate-TIMESTAMP)." };
         var resume = new Option<string?>("--resume") { Description = "Continue the stopped run in this directory from its last checkpoint." };
@@ -62,60 +28,59 @@ public static class SimulateCommand
         var dataDir = CommonOptions.DataDir();
 
         var command = new Command("simulate", "Run a federation of K clients and a server on actors, in this process.");
-        foreach (var s in settings) command.Options.Add(s.Option);
-        foreach (var o in new Option[] { standardize, config, output, resume, force, baseline, reference, dataDir }) command.Options.Add(o);
+        RunSettingsOptions.AddTo(command);
+        foreach (var o in new Option[] { config, output, resume, force, baseline, reference, dataDir }) command.Options.Add(o);
 
         command.SetAction((parse, cancel) =>
         {
             NativeTuning.Apply(); // this host's process-wide native settings, before any model exists
-            var overrides = settings
-                .Where(s => parse.GetResult(s.Option) is { Implicit: false })
-                .Select(s => $"fedavg.{s.Key} = {s.Hocon(parse)}")
-                .ToList();
-            if (parse.GetValue(standardize) is { } std) overrides.Add($"fedavg.standardize = {(std ? "on" : "off")}");
-
             string? resumeDir = parse.GetValue(resume);
             string? userConfig = parse.GetValue(config);
+            if (parse.GetValue(output) is { } o && string.IsNullOrWhiteSpace(o)) throw new UsageException("--out needs a directory name.");
+            if (resumeDir is not null && string.IsNullOrWhiteSpace(resumeDir)) throw new UsageException("--resume needs a run directory.");
             if (resumeDir is not null && parse.GetValue(output) is not null)
                 throw new UsageException("--resume DIR continues the run in DIR; do not pass --out as well.");
             if (resumeDir is not null && userConfig is not null)
                 throw new UsageException("--resume DIR reads its configuration from DIR/config.conf; do not pass --config as well.");
             if (resumeDir is not null)
             {
+                if (File.Exists(resumeDir)) throw new UsageException($"--resume {resumeDir} is a file; give the directory of a `fedavg simulate` run.");
                 userConfig = Path.Combine(resumeDir, RunOutputs.ConfigFile);
                 if (!File.Exists(userConfig))
                     throw new UsageException($"--resume {resumeDir}: no {RunOutputs.ConfigFile} there; is it a `fedavg simulate` run directory?");
             }
+            else if (userConfig is not null && Directory.Exists(userConfig))
+            {
+                throw new UsageException($"--config {userConfig} is a directory; give a HOCON file.");
+            }
 
-            var akka = HoconFiles.Load("simulation.conf", userConfig, string.Join("\n", overrides));
+            var akka = HoconFiles.Load("simulation.conf", userConfig, RunSettingsOptions.Overrides(parse));
             var options = SimulationOptions.FromConfig(akka);
             string dir = resumeDir ?? parse.GetValue(output) ?? Path.Combine("runs", $"simulate-{DateTime.Now:yyyyMMdd-HHmmss}");
+            var outputs = new RunOutputs(dir);
+            outputs.Check(parse.GetValue(force), resumeDir is not null);
             var curves = new ReferenceCurves(
                 parse.GetValue(baseline) is { } b ? AccuracyPlot.ReadCurve(b, "epoch", "--baseline") : null,
                 parse.GetValue(reference) is { } r ? AccuracyPlot.ReadCurve(r, "round", "--reference") : null,
                 parse.GetValue(reference) is { } name ? Path.GetFileNameWithoutExtension(name) : "reference");
-            return Execute(options, akka, new DatasetStore(parse.GetValue(dataDir)!), new RunOutputs(dir),
-                resumeDir is not null, parse.GetValue(force), curves, cancel);
+            return Execute(options, akka, new DatasetStore(parse.GetValue(dataDir)!), outputs,
+                resumeDir is not null, curves, cancel);
         });
         return command;
     }
 
     static async Task<int> Execute(SimulationOptions options, Akka.Configuration.Config akka, DatasetStore store, RunOutputs outputs,
-        bool resume, bool force, ReferenceCurves curves, CancellationToken cancel)
+        bool resume, ReferenceCurves curves, CancellationToken cancel)
     {
-        outputs.Prepare(force, resume);
         Checkpoint? checkpoint = resume ? Checkpoint.Load(outputs.PathOf(Checkpoint.FileName), options.Model) : null;
         if (checkpoint is not null && checkpoint.Round >= options.Rounds)
             throw new UsageException($"--resume: the run already completed round {checkpoint.Round} of {options.Rounds}; pass --rounds N with N > {checkpoint.Round} to go on.");
-        AtomicFile.WriteAllText(outputs.PathOf(RunOutputs.ConfigFile),
-            "# The resolved configuration of this run: `fedavg simulate --resume DIR` reads it back.\n" + options.ToHocon());
 
         AnsiConsole.MarkupLine(Markup.Escape(
             $"FedAvg · {options.Dataset} · {options.Model} · K={options.Clients} C={options.Fraction} E={options.LocalEpochs} " +
             $"B={options.Batch} lr={options.LearningRate} momentum={options.Momentum} · {options.Partition} · {options.Rounds} rounds · " +
             $"P={options.Trainers}×T={options.ThreadsPerTrainer} · seed {options.Seed}" +
             (checkpoint is null ? "" : $" · resuming after round {checkpoint.Round}")));
-        AnsiConsole.MarkupLine(Markup.Escape($"Run directory: {outputs.Directory}"));
         if (options.Model == "seed000-cnn" && options.ThreadsPerTrainer > 1)
             Console.Error.WriteLine("warning: libtorch 2.10's oneDNN gives seed000-cnn's first convolution NaN gradients at more than one " +
                                     "intra-op thread (docs/benchmark-notes.md); clients will fail with non-finite updates. Use --threads-per-trainer 1.");
@@ -125,6 +90,14 @@ public static class SimulateCommand
         {
             CheckpointPath = outputs.PathOf(Checkpoint.FileName),
             ResumeFrom = checkpoint,
+            // Nothing is written before the run has really started: a run refused at start leaves no directory.
+            OnStarted = () =>
+            {
+                outputs.Create();
+                AnsiConsole.MarkupLine(Markup.Escape($"Run directory: {outputs.Directory}"));
+                AtomicFile.WriteAllText(outputs.PathOf(RunOutputs.ConfigFile),
+                    "# The resolved configuration of this run: `fedavg simulate --resume DIR` reads it back.\n" + options.ToHocon());
+            },
             OnRound = m =>
             {
                 outputs.Add(m);
@@ -171,10 +144,10 @@ public static class SimulateCommand
             outputs.Rounds.Select(r => (r.Round, r.TestAccuracy)).ToList(), $"FedAvg {options.Model} K={options.Clients} {options.Partition}",
             curves.Centralized, curves.Reference, curves.ReferenceLabel);
         PrintTable(outputs.Rounds);
-        if (options.TargetAccuracy > 0)
+        if (options.TargetAccuracy is { } target)
             AnsiConsole.MarkupLine(result.TargetReachedAtRound is { } at
-                ? $"Target accuracy {options.TargetAccuracy} reached after [green]{at}[/] rounds."
-                : $"Target accuracy {options.TargetAccuracy} [yellow]not reached[/] in {options.Rounds} rounds.");
+                ? $"Target accuracy {target} reached after [green]{at}[/] rounds."
+                : $"Target accuracy {target} [yellow]not reached[/] in {options.Rounds} rounds.");
         AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
             $"Wall time {result.Elapsed.TotalSeconds:F1}s, trainers busy {result.TrainerBusy.TotalSeconds:F1}s, peak RSS {ProcessMemory.PeakResidentBytes() / 1048576.0:F0} MB.")));
         AnsiConsole.MarkupLine(Markup.Escape($"Wrote {outputs.Directory}: {RunOutputs.RoundsCsv}, {RunOutputs.RoundsJsonl}, " +
@@ -191,7 +164,7 @@ public static class SimulateCommand
             failure = result.FailureReason,
             rounds = last?.Round ?? 0,
             final_test_accuracy = last?.TestAccuracy,
-            target_accuracy = options.TargetAccuracy > 0 ? options.TargetAccuracy : (double?)null,
+            target_accuracy = options.TargetAccuracy,
             target_reached_at_round = result.TargetReachedAtRound,
             wall_seconds = result.Elapsed.TotalSeconds,
             trainer_busy_seconds = result.TrainerBusy.TotalSeconds,

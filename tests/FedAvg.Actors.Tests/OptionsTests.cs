@@ -94,3 +94,119 @@ public class OptionsTests
         Assert.Equal(o, back);
     }
 }
+
+/// <summary>The settings table: each setting declared once, everything else derived from it.</summary>
+public class RunSettingsTests
+{
+    static SimulationOptions With(string overrides) =>
+        SimulationOptions.FromConfig(HoconFiles.Load("simulation.conf", overrides: overrides));
+
+    /// <summary>A value other than the default for every setting, with the awkward cases of each type.</summary>
+    static readonly SimulationOptions Unusual = RunSettings.Defaults with
+    {
+        Dataset = "fashion-mnist", Model = "seed000-cnn", Clients = 7, Partition = "dirichlet:0.3", Standardize = true,
+        Rounds = 3, Fraction = 0.1, MinClients = 2, LocalEpochs = 1, Batch = 5, LearningRate = 1e-5, Momentum = 0.1 + 0.2,
+        WeightDecay = 5e-4, Seed = -42, Trainers = 3, ThreadsPerTrainer = 2, RoundTimeout = TimeSpan.FromMilliseconds(1501),
+        RoundAttempts = 5, TargetAccuracy = 0.97, StrategyName = "fedprox",
+        StrategyParameters = new Dictionary<string, string> { ["mu"] = "0.01", ["server.lr"] = "1", ["note"] = "say \"hi\"\\n" },
+    };
+
+    [Fact]
+    public void The_defaults_are_seed_001s_setting_and_the_shipped_file_repeats_none_of_them()
+    {
+        var o = With("");
+        Assert.Equal(RunSettings.Defaults, o);
+        Assert.Equal(("mnist", "seed001-2nn", 100, "iid-balanced:450", false), (o.Dataset, o.Model, o.Clients, o.Partition, o.Standardize));
+        Assert.Equal((11, 1.0, 1), (o.Rounds, o.Fraction, o.MinClients));
+        Assert.Equal((10, 32, 0.01, 0.9, 0.0, 1), (o.LocalEpochs, o.Batch, o.LearningRate, o.Momentum, o.WeightDecay, o.Seed));
+        Assert.Equal((FedAvg.Core.Training.TrainerPool.DefaultShape(Environment.ProcessorCount).Trainers, 1), (o.Trainers, o.ThreadsPerTrainer));
+        Assert.Equal((TimeSpan.FromMinutes(10), 2, (double?)null), (o.RoundTimeout, o.RoundAttempts, o.TargetAccuracy));
+        Assert.Equal("fedavg", o.StrategyName);
+        Assert.Empty(o.StrategyParameters);
+        Assert.Equal("auto", RunSettings.Trainers.DefaultHocon);
+        Assert.Equal("off", RunSettings.TargetAccuracy.DefaultHocon);
+        Assert.False(HoconFiles.Load("simulation.conf").HasPath(RunSettings.Section));
+    }
+
+    [Fact]
+    public void Every_setting_round_trips_exactly_through_the_config_conf_it_writes()
+    {
+        foreach (var setting in RunSettings.All) // the sample covers every declared setting
+            Assert.NotEqual(setting.Write(RunSettings.Defaults), setting.Write(Unusual));
+        string hocon = Unusual.ToHocon();
+        var back = SimulationOptions.FromConfig(HoconFiles.Parse(hocon, "config.conf"));
+        Assert.Equal(Unusual, back);
+        Assert.Equal(hocon, back.ToHocon());
+        Assert.Equal(0.1 + 0.2, back.Momentum); // "R": not 0.3
+        Assert.Equal(TimeSpan.FromMilliseconds(1501), back.RoundTimeout);
+        Assert.Equal("say \"hi\"\\n", back.StrategyParameters["note"]);
+        Assert.NotEqual(Unusual, Unusual with { StrategyParameters = new Dictionary<string, string> { ["mu"] = "0.02" } });
+        Assert.Equal(RunSettings.Defaults, SimulationOptions.FromConfig(HoconFiles.Parse(RunSettings.Defaults.ToHocon(), "defaults")));
+        Assert.Equal(TimeSpan.FromMilliseconds(2), With("fedavg.round-timeout = 1.5ms").RoundTimeout); // to the millisecond
+    }
+
+    [Theory]
+    [InlineData("fedavg.target-accuracy = off")]
+    [InlineData("fedavg.target-accuracy = 0")] // as config.conf of earlier versions says
+    [InlineData("")]
+    public void No_target_accuracy_is_null_and_written_off(string hocon)
+    {
+        var o = With(hocon);
+        Assert.Null(o.TargetAccuracy);
+        Assert.Contains("target-accuracy = off", o.ToHocon());
+    }
+
+    [Fact]
+    public void The_strategy_section_gives_a_name_and_keeps_every_other_key_as_text()
+    {
+        var o = With("fedavg.strategy { name = fedprox, mu = 0.01, server { lr = 1 } }");
+        Assert.Equal("fedprox", o.StrategyName);
+        Assert.Equal(new Dictionary<string, string> { ["mu"] = "0.01", ["server.lr"] = "1" }, o.StrategyParameters);
+        Assert.Equal("fedavg", With("fedavg.strategy { mu = 0.01 }").StrategyName);
+        Assert.Contains("fedavg.strategy.name", Assert.Throws<UsageException>(() => With("fedavg.strategy.name = \"\"")).Message);
+        Assert.Contains("fedavg.strategy", Assert.Throws<UsageException>(() => With("fedavg.strategy = fedprox")).Message);
+    }
+
+    [Fact]
+    public void An_unknown_key_lists_every_valid_one()
+    {
+        var e = Assert.Throws<UsageException>(() => With("fedavg.epochs = 5"));
+        Assert.Contains("fedavg.epochs is not a setting", e.Message);
+        foreach (var key in RunSettings.TopLevelKeys) Assert.Contains(key, e.Message);
+        Assert.Contains("strategy", RunSettings.TopLevelKeys);
+    }
+
+    [Theory]
+    [InlineData("dataset", "cifar")]
+    [InlineData("model", "resnet")]
+    [InlineData("clients", "0")]
+    [InlineData("partition", "\"shards:0\"")]
+    [InlineData("standardize", "maybe")]
+    [InlineData("rounds", "1.5")]
+    [InlineData("fraction", "2")]
+    [InlineData("min-clients", "0")]
+    [InlineData("local-epochs", "0")]
+    [InlineData("batch", "-1")]
+    [InlineData("lr", "NaN")]
+    [InlineData("momentum", "1")]
+    [InlineData("weight-decay", "-1")]
+    [InlineData("seed", "x")]
+    [InlineData("trainers", "0")]
+    [InlineData("threads-per-trainer", "none")]
+    [InlineData("round-timeout", "0s")]
+    [InlineData("round-attempts", "0")]
+    [InlineData("target-accuracy", "1.5")]
+    [InlineData("clients", "[1, 2]")]
+    public void A_bad_value_is_refused_naming_its_key(string key, string value)
+    {
+        var e = Assert.Throws<UsageException>(() => With($"fedavg.{key} = {value}"));
+        // the domain's own wording names the allowed values; ours names the key
+        if (key is not ("dataset" or "model" or "partition")) Assert.Contains($"fedavg.{key}", e.Message);
+    }
+
+    [Fact]
+    public void A_fedavg_that_is_not_a_section_is_refused()
+    {
+        Assert.Contains("section", Assert.Throws<UsageException>(() => With("fedavg = 5")).Message);
+    }
+}

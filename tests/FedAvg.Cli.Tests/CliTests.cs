@@ -1,3 +1,5 @@
+using System.CommandLine;
+using FedAvg.Actors.Hosting;
 using FedAvg.Cli;
 using FedAvg.Core.Models;
 using FedAvg.Core.Runtime;
@@ -135,5 +137,128 @@ public class CliTests
         Assert.Equal(ExitCodes.RunFailed, code);
         Assert.True(File.Exists(Path.Combine(dir, RunOutputs.SummaryFile)));
         Assert.Contains("\"completed\": false", File.ReadAllText(Path.Combine(dir, RunOutputs.SummaryFile)));
+    }
+
+    [Fact]
+    public void Out_naming_an_existing_file_is_a_usage_error_that_leaves_the_file_alone()
+    {
+        string file = Path.Combine(TestData.TempDir(), "notes.txt");
+        File.WriteAllText(file, "mine");
+        var (code, error) = Fedavg(Small(file));
+        Assert.Equal(ExitCodes.UsageError, code);
+        Assert.Contains("--out", error);
+        Assert.Contains("is a file", error);
+        Assert.DoesNotContain("   at ", error); // no stack trace
+        Assert.Equal("mine", File.ReadAllText(file));
+
+        (code, error) = Fedavg(Small(Path.Combine(file, "run")));
+        Assert.Equal(ExitCodes.UsageError, code);
+        Assert.Contains("is a file", error);
+    }
+
+    [Fact]
+    public void A_run_refused_once_the_data_is_loaded_leaves_no_directory_behind()
+    {
+        string parent = Path.Combine(TestData.TempDir(), "new");
+        string dir = Path.Combine(parent, "run");
+        // 100000 clients pass the option checks; the partitioner refuses them once MNIST's 60000 samples are loaded
+        var (code, error) = Fedavg("simulate", "--data-dir", TestData.DataDir, "--out", dir, "--clients", "100000", "--partition", "iid");
+        Assert.Equal(ExitCodes.UsageError, code);
+        Assert.Contains("60000", error);
+        Assert.False(Directory.Exists(parent), $"{parent} was created by a run that never started");
+
+        // an existing empty --out stays as it was, too
+        string empty = TestData.TempDir();
+        (code, error) = Fedavg("simulate", "--data-dir", TestData.DataDir, "--out", empty, "--partition", "iid-balanced:1000");
+        Assert.Equal(ExitCodes.UsageError, code);
+        Assert.Contains("iid-balanced:1000", error);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(empty));
+    }
+
+    [Fact]
+    public void Mistakes_with_the_files_a_run_names_are_usage_errors_without_a_stack_trace()
+    {
+        string dir = TestData.TempDir();
+        string file = Path.Combine(dir, "a-file");
+        File.WriteAllText(file, "x");
+        string withConfigOnly = Path.Combine(dir, "half-run");
+        Directory.CreateDirectory(withConfigOnly);
+        File.WriteAllText(Path.Combine(withConfigOnly, RunOutputs.ConfigFile), "fedavg { clients = 10 }");
+        string notASection = Path.Combine(dir, "flat.conf");
+        File.WriteAllText(notASection, "fedavg = 5");
+        string list = Path.Combine(dir, "list.conf");
+        File.WriteAllText(list, "fedavg.rounds = [1, 2]");
+        var cases = new (string[] Args, string Named)[]
+        {
+            (["--config", dir], "is a directory"),
+            (["--config", notASection], "section"),
+            (["--config", list], "fedavg.rounds"),
+            (["--baseline", Path.Combine(dir, "missing.csv")], "--baseline"),
+            (["--reference", Path.Combine(dir, "missing.csv")], "--reference"),
+            (["--resume", file], "is a file"),
+            (["--resume", dir], RunOutputs.ConfigFile),
+            (["--resume", withConfigOnly], Checkpoint.FileName),
+            (["--resume", ""], "--resume"),
+            (["--out", ""], "--out"),
+            (["--standardize", "maybe"], "fedavg.standardize (--standardize)"),
+            (["--target-accuracy", "2"], "fedavg.target-accuracy"),
+            (["--trainers", "many"], "fedavg.trainers (--trainers)"),
+        };
+        foreach (var (args, named) in cases)
+        {
+            var (code, error) = Fedavg(["simulate", "--data-dir", TestData.DataDir, "--partition", "iid-balanced:1000", .. args]);
+            Assert.True(code == ExitCodes.UsageError, $"{string.Join(' ', args)}: exit {code}: {error}");
+            Assert.Contains(named, error);
+            Assert.DoesNotContain("   at ", error);
+        }
+        Assert.Equal(["a-file", "flat.conf", "half-run", "list.conf"], Directory.GetFileSystemEntries(dir).Select(Path.GetFileName).Order());
+    }
+
+    [Fact]
+    public void Every_setting_has_a_flag_that_sets_its_key()
+    {
+        // a value other than the default for every flag, given as a user types it
+        var typed = new Dictionary<string, string>
+        {
+            ["--dataset"] = "fashion-mnist", ["--model"] = "seed000-cnn", ["--clients"] = "7", ["--partition"] = "dirichlet:0.5",
+            ["--standardize"] = "on", ["--rounds"] = "3", ["--fraction"] = "0.25", ["--min-clients"] = "2", ["--local-epochs"] = "1",
+            ["--batch"] = "5", ["--lr"] = "1e-5", ["--momentum"] = "0.5", ["--weight-decay"] = "0.0005", ["--seed"] = "9",
+            ["--trainers"] = "3", ["--threads-per-trainer"] = "2", ["--round-timeout"] = "90s", ["--round-attempts"] = "4",
+            ["--target-accuracy"] = "0.97", ["--strategy"] = "fedprox",
+        };
+        Assert.Equal(RunSettings.Flags.Select(s => s.Flag!).Order(), typed.Keys.Order());
+        foreach (var setting in RunSettings.Flags)
+        {
+            var command = new Command("test");
+            RunSettingsOptions.AddTo(command);
+            var parse = command.Parse([setting.Flag!, typed[setting.Flag!]]);
+            Assert.Empty(parse.Errors);
+            string overrides = RunSettingsOptions.Overrides(parse);
+            Assert.StartsWith($"{setting.Path} = ", overrides);
+            var viaFlag = SimulationOptions.FromConfig(HoconFiles.Parse(overrides, "flags"));
+            var viaHocon = SimulationOptions.FromConfig(HoconFiles.Parse($"{setting.Path} = \"{typed[setting.Flag!]}\"", "file"));
+            Assert.Equal(viaHocon, viaFlag);
+            Assert.NotEqual(setting.Write(RunSettings.Defaults), setting.Write(viaFlag));
+        }
+
+        // a bare switch is on; a flag not given sets nothing, so the files' values stay in force
+        var all = new Command("test");
+        RunSettingsOptions.AddTo(all);
+        Assert.Equal("fedavg.standardize = on", RunSettingsOptions.Overrides(all.Parse(["--standardize"])));
+        Assert.Equal("", RunSettingsOptions.Overrides(all.Parse([])));
+    }
+
+    [Fact]
+    public void A_flag_overrides_the_config_file_and_config_conf_is_what_resume_reads_back()
+    {
+        string file = Path.Combine(TestData.TempDir(), "mine.conf");
+        File.WriteAllText(file, "fedavg { rounds = 1, target-accuracy = 0.5, strategy { name = fedavg, note = kept } }");
+        string dir = Path.Combine(TestData.TempDir(), "run");
+        var (code, error) = Fedavg("simulate", "--data-dir", TestData.DataDir, "--config", file, "--out", dir, "--clients", "10",
+            "--fraction", "0.1", "--partition", "iid", "--local-epochs", "1", "--trainers", "1", "--target-accuracy", "off");
+        Assert.True(code == ExitCodes.Success, error);
+        var saved = SimulationOptions.FromConfig(HoconFiles.Parse(File.ReadAllText(Path.Combine(dir, RunOutputs.ConfigFile)), "config.conf"));
+        Assert.Equal((1, 10, (double?)null, "kept"), (saved.Rounds, saved.Clients, saved.TargetAccuracy, saved.StrategyParameters["note"]));
+        Assert.Contains("\"target_accuracy\": null", File.ReadAllText(Path.Combine(dir, RunOutputs.SummaryFile)));
     }
 }

@@ -47,7 +47,7 @@ public sealed class ClusterServer
         var spec = new RunSpec(cluster.Federation, options.Dataset, options.Model, options.Clients, options.Partition, options.Seed,
             options.Standardize, layout.Hash);
         var settings = new ServerSettings(options.Model, layout, options.Rounds, StartClients ?? options.MinClients, options.RoundTimeout,
-            options.RoundAttempts, options.Seed, options.TargetAccuracy > 0 ? options.TargetAccuracy : null, CheckpointPath, firstRound,
+            options.RoundAttempts, options.Seed, options.TargetAccuracy, CheckpointPath, firstRound,
             MinClients: options.MinClients, WaitForClients: cluster.WaitForClients, Spec: spec);
         var strategy = new FedAvgStrategy(options.Strategy);
 

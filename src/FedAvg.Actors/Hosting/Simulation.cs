@@ -30,6 +30,13 @@ public sealed class Simulation
     /// <summary>Called on the actor system's thread as each round completes; keep it short.</summary>
     public Action<RoundMetrics>? OnRound { get; init; }
 
+    /// <summary>
+    /// Called once the run has really started: data loaded, partition computed, trainers built, the checkpoint (if
+    /// any) accepted and the actor system up, but before the first actor exists, so nothing has been written yet.
+    /// A host creates its output directory here, so that a run refused at start leaves nothing behind.
+    /// </summary>
+    public Action? OnStarted { get; init; }
+
     /// <summary>Where checkpoints go after every round (null: none).</summary>
     public string? CheckpointPath { get; init; }
 
@@ -63,7 +70,7 @@ public sealed class Simulation
         var spec = new RunSpec("simulation", options.Dataset, options.Model, options.Clients, options.Partition, options.Seed,
             options.Standardize, layout.Hash);
         var settings = new ServerSettings(options.Model, layout, options.Rounds, options.Clients, options.RoundTimeout,
-            options.RoundAttempts, options.Seed, options.TargetAccuracy > 0 ? options.TargetAccuracy : null, CheckpointPath, firstRound,
+            options.RoundAttempts, options.Seed, options.TargetAccuracy, CheckpointPath, firstRound,
             MinClients: options.MinClients, Spec: spec);
         var strategy = new FedAvgStrategy(options.Strategy);
         var rounds = new List<RoundMetrics>();
@@ -72,6 +79,7 @@ public sealed class Simulation
         var system = ActorSystem.Create("fedavg", akkaConfig);
         try
         {
+            OnStarted?.Invoke();
             Action<RoundMetrics> onRound = m =>
             {
                 rounds.Add(m);

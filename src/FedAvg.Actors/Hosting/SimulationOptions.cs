@@ -1,101 +1,113 @@
 using Akka.Configuration;
 using FedAvg.Core;
-using FedAvg.Core.Data;
-using FedAvg.Core.Models;
-using FedAvg.Core.Partitioning;
 using FedAvg.Core.Strategies;
 using FedAvg.Core.Training;
 
 namespace FedAvg.Actors.Hosting;
 
-/// <summary>Everything a simulation needs, resolved from the `fedavg` section of the layered HOCON.</summary>
-public sealed record SimulationOptions(
-    string Dataset, string Model, int Clients, string Partition, bool Standardize,
-    int Rounds, double Fraction, int MinClients,
-    int LocalEpochs, int Batch, double LearningRate, double Momentum, double WeightDecay,
-    int Seed, int Trainers, int ThreadsPerTrainer, TimeSpan RoundTimeout, int RoundAttempts, double TargetAccuracy)
+/// <summary>
+/// Everything a run needs, resolved from the `fedavg` section of the layered HOCON. Each property is one setting
+/// of <see cref="RunSettings"/>, which declares its key, flag, default and allowed values; a new setting is a
+/// property here and a declaration there, nothing else.
+/// </summary>
+public sealed record SimulationOptions
 {
+    public string Dataset { get; init; } = RunSettings.Dataset.Default;
+    public string Model { get; init; } = RunSettings.Model.Default;
+    public int Clients { get; init; } = RunSettings.Clients.Default;
+    public string Partition { get; init; } = RunSettings.Partition.Default;
+    public bool Standardize { get; init; } = RunSettings.Standardize.Default;
+    public int Rounds { get; init; } = RunSettings.Rounds.Default;
+    public double Fraction { get; init; } = RunSettings.Fraction.Default;
+    public int MinClients { get; init; } = RunSettings.MinClients.Default;
+    public int LocalEpochs { get; init; } = RunSettings.LocalEpochs.Default;
+    public int Batch { get; init; } = RunSettings.Batch.Default;
+    public double LearningRate { get; init; } = RunSettings.LearningRate.Default;
+    public double Momentum { get; init; } = RunSettings.Momentum.Default;
+    public double WeightDecay { get; init; } = RunSettings.WeightDecay.Default;
+    public int Seed { get; init; } = RunSettings.Seed.Default;
+    public int Trainers { get; init; } = RunSettings.Trainers.Default;
+    public int ThreadsPerTrainer { get; init; } = RunSettings.ThreadsPerTrainer.Default;
+    public TimeSpan RoundTimeout { get; init; } = RunSettings.RoundTimeout.Default;
+    public int RoundAttempts { get; init; } = RunSettings.RoundAttempts.Default;
+    /// <summary>Stop once the test accuracy reaches this; null: run every round.</summary>
+    public double? TargetAccuracy { get; init; } = RunSettings.TargetAccuracy.Default;
+    public string StrategyName { get; init; } = RunSettings.StrategyName.Default;
+    /// <summary>The keys of `fedavg.strategy` other than name, as text; the strategy parses and checks them.</summary>
+    public IReadOnlyDictionary<string, string> StrategyParameters { get; init; } = RunSettings.StrategyParameters.Default;
+
     public TrainConfig Train => new(LocalEpochs, Batch, LearningRate, Momentum, WeightDecay);
     public FedAvgOptions Strategy => new(Fraction, MinClients, Train, Seed);
 
-    /// <summary>Reads and checks the `fedavg` section; any bad value is a <see cref="UsageException"/> naming the key.</summary>
+    /// <summary>
+    /// Reads and checks the `fedavg` section; a key no layer gives takes its declared default. An unknown key, or a
+    /// bad value, is a <see cref="UsageException"/> naming `fedavg.KEY`.
+    /// </summary>
     public static SimulationOptions FromConfig(Config config)
     {
-        var c = config.GetConfig("fedavg") ?? throw new UsageException("configuration has no `fedavg` section.");
-        foreach (var key in c.AsEnumerable().Select(kv => kv.Key))
-            if (!Keys.Contains(key))
-                throw new UsageException($"fedavg.{key} is not a setting. Valid settings: {string.Join(", ", Keys)}.");
-        var options = new SimulationOptions(
-            Dataset: Get(c, "dataset", k => c.GetString(k)),
-            Model: Get(c, "model", k => c.GetString(k)),
-            Clients: Get(c, "clients", k => c.GetInt(k)),
-            Partition: Get(c, "partition", k => c.GetString(k)),
-            Standardize: Get(c, "standardize", k => c.GetBoolean(k)),
-            Rounds: Get(c, "rounds", k => c.GetInt(k)),
-            Fraction: Get(c, "fraction", k => c.GetDouble(k)),
-            MinClients: Get(c, "min-clients", k => c.GetInt(k)),
-            LocalEpochs: Get(c, "local-epochs", k => c.GetInt(k)),
-            Batch: Get(c, "batch", k => c.GetInt(k)),
-            LearningRate: Get(c, "lr", k => c.GetDouble(k)),
-            Momentum: Get(c, "momentum", k => c.GetDouble(k)),
-            WeightDecay: Get(c, "weight-decay", k => c.GetDouble(k)),
-            Seed: Get(c, "seed", k => c.GetInt(k)),
-            Trainers: Get(c, "trainers", k => c.GetString(k) == "auto" ? TrainerPool.DefaultShape(Environment.ProcessorCount).Trainers : c.GetInt(k)),
-            ThreadsPerTrainer: Get(c, "threads-per-trainer", k => c.GetInt(k)),
-            RoundTimeout: Get(c, "round-timeout", k => c.GetTimeSpan(k, null, allowInfinite: false)),
-            RoundAttempts: Get(c, "round-attempts", k => c.GetInt(k)),
-            TargetAccuracy: Get(c, "target-accuracy", k => c.GetDouble(k)));
+        Config? section;
+        try
+        {
+            section = config.HasPath(RunSettings.Section) && config.GetValue(RunSettings.Section).IsObject()
+                ? config.GetConfig(RunSettings.Section) : null;
+        }
+        catch (Exception e) when (e is NullReferenceException or ConfigurationException or InvalidCastException)
+        {
+            section = null; // Akka throws these for a `fedavg = 5` layered over a section
+        }
+        if (section is null && config.HasPath(RunSettings.Section))
+            throw new UsageException($"{RunSettings.Section} must be a section of settings, e.g. {RunSettings.Section} {{ clients = 10 }}.");
+        section ??= Config.Empty;
+        if (!section.IsEmpty)
+            foreach (var key in section.AsEnumerable().Select(kv => kv.Key))
+                if (!RunSettings.TopLevelKeys.Contains(key))
+                    throw new UsageException($"{RunSettings.Section}.{key} is not a setting. Valid settings: {string.Join(", ", RunSettings.TopLevelKeys)}.");
+        var options = RunSettings.Defaults;
+        foreach (var setting in RunSettings.All) options = setting.ReadInto(options, section);
         options.Validate();
         return options;
     }
 
-    static readonly string[] Keys =
-    [
-        "dataset", "model", "clients", "partition", "standardize", "rounds", "fraction", "min-clients", "local-epochs", "batch",
-        "lr", "momentum", "weight-decay", "seed", "trainers", "threads-per-trainer", "round-timeout", "round-attempts", "target-accuracy",
-    ];
-
-    static T Get<T>(Config section, string key, Func<string, T> read)
-    {
-        if (!section.HasPath(key)) throw new UsageException($"fedavg.{key} is missing from the configuration.");
-        try
-        {
-            return read(key);
-        }
-        catch (Exception e) when (e is FormatException or ConfigurationException or InvalidCastException or OverflowException or ArgumentException)
-        {
-            throw new UsageException($"fedavg.{key}: '{section.GetString(key)}' is not a valid value ({e.Message}).");
-        }
-    }
-
+    /// <summary>Each setting's own check, then the ones between settings.</summary>
     public void Validate()
     {
-        DatasetCatalog.Get(Dataset);
-        ModelZoo.Validate(Model);
-        Require.AtLeast(Clients, 1, "clients");
-        Partitioner.Parse(Partition);
-        Require.AtLeast(Rounds, 1, "rounds");
-        Strategy.Validate();
-        if (MinClients > Clients) throw new UsageException($"min-clients ({MinClients}) is more than the {Clients} clients that exist.");
-        Require.AtLeast(Trainers, 1, "trainers");
-        Require.AtLeast(ThreadsPerTrainer, 1, "threads-per-trainer");
-        if (RoundTimeout <= TimeSpan.Zero) throw new UsageException($"round-timeout must be positive, got {RoundTimeout}.");
-        Require.AtLeast(RoundAttempts, 1, "round-attempts");
-        if (!(TargetAccuracy >= 0 && TargetAccuracy <= 1)) throw new UsageException($"target-accuracy must be in [0, 1], got {TargetAccuracy}.");
+        foreach (var setting in RunSettings.All) setting.Validate(this);
+        if (MinClients > Clients)
+            throw new UsageException($"{RunSettings.MinClients.Label} ({MinClients}) is more than the {Clients} clients that exist ({RunSettings.Clients.Label}).");
     }
 
-    /// <summary>The options as a `fedavg { … }` HOCON block: written to a run directory, read back by --resume.</summary>
-    public string ToHocon() => string.Join("\n",
-    [
-        "fedavg {",
-        $"  dataset = {Dataset}", $"  model = {Model}", $"  clients = {Clients}", $"  partition = \"{Partition}\"",
-        $"  standardize = {(Standardize ? "on" : "off")}", $"  rounds = {Rounds}", $"  fraction = {Num(Fraction)}",
-        $"  min-clients = {MinClients}", $"  local-epochs = {LocalEpochs}", $"  batch = {Batch}", $"  lr = {Num(LearningRate)}",
-        $"  momentum = {Num(Momentum)}", $"  weight-decay = {Num(WeightDecay)}", $"  seed = {Seed}", $"  trainers = {Trainers}",
-        $"  threads-per-trainer = {ThreadsPerTrainer}", $"  round-timeout = {(long)RoundTimeout.TotalMilliseconds}ms",
-        $"  round-attempts = {RoundAttempts}", $"  target-accuracy = {Num(TargetAccuracy)}",
-        "}", "",
-    ]);
+    /// <summary>
+    /// The options as a `fedavg { … }` HOCON block: written to a run directory's config.conf, read back by --resume
+    /// to the same options (strings quoted, doubles round-trip formatted, durations exact).
+    /// </summary>
+    public string ToHocon()
+    {
+        var lines = new List<string> { $"{RunSettings.Section} {{" };
+        foreach (var group in RunSettings.All.GroupBy(s => s.Key.Split('.')[0]))
+        {
+            if (group.Count() == 1 && !group.Single().Key.Contains('.') && group.Key != RunSettings.StrategyParameters.Key)
+            {
+                lines.Add($"  {group.Key} = {group.Single().Write(this)}");
+                continue;
+            }
+            lines.Add($"  {group.Key} {{");
+            foreach (var setting in group)
+            {
+                string text = setting.Write(this);
+                if (setting.Key == group.Key) // a whole-object setting writes the body itself
+                    lines.AddRange(text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => "    " + l));
+                else
+                    lines.Add($"    {setting.Key[(group.Key.Length + 1)..]} = {text}");
+            }
+            lines.Add("  }");
+        }
+        lines.Add("}");
+        lines.Add("");
+        return string.Join("\n", lines);
+    }
 
-    static string Num(double v) => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+    public bool Equals(SimulationOptions? other) =>
+        other is not null && RunSettings.All.All(s => s.SameValue(this, other));
+
+    public override int GetHashCode() => RunSettings.All.Aggregate(0, (h, s) => HashCode.Combine(h, s.HashOf(this)));
 }
