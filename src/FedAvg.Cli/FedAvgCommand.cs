@@ -17,6 +17,7 @@ public static class FedAvgCommand
             SimulateCommand.Create(),
             BenchCommand.Create(),
             PartitionCommand.Create(),
+            ServerCommand.Create(),
             NodeCommand.Create(),
         };
         var parse = root.Parse(args);

@@ -12,24 +12,45 @@ using Spectre.Console;
 
 namespace FedAvg.Cli;
 
-/// <summary>`fedavg simulate`: a whole federation in one process, on actors.</summary>
+/// <summary>
+/// `fedavg simulate` (a whole federation in one process, on actors) and `fedavg server` (the server of a federation
+/// whose clients are on `fedavg node` processes): the same settings, run directory, progress and result files.
+/// </summary>
 public static class SimulateCommand
 {
     sealed record ReferenceCurves(List<(int, double)>? Centralized, List<(int, double)>? Reference, string ReferenceLabel);
 
-    public static Command Create()
+    /// <summary>Starts a run: the checkpoint to resume from, what to call once it has really started, and each round.</summary>
+    public delegate Task<SimulationResult> Runner(Checkpoint? resumeFrom, string checkpointPath, Action onStarted, Action<RoundMetrics> onRound,
+        CancellationToken cancel);
+
+    /// <summary>The host of a run command: its HOCON files, its own flags, and how it runs.</summary>
+    public sealed record Host(string Name, string Description, string[] HoconFiles, Option[] ExtraOptions,
+        Func<ParseResult, SimulationOptions, Akka.Configuration.Config, DatasetStore, Runner> Create);
+
+    public static Command Create() => Create(new Host("simulate", "Run a federation of K clients and a server on actors, in this process.",
+        ["simulation.conf"], [],
+        (_, options, akka, store) => (checkpoint, checkpointPath, onStarted, onRound, cancel) => new Simulation
+        {
+            CheckpointPath = checkpointPath,
+            ResumeFrom = checkpoint,
+            OnStarted = onStarted,
+            OnRound = onRound,
+        }.RunAsync(options, akka, store, cancel)));
+
+    public static Command Create(Host host)
     {
-        var config = new Option<string?>("--config") { Description = "A HOCON file layered over hocon/simulation.conf (flags override both)." };
-        var output = new Option<string?>("--out") { Description = "Run directory (default: runs/simulate-TIMESTAMP)." };
+        var config = new Option<string?>("--config") { Description = $"A HOCON file layered over hocon/{string.Join(" and hocon/", host.HoconFiles)} (flags override both)." };
+        var output = new Option<string?>("--out") { Description = $"Run directory (default: runs/{host.Name}-TIMESTAMP)." };
         var resume = new Option<string?>("--resume") { Description = "Continue the stopped run in this directory from its last checkpoint." };
         var force = new Option<bool>("--force") { Description = "Replace the run in an existing --out directory." };
         var baseline = new Option<string?>("--baseline") { Description = "A `fedavg centralized` CSV to plot on the same axes." };
         var reference = new Option<string?>("--reference") { Description = "A CSV of round,test_accuracy (e.g. a paper's figures) to plot on the same axes." };
         var dataDir = CommonOptions.DataDir();
 
-        var command = new Command("simulate", "Run a federation of K clients and a server on actors, in this process.");
+        var command = new Command(host.Name, host.Description);
         RunSettingsOptions.AddTo(command);
-        foreach (var o in new Option[] { config, output, resume, force, baseline, reference, dataDir }) command.Options.Add(o);
+        foreach (var o in new Option[] { config, output, resume, force, baseline, reference, dataDir }.Concat(host.ExtraOptions)) command.Options.Add(o);
 
         command.SetAction((parse, cancel) =>
         {
@@ -54,22 +75,22 @@ public static class SimulateCommand
                 throw new UsageException($"--config {userConfig} is a directory; give a HOCON file.");
             }
 
-            var akka = HoconFiles.Load("simulation.conf", userConfig, RunSettingsOptions.Overrides(parse));
+            var akka = HoconFiles.Load(host.HoconFiles, userConfig, RunSettingsOptions.Overrides(parse));
             var options = SimulationOptions.FromConfig(akka);
-            string dir = resumeDir ?? parse.GetValue(output) ?? Path.Combine("runs", $"simulate-{DateTime.Now:yyyyMMdd-HHmmss}");
+            string dir = resumeDir ?? parse.GetValue(output) ?? Path.Combine("runs", $"{host.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
             var outputs = new RunOutputs(dir);
             outputs.Check(parse.GetValue(force), resumeDir is not null);
             var curves = new ReferenceCurves(
                 parse.GetValue(baseline) is { } b ? AccuracyPlot.ReadCurve(b, "epoch", "--baseline") : null,
                 parse.GetValue(reference) is { } r ? AccuracyPlot.ReadCurve(r, "round", "--reference") : null,
                 parse.GetValue(reference) is { } name ? Path.GetFileNameWithoutExtension(name) : "reference");
-            return Execute(options, akka, new DatasetStore(parse.GetValue(dataDir)!), outputs,
-                resumeDir is not null, curves, cancel);
+            var store = new DatasetStore(parse.GetValue(dataDir)!);
+            return Execute(options, host.Create(parse, options, akka, store), outputs, resumeDir is not null, curves, cancel);
         });
         return command;
     }
 
-    static async Task<int> Execute(SimulationOptions options, Akka.Configuration.Config akka, DatasetStore store, RunOutputs outputs,
+    static async Task<int> Execute(SimulationOptions options, Runner runner, RunOutputs outputs,
         bool resume, ReferenceCurves curves, CancellationToken cancel)
     {
         Checkpoint? checkpoint = resume ? Checkpoint.Load(outputs.PathOf(Checkpoint.FileName), options.Model) : null;
@@ -86,24 +107,20 @@ public static class SimulateCommand
                                     "intra-op thread (docs/benchmark-notes.md); clients will fail with non-finite updates. Use --threads-per-trainer 1.");
 
         int firstRound = (checkpoint?.Round ?? 0) + 1;
-        Task<SimulationResult> Run(Action<RoundMetrics> show) => new Simulation
-        {
-            CheckpointPath = outputs.PathOf(Checkpoint.FileName),
-            ResumeFrom = checkpoint,
+        Task<SimulationResult> Run(Action<RoundMetrics> show) => runner(checkpoint, outputs.PathOf(Checkpoint.FileName),
             // Nothing is written before the run has really started: a run refused at start leaves no directory.
-            OnStarted = () =>
+            onStarted: () =>
             {
                 outputs.Create();
                 AnsiConsole.MarkupLine(Markup.Escape($"Run directory: {outputs.Directory}"));
                 AtomicFile.WriteAllText(outputs.PathOf(RunOutputs.ConfigFile),
-                    "# The resolved configuration of this run: `fedavg simulate --resume DIR` reads it back.\n" + options.ToHocon());
+                    "# The resolved configuration of this run: `fedavg simulate --resume DIR` (or `fedavg server --resume DIR`) reads it back.\n" + options.ToHocon());
             },
-            OnRound = m =>
+            onRound: m =>
             {
                 outputs.Add(m);
                 show(m);
-            },
-        }.RunAsync(options, akka, store, cancel);
+            }, cancel);
 
         SimulationResult result;
         if (AnsiConsole.Profile.Capabilities.Interactive)

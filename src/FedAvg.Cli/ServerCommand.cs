@@ -1,0 +1,55 @@
+using System.CommandLine;
+using FedAvg.Actors.Hosting;
+using FedAvg.Core;
+
+namespace FedAvg.Cli;
+
+/// <summary>
+/// `fedavg server`: every setting of `fedavg simulate`, the same run directory and progress, but the clients are on
+/// `fedavg node` processes that join this one over the network (Akka.Cluster).
+/// </summary>
+public static class ServerCommand
+{
+    public const int DefaultPort = 4053;
+
+    public static Command Create()
+    {
+        var port = new Option<int>("--port") { Description = $"The port nodes join (default {DefaultPort}; 0: any free port, printed at start).", DefaultValueFactory = _ => DefaultPort };
+        var hostname = new Option<string>("--hostname") { Description = "The address nodes use to reach this server (default 127.0.0.1).", DefaultValueFactory = _ => "127.0.0.1" };
+        var bind = new Option<string?>("--bind-hostname") { Description = "The interface to listen on (default: --hostname; 0.0.0.0 for all)." };
+        var startClients = new Option<int?>("--start-clients") { Description = "Registered clients to wait for before round 1 (default: --min-clients; K for results comparable with simulate)." };
+        var wait = new Option<string?>("--wait-for-clients") { Description = "How long to wait for enough clients, before round 1 or when too few remain, e.g. 10m (fedavg.cluster.wait-for-clients)." };
+        var federation = new Option<string?>("--federation") { Description = "The federation's name; nodes must ask for it (fedavg.cluster.federation)." };
+
+        return SimulateCommand.Create(new SimulateCommand.Host("server",
+            "Serve a federation: evaluate and average, while `fedavg node` processes on this or other machines train its clients.",
+            ["simulation.conf", "cluster.conf"], [port, hostname, bind, startClients, wait, federation],
+            (parse, options, akka, store) =>
+            {
+                var overrides = new List<string>();
+                if (parse.GetValue(wait) is { } w) overrides.Add($"fedavg.cluster.wait-for-clients = \"{w}\"");
+                if (parse.GetValue(federation) is { } f) overrides.Add($"fedavg.cluster.federation = \"{f}\"");
+                var layered = overrides.Count == 0 ? akka : HoconFiles.Parse(string.Join("\n", overrides), "command-line options").WithFallback(akka);
+                var cluster = ClusterSettings.FromConfig(layered);
+                var endpoint = new Endpoint(parse.GetValue(hostname)!, parse.GetValue(bind), parse.GetValue(port));
+                endpoint.Validate();
+                endpoint.CheckPortFree();
+                int? start = parse.GetValue(startClients);
+                if (start is { } s && (s < 1 || s > options.Clients))
+                    throw new UsageException($"--start-clients {s}: must be between 1 and the run's {options.Clients} clients.");
+                return (checkpoint, checkpointPath, onStarted, onRound, cancel) => new ClusterServer
+                {
+                    CheckpointPath = checkpointPath,
+                    ResumeFrom = checkpoint,
+                    StartClients = start,
+                    OnListening = address =>
+                    {
+                        onStarted();
+                        Console.WriteLine($"server: listening at {address} (nodes join with --join {address.Host}:{address.Port}); " +
+                                          $"waiting for {start ?? options.MinClients} clients");
+                    },
+                    OnRound = onRound,
+                }.RunAsync(options, cluster, endpoint, layered, store, cancel);
+            }));
+    }
+}
