@@ -115,7 +115,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         foreach (var id in targets)
         {
             if (clients.TryGetValue(id, out var client))
-                client.Ref.Tell(new TrainRound(round, global, plan.Config, Seeds.ForClient(settings.Seed, round, id)));
+                client.Ref.Tell(new TrainRound(round, global, plan.Config.ToTrainConfig(), Seeds.ForClient(settings.Seed, round, id)));
             else
                 failed.Add(id); // gone since it was sampled
         }
