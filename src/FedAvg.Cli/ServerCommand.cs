@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using FedAvg.Actors.Hosting;
 using FedAvg.Core;
 
@@ -49,6 +50,7 @@ public static class ServerCommand
                                           $"waiting for {start ?? options.MinClients} clients");
                     },
                     OnRound = onRound,
+                    OnEvent = text => Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{DateTime.Now:HH:mm:ss} server: {text}")),
                 }.RunAsync(options, cluster, endpoint, layered, store, cancel);
             }));
     }

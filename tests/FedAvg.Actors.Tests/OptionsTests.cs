@@ -107,8 +107,8 @@ public class RunSettingsTests
         Dataset = "fashion-mnist", Model = "seed000-cnn", Clients = 7, Partition = "dirichlet:0.3", Standardize = true,
         Rounds = 3, Fraction = 0.1, MinClients = 2, LocalEpochs = 1, Batch = 5, LearningRate = 1e-5, Momentum = 0.1 + 0.2,
         WeightDecay = 5e-4, Seed = -42, Trainers = 3, ThreadsPerTrainer = 2, RoundTimeout = TimeSpan.FromMilliseconds(1501),
-        RoundAttempts = 5, TargetAccuracy = 0.97, StrategyName = "fedprox",
-        StrategyParameters = new Dictionary<string, string> { ["mu"] = "0.01", ["server.lr"] = "1", ["note"] = "say \"hi\"\\n" },
+        RoundAttempts = 5, TargetAccuracy = 0.97, StrategyName = "fedavgm",
+        StrategyParameters = new Dictionary<string, string> { ["server-lr"] = "0.5", ["server-momentum"] = "0.1" },
     };
 
     [Fact]
@@ -139,8 +139,8 @@ public class RunSettingsTests
         Assert.Equal(hocon, back.ToHocon());
         Assert.Equal(0.1 + 0.2, back.Momentum); // "R": not 0.3
         Assert.Equal(TimeSpan.FromMilliseconds(1501), back.RoundTimeout);
-        Assert.Equal("say \"hi\"\\n", back.StrategyParameters["note"]);
-        Assert.NotEqual(Unusual, Unusual with { StrategyParameters = new Dictionary<string, string> { ["mu"] = "0.02" } });
+        Assert.Equal("0.1", back.StrategyParameters["server-momentum"]);
+        Assert.NotEqual(Unusual, Unusual with { StrategyParameters = new Dictionary<string, string> { ["server-lr"] = "0.25" } });
         Assert.Equal(RunSettings.Defaults, SimulationOptions.FromConfig(HoconFiles.Parse(RunSettings.Defaults.ToHocon(), "defaults")));
         Assert.Equal(TimeSpan.FromMilliseconds(2), With("fedavg.round-timeout = 1.5ms").RoundTimeout); // to the millisecond
     }
@@ -159,10 +159,14 @@ public class RunSettingsTests
     [Fact]
     public void The_strategy_section_gives_a_name_and_keeps_every_other_key_as_text()
     {
-        var o = With("fedavg.strategy { name = fedprox, mu = 0.01, server { lr = 1 } }");
+        var o = With("fedavg.strategy { name = fedprox, mu = 0.01 }");
         Assert.Equal("fedprox", o.StrategyName);
-        Assert.Equal(new Dictionary<string, string> { ["mu"] = "0.01", ["server.lr"] = "1" }, o.StrategyParameters);
-        Assert.Equal("fedavg", With("fedavg.strategy { mu = 0.01 }").StrategyName);
+        Assert.Equal(new Dictionary<string, string> { ["mu"] = "0.01" }, o.StrategyParameters);
+        Assert.Equal(0.01, o.CreateStrategy().ConfigureRound(1, ["a"]).Config[FedAvg.Core.Strategies.RoundConfig.ProximalMu]);
+        // the registry checks every key: a nested or unknown one is named with its path, and fedavg takes none
+        Assert.Contains("fedavg.strategy.server.lr", Assert.Throws<UsageException>(() => With("fedavg.strategy { name = fedprox, mu = 0.01, server { lr = 1 } }")).Message);
+        Assert.Contains("fedavg.strategy.mu", Assert.Throws<UsageException>(() => With("fedavg.strategy { mu = 0.01 }")).Message);
+        Assert.Contains("krum", Assert.Throws<UsageException>(() => With("fedavg.strategy.name = kurm")).Message);
         Assert.Contains("fedavg.strategy.name", Assert.Throws<UsageException>(() => With("fedavg.strategy.name = \"\"")).Message);
         Assert.Contains("fedavg.strategy", Assert.Throws<UsageException>(() => With("fedavg.strategy = fedprox")).Message);
     }

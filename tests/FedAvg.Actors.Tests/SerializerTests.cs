@@ -7,6 +7,7 @@ using FedAvg.Actors.Hosting;
 using FedAvg.Actors.Messages;
 using FedAvg.Actors.Serialization;
 using FedAvg.Actors.Transfer;
+using FedAvg.Core.Strategies;
 using FedAvg.Core.Training;
 
 namespace FedAvg.Actors.Tests;
@@ -26,7 +27,7 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
         new Registered("node-a", 50),
         new RegistrationRefused("layout"),
         RegisterAgain.Instance,
-        new TrainRound(3, 2, [new ClientTask("client-007", 12345), new ClientTask("client-009", -7)], new TrainConfig(10, 32, 0.01, 0.9, 1e-4),
+        new TrainRound(3, 2, [new ClientTask("client-007", 12345), new ClientTask("client-009", -7)], RoundConfig.From(new TrainConfig(10, 32, 0.01, 0.9, 1e-4, ProximalMu: 0.01)).With("a-strategy-key", -3.5),
             new LocalWeights(HeaderOf(SomeWeights, client: "", samples: 0), SomeWeights)),
         new UpdateSubmitted(3, "client-007", 450, 0.25, 0.93, 1.75, new LocalWeights(HeaderOf(SomeWeights), SomeWeights)),
         new TrainingFailed(4, "client-001", "boom"),
@@ -180,7 +181,7 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
 
     static string Describe(object message) => message switch
     {
-        TrainRound t => $"{t.Round}|{t.Attempt}|{string.Join(",", t.Clients)}|{t.Config}|{Describe(t.Weights)}",
+        TrainRound t => $"{t.Round}|{t.Attempt}|{string.Join(",", t.Clients)}|{string.Join(",", t.Config.Entries)}|{Describe(t.Weights)}",
         UpdateSubmitted u => $"{u.Round}|{u.ClientId}|{u.SampleCount}|{u.TrainLoss}|{u.TrainAccuracy}|{u.TrainSeconds}|{Describe(u.Weights)}",
         LocalWeights w => $"{w.Header}|{string.Join(",", w.Weights)}",
         RunCompleted r => $"{r.Rounds}|{r.FinalAccuracy}|{r.TargetReachedAtRound}|{string.Join(",", r.FinalWeights)}",

@@ -83,7 +83,7 @@ public sealed class ServerTests : TestKit
         }
         Assert.All(requests, r => Assert.Equal(1, r.Round));
         Assert.All(requests, r => Assert.Equal(initial, GlobalOf(r)));
-        Assert.All(requests, r => Assert.Equal(Train, r.Config));
+        Assert.All(requests, r => Assert.Equal(Train, r.Config.ToTrainConfig()));
         Assert.All(requests, r => Assert.Equal(layout.Hash, r.Weights.Header.LayoutHash));
         Assert.All(requests, r => Assert.Single(r.Clients)); // one client per probe node
         Assert.Equal(3, requests.Select(r => r.Clients[0].ShuffleSeed).Distinct().Count()); // each client shuffles its own way
@@ -272,6 +272,9 @@ public sealed class ServerTests : TestKit
         public string Name => "throwing";
         public RoundPlan ConfigureRound(int round, IReadOnlyList<string> availableClients) => inner.ConfigureRound(round, availableClients);
         public IRoundAggregator StartAggregation(RoundPlan plan, float[] current) => new Aggregator();
+        public void Validate(int clientsPerRound) { }
+        public byte[] SaveState() => [];
+        public void LoadState(ReadOnlySpan<byte> state) { }
 
         sealed class Aggregator : IRoundAggregator
         {

@@ -224,7 +224,7 @@ public class CliTests
             ["--standardize"] = "on", ["--rounds"] = "3", ["--fraction"] = "0.25", ["--min-clients"] = "2", ["--local-epochs"] = "1",
             ["--batch"] = "5", ["--lr"] = "1e-5", ["--momentum"] = "0.5", ["--weight-decay"] = "0.0005", ["--seed"] = "9",
             ["--trainers"] = "3", ["--threads-per-trainer"] = "2", ["--round-timeout"] = "90s", ["--round-attempts"] = "4",
-            ["--target-accuracy"] = "0.97", ["--strategy"] = "fedprox",
+            ["--target-accuracy"] = "0.97", ["--strategy"] = "fedavgm",
         };
         Assert.Equal(RunSettings.Flags.Select(s => s.Flag!).Order(), typed.Keys.Order());
         foreach (var setting in RunSettings.Flags)
@@ -252,13 +252,13 @@ public class CliTests
     public void A_flag_overrides_the_config_file_and_config_conf_is_what_resume_reads_back()
     {
         string file = Path.Combine(TestData.TempDir(), "mine.conf");
-        File.WriteAllText(file, "fedavg { rounds = 1, target-accuracy = 0.5, strategy { name = fedavg, note = kept } }");
+        File.WriteAllText(file, "fedavg { rounds = 1, target-accuracy = 0.5, strategy { name = fedavgm, server-momentum = 0.5 } }");
         string dir = Path.Combine(TestData.TempDir(), "run");
         var (code, error) = Fedavg("simulate", "--data-dir", TestData.DataDir, "--config", file, "--out", dir, "--clients", "10",
             "--fraction", "0.1", "--partition", "iid", "--local-epochs", "1", "--trainers", "1", "--target-accuracy", "off");
         Assert.True(code == ExitCodes.Success, error);
         var saved = SimulationOptions.FromConfig(HoconFiles.Parse(File.ReadAllText(Path.Combine(dir, RunOutputs.ConfigFile)), "config.conf"));
-        Assert.Equal((1, 10, (double?)null, "kept"), (saved.Rounds, saved.Clients, saved.TargetAccuracy, saved.StrategyParameters["note"]));
+        Assert.Equal((1, 10, (double?)null, "0.5"), (saved.Rounds, saved.Clients, saved.TargetAccuracy, saved.StrategyParameters["server-momentum"]));
         Assert.Contains("\"target_accuracy\": null", File.ReadAllText(Path.Combine(dir, RunOutputs.SummaryFile)));
     }
 }

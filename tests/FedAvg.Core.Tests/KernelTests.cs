@@ -133,6 +133,77 @@ public class KernelTests
         Assert.Equal(expectedV, v);
     }
 
+    [Fact]
+    public void FusedSgd_proximal_update_matches_its_formula_on_the_vector_part_and_the_tail()
+    {
+        const int n = 19; // two vectors of 8 and a tail of 3
+        var w = Enumerable.Range(0, n).Select(i => 1f + i / 8f).ToArray();
+        var g = Enumerable.Range(0, n).Select(i => 0.5f - i / 16f).ToArray();
+        var v = Enumerable.Range(0, n).Select(i => i / 4f).ToArray();
+        var global = Enumerable.Range(0, n).Select(i => 1f - i / 32f).ToArray();
+        var expectedW = new float[n];
+        var expectedV = new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            float prox = MathF.FusedMultiplyAdd(w[i] - global[i], 0.5f, g[i]); // g + μ·(w − w_global)
+            float d = MathF.FusedMultiplyAdd(w[i], 0.01f, prox);               // + decay·w
+            expectedV[i] = v[i] * 0.9f + d;
+            expectedW[i] = MathF.FusedMultiplyAdd(expectedV[i], -0.1f, w[i]);
+        }
+        FusedSgd.Update(w, g, v, 0.1f, 0.9f, 0.01f, hasVelocity: true, global, 0.5f);
+        Assert.Equal(expectedW, w);
+        Assert.Equal(expectedV, v);
+
+        // one hand-computed coordinate: w = 2, g = 0.25, w_global = 1.5, μ = 0.5, lr = 0.1, no momentum or decay:
+        // g' = 0.25 + 0.5·0.5 = 0.5, w = 2 − 0.05 = 1.95
+        float[] one = [2f], none = [0f];
+        FusedSgd.Update(one, [0.25f], none, 0.1f, 0f, 0f, hasVelocity: false, [1.5f], 0.5f);
+        Assert.Equal(1.95f, one[0]);
+    }
+
+    [Fact]
+    public void FusedSgd_with_a_proximal_term_follows_libtorch_autograd_of_the_fedprox_loss_and_torch_optim_SGD() =>
+        OnThreads(1, () =>
+        {
+            const double mu = 0.5, lr = 0.05, momentum = 0.9, decay = 1e-3;
+            using var reference = ModelZoo.Create("seed001-2nn", 7);
+            using var fused = ModelZoo.Create("seed001-2nn", 7);
+            using var plain = ModelZoo.Create("seed001-2nn", 7);
+            var global = reference.parameters().Select(p => p.detach().clone()).ToArray();
+            var optimizer = new FusedSgd(fused.parameters());
+            var plainOptimizer = new FusedSgd(plain.parameters());
+            optimizer.SetAnchor();
+            using var sgd = torch.optim.SGD(reference.parameters(), lr, momentum: momentum, weight_decay: decay);
+            var generator = new torch.Generator(5);
+            var layout = WeightLayout.Of(reference);
+            for (int step = 0; step < 4; step++)
+            {
+                using var scope = NewDisposeScope();
+                var x = randn([16, 1, 28, 28], generator: generator);
+                var y = randint(0, 10, [16], generator: generator);
+                sgd.zero_grad();
+                var proximal = reference.parameters().Zip(global).Select(p => (p.First - p.Second).pow(2).sum()).Aggregate((a, b) => a + b);
+                (nn.functional.cross_entropy(reference.call(x), y) + proximal * (mu / 2)).backward();
+                sgd.step();
+                optimizer.ZeroGrad();
+                nn.functional.cross_entropy(fused.call(x), y).backward();
+                optimizer.Step(lr, momentum, decay, mu);
+                plainOptimizer.ZeroGrad();
+                nn.functional.cross_entropy(plain.call(x), y).backward();
+                plainOptimizer.Step(lr, momentum, decay);
+                if (step == 0) // w = w_global before the first step: the proximal term adds exactly nothing
+                    Assert.Equal(Weights.Read(plain, layout), Weights.Read(fused, layout));
+            }
+            var expected = Weights.Read(reference, layout);
+            var actual = Weights.Read(fused, layout);
+            var without = Weights.Read(plain, layout);
+            double maxError = expected.Zip(actual).Max(p => Math.Abs(p.First - p.Second));
+            double effect = expected.Zip(without).Max(p => Math.Abs(p.First - p.Second));
+            Assert.True(maxError <= 1e-6, $"max difference from libtorch {maxError:G3}");
+            Assert.True(effect > 100 * maxError, $"the proximal term moved weights by {effect:G3}, the error is {maxError:G3}");
+            return true;
+        });
+
     static T OnThreads<T>(int threads, Func<T> work)
     {
         T? result = default;

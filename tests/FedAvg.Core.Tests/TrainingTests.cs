@@ -49,6 +49,39 @@ public class TrainingTests
     }
 
     [Fact]
+    public void A_proximal_mu_pulls_the_trained_weights_towards_the_global_ones_and_zero_changes_nothing()
+    {
+        // One intra-op thread of its own: under the load of parallel tests a two-thread team can split a reduction
+        // differently from one call to the next, and the μ = 0 comparison below is bit for bit.
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                Native.NativeTuning.SetIntraOpThreads(1);
+                using var trainer = new LocalTrainer("seed001-2nn");
+                var start = Initial("seed001-2nn");
+                var indices = Enumerable.Range(0, 512).ToArray();
+                double Distance(float[] w) => Math.Sqrt(w.Zip(start).Sum(p => (double)(p.First - p.Second) * (p.First - p.Second)));
+                float[] Train(TrainConfig c) => trainer.Train(start, TestData.MnistTrain, indices, c, 7).Weights.ToArray();
+                var plain = Train(new TrainConfig(2, 32, 0.05, 0.5));
+                var zero = Train(new TrainConfig(2, 32, 0.05, 0.5, ProximalMu: 0));
+                var pulled = Train(new TrainConfig(2, 32, 0.05, 0.5, ProximalMu: 1.0));
+                var strong = Train(new TrainConfig(2, 32, 0.05, 0.5, ProximalMu: 5.0));
+                var plainAgain = Train(new TrainConfig(2, 32, 0.05, 0.5)); // the anchor is forgotten when μ goes back to 0
+                Assert.Equal(plain, zero);
+                Assert.Equal(plain, plainAgain);
+                Assert.True(Distance(pulled) < 0.9 * Distance(plain), $"‖w − w_global‖: μ = 0 {Distance(plain):G4}, μ = 1 {Distance(pulled):G4}");
+                Assert.True(Distance(strong) < Distance(pulled), $"μ = 1 {Distance(pulled):G4}, μ = 5 {Distance(strong):G4}");
+            }
+            catch (Exception e) { failure = e; }
+        });
+        thread.Start();
+        thread.Join();
+        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+    }
+
+    [Fact]
     public void Epoch_reports_arrive_once_per_epoch()
     {
         using var trainer = new LocalTrainer("seed001-2nn");
@@ -64,9 +97,10 @@ public class TrainingTests
     [InlineData(1, 32, 0.0, 0.0, "lr")]
     [InlineData(1, 32, -0.1, 0.0, "lr")]
     [InlineData(1, 32, 0.01, 1.0, "momentum")]
-    public void Impossible_training_numbers_are_refused_before_any_work(int epochs, int batch, double lr, double momentum, string option)
+    [InlineData(1, 32, 0.01, 0.0, "proximal-mu", -0.5)]
+    public void Impossible_training_numbers_are_refused_before_any_work(int epochs, int batch, double lr, double momentum, string option, double mu = 0)
     {
-        var e = Assert.Throws<UsageException>(() => new TrainConfig(epochs, batch, lr, momentum).Validate());
+        var e = Assert.Throws<UsageException>(() => new TrainConfig(epochs, batch, lr, momentum, ProximalMu: mu).Validate());
         Assert.StartsWith(option, e.Message);
     }
 

@@ -3,6 +3,7 @@ using Akka.Event;
 using Akka.Streams;
 using FedAvg.Actors.Messages;
 using FedAvg.Actors.Transfer;
+using FedAvg.Core.Training;
 
 namespace FedAvg.Actors.Client;
 
@@ -161,11 +162,22 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
         });
         Receive<RoundWeights>(w =>
         {
+            TrainConfig config;
+            try
+            {
+                config = w.Round.Config.ToTrainConfig();
+                config.Validate();
+            }
+            catch (Exception e) when (e is ArgumentException or KeyNotFoundException or FedAvg.Core.UsageException)
+            {
+                Unavailable(w.Round, w.Server, $"the round config cannot be used: {e.Message}");
+                return;
+            }
             report(new NodeEvent($"round {w.Round.Round}{(w.Round.Attempt > 1 ? $" (attempt {w.Round.Attempt})" : "")}: training {w.Round.Clients.Count} clients"));
             foreach (var task in w.Round.Clients)
             {
                 if (children.TryGetValue(task.ClientId, out var child))
-                    child.Tell(new LocalTrain(w.Round.Round, w.Round.Attempt, w.Weights, w.Round.Config, task.ShuffleSeed, w.Server));
+                    child.Tell(new LocalTrain(w.Round.Round, w.Round.Attempt, w.Weights, config, task.ShuffleSeed, w.Server));
                 else
                     w.Server.Tell(new TrainingFailed(w.Round.Round, task.ClientId, $"node {nodeId} does not host {task.ClientId}"));
             }

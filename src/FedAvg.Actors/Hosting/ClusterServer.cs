@@ -24,6 +24,9 @@ public sealed class ClusterServer
     /// <summary>Called once the server listens, with the address nodes join (akka.tcp://fedavg@HOST:PORT).</summary>
     public Action<Address>? OnListening { get; init; }
 
+    /// <summary>Membership lines (a node joined, registered, was lost), on the observer's thread.</summary>
+    public Action<string>? OnEvent { get; init; }
+
     public string? CheckpointPath { get; init; }
     public Checkpoint? ResumeFrom { get; init; }
     public int? TestSamples { get; init; }
@@ -43,13 +46,13 @@ public sealed class ClusterServer
         using var _test = fullTest;
         var test = TestSamples is { } n ? fullTest.Take(n) : fullTest;
         using var pool = new TrainerPool(options.Model, options.Trainers, options.ThreadsPerTrainer);
-        var (layout, initial, firstRound) = RunStart.InitialModel(options, ResumeFrom);
+        var strategy = options.CreateStrategy();
+        var (layout, initial, firstRound) = RunStart.InitialModel(options, strategy, ResumeFrom);
         var spec = new RunSpec(cluster.Federation, options.Dataset, options.Model, options.Clients, options.Partition, options.Seed,
             options.Standardize, layout.Hash);
         var settings = new ServerSettings(options.Model, layout, options.Rounds, StartClients ?? options.MinClients, options.RoundTimeout,
             options.RoundAttempts, options.Seed, options.TargetAccuracy, CheckpointPath, firstRound,
             MinClients: options.MinClients, WaitForClients: cluster.WaitForClients, Spec: spec);
-        var strategy = new FedAvgStrategy(options.Strategy);
 
         endpoint.CheckPortFree();
         var system = ClusterHosting.Start(ClusterHosting.Configure(layered, endpoint, ClusterHosting.ServerRole), endpoint);
@@ -68,7 +71,7 @@ public sealed class ClusterServer
             {
                 rounds.Add(m);
                 OnRound?.Invoke(m);
-            }, outcome);
+            }, outcome, OnEvent);
             var server = FederationServer.Props(strategy, settings, initial, w => pool.Evaluate(w, test), observer);
             system.ActorOf(ClusterSingletonManager.Props(ServerGuardian.Props(server, observer), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole(ClusterHosting.ServerRole)), ClusterHosting.CoordinatorName);

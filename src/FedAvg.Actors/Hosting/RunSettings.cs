@@ -225,6 +225,12 @@ public static class RunSettings
     /// <summary>The keys a `fedavg` section may hold (`strategy` is an object: name and the strategy's parameters).</summary>
     public static IReadOnlyList<string> TopLevelKeys { get; } = All.Select(s => s.Key.Split('.')[0]).Distinct().ToArray();
 
+    /// <summary>
+    /// Sub-sections of `fedavg` that other hosts own and read themselves: `cluster` (hocon/cluster.conf, read by
+    /// <see cref="ClusterSettings"/>). A run's settings never include them, and config.conf does not carry them.
+    /// </summary>
+    public static IReadOnlyList<string> OtherSections { get; } = ["cluster"];
+
     /// <summary>The settings that have a command-line flag.</summary>
     public static IEnumerable<Setting> Flags => All.Where(s => s.Flag is not null);
 

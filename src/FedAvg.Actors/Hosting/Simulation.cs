@@ -66,13 +66,13 @@ public sealed class Simulation
         options.Validate();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         using var pool = new TrainerPool(options.Model, options.Trainers, options.ThreadsPerTrainer);
-        var (layout, initial, firstRound) = RunStart.InitialModel(options, ResumeFrom);
+        var strategy = options.CreateStrategy();
+        var (layout, initial, firstRound) = RunStart.InitialModel(options, strategy, ResumeFrom);
         var spec = new RunSpec("simulation", options.Dataset, options.Model, options.Clients, options.Partition, options.Seed,
             options.Standardize, layout.Hash);
         var settings = new ServerSettings(options.Model, layout, options.Rounds, options.Clients, options.RoundTimeout,
             options.RoundAttempts, options.Seed, options.TargetAccuracy, CheckpointPath, firstRound,
             MinClients: options.MinClients, Spec: spec);
-        var strategy = new FedAvgStrategy(options.Strategy);
         var rounds = new List<RoundMetrics>();
         var outcome = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
 

@@ -60,7 +60,7 @@ public sealed record SimulationOptions
         section ??= Config.Empty;
         if (!section.IsEmpty)
             foreach (var key in section.AsEnumerable().Select(kv => kv.Key))
-                if (!RunSettings.TopLevelKeys.Contains(key))
+                if (!RunSettings.TopLevelKeys.Contains(key) && !RunSettings.OtherSections.Contains(key))
                     throw new UsageException($"{RunSettings.Section}.{key} is not a setting. Valid settings: {string.Join(", ", RunSettings.TopLevelKeys)}.");
         var options = RunSettings.Defaults;
         foreach (var setting in RunSettings.All) options = setting.ReadInto(options, section);
@@ -74,6 +74,18 @@ public sealed record SimulationOptions
         foreach (var setting in RunSettings.All) setting.Validate(this);
         if (MinClients > Clients)
             throw new UsageException($"{RunSettings.MinClients.Label} ({MinClients}) is more than the {Clients} clients that exist ({RunSettings.Clients.Label}).");
+        CreateStrategy(); // an unknown strategy, a bad parameter or an f too large for the clients per round fails here
+    }
+
+    /// <summary>
+    /// The run's strategy, by name from the registry, checked against the clients it samples per round (Krum needs
+    /// n > 2f + 2, Bulyan n ≥ 4f + 3). Every host builds its strategy here.
+    /// </summary>
+    public IStrategy CreateStrategy()
+    {
+        var strategy = StrategyRegistry.Create(StrategyName, StrategyParameters, Strategy);
+        strategy.Validate(Strategy.Sampler().SampleSize(Clients));
+        return strategy;
     }
 
     /// <summary>

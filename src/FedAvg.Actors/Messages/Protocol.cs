@@ -1,5 +1,5 @@
 using Akka.Actor;
-using FedAvg.Core.Training;
+using FedAvg.Core.Strategies;
 
 namespace FedAvg.Actors.Messages;
 
@@ -94,9 +94,10 @@ public sealed record ClientTask(string ClientId, int ShuffleSeed);
 /// <summary>
 /// The coordinator asks a node's sampled clients to train round <paramref name="Round"/> (attempt
 /// <paramref name="Attempt"/>) from the global weights. One per node: the node hands the same read-only weights
-/// to every client it hosts.
+/// to every client it hosts. <paramref name="Config"/> is the strategy's open per-round config (FedProx adds its μ);
+/// each client turns it into the typed training settings it trains with.
 /// </summary>
-public sealed record TrainRound(int Round, int Attempt, IReadOnlyList<ClientTask> Clients, TrainConfig Config, WeightsPayload Weights) : IFedAvgMessage;
+public sealed record TrainRound(int Round, int Attempt, IReadOnlyList<ClientTask> Clients, RoundConfig Config, WeightsPayload Weights) : IFedAvgMessage;
 
 /// <summary>A client finished training <paramref name="Round"/> and submits its weights.</summary>
 public sealed record UpdateSubmitted(

@@ -7,7 +7,7 @@ using Akka.Serialization;
 using Akka.Streams;
 using FedAvg.Actors.Messages;
 using FedAvg.Actors.Transfer;
-using FedAvg.Core.Training;
+using FedAvg.Core.Strategies;
 
 namespace FedAvg.Actors.Serialization;
 
@@ -210,35 +210,28 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
         return new RunCompleted(rounds, accuracy, target < 0 ? null : target, r.Floats("final weights"));
     }
 
-    // Local training settings go by name: a newer build can add one without moving the others.
-    static void WriteConfig(ref WireWriter w, TrainConfig c)
+    // The round config goes by name, as (key, value) pairs: a strategy can add a key without a new format version.
+    static void WriteConfig(ref WireWriter w, RoundConfig c)
     {
-        w.Int(6);
-        w.String("epochs"); w.Double(c.Epochs);
-        w.String("batch"); w.Double(c.BatchSize);
-        w.String("lr"); w.Double(c.LearningRate);
-        w.String("momentum"); w.Double(c.Momentum);
-        w.String("weight-decay"); w.Double(c.WeightDecay);
-        w.String("proximal-mu"); w.Double(0);
+        w.Int(c.Count);
+        foreach (var (key, value) in c.Entries)
+        {
+            w.String(key);
+            w.Double(value);
+        }
     }
 
-    static TrainConfig ReadConfig(ref WireReader r)
+    static RoundConfig ReadConfig(ref WireReader r)
     {
         int count = r.Count("config entries", minBytesEach: 12);
-        var values = new Dictionary<string, double>(count);
+        var entries = new KeyValuePair<string, double>[count];
         for (int i = 0; i < count; i++)
         {
             string key = r.String("config key");
-            if (!values.TryAdd(key, r.Double(key))) throw new InvalidDataException($"config key '{key}' appears twice");
+            if (key.Length == 0) throw new InvalidDataException("an empty config key");
+            entries[i] = KeyValuePair.Create(key, r.Double(key));
         }
-        double Get(string key) => values.TryGetValue(key, out var v) ? v : throw new InvalidDataException($"config has no '{key}'");
-        int Whole(string key)
-        {
-            double v = Get(key);
-            if (v != Math.Floor(v) || v < int.MinValue || v > int.MaxValue) throw new InvalidDataException($"config '{key}' = {v} is not a whole number");
-            return (int)v;
-        }
-        return new TrainConfig(Whole("epochs"), Whole("batch"), Get("lr"), Get("momentum"), Get("weight-decay"));
+        return new RoundConfig(entries); // refuses a key given twice
     }
 
     void WritePayload(ref WireWriter w, WeightsPayload payload)

@@ -382,7 +382,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             var weights = global;
             int closing = round;
             var checkpoint = settings.CheckpointPath is not null
-                ? new Checkpoint(settings.ModelName, settings.Layout, closing, settings.Seed, weights)
+                ? new Checkpoint(settings.ModelName, settings.Layout, closing, settings.Seed, weights, strategy.Name, strategy.SaveState())
                 : null;
             EvaluateAndCheckpoint(weights, checkpoint, settings.CheckpointPath)
                 .PipeTo(Self, success: r => new Evaluated(closing, r.Evaluation, r.Elapsed),
@@ -468,6 +468,11 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         Receive<RegisterClients>(r => Sender.Tell(new RunFinished(true, "the run is over")));
         Receive<UpdateSubmitted>(u => ReleaseUnread(u));
         Receive<UpdateReceived>(u => WeightBuffers.Return(u.Weights));
+        // the nodes leave once told the run is over: nothing to report
+        Receive<Terminated>(_ => { });
+        Receive<ClusterEvent.UnreachableMember>(_ => { });
+        Receive<ClusterEvent.MemberRemoved>(m => nodes.Where(n => n.Value.Agent.Path.Address.Equals(m.Member.Address)).ToList()
+            .ForEach(n => nodes.Remove(n.Key)));
         Common();
     }
 
@@ -520,7 +525,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         {
             if (known is not null) DropClientsOf(join.NodeId, "replaced by a new incarnation of its node");
             nodes[join.NodeId] = new NodeInfo(join.NodeId, Sender, join.Request);
-            log.Info("server: node {0} at {1} joined with clients {2}", join.NodeId, Sender.Path.Address, join.Request);
+            Event($"node {join.NodeId} joined from {Sender.Path.Address} with clients {join.Request}");
         }
         if (finished) Sender.Tell(new RunFinished(true, "the run is over"));
         else Sender.Tell(new Welcome(spec));
@@ -565,7 +570,8 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             clients[entry.ClientId] = new RegisteredClient(entry.Client, entry.SampleCount, registration.NodeId);
             Context.Watch(entry.Client);
         }
-        log.Info("server: node {0} registered {1} clients ({2} in all)", registration.NodeId, registration.Clients.Count, clients.Count);
+        Event($"node {registration.NodeId} registered {registration.Clients.Count} clients ({clients.Count} in all) " +
+              (training ? $"while round {round} trains: eligible from round {round + 1}" : $"before round {round + 1}"));
         sender.Tell(new Registered(registration.NodeId, registration.Clients.Count));
     }
 
@@ -605,6 +611,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         foreach (var node in nodes.Values.Where(n => n.Agent.Path.Address.Equals(address)).ToList())
         {
             log.Warning("server: node {0} at {1} is {2}; dropping its clients", node.NodeId, address, how);
+            Event($"node {node.NodeId} at {address} is {how}; its clients are dropped{(training ? $" from round {round}" : "")}");
             DropClientsOf(node.NodeId, how);
             if (forget) nodes.Remove(node.NodeId);
         }
@@ -637,6 +644,13 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         if (changed) CheckProgress();
     }
 
+    /// <summary>A line for the host's console: a node joined, registered, or was lost.</summary>
+    void Event(string text)
+    {
+        log.Info("server: {0}", text);
+        observer.Tell(new ServerEvent(text));
+    }
+
     sealed record RegisteredClient(IActorRef Ref, int Samples, string NodeId);
     sealed record NodeInfo(string NodeId, IActorRef Agent, ClientRequest Request);
     sealed record AcceptedUpdate(string ClientId, int SampleCount, double TrainLoss, double TrainSeconds);
@@ -650,3 +664,6 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     sealed record Evaluated(int Round, Evaluation Evaluation, TimeSpan Elapsed) : INoSerializationVerificationNeeded;
     sealed record RoundClosingFailed(int Round, string Step, Exception Error) : INoSerializationVerificationNeeded;
 }
+
+/// <summary>From the server to the host that started it: a line of progress about membership (never leaves the process).</summary>
+public sealed record ServerEvent(string Text) : INoSerializationVerificationNeeded;

@@ -8,13 +8,23 @@ namespace FedAvg.Core.Runtime;
 /// <summary>
 /// The global model after a completed round, with what a resumed run needs to go on exactly as the uninterrupted
 /// one would: the round, the run seed (every random draw derives from seed and round, see <see cref="Seeds"/>),
-/// the model name and its layout. Written atomically, with a sha256 trailer that detects any damage.
+/// the model name and its layout, and the strategy's name and state (a server optimizer's momentum or moments,
+/// <see cref="Strategies.IStrategy.SaveState"/>). Written atomically, with a sha256 trailer that detects any damage.
 /// </summary>
-public sealed record Checkpoint(string ModelName, WeightLayout Layout, int Round, int Seed, float[] Weights)
+/// <remarks>
+/// Format version 2: magic, version, model, layout, round, seed, strategy name, state length, weight count (the
+/// header), then the weights, the strategy state and the sha256 of everything before it. Version 1 files (no
+/// strategy fields) are read as strategy "fedavg" with empty state, which is what wrote them.
+/// </remarks>
+public sealed record Checkpoint(string ModelName, WeightLayout Layout, int Round, int Seed, float[] Weights,
+    string StrategyName = Strategies.FedAvgStrategy.StrategyName, byte[]? StrategyState = null)
 {
     public const string FileName = "checkpoint.bin";
     static readonly byte[] Magic = "FEDAVGCK"u8.ToArray();
-    const int Version = 1;
+    public const int Version = 2;
+
+    /// <summary>The strategy's saved state; empty for a stateless strategy.</summary>
+    public byte[] StrategyState { get; init; } = StrategyState ?? [];
 
     /// <summary>
     /// Streams the checkpoint to a temporary file and moves it into place. The weights go from the array to the file
@@ -22,13 +32,18 @@ public sealed record Checkpoint(string ModelName, WeightLayout Layout, int Round
     /// </summary>
     public void Save(string path) => AtomicFile.Write(path, WriteTo);
 
-    void WriteTo(Stream stream)
+    void WriteTo(Stream stream) => WriteTo(stream, Version);
+
+    /// <summary>Writes the checkpoint in format <paramref name="version"/> (1 only for tests of reading old files).</summary>
+    internal void WriteTo(Stream stream, int version)
     {
+        if (version == 1 && (StrategyName != Strategies.FedAvgStrategy.StrategyName || StrategyState.Length > 0))
+            throw new InvalidOperationException("format version 1 holds no strategy state.");
         using var header = new MemoryStream();
         using (var w = new BinaryWriter(header, Encoding.UTF8, leaveOpen: true))
         {
             w.Write(Magic);
-            w.Write(Version);
+            w.Write(version);
             w.Write(ModelName);
             w.Write(Layout.Entries.Count);
             foreach (var e in Layout.Entries)
@@ -39,6 +54,11 @@ public sealed record Checkpoint(string ModelName, WeightLayout Layout, int Round
             }
             w.Write(Round);
             w.Write(Seed);
+            if (version >= 2)
+            {
+                w.Write(StrategyName);
+                w.Write(StrategyState.Length);
+            }
             w.Write(Weights.Length);
         }
         var headerBytes = header.GetBuffer().AsSpan(0, (int)header.Length);
@@ -46,13 +66,18 @@ public sealed record Checkpoint(string ModelName, WeightLayout Layout, int Round
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         sha.AppendData(headerBytes);
         sha.AppendData(weightBytes);
+        sha.AppendData(StrategyState);
         stream.Write(headerBytes);
         stream.Write(weightBytes);
+        stream.Write(StrategyState);
         stream.Write(sha.GetHashAndReset());
     }
 
-    /// <summary>Reads and checks a checkpoint; with <paramref name="expectedModel"/>, refuses one from another model.</summary>
-    public static Checkpoint Load(string path, string? expectedModel = null)
+    /// <summary>
+    /// Reads and checks a checkpoint; with <paramref name="expectedModel"/>, refuses one from another model, and with
+    /// <paramref name="expectedStrategy"/> one written by another strategy.
+    /// </summary>
+    public static Checkpoint Load(string path, string? expectedModel = null, string? expectedStrategy = null)
     {
         if (!File.Exists(path)) throw new DataException($"{path}: checkpoint not found.");
         var bytes = File.ReadAllBytes(path);
@@ -66,7 +91,7 @@ public sealed record Checkpoint(string ModelName, WeightLayout Layout, int Round
             using var r = new BinaryReader(new MemoryStream(bytes, 0, body.Length), Encoding.UTF8);
             r.ReadBytes(Magic.Length);
             int version = r.ReadInt32();
-            if (version != Version) throw new DataException($"{path}: checkpoint version {version}, this build reads {Version}.");
+            if (version is not (1 or Version)) throw new DataException($"{path}: checkpoint version {version}, this build reads 1 and {Version}.");
             string model = r.ReadString();
             if (expectedModel is not null && model != expectedModel)
                 throw new DataException($"{path}: checkpoint is of model '{model}', but this run uses '{expectedModel}'.");
@@ -84,12 +109,25 @@ public sealed record Checkpoint(string ModelName, WeightLayout Layout, int Round
             }
             int round = r.ReadInt32();
             int seed = r.ReadInt32();
+            string strategy = Strategies.FedAvgStrategy.StrategyName;
+            int stateLength = 0;
+            if (version >= 2)
+            {
+                strategy = r.ReadString();
+                stateLength = r.ReadInt32();
+                if (stateLength < 0) throw new DataException($"{path}: checkpoint claims {stateLength} bytes of strategy state.");
+            }
+            if (expectedStrategy is not null && strategy != expectedStrategy)
+                throw new DataException($"{path}: checkpoint was written by strategy '{strategy}', but this run uses '{expectedStrategy}'.");
             int n = r.ReadInt32();
             if (n != offset) throw new DataException($"{path}: checkpoint holds {n} weights but its layout describes {offset}.");
             var weights = new float[n];
             if (r.Read(MemoryMarshal.AsBytes(weights.AsSpan())) != n * sizeof(float))
                 throw new DataException($"{path}: checkpoint is truncated.");
-            return new Checkpoint(model, new WeightLayout(entries), round, seed, weights);
+            var state = r.ReadBytes(stateLength);
+            if (state.Length != stateLength) throw new DataException($"{path}: checkpoint is truncated.");
+            if (r.BaseStream.Position != body.Length) throw new DataException($"{path}: checkpoint has {body.Length - r.BaseStream.Position} unexpected bytes.");
+            return new Checkpoint(model, new WeightLayout(entries), round, seed, weights, strategy, state);
         }
         catch (EndOfStreamException)
         {

@@ -48,6 +48,8 @@ public sealed class LocalTrainer : IDisposable
         // Momentum starts afresh each round: FedAvg's local SGD keeps no state between rounds, and holding
         // momentum buffers per client would make memory grow with clients × model size.
         optimizer.Reset();
+        if (config.ProximalMu != 0) optimizer.SetAnchor(); // FedProx: w_global is what was just written
+        else optimizer.ClearAnchor();
         var rng = new Random(shuffleSeed);
         var order = (int[])indices.Clone();
         var batch = BatchBuffers(data, config.BatchSize);
@@ -70,7 +72,7 @@ public sealed class LocalTrainer : IDisposable
                 var logits = model.call(inputs);
                 var loss = nn.functional.cross_entropy(logits, targets);
                 loss.backward();
-                optimizer.Step(config.LearningRate, config.Momentum, config.WeightDecay);
+                optimizer.Step(config.LearningRate, config.Momentum, config.WeightDecay, config.ProximalMu);
 
                 epochLoss += loss.item<float>() * count;
                 epochCorrect += batch.CountCorrect(logits);

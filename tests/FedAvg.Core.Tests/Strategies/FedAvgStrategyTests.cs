@@ -1,9 +1,9 @@
 using FedAvg.Core.Strategies;
 using FedAvg.Core.Training;
 
-namespace FedAvg.Core.Tests;
+namespace FedAvg.Core.Tests.Strategies;
 
-public class StrategyTests
+public class FedAvgStrategyTests
 {
     static ClientUpdate U(string id, int n, params float[] w) => new(id, w, n, 0, 0);
 
@@ -46,7 +46,7 @@ public class StrategyTests
     public void The_running_sum_releases_in_order_updates_at_once_and_holds_only_early_arrivals()
     {
         string[] order = ["a", "b", "c", "d"];
-        var aggregator = new FedAvgStrategy.OrderedWeightedSum(1, order);
+        var aggregator = new OrderedWeightedSum(1, order);
         aggregator.Accept(U("a", 1, 1));
         aggregator.Accept(U("b", 1, 2));
         Assert.Equal(0, aggregator.Waiting);
@@ -72,7 +72,7 @@ public class StrategyTests
     [Fact]
     public void An_update_from_outside_the_round_is_refused()
     {
-        var aggregator = new FedAvgStrategy.OrderedWeightedSum(1, ["a"]);
+        var aggregator = new OrderedWeightedSum(1, ["a"]);
         aggregator.Accept(U("z", 1, 1));
         Assert.Throws<ArgumentException>(() => aggregator.Complete());
     }
@@ -150,7 +150,7 @@ public class WeightBufferTests
         var rented = Runtime.WeightBuffers.Rent(10_003);
         Array.Fill(rented, 2f);
         var owned = Enumerable.Repeat(4f, 10_003).ToArray();
-        var aggregator = new FedAvgStrategy.OrderedWeightedSum(10_003, ["a", "b"]);
+        var aggregator = new OrderedWeightedSum(10_003, ["a", "b"]);
         aggregator.Accept(new ClientUpdate("b", owned, 1, 0, 0)); // waits for a: nothing folded, nothing returned
         Assert.NotSame(rented, Runtime.WeightBuffers.Rent(10_003));
         aggregator.Accept(new ClientUpdate("a", rented, 1, 0, 0));

@@ -1,0 +1,48 @@
+using Akka.Actor;
+using Akka.Dispatch;
+using Akka.Event;
+
+namespace FedAvg.Actors.Hosting;
+
+/// <summary>
+/// Akka's log for a person at a terminal: one line per event, time, level, source and message, and a failure's own
+/// message instead of its stack trace. Connections that close because a node left or died are Akka.Remote's
+/// business and the server reports membership itself, so those are kept at debug level.
+/// </summary>
+public sealed class ConsoleLogger : ReceiveActor, IRequiresMessageQueue<ILoggerMessageQueueSemantics>
+{
+    public ConsoleLogger()
+    {
+        Receive<InitializeLogger>(_ => Sender.Tell(new LoggerInitialized()));
+        Receive<LogEvent>(Write);
+    }
+
+    static void Write(LogEvent e)
+    {
+        if (IsConnectionNoise(e)) return;
+        var cause = e.Cause is null ? "" : $" ({e.Cause.GetBaseException().GetType().Name}: {e.Cause.GetBaseException().Message})";
+        var line = $"{e.Timestamp.ToLocalTime():HH:mm:ss} {Level(e.LogLevel())} {Source(e.LogSource)}: {e.Message}{cause}";
+        if (e.LogLevel() >= LogLevel.WarningLevel) Console.Error.WriteLine(line);
+        else Console.WriteLine(line);
+    }
+
+    static bool IsConnectionNoise(LogEvent e) =>
+        e.Cause?.GetBaseException().GetType().Name is "EndpointDisassociatedException" or "InvalidAssociationException" // internal types
+        || e.LogSource.Contains("endpointManager/reliableEndpointWriter", StringComparison.Ordinal) && e.LogLevel() < LogLevel.ErrorLevel
+           && e.Message?.ToString()?.Contains("Association with remote system", StringComparison.Ordinal) == true;
+
+    static string Level(LogLevel level) => level switch
+    {
+        LogLevel.ErrorLevel => "error",
+        LogLevel.WarningLevel => "warning",
+        LogLevel.InfoLevel => "info",
+        _ => "debug",
+    };
+
+    /// <summary>The actor's name, not its whole address: "server", "node", "coordinator-proxy".</summary>
+    static string Source(string source)
+    {
+        int slash = source.LastIndexOf('/');
+        return slash >= 0 && slash < source.Length - 1 ? Uri.UnescapeDataString(source[(slash + 1)..]) : source;
+    }
+}
