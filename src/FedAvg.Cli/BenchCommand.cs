@@ -25,7 +25,39 @@ public static class BenchCommand
         bench.Subcommands.Add(Train());
         bench.Subcommands.Add(Aggregate());
         bench.Subcommands.Add(Evaluate());
+        bench.Subcommands.Add(Wire());
         return bench;
+    }
+
+    /// <summary>Weights on the wire: the codec against memcpy, and a broadcast over Akka.Remote against raw TCP.</summary>
+    static Command Wire()
+    {
+        var model = CommonOptions.Model("mcmahan-cnn");
+        var nodes = CommonOptions.Value("--nodes", 2, "Receiving actor systems (nodes) of the broadcast.");
+        var repeats = CommonOptions.Value("--repeats", 9, "Repetitions; the median is reported.");
+        var command = new Command("wire", "The weight codec (MB/s, against memcpy) and one round's broadcast to N nodes over loopback (against raw TCP).")
+        {
+            model, nodes, repeats,
+        };
+        command.SetAction(async (parse, cancel) =>
+        {
+            NativeTuning.Apply(); // this host's process-wide native settings, before any model exists
+            string name = parse.GetValue(model)!;
+            ModelZoo.Validate(name);
+            Require.AtLeast(parse.GetValue(nodes), 1, "--nodes");
+            Require.AtLeast(parse.GetValue(repeats), 1, "--repeats");
+            using var m = ModelZoo.Create(name, 1);
+            var weights = Weights.Read(m, WeightLayout.Of(m));
+            var codec = FedAvg.Actors.Transfer.WireBenchmark.MeasureCodec(weights, parse.GetValue(repeats) * 3);
+            Emit(new { bench = "wire-codec", model = name, megabytes = weights.Length * 4 / 1e6, encode_mb_s = codec.EncodeMBps,
+                decode_mb_s = codec.DecodeMBps, memcpy_mb_s = codec.MemcpyMBps });
+            var broadcast = await FedAvg.Actors.Transfer.WireBenchmark.MeasureBroadcast(weights, parse.GetValue(nodes), parse.GetValue(repeats));
+            Emit(new { bench = "wire-broadcast", model = name, nodes = broadcast.Nodes, megabytes = broadcast.Megabytes,
+                akka_seconds = broadcast.AkkaSeconds, raw_tcp_seconds = broadcast.RawTcpSeconds,
+                akka_mb_s = broadcast.Megabytes / broadcast.AkkaSeconds, raw_tcp_mb_s = broadcast.Megabytes / broadcast.RawTcpSeconds });
+            return ExitCodes.Success;
+        });
+        return command;
     }
 
     static Command Train()

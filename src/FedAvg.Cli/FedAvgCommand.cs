@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using FedAvg.Actors.Hosting;
 using FedAvg.Core;
 using Spectre.Console;
@@ -28,12 +29,23 @@ public static class FedAvgCommand
             err.WriteLine("Run `fedavg --help` (or `fedavg COMMAND --help`) for usage.");
             return ExitCodes.UsageError;
         }
-        var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
+        // Ctrl-C and SIGTERM cancel the command's token and nothing else: a run stops at its own pace (a simulation keeps
+        // its checkpoint, a node or server leaves the cluster through coordinated shutdown), then exits with 130.
+        // Without this, SIGTERM ends the process through ProcessExit while the command is still running.
+        var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null };
         if (output is not null) config.Output = output;
         if (error is not null) config.Error = error;
+        using var stop = new CancellationTokenSource();
+        void Stop(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            stop.Cancel();
+        }
+        using var sigint = output is null ? PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop) : null;
+        using var sigterm = output is null ? PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop) : null;
         try
         {
-            return parse.Invoke(config);
+            return parse.InvokeAsync(config, stop.Token).GetAwaiter().GetResult();
         }
         catch (Exception e)
         {
@@ -58,7 +70,7 @@ public static class FedAvgCommand
                 error.WriteLine($"fedavg: {r.Message}");
                 return ExitCodes.NodeRefused;
             case OperationCanceledException:
-                error.WriteLine("fedavg: interrupted. A simulation keeps its last checkpoint: continue it with --resume DIR.");
+                error.WriteLine("fedavg: interrupted. A simulation or server keeps its last checkpoint: continue it with --resume DIR.");
                 return ExitCodes.Interrupted;
             case AggregateException { InnerExceptions.Count: 1 } a:
                 return Report(a.InnerExceptions[0], error);

@@ -29,6 +29,7 @@ public sealed class ServerTests : TestKit
         layout = WeightLayout.Of(model);
         initial = Weights.Read(model, layout);
         observer = CreateTestProbe("observer");
+        observer.IgnoreMessages(m => m is ServerEvent); // membership lines for a console; the tests read the run's reports
     }
 
     ServerSettings Settings(int clients, int rounds, TimeSpan? timeout = null, int attempts = 1, int minClients = 1, TimeSpan? wait = null) =>

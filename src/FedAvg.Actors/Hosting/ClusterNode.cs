@@ -88,7 +88,7 @@ public sealed class ClusterNode : IDisposable
 
                 var cancelled = Task.Delay(Timeout.Infinite, cancel);
                 var ended = await Task.WhenAny(outcome.Task, system.WhenTerminated, cancelled).ConfigureAwait(false);
-                if (ended == cancelled) cancel.ThrowIfCancellationRequested();
+                cancel.ThrowIfCancellationRequested(); // Ctrl-C or SIGTERM: leave (below) and report it
                 if (ended == outcome.Task)
                 {
                     switch (outcome.Task.Result)

@@ -21,7 +21,10 @@ public sealed class ConsoleLogger : ReceiveActor, IRequiresMessageQueue<ILoggerM
     {
         if (IsConnectionNoise(e)) return;
         var cause = e.Cause is null ? "" : $" ({e.Cause.GetBaseException().GetType().Name}: {e.Cause.GetBaseException().Message})";
-        var line = $"{e.Timestamp.ToLocalTime():HH:mm:ss} {Level(e.LogLevel())} {Source(e.LogSource)}: {e.Message}{cause}";
+        string message = e.Message?.ToString() ?? "", source = Source(e.LogSource);
+        // our own messages already say who speaks ("server: …", "node …: …")
+        string who = message.StartsWith(source, StringComparison.Ordinal) ? "" : source + ": ";
+        var line = $"{e.Timestamp.ToLocalTime():HH:mm:ss} {Level(e.LogLevel())} {who}{message}{cause}";
         if (e.LogLevel() >= LogLevel.WarningLevel) Console.Error.WriteLine(line);
         else Console.WriteLine(line);
     }

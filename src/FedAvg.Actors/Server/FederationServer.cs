@@ -610,7 +610,6 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     {
         foreach (var node in nodes.Values.Where(n => n.Agent.Path.Address.Equals(address)).ToList())
         {
-            log.Warning("server: node {0} at {1} is {2}; dropping its clients", node.NodeId, address, how);
             Event($"node {node.NodeId} at {address} is {how}; its clients are dropped{(training ? $" from round {round}" : "")}");
             DropClientsOf(node.NodeId, how);
             if (forget) nodes.Remove(node.NodeId);

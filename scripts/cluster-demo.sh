@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Train across machines, on one machine: a `fedavg server` and two `fedavg node` processes on localhost, each a
+# member of one Akka.Cluster. The server evaluates and averages; node-a trains clients 0-49 and node-b clients 50-99
+# of seed 001's setting (100 clients, 450 images each, the 2NN, E=10, B=32). Everything it started is stopped on
+# exit, Ctrl-C included.
+#
+# Usage: scripts/cluster-demo.sh [fedavg server options…]   e.g. --rounds 3, --out runs/demo
+# Defaults: 5 rounds, a free port, the run directory under runs/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-data.sh >/dev/null
+scripts/fedavg.sh --help >/dev/null   # builds once, so that the three processes start from the same build
+bin=src/FedAvg.Cli/bin/Release/net10.0/fedavg
+
+log="$(mktemp)"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -f "$log"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+prefix() { while IFS= read -r line; do printf '%-8s %s\n' "[$1]" "$line"; done; }
+
+# --port 0: the OS picks a free port, and the server prints it; the nodes join that.
+"$bin" server --port 0 --rounds 5 --start-clients 100 --trainers 1 "$@" > >(tee "$log" | prefix server) 2>&1 &
+pids+=($!)
+port=""
+for _ in $(seq 1 300); do
+  port=$(grep -oE 'listening at akka\.tcp://fedavg@[^:]+:[0-9]+' "$log" | grep -oE '[0-9]+$' || true)
+  [ -n "$port" ] && break
+  kill -0 "${pids[0]}" 2>/dev/null || { echo "cluster-demo: the server exited before it listened" >&2; exit 1; }
+  sleep 0.2
+done
+[ -n "$port" ] || { echo "cluster-demo: the server did not start listening within 60 s" >&2; exit 1; }
+
+"$bin" node --join "127.0.0.1:$port" --clients 0-49 --node-id node-a --trainers 1 > >(prefix node-a) 2>&1 &
+pids+=($!)
+"$bin" node --join "127.0.0.1:$port" --clients 50-99 --node-id node-b --trainers 1 > >(prefix node-b) 2>&1 &
+pids+=($!)
+
+status=0
+wait "${pids[0]}" || status=$?
+for pid in "${pids[@]:1}"; do wait "$pid" || status=$(( status == 0 ? $? : status )); done
+pids=()
+exit "$status"

@@ -1,0 +1,247 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using FedAvg.Actors.Messages;
+using FedAvg.Core.Runtime;
+using FedAvg.Tests.Shared;
+
+namespace FedAvg.Cli.Tests;
+
+/// <summary>
+/// `fedavg server` and `fedavg node` as separate processes of the real binary, over loopback TCP: what a user gets
+/// when they train across machines. Every process is killed in Dispose, whatever the test did.
+/// </summary>
+[Collection("processes")] // one at a time: each starts several processes on a 2-core machine
+public sealed class ClusterProcessTests : IDisposable
+{
+    static readonly TimeSpan Start = TimeSpan.FromSeconds(90);
+    readonly List<FedavgProcess> processes = [];
+
+    FedavgProcess Launch(string name, params string[] args)
+    {
+        var p = new FedavgProcess(name, args);
+        processes.Add(p);
+        return p;
+    }
+
+    public void Dispose()
+    {
+        foreach (var p in processes) p.Dispose();
+    }
+
+    /// <summary>The run's settings, the same for `simulate` and `server`.</summary>
+    static string[] Run(string outDir, int rounds = 3, string partition = "iid:300", params string[] extra) =>
+    [
+        "--data-dir", TestData.DataDir, "--out", outDir, "--clients", "4", "--partition", partition, "--rounds", rounds.ToString(),
+        "--local-epochs", "1", "--lr", "0.05", "--momentum", "0.5", "--trainers", "1", "--seed", "5", .. extra,
+    ];
+
+    async Task<(FedavgProcess Server, int Port)> StartServer(string outDir, int rounds = 3, string partition = "iid:300", int port = 0,
+        params string[] extra)
+    {
+        var server = Launch("server", ["server", .. Run(outDir, rounds, partition), "--port", port.ToString(), .. extra]);
+        var listening = await server.WaitForLine(@"listening at akka\.tcp://fedavg@127\.0\.0\.1:(\d+)", Start);
+        return (server, int.Parse(listening.Groups[1].Value));
+    }
+
+    FedavgProcess StartNode(string name, int port, string clients, params string[] extra) =>
+        Launch(name, ["node", "--join", $"127.0.0.1:{port}", "--clients", clients, "--trainers", "1", "--node-id", name,
+            "--data-dir", TestData.DataDir, .. extra]);
+
+    static float[] FinalWeights(string runDir) => Checkpoint.Load(Path.Combine(runDir, Checkpoint.FileName)).Weights;
+
+    static List<RoundMetrics> Rounds(string runDir) =>
+        File.ReadAllLines(Path.Combine(runDir, "rounds.jsonl")).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<RoundMetrics>(l)!).ToList();
+
+    static string Simulate(int rounds = 3, string partition = "iid:300")
+    {
+        string dir = Path.Combine(TestData.TempDir(), "simulate");
+        var error = new StringWriter();
+        int code = FedAvgCommand.Run(["simulate", .. Run(dir, rounds, partition)], TextWriter.Null, error);
+        Assert.True(code == ExitCodes.Success, error.ToString());
+        return dir;
+    }
+
+    [Fact]
+    public async Task A_server_and_two_node_processes_end_with_the_simulations_bits_and_every_process_exits_0()
+    {
+        string simulated = Simulate();
+        string dir = Path.Combine(TestData.TempDir(), "server");
+        var (server, port) = await StartServer(dir, extra: ["--start-clients", "4"]);
+        var a = StartNode("node-a", port, "0-1");
+        var b = StartNode("node-b", port, "2-3");
+
+        Assert.Equal(0, await server.WaitForExit(TimeSpan.FromMinutes(3)));
+        Assert.Equal(0, await a.WaitForExit(TimeSpan.FromSeconds(60)));
+        Assert.Equal(0, await b.WaitForExit(TimeSpan.FromSeconds(60)));
+        Assert.Equal(FinalWeights(simulated), FinalWeights(dir));
+        Assert.Equal(Rounds(simulated).Select(r => (r.TestAccuracy, r.TestLoss, r.MeanTrainLoss)),
+                     Rounds(dir).Select(r => (r.TestAccuracy, r.TestLoss, r.MeanTrainLoss)));
+        Assert.Contains("round 3: training 2 clients", a.Output);
+        Assert.Contains("the run is over", b.Output);
+        foreach (var file in new[] { "rounds.csv", "config.conf", "summary.json", "model.ts", "accuracy.png" })
+            Assert.True(File.Exists(Path.Combine(dir, file)), file);
+    }
+
+    [Fact]
+    public async Task A_node_that_joins_mid_run_has_its_clients_trained_from_the_next_round()
+    {
+        string dir = Path.Combine(TestData.TempDir(), "server");
+        // a run far longer than the test: it ends when the test has seen what it needs (the processes are killed)
+        var (server, port) = await StartServer(dir, rounds: 100_000, extra: ["--start-clients", "2"]);
+        StartNode("node-a", port, "0-1");
+        await server.WaitForLine(@"^round 1/", Start);
+
+        var late = StartNode("node-b", port, "2-3");
+        var registered = await server.WaitForLine(@"node node-b registered 2 clients \(4 in all\) (while round \d+ trains: eligible from round (\d+)|before round (\d+))", Start);
+        int eligible = int.Parse(registered.Groups[2].Success ? registered.Groups[2].Value : registered.Groups[3].Value, CultureInfo.InvariantCulture);
+        Assert.True(eligible >= 2, registered.Value);
+
+        var first = await late.WaitForLine(@"round (\d+): training 2 clients", Start);
+        Assert.Equal(eligible, int.Parse(first.Groups[1].Value, CultureInfo.InvariantCulture));
+        await server.WaitForLine($"^round {eligible}/", Start);
+        var rounds = Rounds(dir);
+        Assert.Equal(4, rounds.Single(r => r.Round == eligible).Sampled);
+        Assert.All(rounds.Where(r => r.Round < eligible), r => Assert.Equal(2, r.Sampled));
+    }
+
+    [Fact]
+    public async Task A_node_killed_mid_round_is_dropped_long_before_the_deadline_and_the_run_completes()
+    {
+        string dir = Path.Combine(TestData.TempDir(), "server");
+        // whole shards (15,000 samples per client) so that a round lasts long enough to be interrupted
+        var (server, port) = await StartServer(dir, rounds: 4, partition: "iid",
+            extra: ["--start-clients", "4", "--min-clients", "2", "--round-timeout", "5m"]);
+        var a = StartNode("node-a", port, "0-1");
+        var b = StartNode("node-b", port, "2-3");
+
+        await b.WaitForLine(@"round 2: training 2 clients", Start);
+        var clock = Stopwatch.StartNew();
+        b.Kill();
+        await server.WaitForLine(@"node node-b at .* is unreachable", TimeSpan.FromSeconds(30));
+        var detection = clock.Elapsed;
+        Assert.True(detection < TimeSpan.FromSeconds(10), $"the server noticed the SIGKILL after {detection.TotalSeconds:F1} s");
+
+        Assert.Equal(0, await server.WaitForExit(TimeSpan.FromMinutes(3)));
+        Assert.Equal(0, await a.WaitForExit(TimeSpan.FromSeconds(60)));
+        var rounds = Rounds(dir);
+        Assert.Equal([1, 2, 3, 4], rounds.Select(r => r.Round));
+        var lost = rounds.First(r => r.Failed > 0);
+        Assert.True(lost.Round >= 2, $"round {lost.Round}");
+        Assert.Equal((4, 2, 2), (lost.Sampled, lost.Succeeded, lost.Failed));
+        Assert.True(lost.RoundSeconds < 60, $"round {lost.Round} waited {lost.RoundSeconds} s: the deadline, not membership, closed it");
+        Assert.All(rounds.Where(r => r.Round > lost.Round), r => Assert.Equal((2, 2), (r.Sampled, r.Succeeded)));
+    }
+
+    [Fact]
+    public async Task A_server_killed_mid_run_and_resumed_takes_back_its_running_nodes_and_ends_with_the_uninterrupted_bits()
+    {
+        const int rounds = 6;
+        string simulated = Simulate(rounds, "iid");
+        string dir = Path.Combine(TestData.TempDir(), "server");
+        int port = FedavgProcess.FreePort();
+        var (first, _) = await StartServer(dir, rounds, "iid", port, "--start-clients", "4");
+        var a = StartNode("node-a", port, "0-1");
+        var b = StartNode("node-b", port, "2-3");
+        await first.WaitForLine($"^round 2/{rounds}", Start);
+        first.Kill();
+        int saved = Checkpoint.Load(Path.Combine(dir, Checkpoint.FileName)).Round;
+        Assert.InRange(saved, 2, rounds - 1);
+
+        var second = Launch("resumed", ["server", "--resume", dir, "--data-dir", TestData.DataDir, "--port", port.ToString(), "--start-clients", "4"]);
+        await second.WaitForLine(@"listening at", Start);
+        Assert.Equal(0, await second.WaitForExit(TimeSpan.FromMinutes(4)));
+        Assert.Equal(0, await a.WaitForExit(TimeSpan.FromSeconds(60)));
+        Assert.Equal(0, await b.WaitForExit(TimeSpan.FromSeconds(60)));
+
+        Assert.Contains("joined akka.tcp://fedavg@127.0.0.1", a.Output); // the same process joined the new server
+        Assert.Contains("again", a.Output);
+        Assert.Equal(Enumerable.Range(1, rounds), Rounds(dir).Select(r => r.Round));
+        Assert.Equal(FinalWeights(simulated), FinalWeights(dir));
+    }
+
+    [Fact]
+    public async Task Nodes_with_another_model_an_impossible_range_or_a_taken_range_are_refused_with_the_reason_on_both_sides()
+    {
+        string dir = Path.Combine(TestData.TempDir(), "server");
+        var (server, port) = await StartServer(dir, rounds: 100_000, extra: ["--start-clients", "4"]);
+        var good = StartNode("node-a", port, "0-1");
+        await server.WaitForLine("node node-a registered 2 clients", Start);
+
+        var otherModel = StartNode("node-cnn", port, "2-3", "--model", "seed000-cnn");
+        Assert.Equal(ExitCodes.NodeRefused, await otherModel.WaitForExit(Start));
+        Assert.Contains("layout", otherModel.Output);
+        Assert.Contains("another model", otherModel.Output);
+        await server.WaitForLine("refusing the clients of node node-cnn: .*layout", TimeSpan.FromSeconds(5));
+
+        var outside = StartNode("node-far", port, "3-9");
+        Assert.Equal(ExitCodes.NodeRefused, await outside.WaitForExit(Start));
+        Assert.Contains("outside 0..3", outside.Output);
+
+        var overlapping = StartNode("node-dup", port, "1-2");
+        Assert.Equal(ExitCodes.NodeRefused, await overlapping.WaitForExit(Start));
+        Assert.Contains("overlap", overlapping.Output);
+        await server.WaitForLine("refusing node node-dup .*overlap", TimeSpan.FromSeconds(5));
+        Assert.False(good.Output.Contains("run is over"), good.Output); // the good node is still in the run
+    }
+
+    [Fact]
+    public async Task A_node_without_a_server_gives_up_after_the_join_timeout_with_a_clear_message()
+    {
+        int nobody = FedavgProcess.FreePort();
+        var node = StartNode("lonely", nobody, "0-1", "--join-timeout", "3s");
+        Assert.Equal(ExitCodes.ServerUnreachable, await node.WaitForExit(Start));
+        Assert.Contains($"no fedavg server answered at 127.0.0.1:{nobody} within", node.Output);
+        Assert.DoesNotContain("   at ", node.Output); // no stack trace
+    }
+
+    [Fact]
+    public async Task Sigterm_makes_a_node_leave_the_cluster_and_the_server_drops_its_clients_at_once()
+    {
+        string dir = Path.Combine(TestData.TempDir(), "server");
+        var (server, port) = await StartServer(dir, rounds: 100_000, extra: ["--start-clients", "2"]);
+        var a = StartNode("node-a", port, "0-1");
+        await server.WaitForLine(@"^round 1/", Start);
+        a.Terminate();
+        Assert.Equal(ExitCodes.Interrupted, await a.WaitForExit(TimeSpan.FromSeconds(60)));
+        // a clean leave: removed from the cluster, not found unreachable
+        await server.WaitForLine("node node-a at .* is removed from the cluster", TimeSpan.FromSeconds(30));
+        Assert.DoesNotContain("node node-a at akka.tcp://fedavg@127.0.0.1", server.Output.Split('\n').Where(l => l.Contains("unreachable")).FirstOrDefault() ?? "");
+    }
+
+    [Fact]
+    public void Bad_network_flags_and_files_are_usage_errors_that_name_the_setting()
+    {
+        static (int Code, string Error) Fedavg(params string[] args)
+        {
+            var error = new StringWriter();
+            return (FedAvgCommand.Run(args, TextWriter.Null, error), error.ToString());
+        }
+
+        using var taken = new TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        int port = ((IPEndPoint)taken.LocalEndpoint).Port;
+        var (code, error) = Fedavg(["server", .. Run(Path.Combine(TestData.TempDir(), "x")), "--port", port.ToString()]);
+        Assert.Equal((ExitCodes.UsageError, true), (code, error.Contains($"--port {port}") && error.Contains("in use")));
+
+        (code, error) = Fedavg("node", "--join", "server-without-port", "--clients", "0-1");
+        Assert.Equal((ExitCodes.UsageError, true), (code, error.Contains("--join 'server-without-port'")));
+        (code, error) = Fedavg("node", "--join", "127.0.0.1:99999", "--clients", "0-1");
+        Assert.Equal((ExitCodes.UsageError, true), (code, error.Contains("--join")));
+        (code, error) = Fedavg("node", "--join", "127.0.0.1:4053", "--clients", "5-2");
+        Assert.Equal((ExitCodes.UsageError, true), (code, error.Contains("--clients '5-2'")));
+        (code, error) = Fedavg("node", "--join", "127.0.0.1:4053");
+        Assert.Equal((ExitCodes.UsageError, true), (code, error.Contains("--clients") && error.Contains("--own-data")));
+
+        string bad = Path.Combine(TestData.TempDir(), "bad.conf");
+        File.WriteAllText(bad, "fedavg.cluster { join-timeout = 30s\n");
+        (code, error) = Fedavg("node", "--join", "127.0.0.1:4053", "--clients", "0-1", "--config", bad);
+        Assert.Equal((ExitCodes.UsageError, true), (code, error.Contains(bad) && error.Contains("never closed")));
+        File.WriteAllText(bad, "fedavg.cluster { join-timeout = soon }\n");
+        (code, error) = Fedavg("node", "--join", "127.0.0.1:4053", "--clients", "0-1", "--config", bad);
+        Assert.Equal((ExitCodes.UsageError, true), (code, error.Contains("fedavg.cluster.join-timeout")));
+        Assert.DoesNotContain("   at ", error);
+    }
+}

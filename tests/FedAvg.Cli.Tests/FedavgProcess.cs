@@ -1,0 +1,124 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+using FedAvg.Tests.Shared;
+
+namespace FedAvg.Cli.Tests;
+
+/// <summary>
+/// A real `fedavg` process (the binary built beside these tests), its output collected line by line. Waiting is on
+/// output or exit, never on time alone; Dispose kills the process and its children, so a test that fails still
+/// leaves nothing running.
+/// </summary>
+public sealed class FedavgProcess : IDisposable
+{
+    readonly Process process;
+    readonly ConcurrentQueue<string> lines = new();
+    readonly List<(Regex Pattern, TaskCompletionSource<Match> Found)> waiters = [];
+    readonly object gate = new();
+    public string Name { get; }
+
+    public static string Binary => Path.Combine(AppContext.BaseDirectory, "fedavg");
+
+    public FedavgProcess(string name, params string[] args)
+    {
+        Name = name;
+        var start = new ProcessStartInfo(Binary)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in args) start.ArgumentList.Add(a);
+        start.Environment["FEDAVG_DATA"] = TestData.DataDir;
+        process = new Process { StartInfo = start, EnableRaisingEvents = true };
+        process.OutputDataReceived += (_, e) => OnLine(e.Data);
+        process.ErrorDataReceived += (_, e) => OnLine(e.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+    }
+
+    void OnLine(string? line)
+    {
+        if (line is null) return;
+        lines.Enqueue(line);
+        lock (gate)
+        {
+            foreach (var (pattern, found) in waiters)
+                if (pattern.Match(line) is { Success: true } m) found.TrySetResult(m);
+        }
+    }
+
+    public string Output => string.Join("\n", lines);
+    public int Pid => process.Id;
+
+    /// <summary>The first line (already printed or still to come) that matches; fails with the output after <paramref name="timeout"/>.</summary>
+    public async Task<Match> WaitForLine(string pattern, TimeSpan timeout)
+    {
+        var regex = new Regex(pattern);
+        var found = new TaskCompletionSource<Match>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (gate)
+        {
+            foreach (var line in lines)
+                if (regex.Match(line) is { Success: true } m) return m;
+            waiters.Add((regex, found));
+        }
+        var exited = process.WaitForExitAsync();
+        var winner = await Task.WhenAny(found.Task, exited, Task.Delay(timeout));
+        if (winner == found.Task) return found.Task.Result;
+        // the process may have printed the line just before it exited
+        await Task.WhenAny(found.Task, Task.Delay(200));
+        if (found.Task.IsCompleted) return found.Task.Result;
+        throw new Xunit.Sdk.XunitException($"{Name}: no line matching /{pattern}/ " +
+                                           (winner == exited ? $"before it exited with {process.ExitCode}" : $"within {timeout}") + $":\n{Output}");
+    }
+
+    /// <summary>The exit code; fails with the output if the process runs past <paramref name="timeout"/>.</summary>
+    public async Task<int> WaitForExit(TimeSpan timeout)
+    {
+        using var cancel = new CancellationTokenSource(timeout);
+        try
+        {
+            await process.WaitForExitAsync(cancel.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new Xunit.Sdk.XunitException($"{Name}: still running after {timeout}:\n{Output}");
+        }
+        process.WaitForExit(); // drains the output
+        return process.ExitCode;
+    }
+
+    /// <summary>SIGKILL: no shutdown hook, no goodbye to the cluster.</summary>
+    public void Kill()
+    {
+        if (!process.HasExited) process.Kill(entireProcessTree: true);
+        process.WaitForExit();
+    }
+
+    /// <summary>SIGTERM, as `kill PID` or a service manager sends it.</summary>
+    public void Terminate() => Process.Start("kill", ["-TERM", process.Id.ToString()])!.WaitForExit();
+
+    public void Dispose()
+    {
+        try
+        {
+            Kill();
+        }
+        catch (InvalidOperationException)
+        {
+        }
+        process.Dispose();
+    }
+
+    /// <summary>A port the OS says is free now (bound to port 0, then released): for a server that must come back on it.</summary>
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
