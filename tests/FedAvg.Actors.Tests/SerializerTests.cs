@@ -124,7 +124,7 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
         var good = Serializer.ToBinary(update);
 
         var flipped = (byte[])good.Clone();
-        flipped[^5] ^= 0x01; // inside the last weight
+        flipped[^9] ^= 0x01; // inside the last weight (the inline checksum takes the last 8 bytes)
         Assert.Contains("checksum", Assert.Throws<SerializationException>(() => Serializer.FromBinary(flipped, "US")).Message);
 
         var truncated = Assert.Throws<SerializationException>(() => Serializer.FromBinary(good[..^3], "US"));
@@ -144,9 +144,9 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
     {
         var update = new UpdateSubmitted(1, "c", 10, 0, 0, 0, new LocalWeights(HeaderOf(SomeWeights, 1, "c", 10), SomeWeights));
         var good = Serializer.ToBinary(update);
-        // the float count stands just before the weights at the end
+        // the float count stands just before the weights, which the 8-byte inline checksum follows
         var lying = (byte[])good.Clone();
-        BitConverter.GetBytes(int.MaxValue).CopyTo(lying, good.Length - SomeWeights.Length * 4 - 4);
+        BitConverter.GetBytes(int.MaxValue).CopyTo(lying, good.Length - 8 - SomeWeights.Length * 4 - 4);
         Assert.Contains("claimed", Assert.Throws<SerializationException>(() => Serializer.FromBinary(lying, "US")).Message);
         // a string length of 2 GB right after the round
         var longString = (byte[])good.Clone();

@@ -93,13 +93,23 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
                 BackToIdle();
                 return;
             }
-            var header = WeightStream.Header(layoutHash, done.Round, clientId, r.SampleCount, r.Weights);
             var weights = r.Weights;
-            WeightStream.Offer(weights, header, request.Server, materializer, released: () => WeightBuffers.Return(weights))
-                .PipeTo(Self,
-                    success: payload => new UpdateReady(new UpdateSubmitted(done.Round, clientId, r.SampleCount, r.MeanLoss, r.Accuracy,
-                        r.Elapsed.TotalSeconds, payload)),
-                    failure: e => new LocalTrainingFaulted(done.Round, e));
+            UpdateSubmitted Update(WeightsPayload payload) =>
+                new(done.Round, clientId, r.SampleCount, r.MeanLoss, r.Accuracy, r.Elapsed.TotalSeconds, payload);
+            if (WeightStream.IsLocal(request.Server))
+            {
+                // in process the server takes the vector itself, and recycles it once folded
+                request.Server.Tell(Update(WeightStream.Local(weights, layoutHash, done.Round, clientId, r.SampleCount)));
+                BackToIdle();
+                return;
+            }
+            // to another node: chunks and checksum in one pass off the actor, then the vector is ours to recycle
+            Task.Run(() =>
+            {
+                var encoded = WeightStream.Encode(weights, layoutHash, done.Round, clientId, r.SampleCount);
+                WeightBuffers.Return(weights);
+                return WeightStream.Stream(encoded, materializer);
+            }).PipeTo(Self, success: payload => new UpdateReady(Update(payload)), failure: e => new LocalTrainingFaulted(done.Round, e));
         });
         Receive<UpdateReady>(ready =>
         {

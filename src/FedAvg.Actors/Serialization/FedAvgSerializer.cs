@@ -242,8 +242,10 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
         switch (payload)
         {
             case LocalWeights local:
+                // an in-process hand-over carries no checksum of its own: the encoding adds one
                 w.Byte(1);
                 w.Floats(local.Weights);
+                w.ULong(WeightStream.Checksum(local.Weights));
                 break;
             case StreamedWeights streamed:
                 w.Byte(2);
@@ -270,7 +272,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 var weights = r.Floats("weights");
                 if (weights.Length != header.Length)
                     throw new InvalidDataException($"header says {header.Length} weights, the message holds {weights.Length}");
-                if (WeightStream.Checksum(weights) != header.Checksum)
+                if (WeightStream.Checksum(weights) != r.ULong("inline checksum"))
                     throw new InvalidDataException("weights checksum mismatch");
                 return new LocalWeights(header, weights);
             case 2:

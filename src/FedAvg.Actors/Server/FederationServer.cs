@@ -164,13 +164,22 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             if (!byNode.TryGetValue(agent, out var tasks)) byNode[agent] = tasks = new List<ClientTask>();
             tasks.Add(new ClientTask(id, Seeds.ForClient(settings.Seed, round, id)));
         }
-        var header = WeightStream.Header(settings.Layout.Hash, round, "", 0, global);
         int r = round, a = attempt;
+        var weights = global;
+        ulong layoutHash = settings.Layout.Hash;
+        Lazy<EncodedWeights>? encoded = null; // once per round for every remote node, off the actor's thread
         foreach (var (agent, tasks) in byNode)
         {
+            if (WeightStream.IsLocal(agent))
+            {
+                agent.Tell(new TrainRound(r, a, tasks, plan.Config, WeightStream.Local(weights, layoutHash, r, "", 0)));
+                continue;
+            }
             var target = agent;
-            WeightStream.Offer(global, header, target, materializer)
-                .PipeTo(Self, success: payload => new Dispatch(target, new TrainRound(r, a, tasks, plan.Config, payload)),
+            var chunks = encoded ??= new Lazy<EncodedWeights>(() => WeightStream.Encode(weights, layoutHash, r, "", 0));
+            var config = plan.Config;
+            Task.Run(() => WeightStream.Stream(chunks.Value, materializer))
+                .PipeTo(Self, success: payload => new Dispatch(target, new TrainRound(r, a, tasks, config, payload)),
                     failure: e => new DispatchFailed(r, a, tasks, e.GetBaseException().Message));
         }
         Timers.StartSingleTimer(DeadlineTimer, new RoundDeadline(round, attempt), settings.RoundTimeout);

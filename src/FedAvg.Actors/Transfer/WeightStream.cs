@@ -15,15 +15,19 @@ namespace FedAvg.Actors.Transfer;
 /// </summary>
 public static class WeightStream
 {
-    /// <summary>The wire format of weight vectors: little-endian float32, XxHash64 over those bytes.</summary>
+    /// <summary>The wire format of weight vectors: little-endian float32, XxHash3 (64 bit) over those bytes.</summary>
     public const byte FormatVersion = 1;
 
-    /// <summary>Half the remote frame (128,000 bytes): a chunk, its sequence number and envelope always fit.</summary>
+    /// <summary>
+    /// Half the remote frame (128,000 bytes): a chunk, its sequence number and envelope always fit. Measured with
+    /// `fedavg bench wire` (2 nodes, mcmahan-cnn): 210–240 MB/s at 64 KiB against 160–164 MB/s at 120,000 bytes.
+    /// </summary>
     public const int ChunkBytes = 64 * 1024;
 
-    /// <summary>XxHash64 of the little-endian float32 bytes (about 1 ms for 6.65 MB).</summary>
-    public static ulong Checksum(ReadOnlySpan<float> weights) => XxHash64.HashToUInt64(MemoryMarshal.AsBytes(weights));
+    /// <summary>XxHash3 (64 bit) of the little-endian float32 bytes: 0.32 ms for 6.65 MB here, against 0.94 ms for XxHash64.</summary>
+    public static ulong Checksum(ReadOnlySpan<float> weights) => XxHash3.HashToUInt64(MemoryMarshal.AsBytes(weights));
 
+    /// <summary>A header with the checksum of <paramref name="weights"/> (what <see cref="Encode"/> computes as it copies).</summary>
     public static WeightHeader Header(ulong layoutHash, int round, string clientId, int sampleCount, ReadOnlySpan<float> weights) =>
         new(FormatVersion, layoutHash, round, clientId, sampleCount, weights.Length, Checksum(weights));
 
@@ -31,36 +35,44 @@ public static class WeightStream
     public static bool IsLocal(IActorRef recipient) => recipient.Path.Address.HasLocalScope;
 
     /// <summary>
-    /// The payload that carries <paramref name="weights"/> to <paramref name="recipient"/>. In process the recipient
-    /// takes the array; across nodes it pulls copies of it in chunks, and <paramref name="released"/> runs once the
-    /// stream is over (pulled, failed, or never pulled within the stream ref's subscription timeout), when nothing
-    /// reads <paramref name="weights"/> any more.
+    /// The in-process hand-over: the recipient takes <paramref name="weights"/> itself. Nothing crosses a wire, so no
+    /// checksum is computed (the serializer computes one if `serialize-messages` encodes it).
     /// </summary>
-    public static async Task<WeightsPayload> Offer(float[] weights, WeightHeader header, IActorRef recipient, IMaterializer materializer,
-        Action? released = null)
+    public static LocalWeights Local(float[] weights, ulong layoutHash, int round, string clientId, int sampleCount) =>
+        new(new WeightHeader(FormatVersion, layoutHash, round, clientId, sampleCount, weights.Length, 0), weights);
+
+    /// <summary>
+    /// The vector as chunks of at most <see cref="ChunkBytes"/> and the header with their checksum, in one pass: each
+    /// chunk is hashed right after it is copied, while it is in cache. The chunks are immutable and can be streamed to
+    /// any number of nodes (the server encodes the global weights once per round, not once per node), and
+    /// <paramref name="weights"/> is free again as soon as this returns.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    public static EncodedWeights Encode(float[] weights, ulong layoutHash, int round, string clientId, int sampleCount)
     {
-        if (IsLocal(recipient)) return new LocalWeights(header, weights);
-        var source = Source.From(Chunks(weights))
-            .WatchTermination((_, done) =>
-            {
-                if (released is not null) done.ContinueWith(_ => released(), TaskScheduler.Default);
-                return Akka.NotUsed.Instance;
-            });
-        var chunks = await source.RunWith(StreamRefs.SourceRef<byte[]>(), materializer).ConfigureAwait(false);
-        return new StreamedWeights(header, chunks);
+        var bytes = MemoryMarshal.AsBytes(weights.AsSpan());
+        var chunks = new byte[(bytes.Length + ChunkBytes - 1) / ChunkBytes][];
+        var hash = new XxHash3();
+        for (int i = 0, offset = 0; i < chunks.Length; i++, offset += ChunkBytes)
+        {
+            var chunk = GC.AllocateUninitializedArray<byte>(Math.Min(ChunkBytes, bytes.Length - offset));
+            bytes.Slice(offset, chunk.Length).CopyTo(chunk);
+            hash.Append(chunk);
+            chunks[i] = chunk;
+        }
+        var header = new WeightHeader(FormatVersion, layoutHash, round, clientId, sampleCount, weights.Length, hash.GetCurrentHashAsUInt64());
+        return new EncodedWeights(header, chunks);
     }
 
-    /// <summary>The vector's bytes as chunks of <see cref="ChunkBytes"/>, copied lazily as the receiver pulls them.</summary>
-    public static IEnumerable<byte[]> Chunks(float[] weights)
+    /// <summary>A stream ref of the encoded chunks, to put in a message to another node; it can be pulled once.</summary>
+    public static async Task<WeightsPayload> Stream(EncodedWeights encoded, IMaterializer materializer)
     {
-        int total = weights.Length * sizeof(float);
-        for (int offset = 0; offset < total; offset += ChunkBytes)
-        {
-            var chunk = new byte[Math.Min(ChunkBytes, total - offset)];
-            MemoryMarshal.AsBytes(weights.AsSpan()).Slice(offset, chunk.Length).CopyTo(chunk);
-            yield return chunk;
-        }
+        var chunks = await Source.From(encoded.Chunks).RunWith(StreamRefs.SourceRef<byte[]>(), materializer).ConfigureAwait(false);
+        return new StreamedWeights(encoded.Header, chunks);
     }
+
+    /// <summary>The vector's bytes as chunks of <see cref="ChunkBytes"/> (for tests that stream something else than <see cref="Encode"/> gives).</summary>
+    public static IEnumerable<byte[]> Chunks(float[] weights) => Encode(weights, 0, 0, "", 0).Chunks;
 
     /// <summary>
     /// The vector a payload carries, checked against its header: the whole length, no byte more, and the checksum.
@@ -77,44 +89,72 @@ public static class WeightStream
                     throw new WeightTransferException($"header says {header.Length} weights, the vector has {local.Weights.Length}");
                 return local.Weights;
             case StreamedWeights streamed:
-                var weights = (allocate ?? (n => new float[n]))(header.Length);
-                var bytes = new Memory<float>(weights);
-                long expected = (long)header.Length * sizeof(float), received = 0;
+                var assembler = new Assembler(header, allocate);
                 try
                 {
-                    await streamed.Chunks.Source.RunForeach(chunk =>
-                    {
-                        if (chunk.Length == 0 || chunk.Length > ChunkBytes)
-                            throw new WeightTransferException($"a chunk of {chunk.Length} bytes (at most {ChunkBytes})");
-                        if (received + chunk.Length > expected)
-                            throw new WeightTransferException($"more than the {expected} bytes the header announced");
-                        chunk.CopyTo(MemoryMarshal.AsBytes(bytes.Span).Slice((int)received));
-                        received += chunk.Length;
-                    }, materializer).ConfigureAwait(false);
+                    await streamed.Chunks.Source.RunForeach(assembler.Append, materializer).ConfigureAwait(false);
+                    return assembler.Finish();
                 }
-                catch (Exception e) when (e is not WeightTransferException)
+                catch (Exception e)
                 {
-                    WeightBuffers.Return(weights);
-                    throw new WeightTransferException($"the stream failed after {received} of {expected} bytes: {e.GetBaseException().Message}", e);
+                    assembler.Abandon();
+                    if (e is WeightTransferException) throw;
+                    throw new WeightTransferException($"the stream failed after {assembler.Received} of {assembler.Expected} bytes: {e.GetBaseException().Message}", e);
                 }
-                catch
-                {
-                    WeightBuffers.Return(weights);
-                    throw;
-                }
-                string? fault = received != expected ? $"the stream ended after {received} of {expected} bytes"
-                    : Checksum(weights) != header.Checksum ? "checksum mismatch: the weights were damaged in transit"
-                    : null;
-                if (fault is not null)
-                {
-                    WeightBuffers.Return(weights);
-                    throw new WeightTransferException(fault);
-                }
-                return weights;
             default:
                 throw new WeightTransferException($"unknown payload {payload.GetType().Name}");
         }
     }
+}
+
+/// <summary>A vector ready to stream: its header (with the checksum) and its chunks.</summary>
+public sealed record EncodedWeights(WeightHeader Header, IReadOnlyList<byte[]> Chunks);
+
+/// <summary>
+/// Puts a streamed vector back together: each chunk is copied into place and hashed while it is still in cache, so
+/// receiving costs one pass over the bytes (the whole-vector hash afterwards read them from memory a second time).
+/// </summary>
+public sealed class Assembler
+{
+    readonly WeightHeader header;
+    readonly float[] weights;
+    readonly XxHash3 hash = new();
+
+    public Assembler(WeightHeader header, Func<int, float[]>? allocate = null)
+    {
+        this.header = header;
+        weights = (allocate ?? (n => new float[n]))(header.Length);
+        Expected = (long)header.Length * sizeof(float);
+    }
+
+    public long Expected { get; }
+    public long Received { get; private set; }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    public void Append(byte[] chunk)
+    {
+        if (chunk.Length == 0 || chunk.Length > WeightStream.ChunkBytes)
+            throw new WeightTransferException($"a chunk of {chunk.Length} bytes (at most {WeightStream.ChunkBytes})");
+        if (Received + chunk.Length > Expected)
+            throw new WeightTransferException($"more than the {Expected} bytes the header announced");
+        var target = MemoryMarshal.AsBytes(weights.AsSpan()).Slice((int)Received, chunk.Length);
+        chunk.CopyTo(target);
+        hash.Append(target);
+        Received += chunk.Length;
+    }
+
+    /// <summary>The whole vector, once every byte arrived and the checksum matches; the caller owns it.</summary>
+    public float[] Finish()
+    {
+        string? fault = Received != Expected ? $"the stream ended after {Received} of {Expected} bytes"
+            : hash.GetCurrentHashAsUInt64() != header.Checksum ? "checksum mismatch: the weights were damaged in transit"
+            : null;
+        if (fault is null) return weights;
+        throw new WeightTransferException(fault);
+    }
+
+    /// <summary>Gives a vector that will never be finished back to the pool (ignored unless it was rented).</summary>
+    public void Abandon() => WeightBuffers.Return(weights);
 }
 
 /// <summary>A weight vector could not be received intact; the message names what was wrong.</summary>
