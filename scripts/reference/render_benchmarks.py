@@ -159,6 +159,13 @@ def main():
     if os.path.exists(notes):
         w(open(notes).read().rstrip() + "\n")
 
+    # The "Across machines" section is scripts/bench-cluster.sh's: keep it as that script last wrote it.
+    if os.path.exists(a.out):
+        old = open(a.out).read()
+        begin, end = "<!-- cluster:begin", "<!-- cluster:end -->"
+        if begin in old and end in old:
+            w(old[old.index(begin):old.index(end) + len(end)] + "\n")
+
     w("## Raw results\n")
     w("```")
     out.extend(json.dumps(r) for r in rows)
