@@ -40,8 +40,8 @@ await() {
 }
 port_of() { grep -oE 'listening at akka\.tcp://fedavg@[^:]+:[0-9]+' "$1" | grep -oE '[0-9]+$'; }
 median_round() { python3 -c 'import csv,sys,statistics; r=[float(x["round_s"]) for x in csv.DictReader(open(sys.argv[1]))][1:]; print(f"{statistics.median(r):.3f}")' "$1"; }
-peak() { grep -oE 'peak RSS [0-9]+ MB' "$1" | tail -1 | grep -oE '[0-9]+'; }
-unreachable() { grep -c 'is unreachable' "$@" | awk -F: '{s+=$NF} END {print s+0}'; }
+peak() { { grep -oE 'peak RSS [0-9]+ MB' "$1" || echo "peak RSS ? MB"; } | tail -1 | grep -oE '[0-9?]+ MB' | grep -oE '^[0-9?]+'; }
+unreachable() { { grep -h 'is unreachable' "$@" || true; } | wc -l; }
 
 echo "bench-cluster: 1/4 codec and broadcast …"
 "$bin" bench wire --repeats 9 2>/dev/null | grep '^{' >"$work/wire.jsonl"
@@ -131,6 +131,9 @@ begin, end = "<!-- cluster:begin", "<!-- cluster:end -->"
 if begin in text:
     a = text.index(begin); b = text.index(end) + len(end)
     text = text[:a] + section + text[b:]
+elif "## Raw results" in text:
+    a = text.index("## Raw results")
+    text = text[:a] + section + "\n\n" + text[a:]
 else:
     text = text.rstrip() + "\n\n" + section + "\n"
 open(sys.argv[2], "w").write(text)

@@ -14,13 +14,13 @@ public static class NodeCommand
 {
     public static Command Create()
     {
-        var join = new Option<string>("--join") { Description = "The server to join, HOST:PORT (the server's --hostname and --port).", Required = true };
+        var join = new Option<string?>("--join") { Description = "The server to join, HOST:PORT (the server's --hostname and --port; $FEDAVG_JOIN)." };
         var clients = new Option<string?>("--clients") { Description = "Research mode: the run's client ids this node hosts, e.g. 0-49 or 7." };
         var ownData = new Option<string?>("--own-data") { Description = "Own-data mode: a folder with this node's IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte), one client." };
         var nodeId = new Option<string?>("--node-id") { Description = "This node's name in the federation (default: host name and clients)." };
-        var port = new Option<int>("--port") { Description = "Port this node listens on (default 0: any free port).", DefaultValueFactory = _ => 0 };
-        var hostname = new Option<string>("--hostname") { Description = "The address the server and other nodes use to reach this node.", DefaultValueFactory = _ => "127.0.0.1" };
-        var bind = new Option<string?>("--bind-hostname") { Description = "The interface to listen on (default: --hostname; 0.0.0.0 for all)." };
+        var port = new Option<int?>("--port") { Description = "Port this node listens on (default $FEDAVG_PORT, else 0: any free port)." };
+        var hostname = new Option<string?>("--hostname") { Description = "The address the server and other nodes use to reach this node (default $FEDAVG_HOSTNAME, else 127.0.0.1)." };
+        var bind = new Option<string?>("--bind-hostname") { Description = "The interface to listen on (default $FEDAVG_BIND_HOSTNAME, else --hostname; 0.0.0.0 for all)." };
         var trainers = new Option<int?>("--trainers") { Description = "P: trainings that run at once on this node (default: one per core)." };
         var threads = new Option<int>("--threads-per-trainer") { Description = "T: libtorch intra-op threads of each trainer.", DefaultValueFactory = _ => 1 };
         var model = new Option<string?>("--model") { Description = "The model this node is built for (default: the run's); the server refuses a node whose model differs." };
@@ -36,7 +36,10 @@ public static class NodeCommand
         command.SetAction((parse, cancel) =>
         {
             NativeTuning.Apply(); // this host's process-wide native settings, before any model exists
-            var (host, serverPort) = Endpoint.ParseHostPort(parse.GetValue(join)!, "--join");
+            string target = parse.GetValue(join) ?? ClusterEnvironment.Text("FEDAVG_JOIN", "")
+                ?? throw new UsageException("--join HOST:PORT is required: the server to join.");
+            if (target.Length == 0) throw new UsageException("--join HOST:PORT (or $FEDAVG_JOIN) is required: the server to join.");
+            var (host, serverPort) = Endpoint.ParseHostPort(target, "--join");
             ClientRange? range = parse.GetValue(clients) is { } text ? ParseRange(text) : null;
             string? own = parse.GetValue(ownData);
             if (range is null == own is null) throw new UsageException("give either --clients RANGE (research mode) or --own-data DIR (own-data mode).");
@@ -44,9 +47,12 @@ public static class NodeCommand
             var overrides = new List<string>();
             if (parse.GetValue(joinTimeout) is { } t) overrides.Add($"fedavg.cluster.join-timeout = \"{t}\"");
             if (parse.GetValue(federation) is { } f) overrides.Add($"fedavg.cluster.federation = \"{f}\"");
-            var layered = HoconFiles.Load(["simulation.conf", "cluster.conf"], parse.GetValue(config), string.Join("\n", overrides));
+            var layered = HoconFiles.Load(["simulation.conf", "cluster.conf"], parse.GetValue(config),
+                string.Join("\n", [ClusterEnvironment.Overrides(), .. overrides])); // the environment, then flags
             var cluster = ClusterSettings.FromConfig(layered);
-            var endpoint = new Endpoint(parse.GetValue(hostname)!, parse.GetValue(bind), parse.GetValue(port));
+            var endpoint = new Endpoint(parse.GetValue(hostname) ?? ClusterEnvironment.Text("FEDAVG_HOSTNAME", "127.0.0.1"),
+                parse.GetValue(bind) ?? Environment.GetEnvironmentVariable("FEDAVG_BIND_HOSTNAME"),
+                parse.GetValue(port) ?? ClusterEnvironment.Port("FEDAVG_PORT", 0));
             endpoint.Validate();
             int p = parse.GetValue(trainers) ?? TrainerPool.DefaultShape(Environment.ProcessorCount).Trainers;
             Require.AtLeast(p, 1, "--trainers");

@@ -15,9 +15,9 @@ public static class ServerCommand
 
     public static Command Create()
     {
-        var port = new Option<int>("--port") { Description = $"The port nodes join (default {DefaultPort}; 0: any free port, printed at start).", DefaultValueFactory = _ => DefaultPort };
-        var hostname = new Option<string>("--hostname") { Description = "The address nodes use to reach this server (default 127.0.0.1).", DefaultValueFactory = _ => "127.0.0.1" };
-        var bind = new Option<string?>("--bind-hostname") { Description = "The interface to listen on (default: --hostname; 0.0.0.0 for all)." };
+        var port = new Option<int?>("--port") { Description = $"The port nodes join (default $FEDAVG_PORT, else {DefaultPort}; 0: any free port, printed at start)." };
+        var hostname = new Option<string?>("--hostname") { Description = "The address nodes use to reach this server (default $FEDAVG_HOSTNAME, else 127.0.0.1)." };
+        var bind = new Option<string?>("--bind-hostname") { Description = "The interface to listen on (default $FEDAVG_BIND_HOSTNAME, else --hostname; 0.0.0.0 for all)." };
         var startClients = new Option<int?>("--start-clients") { Description = "Registered clients to wait for before round 1 (default: --min-clients; K for results comparable with simulate)." };
         var wait = new Option<string?>("--wait-for-clients") { Description = "How long to wait for enough clients, before round 1 or when too few remain, e.g. 10m (fedavg.cluster.wait-for-clients)." };
         var federation = new Option<string?>("--federation") { Description = "The federation's name; nodes must ask for it (fedavg.cluster.federation)." };
@@ -27,12 +27,14 @@ public static class ServerCommand
             ["simulation.conf", "cluster.conf"], [port, hostname, bind, startClients, wait, federation],
             (parse, options, akka, store) =>
             {
-                var overrides = new List<string>();
+                var overrides = new List<string> { ClusterEnvironment.Overrides() }; // the environment, then flags
                 if (parse.GetValue(wait) is { } w) overrides.Add($"fedavg.cluster.wait-for-clients = \"{w}\"");
                 if (parse.GetValue(federation) is { } f) overrides.Add($"fedavg.cluster.federation = \"{f}\"");
-                var layered = overrides.Count == 0 ? akka : HoconFiles.Parse(string.Join("\n", overrides), "command-line options").WithFallback(akka);
+                var layered = HoconFiles.Parse(string.Join("\n", overrides), "environment and command-line options").WithFallback(akka);
                 var cluster = ClusterSettings.FromConfig(layered);
-                var endpoint = new Endpoint(parse.GetValue(hostname)!, parse.GetValue(bind), parse.GetValue(port));
+                var endpoint = new Endpoint(parse.GetValue(hostname) ?? ClusterEnvironment.Text("FEDAVG_HOSTNAME", "127.0.0.1"),
+                    parse.GetValue(bind) ?? Environment.GetEnvironmentVariable("FEDAVG_BIND_HOSTNAME"),
+                    parse.GetValue(port) ?? ClusterEnvironment.Port("FEDAVG_PORT", DefaultPort));
                 endpoint.Validate();
                 endpoint.CheckPortFree();
                 int? start = parse.GetValue(startClients);

@@ -49,4 +49,64 @@ public class ClusterTests
         Assert.Equal(simulated.Rounds.Select(r => (r.TestAccuracy, r.TestLoss, r.MeanTrainLoss, r.Succeeded)),
                      result.Rounds.Select(r => (r.TestAccuracy, r.TestLoss, r.MeanTrainLoss, r.Succeeded)));
     }
+
+    /// <summary>An IDX pair of the first <paramref name="count"/> MNIST training images from <paramref name="offset"/>: a node's own data.</summary>
+    static string OwnData(int offset, int count)
+    {
+        string dir = TestData.TempDir();
+        var images = File.ReadAllBytes(TestData.MnistFile("train-images-idx3-ubyte"));
+        var labels = File.ReadAllBytes(TestData.MnistFile("train-labels-idx1-ubyte"));
+        byte[] Slice(byte[] idx, int header, int itemBytes)
+        {
+            var part = new byte[header + count * itemBytes];
+            idx.AsSpan(0, header).CopyTo(part);
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(part.AsSpan(4), count);
+            idx.AsSpan(header + offset * itemBytes, count * itemBytes).CopyTo(part.AsSpan(header));
+            return part;
+        }
+        File.WriteAllBytes(Path.Combine(dir, "train-images-idx3-ubyte"), Slice(images, 16, 28 * 28));
+        File.WriteAllBytes(Path.Combine(dir, "train-labels-idx1-ubyte"), Slice(labels, 8, 1));
+        return dir;
+    }
+
+    [Fact]
+    public async Task Nodes_with_their_own_data_are_one_client_each_and_only_their_sample_count_and_weights_reach_the_server()
+    {
+        var options = Small(rounds: 2);
+        var listening = new TaskCompletionSource<Address>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var events = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var server = new ClusterServer { TestSamples = 500, StartClients = 2, OnListening = a => listening.TrySetResult(a), OnEvent = events.Enqueue }
+            .RunAsync(options, Settings, Loopback, Layered, Store);
+        int port = (await listening.Task.WaitAsync(TimeSpan.FromSeconds(60))).Port!.Value;
+        using var hospital = new ClusterNode();
+        using var clinic = new ClusterNode();
+        var a = hospital.RunAsync(new NodeOptions("hospital", "127.0.0.1", port, null, OwnData(0, 400), TestData.DataDir, 1, 1), Settings, Loopback, Layered);
+        var b = clinic.RunAsync(new NodeOptions("clinic", "127.0.0.1", port, null, OwnData(400, 250), TestData.DataDir, 1, 1), Settings, Loopback, Layered);
+
+        var result = await server.WaitAsync(TimeSpan.FromMinutes(3));
+        Assert.True(result.Completed, result.FailureReason);
+        Assert.True((await a.WaitAsync(TimeSpan.FromSeconds(30))).Completed);
+        Assert.True((await b.WaitAsync(TimeSpan.FromSeconds(30))).Completed);
+        Assert.All(result.Rounds, r => Assert.Equal((2, 2), (r.Sampled, r.Succeeded)));
+        Assert.True(result.Rounds[^1].TestAccuracy > 0.3, $"accuracy {result.Rounds[^1].TestAccuracy} (untrained: about 0.1)");
+        Assert.Contains(events, e => e.Contains("node hospital joined") && e.Contains("own data (400 samples)"));
+        Assert.Contains(events, e => e.Contains("node clinic registered 1 clients"));
+    }
+
+    [Fact]
+    public void Cluster_settings_come_from_cluster_conf_then_the_environment_and_bad_values_name_their_key()
+    {
+        var shipped = ClusterSettings.FromConfig(HoconFiles.Load(["simulation.conf", "cluster.conf"]));
+        Assert.Equal(("fedavg", TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(10)),
+            (shipped.Federation, shipped.JoinTimeout, shipped.ServerWait, shipped.WaitForClients));
+        var environment = new Dictionary<string, string> { ["FEDAVG_FEDERATION"] = "hospitals", ["FEDAVG_JOIN_TIMEOUT"] = "5s" };
+        string overrides = ClusterEnvironment.Overrides(v => environment.GetValueOrDefault(v));
+        var set = ClusterSettings.FromConfig(HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides: overrides));
+        Assert.Equal(("hospitals", TimeSpan.FromSeconds(5), TimeSpan.FromMinutes(5)), (set.Federation, set.JoinTimeout, set.ServerWait));
+        var bad = Assert.Throws<FedAvg.Core.UsageException>(() =>
+            ClusterSettings.FromConfig(HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides: "fedavg.cluster.server-wait = -1s")));
+        Assert.Contains("fedavg.cluster.server-wait", bad.Message);
+        Assert.Contains("fedavg.cluster.leave-timout is not a setting", Assert.Throws<FedAvg.Core.UsageException>(() =>
+            ClusterSettings.FromConfig(HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides: "fedavg.cluster.leave-timout = 1s"))).Message);
+    }
 }

@@ -188,6 +188,27 @@ public sealed class ClusterProcessTests : IDisposable
     }
 
     [Fact]
+    public async Task Killing_the_only_node_never_downs_the_server_which_waits_and_finishes_with_a_replacement()
+    {
+        string dir = Path.Combine(TestData.TempDir(), "server");
+        var (server, port) = await StartServer(dir, rounds: 4, partition: "iid",
+            extra: ["--start-clients", "4", "--min-clients", "4", "--round-timeout", "5m"]);
+        var only = StartNode("node-a", port, "0-3");
+        await only.WaitForLine(@"round 2: training 4 clients", Start);
+        only.Kill();
+        // a two-node cluster split 1-1: the server's side keeps the server role, so the server stays up and waits
+        await server.WaitForLine(@"node node-a at .* is unreachable", TimeSpan.FromSeconds(30));
+        await server.WaitForLine(@"waiting up to .* for at least 4 clients", TimeSpan.FromSeconds(30));
+        var replacement = StartNode("node-b", port, "0-3");
+        Assert.Equal(0, await server.WaitForExit(TimeSpan.FromMinutes(3)));
+        Assert.Equal(0, await replacement.WaitForExit(TimeSpan.FromSeconds(60)));
+        Assert.DoesNotContain("Leader can currently not perform its duties", server.Output);
+        var rounds = Rounds(dir);
+        Assert.Equal([1, 2, 3, 4], rounds.Select(r => r.Round));
+        Assert.All(rounds, r => Assert.Equal((4, 4), (r.Sampled, r.Succeeded))); // round 2 started afresh, whole
+    }
+
+    [Fact]
     public async Task A_node_without_a_server_gives_up_after_the_join_timeout_with_a_clear_message()
     {
         int nobody = FedavgProcess.FreePort();

@@ -44,6 +44,38 @@ public sealed record ClusterSettings(string Federation, TimeSpan JoinTimeout, Ti
     }
 }
 
+/// <summary>
+/// Environment variables that override hocon/cluster.conf (and are overridden by flags), for a service manager or a
+/// container that configures a process by its environment: FEDAVG_FEDERATION, FEDAVG_JOIN_TIMEOUT, FEDAVG_SERVER_WAIT,
+/// FEDAVG_WAIT_FOR_CLIENTS, FEDAVG_LEAVE_TIMEOUT (the `fedavg.cluster` keys), and FEDAVG_HOSTNAME,
+/// FEDAVG_BIND_HOSTNAME, FEDAVG_PORT, FEDAVG_JOIN (the defaults of the flags of the same names).
+/// </summary>
+public static class ClusterEnvironment
+{
+    static readonly (string Variable, string Key)[] Keys =
+    [
+        ("FEDAVG_FEDERATION", "federation"), ("FEDAVG_JOIN_TIMEOUT", "join-timeout"), ("FEDAVG_SERVER_WAIT", "server-wait"),
+        ("FEDAVG_WAIT_FOR_CLIENTS", "wait-for-clients"), ("FEDAVG_LEAVE_TIMEOUT", "leave-timeout"),
+    ];
+
+    /// <summary>HOCON lines for the `fedavg.cluster` keys set in the environment (values quoted: they are text).</summary>
+    public static string Overrides(Func<string, string?>? variable = null)
+    {
+        variable ??= Environment.GetEnvironmentVariable;
+        return string.Join("\n", Keys.Where(k => !string.IsNullOrEmpty(variable(k.Variable)))
+            .Select(k => $"fedavg.cluster.{k.Key} = {System.Text.Json.JsonSerializer.Serialize(variable(k.Variable))}"));
+    }
+
+    /// <summary>A flag's default from the environment, else <paramref name="fallback"/>.</summary>
+    public static string Text(string variable, string fallback) =>
+        Environment.GetEnvironmentVariable(variable) is { Length: > 0 } v ? v : fallback;
+
+    public static int Port(string variable, int fallback) =>
+        Environment.GetEnvironmentVariable(variable) is { Length: > 0 } v
+            ? int.TryParse(v, out int port) ? port : throw new UsageException($"environment variable {variable}='{v}' is not a port number.")
+            : fallback;
+}
+
 /// <summary>Where a node listens and how others reach it.</summary>
 /// <param name="Hostname">The address others use to reach this node (Akka's public-hostname).</param>
 /// <param name="BindHostname">The interface it listens on (Akka's hostname); defaults to <paramref name="Hostname"/>.</param>

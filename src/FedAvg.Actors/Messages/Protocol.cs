@@ -37,7 +37,10 @@ public sealed record ClientRange(int First, int Last) : ClientRequest
 }
 
 /// <summary>Own-data mode: the node's own IDX files form one client of <paramref name="SampleCount"/> samples.</summary>
-public sealed record OwnData(int SampleCount) : ClientRequest;
+public sealed record OwnData(int SampleCount) : ClientRequest
+{
+    public override string ToString() => $"own data ({SampleCount} samples)";
+}
 
 /// <summary>A node asks to take part. Sent through the singleton proxy, again until answered: idempotent.</summary>
 public sealed record JoinFederation(string NodeId, string Federation, ClientRequest Request) : IFedAvgMessage;
