@@ -24,8 +24,15 @@ trap 'exit 130' INT TERM
 
 prefix() { while IFS= read -r line; do printf '%-8s %s\n' "[$1]" "$line"; done; }
 
-# --port 0: the OS picks a free port, and the server prints it; the nodes join that.
-"$bin" server --port 0 --rounds 5 --start-clients 100 --trainers 1 "$@" > >(tee "$log" | prefix server) 2>&1 &
+# The demo's defaults, unless given: each flag may appear once. --port 0: the OS picks a free port and the server
+# prints it; the nodes join that.
+args=("$@")
+given() { local f; for f in "${args[@]}"; do [ "$f" = "$1" ] && return 0; done; return 1; }
+given --rounds || args+=(--rounds 5)
+given --start-clients || args+=(--start-clients 100)
+given --trainers || args+=(--trainers 1)
+given --port || args+=(--port 0)
+"$bin" server "${args[@]}" > >(tee "$log" | prefix server) 2>&1 &
 pids+=($!)
 port=""
 for _ in $(seq 1 300); do
