@@ -99,8 +99,14 @@ public sealed class FedavgProcess : IDisposable
         process.WaitForExit();
     }
 
-    /// <summary>SIGTERM, as `kill PID` or a service manager sends it.</summary>
-    public void Terminate() => Process.Start("kill", ["-TERM", process.Id.ToString()])!.WaitForExit();
+    /// <summary>SIGTERM, as `kill PID` or a service manager sends it (through libc: no `kill` binary needed).</summary>
+    public void Terminate()
+    {
+        if (SendSignal(process.Id, 15) != 0) throw new InvalidOperationException($"{Name}: kill(SIGTERM) failed");
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    static extern int SendSignal(int pid, int signal);
 
     public void Dispose()
     {
