@@ -94,6 +94,30 @@ public class ClusterTests
     }
 
     [Fact]
+    public async Task A_node_with_thousands_of_clients_registers_and_trains_them_in_messages_that_fit_the_frame()
+    {
+        // 2,100 clients: 9 registration batches and 2 TrainRounds, each far below Akka.Remote's 128,000-byte frame
+        // (a message above it would be dropped with only a log line, and the round would wait for its deadline)
+        int clients = FedAvg.Actors.Server.FederationServer.TasksPerMessage + 100;
+        var options = SimulationOptions.FromConfig(HoconFiles.Load("simulation.conf", overrides: $$"""
+            fedavg { model = seed000-cnn, clients = {{clients}}, partition = "iid:5", rounds = 1, fraction = 1.0,
+                     local-epochs = 1, batch = 5, lr = 0.05, seed = 5, trainers = 1, threads-per-trainer = 1, round-timeout = 5m }
+            """));
+        var listening = new TaskCompletionSource<Address>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var server = new ClusterServer { TestSamples = 200, StartClients = clients, OnListening = a => listening.TrySetResult(a) }
+            .RunAsync(options, Settings, Loopback, Layered, Store);
+        int port = (await listening.Task.WaitAsync(TimeSpan.FromSeconds(60))).Port!.Value;
+        using var node = new ClusterNode();
+        var run = node.RunAsync(new NodeOptions("big", "127.0.0.1", port, new ClientRange(0, clients - 1), null, TestData.DataDir, 1, 1),
+            Settings, Loopback, Layered);
+        var result = await server.WaitAsync(TimeSpan.FromMinutes(4));
+        Assert.True(result.Completed, result.FailureReason);
+        Assert.Equal((clients, clients, 1), (result.Rounds[0].Sampled, result.Rounds[0].Succeeded, result.Rounds[0].Attempts));
+        Assert.True(result.Rounds[0].RoundSeconds < 120, $"{result.Rounds[0].RoundSeconds} s: did a message go missing until the deadline?");
+        Assert.True((await run.WaitAsync(TimeSpan.FromSeconds(30))).Completed);
+    }
+
+    [Fact]
     public void Cluster_settings_come_from_cluster_conf_then_the_environment_and_bad_values_name_their_key()
     {
         var shipped = ClusterSettings.FromConfig(HoconFiles.Load(["simulation.conf", "cluster.conf"]));

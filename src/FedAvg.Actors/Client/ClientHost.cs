@@ -128,12 +128,22 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
 
     // ---- serving rounds ----------------------------------------------------------------------------------
 
+    /// <summary>
+    /// Registration goes in batches: every message between nodes must fit Akka.Remote's 128,000-byte frame, and one
+    /// client entry (id, count, actor path) is about 120 bytes, so a node of 10,000 clients sends 40 messages.
+    /// </summary>
+    public const int ClientsPerRegistration = 250;
+
     void SendRegistration()
     {
+        registered = 0;
         var entries = children.Select(c => new ClientEntry(c.Key, SampleCountOf(c.Key), c.Value)).ToList();
-        coordinator.Tell(new RegisterClients(nodeId, layoutHash, entries));
+        foreach (var batch in entries.Chunk(ClientsPerRegistration))
+            coordinator.Tell(new RegisterClients(nodeId, layoutHash, batch));
         Timers.StartSingleTimer(RetryTimer, Retry.Instance, RetryEvery);
     }
+
+    int registered;
 
     readonly Dictionary<string, int> sampleCounts = new();
     int SampleCountOf(string id) => sampleCounts[id];
@@ -143,8 +153,10 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
         Receive<Retry>(_ => SendRegistration());
         Receive<Registered>(r =>
         {
+            registered += r.Clients;
+            if (registered < children.Count) return; // more batches to be acknowledged
             Timers.Cancel(RetryTimer);
-            report(new NodeEvent($"{r.Clients} clients registered with the server"));
+            report(new NodeEvent($"{children.Count} clients registered with the server"));
         });
         Receive<RegisterAgain>(_ => SendRegistration());
         Receive<Welcome>(_ => { });

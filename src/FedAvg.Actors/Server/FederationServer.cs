@@ -26,6 +26,9 @@ namespace FedAvg.Actors.Server;
 public sealed class FederationServer : ReceiveActor, IWithTimers
 {
     const string DeadlineTimer = "round-deadline";
+
+    /// <summary>Client tasks in one TrainRound to another node: about 25 bytes each, 50 KB in all, well inside the frame.</summary>
+    public const int TasksPerMessage = 2000;
     const string WaitTimer = "wait-for-clients";
 
     readonly IStrategy strategy;
@@ -178,9 +181,12 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             var target = agent;
             var chunks = encoded ??= new Lazy<EncodedWeights>(() => WeightStream.Encode(weights, layoutHash, r, "", 0));
             var config = plan.Config;
-            Task.Run(() => WeightStream.Stream(chunks.Value, materializer))
-                .PipeTo(Self, success: payload => new Dispatch(target, new TrainRound(r, a, tasks, config, payload)),
-                    failure: e => new DispatchFailed(r, a, tasks, e.GetBaseException().Message));
+            // Every message between nodes fits the 128,000-byte frame: a node with more sampled clients than one
+            // message holds gets several TrainRounds, each with its own stream ref of the same chunks.
+            foreach (var batch in tasks.Chunk(TasksPerMessage))
+                Task.Run(() => WeightStream.Stream(chunks.Value, materializer))
+                    .PipeTo(Self, success: payload => new Dispatch(target, new TrainRound(r, a, batch, config, payload)),
+                        failure: e => new DispatchFailed(r, a, batch, e.GetBaseException().Message));
         }
         Timers.StartSingleTimer(DeadlineTimer, new RoundDeadline(round, attempt), settings.RoundTimeout);
         CheckProgress();
