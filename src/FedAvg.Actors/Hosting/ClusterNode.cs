@@ -46,10 +46,10 @@ public sealed class ClusterNode : IDisposable
         OwnData? own = null;
         if (options.OwnDataDir is { } dir)
         {
-            var (images, labels) = OwnDataFiles(dir);
+            // the sample count is all the server learns of the node's data; both files must exist before it joins
+            var (_, labels) = OwnDataFiles(dir);
             own = new OwnData(IdxFile.Read(labels, 1).Count);
             if (own.SampleCount == 0) throw new DataException($"--own-data {dir}: {labels} holds no samples.");
-            _ = images;
         }
         ClientRequest request = (ClientRequest?)options.Clients ?? own!;
         var serverAddress = new Address("akka.tcp", ClusterHosting.SystemName, options.ServerHost, options.ServerPort);
