@@ -55,7 +55,10 @@ public static class FederationCertificates
         using var ca = LoadAuthority(caDir, caPassword);
         if (File.Exists(outDir)) throw new UsageException($"--out {outDir} is a file; give a directory for the node's certificate.");
         Directory.CreateDirectory(outDir);
-        if (notAfter > ca.NotAfter) notAfter = ca.NotAfter; // a certificate cannot outlive its issuer
+        // a certificate cannot be valid outside its issuer's validity
+        if (notAfter > ca.NotAfter) notAfter = ca.NotAfter;
+        if (notBefore < ca.NotBefore) notBefore = ca.NotBefore;
+        if (notAfter <= notBefore) throw new UsageException($"--ca {caDir}: the CA is valid only until {ca.NotAfter:yyyy-MM-dd HH:mm}; make a new one.");
 
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest(Subject(name, role), key, HashAlgorithmName.SHA256);
