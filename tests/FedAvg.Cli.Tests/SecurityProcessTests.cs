@@ -255,12 +255,20 @@ public sealed class SecurityProcessTests : IDisposable
         Assert.Contains("If the server runs with TLS, give this node --tls-cert and --tls-ca", plaintext.Output);
         await server.WaitForLine(@"Rejected incoming connection from \[.*127\.0\.0\.1\]:\d+\] due to TLS handshake failure", TimeSpan.FromSeconds(10));
 
+        // on top of the transport: an authenticated node that asks for another federation is refused by name, on both sides
+        var stranger = StartNode("stranger", port, "2-3", [.. Tls(goodBundle), "--federation", "other"]);
+        Assert.Equal(ExitCodes.NodeRefused, await stranger.WaitForExit(Start));
+        Assert.Contains("the server refused this node", stranger.Output);
+        Assert.Contains("'other'", stranger.Output);
+        await server.WaitForLine("refusing node stranger at akka.ssl.tcp://.*'other'", TimeSpan.FromSeconds(10));
+
         int seen = LastRound(server);
         await server.WaitForLine($"^round {seen + 1}/", Start);
         Assert.DoesNotContain("evil", server.Output.Split('\n').Where(l => l.Contains("joined") || l.Contains("registered")));
+        Assert.DoesNotContain("stranger", server.Output.Split('\n').Where(l => l.Contains("joined") || l.Contains("registered")));
         Assert.All(Rounds(Path.Combine(root, "run")), r => Assert.Equal((2, 2, 0), (r.Sampled, r.Succeeded, r.Failed)));
         Assert.False(good.Output.Contains("run is over"), good.Output);
-        foreach (var p in new[] { server, good, evil, plaintext }) Assert.DoesNotContain("   at ", p.Output);
+        foreach (var p in new[] { server, good, evil, plaintext, stranger }) Assert.DoesNotContain("   at ", p.Output);
     }
 
     /// <summary>A message of the attacker's choice: the bytes and manifest that <see cref="FuzzSerializer"/> puts on the wire.</summary>

@@ -45,30 +45,36 @@ public static class WireBenchmark
         return new Codec(mb / encode, mb / decode, mb / memcpy);
     }
 
-    public sealed record Broadcast(int Nodes, double Megabytes, double AkkaSeconds, double RawTcpSeconds);
+    /// <param name="AssociationSeconds">Median time of a first request to a new node: TCP connect, (TLS handshake,) Akka handshake, reply.</param>
+    public sealed record Broadcast(int Nodes, double Megabytes, double AkkaSeconds, double RawTcpSeconds, double AssociationSeconds);
 
     /// <summary>
     /// One round's broadcast: the same vector to <paramref name="nodes"/> actor systems over loopback TCP as stream
     /// refs, each receiver checking length and checksum, until every node has it; against raw TCP sockets moving the
     /// same bytes to as many receivers at once. Medians of <paramref name="repeats"/> after one warm-up each.
     /// </summary>
-    public static async Task<Broadcast> MeasureBroadcast(float[] weights, int nodes, int repeats)
+    /// <param name="tls">Mutual TLS on every connection (as `fedavg server --tls-cert … --tls-ca …`); null: plaintext TCP.</param>
+    public static async Task<Broadcast> MeasureBroadcast(float[] weights, int nodes, int repeats, TransportSecurity? tls = null)
     {
-        var config = ConfigurationFactory.ParseString("""
+        var config = ConfigurationFactory.ParseString($$"""
             akka.actor.provider = remote
             akka.loglevel = WARNING
-            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", public-hostname = "127.0.0.1", port = 0 }
+            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", public-hostname = "127.0.0.1", port = 0, enable-ssl = {{(tls is null ? "off" : "on")}} }
             """).WithFallback(HoconFiles.Load(["simulation.conf", "cluster.conf"]));
-        var sender = ActorSystem.Create("bench-sender", config);
-        var receivers = Enumerable.Range(0, nodes).Select(i => ActorSystem.Create($"bench-node-{i}", config)).ToList();
+        ActorSystem Create(string name) => tls is null ? ActorSystem.Create(name, config) : ActorSystem.Create(name, BootstrapSetup.Create().WithConfig(config).And(tls.Setup()));
+        var sender = Create("bench-sender");
+        var receivers = Enumerable.Range(0, nodes).Select(i => Create($"bench-node-{i}")).ToList();
         try
         {
             var sinks = new List<IActorRef>();
+            var associations = new List<double>();
             foreach (var system in receivers)
             {
                 system.ActorOf(Props.Create(() => new Sink()), "sink");
                 var address = ((ExtendedActorSystem)system).Provider.DefaultAddress;
+                var clock = Stopwatch.StartNew();
                 sinks.Add(await sender.ActorSelection(new RootActorPath(address) / "user" / "sink").ResolveOne(TimeSpan.FromSeconds(10)));
+                associations.Add(clock.Elapsed.TotalSeconds);
             }
             var materializer = sender.Materializer();
             async Task Round()
@@ -85,12 +91,41 @@ public static class WireBenchmark
             await Round();
             var akka = await MedianAsync(repeats, Round);
             var raw = await RawTcp(MemoryMarshal.AsBytes(weights.AsSpan()).ToArray(), nodes, repeats);
-            return new Broadcast(nodes, weights.Length * 4.0 * nodes / 1e6, akka, raw);
+            return new Broadcast(nodes, weights.Length * 4.0 * nodes / 1e6, akka, raw, Middle(associations));
         }
         finally
         {
             await Task.WhenAll(receivers.Select(r => r.Terminate()).Append(sender.Terminate()));
         }
+    }
+
+    /// <summary>
+    /// A mutual TLS handshake on loopback with <paramref name="tls"/>'s certificate on both sides, each side checking the
+    /// other against the federation's CA as the transport does: TCP connect to both sides authenticated. Median seconds.
+    /// </summary>
+    public static async Task<double> MeasureTlsHandshake(TransportSecurity tls, int repeats)
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        bool Check(object _, System.Security.Cryptography.X509Certificates.X509Certificate? c, System.Security.Cryptography.X509Certificates.X509Chain? __,
+            System.Net.Security.SslPolicyErrors ___) => c is System.Security.Cryptography.X509Certificates.X509Certificate2 x && tls.Check(x) is null;
+        async Task Once()
+        {
+            var accept = listener.AcceptTcpClientAsync();
+            using var client = new TcpClient { NoDelay = true };
+            await client.ConnectAsync(IPAddress.Loopback, port);
+            using var server = await accept;
+            using var serverSsl = new System.Net.Security.SslStream(server.GetStream(), false, Check);
+            using var clientSsl = new System.Net.Security.SslStream(client.GetStream(), false, Check);
+            await Task.WhenAll(
+                serverSsl.AuthenticateAsServerAsync(new System.Net.Security.SslServerAuthenticationOptions
+                    { ServerCertificate = tls.Certificate, ClientCertificateRequired = true }),
+                clientSsl.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+                    { TargetHost = "fedavg", ClientCertificates = [tls.Certificate] }));
+        }
+        for (int i = 0; i < 5; i++) await Once(); // warm-up
+        return await MedianAsync(repeats, Once);
     }
 
     /// <summary>Receives the round's weights like a node does (stream ref, length and checksum), then acknowledges.</summary>
