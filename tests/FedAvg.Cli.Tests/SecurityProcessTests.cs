@@ -349,7 +349,8 @@ public sealed class SecurityProcessTests : IDisposable
             await ssl.FlushAsync();
             await ReadToEnd(ssl);
         }
-        await server.WaitForLine("TooLongFrameException", TimeSpan.FromSeconds(30));
+        await server.WaitForLine(@"TooLongFrameException: Adjusted frame length exceeds 128000", TimeSpan.FromSeconds(30));
+        await server.WaitForLines(@"Error while decoding incoming Akka PDU of length \d+", 2, TimeSpan.FromSeconds(30));
 
         // 4. from an authenticated actor system: 1,000 fuzzed payloads of every manifest, decoded by the server's FedAvgSerializer,
         //    and bytes that claim Akka's JSON serializer with a type name

@@ -45,7 +45,7 @@ public static class WireBenchmark
         return new Codec(mb / encode, mb / decode, mb / memcpy);
     }
 
-    /// <param name="AssociationSeconds">Median time of a first request to a new node: TCP connect, (TLS handshake,) Akka handshake, reply.</param>
+    /// <param name="AssociationSeconds">Median time of a first request to a new node: TCP connect, Akka handshake, reply.</param>
     public sealed record Broadcast(int Nodes, double Megabytes, double AkkaSeconds, double RawTcpSeconds, double AssociationSeconds);
 
     /// <summary>
@@ -53,50 +53,98 @@ public static class WireBenchmark
     /// refs, each receiver checking length and checksum, until every node has it; against raw TCP sockets moving the
     /// same bytes to as many receivers at once. Medians of <paramref name="repeats"/> after one warm-up each.
     /// </summary>
-    /// <param name="tls">Mutual TLS on every connection (as `fedavg server --tls-cert … --tls-ca …`); null: plaintext TCP.</param>
-    public static async Task<Broadcast> MeasureBroadcast(float[] weights, int nodes, int repeats, TransportSecurity? tls = null)
+    public static async Task<Broadcast> MeasureBroadcast(float[] weights, int nodes, int repeats)
     {
-        var config = ConfigurationFactory.ParseString($$"""
-            akka.actor.provider = remote
-            akka.loglevel = WARNING
-            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", public-hostname = "127.0.0.1", port = 0, enable-ssl = {{(tls is null ? "off" : "on")}} }
-            """).WithFallback(HoconFiles.Load(["simulation.conf", "cluster.conf"]));
-        ActorSystem Create(string name) => tls is null ? ActorSystem.Create(name, config) : ActorSystem.Create(name, BootstrapSetup.Create().WithConfig(config).And(tls.Setup()));
-        var sender = Create("bench-sender");
-        var receivers = Enumerable.Range(0, nodes).Select(i => Create($"bench-node-{i}")).ToList();
-        try
+        await using var rig = await Rig.Start(weights, nodes, null);
+        await rig.Round();
+        var akka = await MedianAsync(repeats, rig.Round);
+        var raw = await RawTcp(MemoryMarshal.AsBytes(weights.AsSpan()).ToArray(), nodes, repeats);
+        return new Broadcast(nodes, weights.Length * 4.0 * nodes / 1e6, akka, raw, rig.AssociationSeconds);
+    }
+
+    /// <param name="AssociationSeconds">Median time of a first request to a new node: TCP connect, (TLS handshake,) Akka handshake, reply.</param>
+    public sealed record Secured(int Nodes, double Megabytes, double PlaintextSeconds, double TlsSeconds,
+        double PlaintextAssociationSeconds, double TlsAssociationSeconds);
+
+    /// <summary>
+    /// The same broadcast in plaintext and with mutual TLS (<paramref name="tls"/>'s certificate on every system, as
+    /// `fedavg server --tls-cert … --tls-ca …`), both sets of systems up at once and their rounds alternated, so that
+    /// a machine whose load changes during the run weighs on both alike. Medians of <paramref name="repeats"/> each.
+    /// </summary>
+    public static async Task<Secured> MeasureBroadcastWithTls(float[] weights, int nodes, int repeats, TransportSecurity tls)
+    {
+        await using var plain = await Rig.Start(weights, nodes, null);
+        await using var secure = await Rig.Start(weights, nodes, tls);
+        await plain.Round();
+        await secure.Round();
+        var plainTimes = new List<double>();
+        var tlsTimes = new List<double>();
+        for (int i = 0; i < repeats; i++)
         {
-            var sinks = new List<IActorRef>();
+            var clock = Stopwatch.StartNew();
+            await plain.Round();
+            plainTimes.Add(clock.Elapsed.TotalSeconds);
+            clock.Restart();
+            await secure.Round();
+            tlsTimes.Add(clock.Elapsed.TotalSeconds);
+        }
+        return new Secured(nodes, weights.Length * 4.0 * nodes / 1e6, Middle(plainTimes), Middle(tlsTimes),
+            plain.AssociationSeconds, secure.AssociationSeconds);
+    }
+
+    /// <summary>A sender and <c>nodes</c> receiving actor systems on loopback, with or without TLS.</summary>
+    sealed class Rig : IAsyncDisposable
+    {
+        readonly float[] weights;
+        readonly ActorSystem sender;
+        readonly List<ActorSystem> receivers;
+        readonly List<IActorRef> sinks = [];
+        public double AssociationSeconds { get; private set; }
+
+        Rig(float[] weights, ActorSystem sender, List<ActorSystem> receivers)
+        {
+            this.weights = weights;
+            this.sender = sender;
+            this.receivers = receivers;
+        }
+
+        public static async Task<Rig> Start(float[] weights, int nodes, TransportSecurity? tls)
+        {
+            var config = ConfigurationFactory.ParseString($$"""
+                akka.actor.provider = remote
+                akka.loglevel = WARNING
+                akka.remote.dot-netty.tcp { hostname = "127.0.0.1", public-hostname = "127.0.0.1", port = 0, enable-ssl = {{(tls is null ? "off" : "on")}} }
+                """).WithFallback(HoconFiles.Load(["simulation.conf", "cluster.conf"]));
+            string kind = tls is null ? "plain" : "tls";
+            ActorSystem Create(string name) => tls is null ? ActorSystem.Create(name, config) : ActorSystem.Create(name, BootstrapSetup.Create().WithConfig(config).And(tls.Setup()));
+            var rig = new Rig(weights, Create($"bench-sender-{kind}"), Enumerable.Range(0, nodes).Select(i => Create($"bench-node-{kind}-{i}")).ToList());
             var associations = new List<double>();
-            foreach (var system in receivers)
+            foreach (var system in rig.receivers)
             {
                 system.ActorOf(Props.Create(() => new Sink()), "sink");
                 var address = ((ExtendedActorSystem)system).Provider.DefaultAddress;
                 var clock = Stopwatch.StartNew();
-                sinks.Add(await sender.ActorSelection(new RootActorPath(address) / "user" / "sink").ResolveOne(TimeSpan.FromSeconds(10)));
+                rig.sinks.Add(await rig.sender.ActorSelection(new RootActorPath(address) / "user" / "sink").ResolveOne(TimeSpan.FromSeconds(10)));
                 associations.Add(clock.Elapsed.TotalSeconds);
             }
-            var materializer = sender.Materializer();
-            async Task Round()
-            {
-                var encoded = WeightStream.Encode(weights, 0x1234, 1, "", 0); // once per round, as the server does
-                var acks = sinks.Select(async sink =>
-                {
-                    var payload = await WeightStream.Stream(encoded, materializer);
-                    var ack = await sink.Ask<Registered>(new TrainRound(1, 1, [], RoundConfig.Of(("epochs", 1)), payload), TimeSpan.FromMinutes(1));
-                    if (ack.Clients != weights.Length) throw new InvalidOperationException($"a node received {ack.Clients} weights");
-                });
-                await Task.WhenAll(acks);
-            }
-            await Round();
-            var akka = await MedianAsync(repeats, Round);
-            var raw = await RawTcp(MemoryMarshal.AsBytes(weights.AsSpan()).ToArray(), nodes, repeats);
-            return new Broadcast(nodes, weights.Length * 4.0 * nodes / 1e6, akka, raw, Middle(associations));
+            rig.AssociationSeconds = Middle(associations);
+            return rig;
         }
-        finally
+
+        public async Task Round()
         {
-            await Task.WhenAll(receivers.Select(r => r.Terminate()).Append(sender.Terminate()));
+            var materializer = sender.Materializer();
+            var encoded = WeightStream.Encode(weights, 0x1234, 1, "", 0); // once per round, as the server does
+            var acks = sinks.Select(async sink =>
+            {
+                var payload = await WeightStream.Stream(encoded, materializer);
+                var ack = await sink.Ask<Registered>(new TrainRound(1, 1, [], RoundConfig.Of(("epochs", 1)), payload), TimeSpan.FromMinutes(1));
+                if (ack.Clients != weights.Length) throw new InvalidOperationException($"a node received {ack.Clients} weights");
+            });
+            await Task.WhenAll(acks);
         }
+
+        public async ValueTask DisposeAsync() => await Task.WhenAll(receivers.Select(r => r.Terminate()).Append(sender.Terminate()));
     }
 
     /// <summary>
