@@ -161,6 +161,15 @@ public sealed class SecurityProcessTests : IDisposable
             Assert.DoesNotContain("   at ", error);
             Assert.DoesNotContain(Password, error);
         }
+        // the same settings from HOCON (fedavg.cluster.tls in a --config file) are checked the same way; a password is not a setting
+        string conf = Path.Combine(root, "tls.conf");
+        File.WriteAllText(conf, $"fedavg.cluster.tls {{\n  certificate = \"{expired}\"\n  ca = \"{caCrt}\"\n  password-file = \"{passwordFile}\"\n}}\n");
+        var (hc, he, _) = Fedavg("node", "--join", "127.0.0.1:4053", "--clients", "0-1", "--config", conf);
+        Assert.True(hc == ExitCodes.UsageError && he.Contains($"--tls-cert {expired}: the certificate") && he.Contains("expired on"), he);
+        File.WriteAllText(conf, "fedavg.cluster.tls.password = \"hunter2\"\n");
+        (hc, he, _) = Fedavg("node", "--join", "127.0.0.1:4053", "--clients", "0-1", "--config", conf);
+        Assert.True(hc == ExitCodes.UsageError && he.Contains("fedavg.cluster.tls.password is not a setting") && !he.Contains("hunter2"), he);
+
         // a client certificate does not make a server
         var (c, e, _) = Fedavg(["server", .. Run(Path.Combine(root, "run"), 1), "--port", "0", .. Tls(bundle)]);
         Assert.True(c == ExitCodes.UsageError && e.Contains("issued for role 'client'") && e.Contains("--role server"), e);
