@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using FedAvg.Actors.Hosting;
 using FedAvg.Core;
 using FedAvg.Core.Native;
 using FedAvg.Core.Data;
@@ -55,6 +56,30 @@ public static class BenchCommand
             Emit(new { bench = "wire-broadcast", model = name, nodes = broadcast.Nodes, megabytes = broadcast.Megabytes,
                 akka_seconds = broadcast.AkkaSeconds, raw_tcp_seconds = broadcast.RawTcpSeconds,
                 akka_mb_s = broadcast.Megabytes / broadcast.AkkaSeconds, raw_tcp_mb_s = broadcast.Megabytes / broadcast.RawTcpSeconds });
+
+            // the same broadcast with mutual TLS (a throwaway federation CA and certificate), rounds alternated with plaintext ones
+            var dir = Directory.CreateTempSubdirectory("fedavg-bench-tls-");
+            try
+            {
+                string caDir = Path.Combine(dir.FullName, "ca");
+                FederationCertificates.Init(caDir, "bench", null, 2).Dispose();
+                var now = DateTimeOffset.UtcNow;
+                string pfx = FederationCertificates.Issue("bench", caDir, Path.Combine(dir.FullName, "node"), FederationCertificates.RoleClient, null, null, [],
+                    now.AddMinutes(-5), now.AddDays(1));
+                using var tls = new TransportSecurity(TransportSecurity.LoadNodeCertificate(pfx, null, "none"),
+                    TransportSecurity.LoadCaCertificate(Path.Combine(caDir, FederationCertificates.CaCertificateFile), "--tls-ca"));
+                var secure = await FedAvg.Actors.Transfer.WireBenchmark.MeasureBroadcastWithTls(weights, parse.GetValue(nodes), parse.GetValue(repeats), tls);
+                double handshake = await FedAvg.Actors.Transfer.WireBenchmark.MeasureTlsHandshake(tls, parse.GetValue(repeats) * 3);
+                Emit(new { bench = "wire-broadcast-tls", model = name, nodes = secure.Nodes, megabytes = secure.Megabytes,
+                    plaintext_seconds = secure.PlaintextSeconds, tls_seconds = secure.TlsSeconds,
+                    plaintext_mb_s = secure.Megabytes / secure.PlaintextSeconds, tls_mb_s = secure.Megabytes / secure.TlsSeconds,
+                    tls_vs_plaintext = secure.PlaintextSeconds / secure.TlsSeconds, tls_handshake_ms = handshake * 1000,
+                    plaintext_association_ms = secure.PlaintextAssociationSeconds * 1000, tls_association_ms = secure.TlsAssociationSeconds * 1000 });
+            }
+            finally
+            {
+                dir.Delete(recursive: true);
+            }
             return ExitCodes.Success;
         });
         return command;

@@ -20,6 +20,7 @@ public static class FedAvgCommand
             PartitionCommand.Create(),
             ServerCommand.Create(),
             NodeCommand.Create(),
+            CertsCommand.Create(),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -28,9 +28,10 @@ public static class NodeCommand
         var federation = new Option<string?>("--federation") { Description = "The federation to join (fedavg.cluster.federation)." };
         var config = new Option<string?>("--config") { Description = "A HOCON file layered over hocon/cluster.conf (flags override both)." };
         var dataDir = CommonOptions.DataDir();
+        var tlsOptions = new TlsOptions();
 
         var command = new Command("node", "Join a fedavg server and train its clients on this machine's data.");
-        foreach (var o in new Option[] { join, clients, ownData, nodeId, port, hostname, bind, trainers, threads, model, joinTimeout, federation, config, dataDir })
+        foreach (var o in new Option[] { join, clients, ownData, nodeId, port, hostname, bind, trainers, threads, model, joinTimeout, federation, config, dataDir }.Concat(tlsOptions.All))
             command.Options.Add(o);
 
         command.SetAction((parse, cancel) =>
@@ -47,6 +48,7 @@ public static class NodeCommand
             var overrides = new List<string>();
             if (parse.GetValue(joinTimeout) is { } t) overrides.Add($"fedavg.cluster.join-timeout = \"{t}\"");
             if (parse.GetValue(federation) is { } f) overrides.Add($"fedavg.cluster.federation = \"{f}\"");
+            overrides.AddRange(tlsOptions.Overrides(parse));
             var layered = HoconFiles.Load(["simulation.conf", "cluster.conf"], parse.GetValue(config),
                 string.Join("\n", [ClusterEnvironment.Overrides(), .. overrides])); // the environment, then flags
             var cluster = ClusterSettings.FromConfig(layered);
@@ -54,6 +56,7 @@ public static class NodeCommand
                 parse.GetValue(bind) ?? Environment.GetEnvironmentVariable("FEDAVG_BIND_HOSTNAME"),
                 parse.GetValue(port) ?? ClusterEnvironment.Port("FEDAVG_PORT", 0));
             endpoint.Validate();
+            var tls = TlsOptions.Load(layered, endpoint, ClusterHosting.ClientRole, "node");
             int p = parse.GetValue(trainers) ?? TrainerPool.DefaultShape(Environment.ProcessorCount).Trainers;
             Require.AtLeast(p, 1, "--trainers");
             Require.AtLeast(parse.GetValue(threads), 1, "--threads-per-trainer");
@@ -61,17 +64,19 @@ public static class NodeCommand
                 ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(own)))
                 : $"{Environment.MachineName}:{range}");
             var options = new NodeOptions(id, host, serverPort, range, own, parse.GetValue(dataDir)!, p, parse.GetValue(threads), parse.GetValue(model));
-            return Run(options, cluster, endpoint, layered, cancel);
+            return Run(options, cluster, endpoint, layered, tls, cancel);
         });
         return command;
     }
 
-    static async Task<int> Run(NodeOptions options, ClusterSettings cluster, Endpoint endpoint, Akka.Configuration.Config layered, CancellationToken cancel)
+    static async Task<int> Run(NodeOptions options, ClusterSettings cluster, Endpoint endpoint, Akka.Configuration.Config layered,
+        TransportSecurity? tls, CancellationToken cancel)
     {
         Console.WriteLine($"fedavg node {options.NodeId}: clients {(object?)options.Clients ?? $"own data in {options.OwnDataDir}"}, " +
                           $"P={options.Trainers}×T={options.ThreadsPerTrainer}, joining {options.ServerHost}:{options.ServerPort}");
         using var node = new ClusterNode
         {
+            Tls = tls,
             OnUp = address => Console.WriteLine($"node: up at {address}"),
             OnEvent = text => Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{DateTime.Now:HH:mm:ss} node: {text}")),
         };

@@ -21,15 +21,17 @@ public static class ServerCommand
         var startClients = new Option<int?>("--start-clients") { Description = "Registered clients to wait for before round 1 (default: --min-clients; K for results comparable with simulate)." };
         var wait = new Option<string?>("--wait-for-clients") { Description = "How long to wait for enough clients, before round 1 or when too few remain, e.g. 10m (fedavg.cluster.wait-for-clients)." };
         var federation = new Option<string?>("--federation") { Description = "The federation's name; nodes must ask for it (fedavg.cluster.federation)." };
+        var tlsOptions = new TlsOptions();
 
         return SimulateCommand.Create(new SimulateCommand.Host("server",
             "Serve a federation: evaluate and average, while `fedavg node` processes on this or other machines train its clients.",
-            ["simulation.conf", "cluster.conf"], [port, hostname, bind, startClients, wait, federation],
+            ["simulation.conf", "cluster.conf"], [port, hostname, bind, startClients, wait, federation, .. tlsOptions.All],
             (parse, options, akka, store) =>
             {
                 var overrides = new List<string> { ClusterEnvironment.Overrides() }; // the environment, then flags
                 if (parse.GetValue(wait) is { } w) overrides.Add($"fedavg.cluster.wait-for-clients = \"{w}\"");
                 if (parse.GetValue(federation) is { } f) overrides.Add($"fedavg.cluster.federation = \"{f}\"");
+                overrides.AddRange(tlsOptions.Overrides(parse));
                 var layered = HoconFiles.Parse(string.Join("\n", overrides), "environment and command-line options").WithFallback(akka);
                 var cluster = ClusterSettings.FromConfig(layered);
                 var endpoint = new Endpoint(parse.GetValue(hostname) ?? ClusterEnvironment.Text("FEDAVG_HOSTNAME", "127.0.0.1"),
@@ -37,6 +39,7 @@ public static class ServerCommand
                     parse.GetValue(port) ?? ClusterEnvironment.Port("FEDAVG_PORT", DefaultPort));
                 endpoint.Validate();
                 endpoint.CheckPortFree();
+                var tls = TlsOptions.Load(layered, endpoint, ClusterHosting.ServerRole, "server");
                 int? start = parse.GetValue(startClients);
                 if (start is { } s && (s < 1 || s > options.Clients))
                     throw new UsageException($"--start-clients {s}: must be between 1 and the run's {options.Clients} clients.");
@@ -45,6 +48,7 @@ public static class ServerCommand
                     CheckpointPath = checkpointPath,
                     ResumeFrom = checkpoint,
                     StartClients = start,
+                    Tls = tls,
                     OnListening = address =>
                     {
                         onStarted();

@@ -179,6 +179,17 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
         }
     }
 
+    [Fact]
+    public void Nothing_falls_back_to_json_a_type_without_a_binding_cannot_be_sent_and_json_bytes_are_refused()
+    {
+        // float[] and an arbitrary record have no binding: Akka's default would have sent them as Newtonsoft JSON
+        foreach (var message in new object[] { new float[] { 1f, 2f }, new Uri("https://example.org") })
+            Assert.Throws<SerializationException>(() => Sys.Serialization.FindSerializerFor(message).ToBinary(message));
+        var bytes = System.Text.Encoding.UTF8.GetBytes("""{"$type":"System.IO.FileInfo, System.IO.FileSystem","fileName":"/etc/passwd"}""");
+        var refused = Assert.Throws<SerializationException>(() => Sys.Serialization.Deserialize(bytes, RefusingSerializer.JsonIdentifier, typeof(object)));
+        Assert.Contains("accepts no JSON", refused.Message);
+    }
+
     static string Describe(object message) => message switch
     {
         TrainRound t => $"{t.Round}|{t.Attempt}|{string.Join(",", t.Clients)}|{string.Join(",", t.Config.Entries)}|{Describe(t.Weights)}",

@@ -17,6 +17,7 @@ public sealed class FedavgProcess : IDisposable
     readonly Process process;
     readonly ConcurrentQueue<string> lines = new();
     readonly List<(Regex Pattern, TaskCompletionSource<Match> Found)> waiters = [];
+    readonly List<(Regex Pattern, int[] Left, TaskCompletionSource Found)> counters = [];
     readonly object gate = new();
     public string Name { get; }
 
@@ -49,6 +50,8 @@ public sealed class FedavgProcess : IDisposable
         {
             foreach (var (pattern, found) in waiters)
                 if (pattern.Match(line) is { Success: true } m) found.TrySetResult(m);
+            foreach (var (pattern, left, found) in counters)
+                if (pattern.IsMatch(line) && --left[0] <= 0) found.TrySetResult();
         }
     }
 
@@ -74,6 +77,23 @@ public sealed class FedavgProcess : IDisposable
         if (found.Task.IsCompleted) return found.Task.Result;
         throw new Xunit.Sdk.XunitException($"{Name}: no line matching /{pattern}/ " +
                                            (winner == exited ? $"before it exited with {process.ExitCode}" : $"within {timeout}") + $":\n{Output}");
+    }
+
+    /// <summary>Until <paramref name="count"/> lines (already printed or still to come) match; fails with the output after <paramref name="timeout"/>.</summary>
+    public async Task WaitForLines(string pattern, int count, TimeSpan timeout)
+    {
+        var regex = new Regex(pattern);
+        var found = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (gate)
+        {
+            int left = count - lines.Count(regex.IsMatch);
+            if (left <= 0) return;
+            counters.Add((regex, [left], found));
+        }
+        var winner = await Task.WhenAny(found.Task, process.WaitForExitAsync(), Task.Delay(timeout));
+        if (winner != found.Task)
+            throw new Xunit.Sdk.XunitException($"{Name}: fewer than {count} lines matching /{pattern}/ " +
+                                               (process.HasExited ? $"before it exited with {process.ExitCode}" : $"within {timeout}") + $":\n{Output}");
     }
 
     /// <summary>The exit code; fails with the output if the process runs past <paramref name="timeout"/>.</summary>

@@ -13,7 +13,7 @@ public sealed record ClusterSettings(string Federation, TimeSpan JoinTimeout, Ti
     public static ClusterSettings FromConfig(Config config)
     {
         var c = config.GetConfig("fedavg.cluster") ?? throw new UsageException("configuration has no `fedavg.cluster` section.");
-        string[] keys = ["federation", "join-timeout", "server-wait", "wait-for-clients", "leave-timeout"];
+        string[] keys = ["federation", "join-timeout", "server-wait", "wait-for-clients", "leave-timeout", "tls"];
         foreach (var key in c.AsEnumerable().Select(kv => kv.Key))
             if (!keys.Contains(key)) throw new UsageException($"fedavg.cluster.{key} is not a setting. Valid settings: {string.Join(", ", keys)}.");
         var settings = new ClusterSettings(
@@ -136,20 +136,25 @@ public static class ClusterHosting
     /// <summary>The singleton manager's name: the coordinator is /user/coordinator/singleton on the oldest server node.</summary>
     public const string CoordinatorName = "coordinator";
 
-    public static Config Configure(Config layered, Endpoint endpoint, string role) =>
+    /// <summary>The address protocol of a node: akka.ssl.tcp with TLS, akka.tcp without.</summary>
+    public static string Protocol(TransportSecurity? tls) => tls is null ? "akka.tcp" : "akka.ssl.tcp";
+
+    public static Config Configure(Config layered, Endpoint endpoint, string role, TransportSecurity? tls = null) =>
         ConfigurationFactory.ParseString($$"""
             akka.cluster.roles = ["{{role}}"]
             akka.remote.dot-netty.tcp.hostname = "{{endpoint.Bind}}"
             akka.remote.dot-netty.tcp.public-hostname = "{{endpoint.Hostname}}"
             akka.remote.dot-netty.tcp.port = {{endpoint.Port}}
+            akka.remote.dot-netty.tcp.enable-ssl = {{(tls is null ? "off" : "on")}}
             """).WithFallback(layered);
 
-    /// <summary>Starts the actor system; a bind failure becomes a usage error that names the address.</summary>
-    public static ActorSystem Start(Config config, Endpoint endpoint)
+    /// <summary>Starts the actor system (with TLS: <paramref name="tls"/>'s certificate and validator); a bind failure becomes a usage error that names the address.</summary>
+    public static ActorSystem Start(Config config, Endpoint endpoint, TransportSecurity? tls = null)
     {
         try
         {
-            return ActorSystem.Create(SystemName, config);
+            if (tls is null) return ActorSystem.Create(SystemName, config);
+            return ActorSystem.Create(SystemName, BootstrapSetup.Create().WithConfig(config).And(tls.Setup()));
         }
         catch (Exception e) when (e.GetBaseException() is SocketException or System.Net.Sockets.SocketException)
         {

@@ -33,6 +33,9 @@ public sealed class ClusterNode : IDisposable
     /// <summary>Called when each actor system of this node is up, with its address.</summary>
     public Action<Address>? OnUp { get; init; }
 
+    /// <summary>Mutual TLS for the transport (null: plaintext, which the command allows on loopback or with --insecure).</summary>
+    public TransportSecurity? Tls { get; init; }
+
     NodeData? data;
     TrainerPool? pool;
     (string Model, ulong Hash)? layout;
@@ -52,8 +55,8 @@ public sealed class ClusterNode : IDisposable
             if (own.SampleCount == 0) throw new DataException($"--own-data {dir}: {labels} holds no samples.");
         }
         ClientRequest request = (ClientRequest?)options.Clients ?? own!;
-        var serverAddress = new Address("akka.tcp", ClusterHosting.SystemName, options.ServerHost, options.ServerPort);
-        var config = ClusterHosting.Configure(layered, endpoint, ClusterHosting.ClientRole);
+        var serverAddress = new Address(ClusterHosting.Protocol(Tls), ClusterHosting.SystemName, options.ServerHost, options.ServerPort);
+        var config = ClusterHosting.Configure(layered, endpoint, ClusterHosting.ClientRole, Tls);
 
         DateTime? lostSince = null;
         while (true)
@@ -63,16 +66,20 @@ public sealed class ClusterNode : IDisposable
                 throw new ServerUnreachableException($"the server at {options.ServerHost}:{options.ServerPort} has been gone for more than " +
                                                      $"{cluster.ServerWait} (fedavg.cluster.server-wait); giving up.");
             endpoint.CheckPortFree();
-            var system = ClusterHosting.Start(config, endpoint);
+            var system = ClusterHosting.Start(config, endpoint, Tls);
             var outcome = new TaskCompletionSource<NodeOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
             bool terminated = false;
             try
             {
                 Cluster.Get(system).JoinSeedNodes([serverAddress]);
                 if (!await ClusterHosting.WaitUntilUp(system, wait, cancel).ConfigureAwait(false))
-                    throw new ServerUnreachableException(lostSince is null
+                {
+                    ThrowIfTlsRefused(system, options);
+                    throw new ServerUnreachableException((lostSince is null
                         ? $"no fedavg server answered at {options.ServerHost}:{options.ServerPort} within {cluster.JoinTimeout} (--join-timeout)."
-                        : $"the server at {options.ServerHost}:{options.ServerPort} did not come back within {cluster.ServerWait} (fedavg.cluster.server-wait).");
+                        : $"the server at {options.ServerHost}:{options.ServerPort} did not come back within {cluster.ServerWait} (fedavg.cluster.server-wait).")
+                        + (Tls is null ? " If the server runs with TLS, give this node --tls-cert and --tls-ca." : ""));
+                }
                 OnUp?.Invoke(Cluster.Get(system).SelfAddress);
                 OnEvent?.Invoke(lostSince is null ? $"joined the cluster of {serverAddress}" : $"joined {serverAddress} again");
                 lostSince = null;
@@ -103,8 +110,10 @@ public sealed class ClusterNode : IDisposable
                             break;
                     }
                 }
-                // The actor system ended on its own: the split brain resolver downed this side because the server was lost.
+                // The actor system ended on its own: the split brain resolver downed this side because the server was lost,
+                // or (with TLS) a handshake failed, which Akka.Remote treats as fatal.
                 terminated = true;
+                ThrowIfTlsRefused(system, options);
                 lostSince = DateTime.UtcNow;
                 OnEvent?.Invoke($"lost the server at {serverAddress}; waiting up to {cluster.ServerWait} for it to come back");
             }
@@ -113,6 +122,16 @@ public sealed class ClusterNode : IDisposable
                 if (!terminated) await ClusterHosting.Leave(system).ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>Akka.Remote shuts the actor system down when an outbound TLS handshake fails: the server refused this node's
+    /// certificate, or its own is not signed by this node's CA. That is a refusal, not a lost server.</summary>
+    void ThrowIfTlsRefused(ActorSystem system, NodeOptions options)
+    {
+        if (CoordinatedShutdown.Get(system).ShutdownReason is { } reason && reason.GetType().Name == "TlsHandshakeFailureReason")
+            throw new NodeRefusedException($"the TLS handshake with the server at {options.ServerHost}:{options.ServerPort} failed ({reason}): " +
+                                           "the server refused this node's certificate, or the server's certificate is not signed by --tls-ca, " +
+                                           "or the server does not run with TLS.");
     }
 
     /// <summary>The node's clients for a run: loaded and partitioned once, kept across rejoins.</summary>

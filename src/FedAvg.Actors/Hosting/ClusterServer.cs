@@ -34,6 +34,9 @@ public sealed class ClusterServer
     /// <summary>Registered clients to wait for before round 1 (default: min-clients).</summary>
     public int? StartClients { get; init; }
 
+    /// <summary>Mutual TLS for the transport (null: plaintext, which the command allows on loopback or with --insecure).</summary>
+    public TransportSecurity? Tls { get; init; }
+
     public async Task<SimulationResult> RunAsync(SimulationOptions options, ClusterSettings cluster, Endpoint endpoint, Config layered,
         DatasetStore store, CancellationToken cancel = default)
     {
@@ -55,7 +58,7 @@ public sealed class ClusterServer
             MinClients: options.MinClients, WaitForClients: cluster.WaitForClients, Spec: spec);
 
         endpoint.CheckPortFree();
-        var system = ClusterHosting.Start(ClusterHosting.Configure(layered, endpoint, ClusterHosting.ServerRole), endpoint);
+        var system = ClusterHosting.Start(ClusterHosting.Configure(layered, endpoint, ClusterHosting.ServerRole, Tls), endpoint, Tls);
         var rounds = new List<RoundMetrics>();
         var outcome = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
         bool left = false;

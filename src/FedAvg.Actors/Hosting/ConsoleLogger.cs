@@ -21,7 +21,7 @@ public sealed class ConsoleLogger : ReceiveActor, IRequiresMessageQueue<ILoggerM
     {
         if (IsConnectionNoise(e)) return;
         var cause = e.Cause is null ? "" : $" ({e.Cause.GetBaseException().GetType().Name}: {e.Cause.GetBaseException().Message})";
-        string message = e.Message?.ToString() ?? "", source = Source(e.LogSource);
+        string message = WithoutStackTraces(e.Message?.ToString() ?? ""), source = Source(e.LogSource);
         // our own messages already say who speaks ("server: …", "node …: …")
         string who = message.StartsWith(source, StringComparison.Ordinal) ? "" : source + ": ";
         var line = $"{e.Timestamp.ToLocalTime():HH:mm:ss} {Level(e.LogLevel())} {who}{message}{cause}";
@@ -42,9 +42,24 @@ public sealed class ConsoleLogger : ReceiveActor, IRequiresMessageQueue<ILoggerM
         _ => "debug",
     };
 
-    /// <summary>The actor's name, not its whole address: "server", "node", "coordinator-proxy".</summary>
+    /// <summary>Some Akka messages embed an exception's ToString (association failures): keep its messages, drop its frames.</summary>
+    public static string WithoutStackTraces(string message)
+    {
+        if (!message.Contains("\n   at ", StringComparison.Ordinal)) return message;
+        var kept = message.Split('\n').Where(l =>
+        {
+            var t = l.TrimStart();
+            return !(t.StartsWith("at ", StringComparison.Ordinal) && l.StartsWith("   ", StringComparison.Ordinal))
+                   && !t.StartsWith("--- End of", StringComparison.Ordinal);
+        });
+        return string.Join("\n", kept);
+    }
+
+    /// <summary>The actor's name, not its whole address: "server", "node", "coordinator-proxy"; a class's name for "Class(akka://system)".</summary>
     static string Source(string source)
     {
+        int paren = source.IndexOf("(akka", StringComparison.Ordinal);
+        if (paren > 0) return source[..paren];
         int slash = source.LastIndexOf('/');
         return slash >= 0 && slash < source.Length - 1 ? Uri.UnescapeDataString(source[(slash + 1)..]) : source;
     }

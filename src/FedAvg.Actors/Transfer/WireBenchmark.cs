@@ -45,7 +45,8 @@ public static class WireBenchmark
         return new Codec(mb / encode, mb / decode, mb / memcpy);
     }
 
-    public sealed record Broadcast(int Nodes, double Megabytes, double AkkaSeconds, double RawTcpSeconds);
+    /// <param name="AssociationSeconds">Median time of a first request to a new node: TCP connect, Akka handshake, reply.</param>
+    public sealed record Broadcast(int Nodes, double Megabytes, double AkkaSeconds, double RawTcpSeconds, double AssociationSeconds);
 
     /// <summary>
     /// One round's broadcast: the same vector to <paramref name="nodes"/> actor systems over loopback TCP as stream
@@ -54,43 +55,125 @@ public static class WireBenchmark
     /// </summary>
     public static async Task<Broadcast> MeasureBroadcast(float[] weights, int nodes, int repeats)
     {
-        var config = ConfigurationFactory.ParseString("""
-            akka.actor.provider = remote
-            akka.loglevel = WARNING
-            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", public-hostname = "127.0.0.1", port = 0 }
-            """).WithFallback(HoconFiles.Load(["simulation.conf", "cluster.conf"]));
-        var sender = ActorSystem.Create("bench-sender", config);
-        var receivers = Enumerable.Range(0, nodes).Select(i => ActorSystem.Create($"bench-node-{i}", config)).ToList();
-        try
+        await using var rig = await Rig.Start(weights, nodes, null);
+        await rig.Round();
+        var akka = await MedianAsync(repeats, rig.Round);
+        var raw = await RawTcp(MemoryMarshal.AsBytes(weights.AsSpan()).ToArray(), nodes, repeats);
+        return new Broadcast(nodes, weights.Length * 4.0 * nodes / 1e6, akka, raw, rig.AssociationSeconds);
+    }
+
+    /// <param name="AssociationSeconds">Median time of a first request to a new node: TCP connect, (TLS handshake,) Akka handshake, reply.</param>
+    public sealed record Secured(int Nodes, double Megabytes, double PlaintextSeconds, double TlsSeconds,
+        double PlaintextAssociationSeconds, double TlsAssociationSeconds);
+
+    /// <summary>
+    /// The same broadcast in plaintext and with mutual TLS (<paramref name="tls"/>'s certificate on every system, as
+    /// `fedavg server --tls-cert … --tls-ca …`), both sets of systems up at once and their rounds alternated, so that
+    /// a machine whose load changes during the run weighs on both alike. Medians of <paramref name="repeats"/> each.
+    /// </summary>
+    public static async Task<Secured> MeasureBroadcastWithTls(float[] weights, int nodes, int repeats, TransportSecurity tls)
+    {
+        await using var plain = await Rig.Start(weights, nodes, null);
+        await using var secure = await Rig.Start(weights, nodes, tls);
+        await plain.Round();
+        await secure.Round();
+        var plainTimes = new List<double>();
+        var tlsTimes = new List<double>();
+        for (int i = 0; i < repeats; i++)
         {
-            var sinks = new List<IActorRef>();
-            foreach (var system in receivers)
+            var clock = Stopwatch.StartNew();
+            await plain.Round();
+            plainTimes.Add(clock.Elapsed.TotalSeconds);
+            clock.Restart();
+            await secure.Round();
+            tlsTimes.Add(clock.Elapsed.TotalSeconds);
+        }
+        return new Secured(nodes, weights.Length * 4.0 * nodes / 1e6, Middle(plainTimes), Middle(tlsTimes),
+            plain.AssociationSeconds, secure.AssociationSeconds);
+    }
+
+    /// <summary>A sender and <c>nodes</c> receiving actor systems on loopback, with or without TLS.</summary>
+    sealed class Rig : IAsyncDisposable
+    {
+        readonly float[] weights;
+        readonly ActorSystem sender;
+        readonly List<ActorSystem> receivers;
+        readonly List<IActorRef> sinks = [];
+        public double AssociationSeconds { get; private set; }
+
+        Rig(float[] weights, ActorSystem sender, List<ActorSystem> receivers)
+        {
+            this.weights = weights;
+            this.sender = sender;
+            this.receivers = receivers;
+        }
+
+        public static async Task<Rig> Start(float[] weights, int nodes, TransportSecurity? tls)
+        {
+            var config = ConfigurationFactory.ParseString($$"""
+                akka.actor.provider = remote
+                akka.loglevel = WARNING
+                akka.remote.dot-netty.tcp { hostname = "127.0.0.1", public-hostname = "127.0.0.1", port = 0, enable-ssl = {{(tls is null ? "off" : "on")}} }
+                """).WithFallback(HoconFiles.Load(["simulation.conf", "cluster.conf"]));
+            string kind = tls is null ? "plain" : "tls";
+            ActorSystem Create(string name) => tls is null ? ActorSystem.Create(name, config) : ActorSystem.Create(name, BootstrapSetup.Create().WithConfig(config).And(tls.Setup()));
+            var rig = new Rig(weights, Create($"bench-sender-{kind}"), Enumerable.Range(0, nodes).Select(i => Create($"bench-node-{kind}-{i}")).ToList());
+            var associations = new List<double>();
+            foreach (var system in rig.receivers)
             {
                 system.ActorOf(Props.Create(() => new Sink()), "sink");
                 var address = ((ExtendedActorSystem)system).Provider.DefaultAddress;
-                sinks.Add(await sender.ActorSelection(new RootActorPath(address) / "user" / "sink").ResolveOne(TimeSpan.FromSeconds(10)));
+                var clock = Stopwatch.StartNew();
+                rig.sinks.Add(await rig.sender.ActorSelection(new RootActorPath(address) / "user" / "sink").ResolveOne(TimeSpan.FromSeconds(10)));
+                associations.Add(clock.Elapsed.TotalSeconds);
             }
-            var materializer = sender.Materializer();
-            async Task Round()
-            {
-                var encoded = WeightStream.Encode(weights, 0x1234, 1, "", 0); // once per round, as the server does
-                var acks = sinks.Select(async sink =>
-                {
-                    var payload = await WeightStream.Stream(encoded, materializer);
-                    var ack = await sink.Ask<Registered>(new TrainRound(1, 1, [], RoundConfig.Of(("epochs", 1)), payload), TimeSpan.FromMinutes(1));
-                    if (ack.Clients != weights.Length) throw new InvalidOperationException($"a node received {ack.Clients} weights");
-                });
-                await Task.WhenAll(acks);
-            }
-            await Round();
-            var akka = await MedianAsync(repeats, Round);
-            var raw = await RawTcp(MemoryMarshal.AsBytes(weights.AsSpan()).ToArray(), nodes, repeats);
-            return new Broadcast(nodes, weights.Length * 4.0 * nodes / 1e6, akka, raw);
+            rig.AssociationSeconds = Middle(associations);
+            return rig;
         }
-        finally
+
+        public async Task Round()
         {
-            await Task.WhenAll(receivers.Select(r => r.Terminate()).Append(sender.Terminate()));
+            var materializer = sender.Materializer();
+            var encoded = WeightStream.Encode(weights, 0x1234, 1, "", 0); // once per round, as the server does
+            var acks = sinks.Select(async sink =>
+            {
+                var payload = await WeightStream.Stream(encoded, materializer);
+                var ack = await sink.Ask<Registered>(new TrainRound(1, 1, [], RoundConfig.Of(("epochs", 1)), payload), TimeSpan.FromMinutes(1));
+                if (ack.Clients != weights.Length) throw new InvalidOperationException($"a node received {ack.Clients} weights");
+            });
+            await Task.WhenAll(acks);
         }
+
+        public async ValueTask DisposeAsync() => await Task.WhenAll(receivers.Select(r => r.Terminate()).Append(sender.Terminate()));
+    }
+
+    /// <summary>
+    /// A mutual TLS handshake on loopback with <paramref name="tls"/>'s certificate on both sides, each side checking the
+    /// other against the federation's CA as the transport does: TCP connect to both sides authenticated. Median seconds.
+    /// </summary>
+    public static async Task<double> MeasureTlsHandshake(TransportSecurity tls, int repeats)
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        bool Check(object _, System.Security.Cryptography.X509Certificates.X509Certificate? c, System.Security.Cryptography.X509Certificates.X509Chain? __,
+            System.Net.Security.SslPolicyErrors ___) => c is System.Security.Cryptography.X509Certificates.X509Certificate2 x && tls.Check(x) is null;
+        async Task Once()
+        {
+            var accept = listener.AcceptTcpClientAsync();
+            using var client = new TcpClient { NoDelay = true };
+            await client.ConnectAsync(IPAddress.Loopback, port);
+            using var server = await accept;
+            using var serverSsl = new System.Net.Security.SslStream(server.GetStream(), false, Check);
+            using var clientSsl = new System.Net.Security.SslStream(client.GetStream(), false, Check);
+            await Task.WhenAll(
+                serverSsl.AuthenticateAsServerAsync(new System.Net.Security.SslServerAuthenticationOptions
+                    { ServerCertificate = tls.Certificate, ClientCertificateRequired = true }),
+                clientSsl.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+                    { TargetHost = "fedavg", ClientCertificates = [tls.Certificate] }));
+        }
+        for (int i = 0; i < 5; i++) await Once(); // warm-up
+        return await MedianAsync(repeats, Once);
     }
 
     /// <summary>Receives the round's weights like a node does (stream ref, length and checksum), then acknowledges.</summary>

@@ -1,0 +1,165 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using FedAvg.Core;
+
+namespace FedAvg.Actors.Hosting;
+
+/// <summary>
+/// The federation's own certificate authority (`fedavg certs init`) and the node certificates it signs
+/// (`fedavg certs issue`), made with System.Security.Cryptography alone. Keys are ECDSA P-256. A CA directory holds
+/// ca.crt (PEM, public: every node gets a copy) and ca.key (PEM PKCS#8, owner-only, encrypted when a password is
+/// given); a node's bundle holds NAME.pfx (PKCS#12: its certificate and private key, owner-only), NAME.crt (PEM)
+/// and a copy of ca.crt.
+/// </summary>
+public static class FederationCertificates
+{
+    public const string CaCertificateFile = "ca.crt";
+    public const string CaKeyFile = "ca.key";
+    public const string RoleServer = "server";
+    public const string RoleClient = "client";
+    /// <summary>Organization of every subject this CA signs; the role is the OU.</summary>
+    const string Organization = "fedavg federation";
+    static readonly UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+    static readonly PbeParameters KeyEncryption = new(PbeEncryptionAlgorithm.Aes256Cbc, HashAlgorithmName.SHA256, 200_000);
+
+    /// <summary>Makes a CA in <paramref name="outDir"/>; refuses to replace an existing one unless <paramref name="force"/>.</summary>
+    public static X509Certificate2 Init(string outDir, string name, string? password, int days, bool force = false, string outOption = "--out")
+    {
+        if (days < 1) throw new UsageException($"--days {days}: a CA must be valid for at least 1 day.");
+        if (File.Exists(outDir)) throw new UsageException($"{outOption} {outDir} is a file; give a directory for the CA.");
+        string keyPath = Path.Combine(outDir, CaKeyFile);
+        if (!force && (File.Exists(keyPath) || File.Exists(Path.Combine(outDir, CaCertificateFile))))
+            throw new UsageException($"{outOption} {outDir} already holds a CA ({CaKeyFile}); every certificate it signed depends on it. Pass --force to replace it.");
+        Directory.CreateDirectory(outDir);
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest(Subject(name + " CA", "ca"), key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, true, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
+        var now = DateTimeOffset.UtcNow;
+        var ca = request.CreateSelfSigned(now.AddMinutes(-5), now.AddDays(days));
+        WriteSecret(keyPath, string.IsNullOrEmpty(password) ? key.ExportPkcs8PrivateKeyPem() : key.ExportEncryptedPkcs8PrivateKeyPem(password, KeyEncryption));
+        File.WriteAllText(Path.Combine(outDir, CaCertificateFile), ca.ExportCertificatePem() + "\n");
+        return X509CertificateLoader.LoadCertificate(ca.RawData);
+    }
+
+    /// <summary>Signs a certificate for node <paramref name="name"/> with the CA in <paramref name="caDir"/> and writes its bundle to <paramref name="outDir"/>.</summary>
+    /// <returns>The path of NAME.pfx.</returns>
+    public static string Issue(string name, string caDir, string outDir, string role, string? caPassword, string? pfxPassword,
+        IReadOnlyList<string> hosts, DateTimeOffset notBefore, DateTimeOffset notAfter)
+    {
+        if (string.IsNullOrWhiteSpace(name) || name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 || name.Contains(',') || name.Contains('='))
+            throw new UsageException($"certificate name '{name}': use letters, digits, '-', '_' or '.' (it names the files NAME.pfx and NAME.crt).");
+        if (role is not (RoleServer or RoleClient)) throw new UsageException($"--role {role}: expected {RoleServer} or {RoleClient}.");
+        if (notAfter <= notBefore) throw new UsageException("--days: the certificate must be valid for at least 1 day.");
+        using var ca = LoadAuthority(caDir, caPassword);
+        if (File.Exists(outDir)) throw new UsageException($"--out {outDir} is a file; give a directory for the node's certificate.");
+        Directory.CreateDirectory(outDir);
+        // a certificate cannot be valid outside its issuer's validity
+        if (notAfter > ca.NotAfter) notAfter = ca.NotAfter;
+        if (notBefore < ca.NotBefore) notBefore = ca.NotBefore;
+        if (notAfter <= notBefore) throw new UsageException($"--ca {caDir}: the CA is valid only until {ca.NotAfter:yyyy-MM-dd HH:mm}; make a new one.");
+
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest(Subject(name, role), key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
+        // Akka.Remote's connections go both ways (a node dials the server, the server dials nodes back), so every
+        // node is a TLS server and a TLS client: both usages, whatever its federation role.
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(
+            [new Oid("1.3.6.1.5.5.7.3.1", "serverAuth"), new Oid("1.3.6.1.5.5.7.3.2", "clientAuth")], false));
+        var san = new SubjectAlternativeNameBuilder();
+        san.AddDnsName(name);
+        foreach (var host in hosts)
+        {
+            if (System.Net.IPAddress.TryParse(host, out var ip)) san.AddIpAddress(ip);
+            else if (Uri.CheckHostName(host) == UriHostNameType.Dns) san.AddDnsName(host);
+            else throw new UsageException($"--host '{host}' is not a host name or IP address.");
+        }
+        request.CertificateExtensions.Add(san.Build());
+        request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
+        request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(ca, true, false));
+        byte[] serial = RandomNumberGenerator.GetBytes(16);
+        serial[0] &= 0x7F; // a positive serial number
+        using var signed = request.Create(ca, notBefore, notAfter, serial);
+        using var withKey = signed.CopyWithPrivateKey(key);
+
+        string pfx = Path.Combine(outDir, name + ".pfx");
+        WriteSecret(pfx, withKey.ExportPkcs12(Pkcs12ExportPbeParameters.Pbes2Aes256Sha256, pfxPassword));
+        File.WriteAllText(Path.Combine(outDir, name + ".crt"), signed.ExportCertificatePem() + "\n");
+        string caCopy = Path.Combine(outDir, CaCertificateFile);
+        if (Path.GetFullPath(caCopy) != Path.GetFullPath(Path.Combine(caDir, CaCertificateFile)))
+            File.WriteAllText(caCopy, ca.ExportCertificatePem() + "\n");
+        return pfx;
+    }
+
+    /// <summary>The CA of <paramref name="caDir"/> with its private key; errors name the directory and what is wrong.</summary>
+    public static X509Certificate2 LoadAuthority(string caDir, string? password)
+    {
+        if (!Directory.Exists(caDir)) throw new UsageException($"--ca {caDir}: no such directory (make one with `fedavg certs init --out {caDir}`).");
+        string certPath = Path.Combine(caDir, CaCertificateFile), keyPath = Path.Combine(caDir, CaKeyFile);
+        foreach (var file in new[] { certPath, keyPath })
+            if (!File.Exists(file))
+                throw new UsageException($"--ca {caDir} is not a federation CA directory: {Path.GetFileName(file)} is missing " +
+                                         $"(a CA directory holds {CaCertificateFile} and {CaKeyFile}, made by `fedavg certs init`).");
+        var cert = TransportSecurity.LoadCaCertificate(certPath, "--ca");
+        string pem = File.ReadAllText(keyPath);
+        using var key = ECDsa.Create();
+        try
+        {
+            if (pem.Contains("ENCRYPTED PRIVATE KEY", StringComparison.Ordinal))
+            {
+                if (string.IsNullOrEmpty(password))
+                    throw new UsageException($"--ca {caDir}: {CaKeyFile} is encrypted; give its password in ${TransportSecurity.CaPasswordVariable} or --ca-password-file FILE.");
+                key.ImportFromEncryptedPem(pem, password);
+            }
+            else
+            {
+                key.ImportFromPem(pem);
+            }
+        }
+        catch (CryptographicException)
+        {
+            throw new UsageException($"--ca {caDir}: {CaKeyFile} cannot be read: wrong password, or not an ECDSA private key in PEM.");
+        }
+        catch (ArgumentException)
+        {
+            throw new UsageException($"--ca {caDir}: {CaKeyFile} holds no PEM private key.");
+        }
+        using var pub = cert.GetECDsaPublicKey();
+        if (pub is null || !pub.ExportSubjectPublicKeyInfo().AsSpan().SequenceEqual(key.ExportSubjectPublicKeyInfo()))
+            throw new UsageException($"--ca {caDir}: {CaKeyFile} is not the key of {CaCertificateFile}.");
+        using (cert)
+            return cert.CopyWithPrivateKey(key);
+    }
+
+    static X500DistinguishedName Subject(string commonName, string role)
+    {
+        var b = new X500DistinguishedNameBuilder();
+        b.AddCommonName(commonName);
+        b.AddOrganizationalUnitName(role);
+        b.AddOrganizationName(Organization);
+        return b.Build();
+    }
+
+    /// <summary>The role a certificate was issued for (its OU), or null.</summary>
+    public static string? RoleOf(X509Certificate2 cert)
+    {
+        foreach (var rdn in cert.SubjectName.EnumerateRelativeDistinguishedNames())
+            if (rdn.GetSingleElementType().Value == "2.5.4.11") return rdn.GetSingleElementValue();
+        return null;
+    }
+
+    static void WriteSecret(string path, string text) => WriteSecret(path, System.Text.Encoding.ASCII.GetBytes(text));
+
+    /// <summary>Created owner-only (0600) from the first byte: the key is never readable by others, not even briefly.</summary>
+    static void WriteSecret(string path, byte[] bytes)
+    {
+        if (File.Exists(path)) File.Delete(path);
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = OwnerOnly;
+        using var stream = new FileStream(path, options);
+        stream.Write(bytes);
+        stream.Flush(flushToDisk: true);
+    }
+}

@@ -1,0 +1,247 @@
+using System.Net;
+using System.Net.Security;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Akka.Configuration;
+using Akka.Event;
+using Akka.Remote.Transport.DotNetty;
+using FedAvg.Core;
+
+namespace FedAvg.Actors.Hosting;
+
+/// <summary>The `fedavg.cluster.tls` section: file names and switches only; a password never sits in HOCON.</summary>
+/// <param name="Certificate">This node's PKCS#12 file (certificate and private key), from `fedavg certs issue` (--tls-cert).</param>
+/// <param name="Ca">The federation's CA certificate (ca.crt), or a directory holding it (--tls-ca).</param>
+/// <param name="PasswordFile">A file whose first line is the PKCS#12 password (--tls-password-file); else $FEDAVG_CERT_PASSWORD.</param>
+/// <param name="Insecure">Plaintext off loopback, on purpose (--insecure).</param>
+public sealed record TlsSettings(string Certificate, string Ca, string PasswordFile, bool Insecure)
+{
+    public static readonly string[] Keys = ["certificate", "ca", "password-file", "insecure"];
+
+    public bool Enabled => Certificate.Length > 0 || Ca.Length > 0;
+
+    public static TlsSettings FromConfig(Config config)
+    {
+        var c = config.GetConfig("fedavg.cluster.tls");
+        if (c is null || c.IsEmpty) return new TlsSettings("", "", "", false);
+        foreach (var key in c.AsEnumerable().Select(kv => kv.Key))
+            if (!Keys.Contains(key)) throw new UsageException($"fedavg.cluster.tls.{key} is not a setting. Valid settings: {string.Join(", ", Keys)}.");
+        try
+        {
+            return new TlsSettings(c.GetString("certificate", "") ?? "", c.GetString("ca", "") ?? "", c.GetString("password-file", "") ?? "",
+                c.GetBoolean("insecure", false));
+        }
+        catch (Exception e) when (e is FormatException or ConfigurationException or InvalidCastException or ArgumentException)
+        {
+            throw new UsageException($"fedavg.cluster.tls: {e.Message}");
+        }
+    }
+}
+
+/// <summary>
+/// Mutual TLS on Akka.Remote's DotNetty transport, checked against the federation's own CA rather than the machine's
+/// trust store: this node's certificate and key, the CA, and the validator every handshake runs (both directions).
+/// </summary>
+/// <remarks>
+/// Akka.Remote 1.5.73 takes a <see cref="DotNettySslSetup"/> with a custom <see cref="CertificateValidationCallback"/>
+/// (require-mutual-authentication on), which replaces its own chain check on inbound and outbound handshakes. Ours
+/// builds the peer's chain with <see cref="X509ChainTrustMode.CustomRootTrust"/> and the federation's CA as the only
+/// root, so a certificate from any other CA (public ones included) is refused, and the machine's store is not read.
+/// Host names are not checked: nodes are reached by address and the CA signs only the federation's own nodes.
+/// </remarks>
+public sealed class TransportSecurity : IDisposable
+{
+    public const string PasswordVariable = "FEDAVG_CERT_PASSWORD";
+    public const string CaPasswordVariable = "FEDAVG_CA_PASSWORD";
+
+    public X509Certificate2 Certificate { get; }
+    public X509Certificate2 Ca { get; }
+    public string CertificatePath { get; }
+
+    /// <summary>Called (on a transport thread) for every peer refused, with who and why.</summary>
+    public Action<string>? OnRefused { get; set; }
+
+    public TransportSecurity(X509Certificate2 certificate, X509Certificate2 ca, string certificatePath = "")
+    {
+        Certificate = certificate;
+        Ca = ca;
+        CertificatePath = certificatePath;
+    }
+
+    /// <summary>
+    /// This node's transport security, or null for plaintext. Plaintext is allowed only where nothing but this machine
+    /// can connect (loopback), or with <see cref="TlsSettings.Insecure"/>. Every bad file is refused here, at start,
+    /// naming it and the reason.
+    /// </summary>
+    public static TransportSecurity? Load(TlsSettings settings, Endpoint endpoint, string role)
+    {
+        if (!settings.Enabled)
+        {
+            if (!settings.Insecure && !IsLoopback(endpoint.Bind))
+                throw new UsageException($"--bind-hostname {endpoint.Bind} is not a loopback address: refusing to listen without TLS. " +
+                                         "Give --tls-cert FILE and --tls-ca FILE (made by `fedavg certs init` and `fedavg certs issue`, see docs/security.md), " +
+                                         "or --insecure to run plaintext TCP on a network you trust.");
+            return null;
+        }
+        if (settings.Insecure) throw new UsageException("--insecure turns TLS off; do not give --tls-cert or --tls-ca with it.");
+        if (settings.Certificate.Length == 0) throw new UsageException("--tls-ca needs --tls-cert FILE as well: this node's NAME.pfx from `fedavg certs issue`.");
+        if (settings.Ca.Length == 0) throw new UsageException("--tls-cert needs --tls-ca FILE as well: the federation's ca.crt.");
+        var (password, source) = Password(settings.PasswordFile, "--tls-password-file", PasswordVariable);
+        var ca = LoadCaCertificate(CaFile(settings.Ca), "--tls-ca");
+        var certificate = LoadNodeCertificate(settings.Certificate, password, source);
+        var security = new TransportSecurity(certificate, ca, settings.Certificate);
+        if (security.Check(certificate) is { } why)
+            throw new UsageException($"--tls-cert {settings.Certificate}: {why} (--tls-ca {settings.Ca}: {ca.Subject}). Issue it with `fedavg certs issue NAME --ca CA-DIR`.");
+        string expected = role == ClusterHosting.ServerRole ? FederationCertificates.RoleServer : FederationCertificates.RoleClient;
+        if (FederationCertificates.RoleOf(certificate) is { } issued && issued != expected)
+            throw new UsageException($"--tls-cert {settings.Certificate}: issued for role '{issued}', but this is a {(role == ClusterHosting.ServerRole ? "fedavg server" : "fedavg node")}; " +
+                                     $"issue one with --role {expected}.");
+        return security;
+    }
+
+    /// <summary>A password from FILE (its first line) if given, else from the environment variable, else none.</summary>
+    public static (string? Password, string Source) Password(string file, string option, string variable)
+    {
+        if (file.Length > 0)
+        {
+            if (!File.Exists(file)) throw new UsageException($"{option} {file}: file not found.");
+            try
+            {
+                string text = File.ReadAllText(file);
+                int end = text.IndexOfAny(['\r', '\n']);
+                return (end >= 0 ? text[..end] : text, $"{option} {file}");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new UsageException($"{option} {file}: cannot be read ({e.Message}).");
+            }
+        }
+        string? env = Environment.GetEnvironmentVariable(variable);
+        return string.IsNullOrEmpty(env) ? (null, $"no password given (${variable} or {option})") : (env, $"${variable}");
+    }
+
+    static string CaFile(string path)
+    {
+        if (!Directory.Exists(path)) return path;
+        string file = Path.Combine(path, FederationCertificates.CaCertificateFile);
+        if (!File.Exists(file))
+            throw new UsageException($"--tls-ca {path} is a directory without {FederationCertificates.CaCertificateFile}: it is not a federation CA or certificate bundle.");
+        return file;
+    }
+
+    /// <summary>A CA certificate (PEM or DER) that is a CA and in its validity period.</summary>
+    public static X509Certificate2 LoadCaCertificate(string path, string option)
+    {
+        if (!File.Exists(path)) throw new UsageException($"{option} {path}: file not found.");
+        X509Certificate2 ca;
+        try
+        {
+            ca = X509CertificateLoader.LoadCertificateFromFile(path);
+        }
+        catch (CryptographicException e)
+        {
+            throw new UsageException($"{option} {path}: not a certificate in PEM or DER ({e.Message.TrimEnd('.')}).");
+        }
+        if (ca.Extensions.OfType<X509BasicConstraintsExtension>().FirstOrDefault() is not { CertificateAuthority: true })
+            throw new UsageException($"{option} {path}: '{ca.Subject}' is not a CA certificate (no CA basic constraint); give the ca.crt of `fedavg certs init`.");
+        CheckValidity(ca, $"{option} {path}");
+        return ca;
+    }
+
+    /// <summary>A PKCS#12 file with a certificate and its private key, in its validity period.</summary>
+    public static X509Certificate2 LoadNodeCertificate(string path, string? password, string passwordSource)
+    {
+        if (!File.Exists(path)) throw new UsageException($"--tls-cert {path}: file not found.");
+        X509Certificate2 certificate;
+        try
+        {
+            certificate = X509CertificateLoader.LoadPkcs12FromFile(path, password, X509KeyStorageFlags.EphemeralKeySet);
+        }
+        catch (CryptographicException e)
+        {
+            X509Certificate2? bare = null;
+            try
+            {
+                bare = X509CertificateLoader.LoadCertificateFromFile(path);
+            }
+            catch (CryptographicException)
+            {
+            }
+            if (bare is not null)
+                throw new UsageException($"--tls-cert {path}: holds the certificate '{bare.Subject}' without its private key; give the NAME.pfx of `fedavg certs issue`.");
+            if (e.Message.Contains("password", StringComparison.OrdinalIgnoreCase))
+                throw new UsageException($"--tls-cert {path}: wrong password ({passwordSource}).");
+            throw new UsageException($"--tls-cert {path}: not a PKCS#12 (.pfx) file ({e.Message.TrimEnd('.')}).");
+        }
+        if (!certificate.HasPrivateKey)
+            throw new UsageException($"--tls-cert {path}: holds the certificate '{certificate.Subject}' without its private key; give the NAME.pfx of `fedavg certs issue`.");
+        CheckValidity(certificate, $"--tls-cert {path}");
+        return certificate;
+    }
+
+    static void CheckValidity(X509Certificate2 cert, string what)
+    {
+        var now = DateTime.Now;
+        if (now > cert.NotAfter) throw new UsageException($"{what}: the certificate '{cert.Subject}' expired on {cert.NotAfter:yyyy-MM-dd HH:mm}; issue a new one.");
+        if (now < cert.NotBefore) throw new UsageException($"{what}: the certificate '{cert.Subject}' is not valid before {cert.NotBefore:yyyy-MM-dd HH:mm} (check the clock).");
+    }
+
+    /// <summary>Null if <paramref name="peer"/> chains to the federation's CA and is valid now; else why not.</summary>
+    public string? Check(X509Certificate2 peer)
+    {
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(Ca);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.DisableCertificateDownloads = true;
+        bool built = chain.Build(peer);
+        if (built && chain.ChainElements.Count >= 2 && chain.ChainElements[^1].Certificate.RawDataMemory.Span.SequenceEqual(Ca.RawDataMemory.Span))
+            return null;
+        var status = chain.ChainStatus.Select(s => s.Status).Where(s => s != X509ChainStatusFlags.NoError).Distinct().ToList();
+        if (status.Contains(X509ChainStatusFlags.NotTimeValid)) return $"the certificate '{peer.Subject}' is expired or not yet valid";
+        if (status.Contains(X509ChainStatusFlags.PartialChain) || status.Contains(X509ChainStatusFlags.UntrustedRoot) || !built)
+            return $"the certificate '{peer.Subject}' (issuer '{peer.Issuer}') is not signed by the federation's CA";
+        return $"the certificate '{peer.Subject}' does not verify ({string.Join(", ", status)})";
+    }
+
+    /// <summary>The validator Akka runs on every handshake; <paramref name="peer"/> is the remote address Akka knows.</summary>
+    public bool Validate(X509Certificate2? certificate, X509Chain? chain, string peer, SslPolicyErrors errors, ILoggingAdapter log)
+    {
+        string? why = certificate is null ? "it presented no certificate" : Check(certificate);
+        if (why is null) return true;
+        string line = $"TLS: refused the connection with {peer}: {why}" +
+                      (certificate is null ? "" : $" (thumbprint {certificate.Thumbprint})");
+        log.Warning(line);
+        OnRefused?.Invoke(line);
+        return false;
+    }
+
+    /// <summary>What Akka's DotNetty transport takes: this node's certificate, mutual authentication, our validator.</summary>
+    public DotNettySslSetup Setup() =>
+        new(Certificate, suppressValidation: false, requireMutualAuthentication: true, validateCertificateHostname: false, Validate);
+
+    public string Describe() =>
+        $"TLS with {Certificate.Subject} (expires {Certificate.NotAfter:yyyy-MM-dd}), peers verified against {Ca.Subject}";
+
+    /// <summary>Loopback addresses and "localhost": only this machine can connect.</summary>
+    public static bool IsLoopback(string host)
+    {
+        if (string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase)) return true;
+        if (IPAddress.TryParse(host, out var ip)) return IPAddress.IsLoopback(ip);
+        try
+        {
+            var addresses = Dns.GetHostAddresses(host);
+            return addresses.Length > 0 && addresses.All(IPAddress.IsLoopback);
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return false;
+        }
+    }
+
+    public void Dispose()
+    {
+        Certificate.Dispose();
+        Ca.Dispose();
+    }
+}

@@ -1,0 +1,49 @@
+using System.CommandLine;
+using FedAvg.Actors.Hosting;
+
+namespace FedAvg.Cli;
+
+/// <summary>The transport-security flags of `fedavg server` and `fedavg node`, as overrides of `fedavg.cluster.tls`.</summary>
+public sealed class TlsOptions
+{
+    public Option<string?> Certificate { get; } = new("--tls-cert")
+    {
+        Description = "This process's certificate and key: the NAME.pfx of `fedavg certs issue` (fedavg.cluster.tls.certificate). Its password comes from $" +
+                      TransportSecurity.PasswordVariable + " or --tls-password-file.",
+    };
+    public Option<string?> Ca { get; } = new("--tls-ca") { Description = "The federation's CA certificate (ca.crt), or a directory holding it; peers must be signed by it (fedavg.cluster.tls.ca)." };
+    public Option<string?> PasswordFile { get; } = new("--tls-password-file") { Description = "A file whose first line is the --tls-cert password (fedavg.cluster.tls.password-file)." };
+    public Option<bool> Insecure { get; } = new("--insecure") { Description = "Plaintext TCP on a non-loopback address: anyone who can reach the port can join (fedavg.cluster.tls.insecure)." };
+
+    public Option[] All => [Certificate, Ca, PasswordFile, Insecure];
+
+    /// <summary>HOCON lines for the flags given (paths as quoted strings).</summary>
+    public IEnumerable<string> Overrides(ParseResult parse)
+    {
+        if (parse.GetValue(Certificate) is { } c) yield return $"fedavg.cluster.tls.certificate = {Quote(c)}";
+        if (parse.GetValue(Ca) is { } a) yield return $"fedavg.cluster.tls.ca = {Quote(a)}";
+        if (parse.GetValue(PasswordFile) is { } p) yield return $"fedavg.cluster.tls.password-file = {Quote(p)}";
+        if (parse.GetValue(Insecure)) yield return "fedavg.cluster.tls.insecure = on";
+    }
+
+    static string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+
+    /// <summary>Loads and checks the certificates (or allows plaintext) and says at start what the transport is.</summary>
+    public static TransportSecurity? Load(Akka.Configuration.Config layered, Endpoint endpoint, string role, string who)
+    {
+        var settings = TlsSettings.FromConfig(layered);
+        var tls = TransportSecurity.Load(settings, endpoint, role);
+        if (tls is not null)
+        {
+            Console.WriteLine($"{who}: {tls.Describe()}");
+        }
+        else if (!TransportSecurity.IsLoopback(endpoint.Bind))
+        {
+            Console.Error.WriteLine($"""
+                {who}: WARNING: INSECURE: plaintext TCP on {endpoint.Bind}:{endpoint.Port} (--insecure). Anyone who can reach this port can
+                {who}: WARNING: INSECURE: join the federation, read the weights and send this process any message. Use --tls-cert and --tls-ca.
+                """.TrimEnd());
+        }
+        return tls;
+    }
+}

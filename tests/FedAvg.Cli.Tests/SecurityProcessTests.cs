@@ -1,0 +1,454 @@
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Serialization;
+using FedAvg.Actors.Hosting;
+using FedAvg.Actors.Messages;
+using FedAvg.Actors.Serialization;
+using FedAvg.Core.Runtime;
+using FedAvg.Tests.Shared;
+
+namespace FedAvg.Cli.Tests;
+
+/// <summary>
+/// Issue 12 end to end: certificates from `fedavg certs`, `fedavg server` and `fedavg node` with mutual TLS over real
+/// loopback sockets, peers that must be refused, hostile bytes, and secrets that must not leak. Every process is
+/// killed in Dispose, whatever the test did.
+/// </summary>
+[Collection("processes")]
+public sealed class SecurityProcessTests : IDisposable
+{
+    static readonly TimeSpan Start = TimeSpan.FromSeconds(90);
+    const string Password = "pw-Zq8!federation-secret";
+    readonly List<FedavgProcess> processes = [];
+    readonly List<IDisposable> others = [];
+    readonly string root = TestData.TempDir();
+
+    FedavgProcess Launch(string name, params string[] args)
+    {
+        var p = new FedavgProcess(name, args);
+        processes.Add(p);
+        return p;
+    }
+
+    public void Dispose()
+    {
+        foreach (var p in processes) p.Dispose();
+        foreach (var o in others) o.Dispose();
+    }
+
+    static (int Code, string Error, string Output) Fedavg(params string[] args)
+    {
+        var error = new StringWriter();
+        var output = new StringWriter();
+        var stdout = Console.Out;
+        int code = FedAvgCommand.Run(args, output, error);
+        return (code, error.ToString(), output.ToString());
+    }
+
+    /// <summary>A CA in ROOT/NAME-ca and a password file; `fedavg certs init`, in this process.</summary>
+    (string CaDir, string PasswordFile) MakeCa(string name)
+    {
+        string passwordFile = Path.Combine(root, "password.txt");
+        if (!File.Exists(passwordFile)) File.WriteAllText(passwordFile, Password + "\n");
+        string dir = Path.Combine(root, name + "-ca");
+        var (code, error, _) = Fedavg("certs", "init", "--out", dir, "--name", name);
+        Assert.True(code == 0, error);
+        return (dir, passwordFile);
+    }
+
+    /// <summary>A node bundle ROOT/NODE: NODE.pfx (protected by the password file), NODE.crt, ca.crt.</summary>
+    string Issue(string caDir, string node, string role = "client")
+    {
+        string dir = Path.Combine(root, node);
+        var (code, error, _) = Fedavg("certs", "issue", node, "--ca", caDir, "--out", dir, "--role", role, "--password-file", Path.Combine(root, "password.txt"));
+        Assert.True(code == 0, error);
+        return dir;
+    }
+
+    string[] Tls(string bundle) =>
+        ["--tls-cert", Path.Combine(bundle, Path.GetFileName(bundle) + ".pfx"), "--tls-ca", Path.Combine(bundle, "ca.crt"), "--tls-password-file", Path.Combine(root, "password.txt")];
+
+    static string[] Run(string outDir, int rounds, params string[] extra) =>
+    [
+        "--data-dir", TestData.DataDir, "--out", outDir, "--clients", "4", "--partition", "iid:300", "--rounds", rounds.ToString(),
+        "--local-epochs", "1", "--lr", "0.05", "--momentum", "0.5", "--trainers", "1", "--seed", "5", .. extra,
+    ];
+
+    async Task<(FedavgProcess Server, int Port)> StartServer(string outDir, int rounds, string[] tls, params string[] extra)
+    {
+        var server = Launch("server", ["server", .. Run(outDir, rounds), "--port", "0", .. tls, .. extra]);
+        var listening = await server.WaitForLine(@"listening at akka(\.ssl)?\.tcp://fedavg@127\.0\.0\.1:(\d+)", Start);
+        return (server, int.Parse(listening.Groups[2].Value));
+    }
+
+    FedavgProcess StartNode(string name, int port, string clients, params string[] extra) =>
+        Launch(name, ["node", "--join", $"127.0.0.1:{port}", "--clients", clients, "--trainers", "1", "--node-id", name,
+            "--data-dir", TestData.DataDir, .. extra]);
+
+    static float[] FinalWeights(string runDir) => Checkpoint.Load(Path.Combine(runDir, Checkpoint.FileName)).Weights;
+
+    static List<RoundMetrics> Rounds(string runDir) =>
+        File.ReadAllLines(Path.Combine(runDir, "rounds.jsonl")).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<RoundMetrics>(l)!).ToList();
+
+    static int LastRound(FedavgProcess server) =>
+        Regex.Matches(server.Output, @"^round (\d+)/", RegexOptions.Multiline).Select(m => int.Parse(m.Groups[1].Value)).DefaultIfEmpty(0).Max();
+
+    [Fact]
+    public void Certs_writes_an_owner_only_ca_key_and_node_pfx_that_chain_to_the_ca_and_refuses_a_directory_that_is_not_a_ca()
+    {
+        var (ca, passwordFile) = MakeCa("alpha");
+        string bundle = Issue(ca, "node-a");
+        foreach (var secret in new[] { Path.Combine(ca, "ca.key"), Path.Combine(bundle, "node-a.pfx") })
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(secret));
+        using var cert = X509CertificateLoader.LoadPkcs12FromFile(Path.Combine(bundle, "node-a.pfx"), Password);
+        Assert.True(cert.HasPrivateKey);
+        Assert.Equal("client", FederationCertificates.RoleOf(cert));
+        using var security = new TransportSecurity(X509CertificateLoader.LoadCertificate(cert.RawData),
+            TransportSecurity.LoadCaCertificate(Path.Combine(bundle, "ca.crt"), "--tls-ca"));
+        Assert.Null(security.Check(cert));
+        Assert.Equal(File.ReadAllText(Path.Combine(ca, "ca.crt")), File.ReadAllText(Path.Combine(bundle, "ca.crt")));
+
+        // the password never appears in what the commands print
+        var (code, error, output) = Fedavg("certs", "issue", "node-b", "--ca", ca, "--out", Path.Combine(root, "node-b"), "--password-file", passwordFile);
+        Assert.Equal(0, code);
+        Assert.DoesNotContain(Password, error + output);
+
+        string notCa = Directory.CreateDirectory(Path.Combine(root, "not-a-ca")).FullName;
+        (code, error, _) = Fedavg("certs", "issue", "x", "--ca", notCa, "--out", Path.Combine(root, "x"));
+        Assert.Equal(ExitCodes.UsageError, code);
+        Assert.Contains($"--ca {notCa} is not a federation CA directory: ca.crt is missing", error);
+        (code, error, _) = Fedavg("certs", "init", "--out", ca);
+        Assert.Equal((ExitCodes.UsageError, true), (code, error.Contains("already holds a CA")));
+        Assert.DoesNotContain("   at ", error);
+    }
+
+    [Fact]
+    public void Bad_tls_input_is_refused_at_start_naming_the_file_and_the_reason()
+    {
+        var (ca, passwordFile) = MakeCa("alpha");
+        string bundle = Issue(ca, "node-a");
+        string pfx = Path.Combine(bundle, "node-a.pfx"), caCrt = Path.Combine(bundle, "ca.crt");
+        string wrong = Path.Combine(root, "wrong.txt");
+        File.WriteAllText(wrong, "not the password\n");
+        string expiredDir = Path.Combine(root, "expired");
+        string expired = FederationCertificates.Issue("expired", ca, expiredDir, "client", null, Password, [],
+            DateTimeOffset.UtcNow.AddMinutes(-4), DateTimeOffset.UtcNow.AddMinutes(-1)); // the CA is valid from 5 minutes ago
+        string emptyDir = Directory.CreateDirectory(Path.Combine(root, "empty")).FullName;
+
+        (string[] Tls, string Expected)[] cases =
+        [
+            (["--tls-cert", Path.Combine(root, "missing.pfx"), "--tls-ca", caCrt], $"--tls-cert {Path.Combine(root, "missing.pfx")}: file not found"),
+            (["--tls-cert", pfx, "--tls-ca", caCrt, "--tls-password-file", wrong], $"--tls-cert {pfx}: wrong password (--tls-password-file {wrong})"),
+            (["--tls-cert", pfx, "--tls-ca", caCrt], $"--tls-cert {pfx}: wrong password (no password given"),
+            (["--tls-cert", expired, "--tls-ca", caCrt, "--tls-password-file", passwordFile], $"--tls-cert {expired}: the certificate 'CN=expired, OU=client, O=fedavg federation' expired on"),
+            (["--tls-cert", Path.Combine(bundle, "node-a.crt"), "--tls-ca", caCrt, "--tls-password-file", passwordFile], "without its private key"),
+            (["--tls-cert", pfx, "--tls-ca", emptyDir, "--tls-password-file", passwordFile], $"--tls-ca {emptyDir} is a directory without ca.crt: it is not a federation CA"),
+            (["--tls-cert", pfx, "--tls-ca", Path.Combine(bundle, "node-a.crt"), "--tls-password-file", passwordFile], "is not a CA certificate"),
+            (["--tls-cert", pfx, "--tls-password-file", passwordFile], "--tls-cert needs --tls-ca"),
+            (["--tls-cert", pfx, "--tls-ca", caCrt, "--tls-password-file", passwordFile, "--insecure"], "--insecure turns TLS off"),
+            (["--tls-cert", pfx, "--tls-ca", caCrt, "--tls-password-file", Path.Combine(root, "nope.txt")], $"--tls-password-file {Path.Combine(root, "nope.txt")}: file not found"),
+        ];
+        foreach (var (tls, expected) in cases)
+        {
+            var (code, error, _) = Fedavg(["node", "--join", "127.0.0.1:4053", "--clients", "0-1", "--join-timeout", "1s", .. tls]);
+            Assert.True(code == ExitCodes.UsageError && error.Contains(expected), $"{string.Join(' ', tls)} → {code}: {error}");
+            Assert.DoesNotContain("   at ", error);
+            Assert.DoesNotContain(Password, error);
+        }
+        // the same settings from HOCON (fedavg.cluster.tls in a --config file) are checked the same way; a password is not a setting
+        string conf = Path.Combine(root, "tls.conf");
+        File.WriteAllText(conf, $"fedavg.cluster.tls {{\n  certificate = \"{expired}\"\n  ca = \"{caCrt}\"\n  password-file = \"{passwordFile}\"\n}}\n");
+        var (hc, he, _) = Fedavg("node", "--join", "127.0.0.1:4053", "--clients", "0-1", "--config", conf);
+        Assert.True(hc == ExitCodes.UsageError && he.Contains($"--tls-cert {expired}: the certificate") && he.Contains("expired on"), he);
+        File.WriteAllText(conf, "fedavg.cluster.tls.password = \"hunter2\"\n");
+        (hc, he, _) = Fedavg("node", "--join", "127.0.0.1:4053", "--clients", "0-1", "--config", conf);
+        Assert.True(hc == ExitCodes.UsageError && he.Contains("fedavg.cluster.tls.password is not a setting") && !he.Contains("hunter2"), he);
+
+        // a client certificate does not make a server
+        var (c, e, _) = Fedavg(["server", .. Run(Path.Combine(root, "run"), 1), "--port", "0", .. Tls(bundle)]);
+        Assert.True(c == ExitCodes.UsageError && e.Contains("issued for role 'client'") && e.Contains("--role server"), e);
+    }
+
+    [Fact]
+    public async Task Off_loopback_plaintext_needs_insecure_which_warns_loudly_at_start()
+    {
+        var (code, error, _) = Fedavg(["server", .. Run(Path.Combine(root, "run"), 1), "--bind-hostname", "0.0.0.0", "--port", "0"]);
+        Assert.True(code == ExitCodes.UsageError && error.Contains("--bind-hostname 0.0.0.0 is not a loopback address") && error.Contains("--insecure"), error);
+        (code, error, _) = Fedavg("node", "--join", "127.0.0.1:4053", "--clients", "0-1", "--bind-hostname", "0.0.0.0");
+        Assert.True(code == ExitCodes.UsageError && error.Contains("--insecure"), error);
+        Assert.False(Directory.Exists(Path.Combine(root, "run")), "a refused server leaves no run directory");
+
+        int nobody = FedavgProcess.FreePort();
+        var node = StartNode("open", nobody, "0-1", "--bind-hostname", "0.0.0.0", "--insecure", "--join-timeout", "2s");
+        Assert.Equal(ExitCodes.ServerUnreachable, await node.WaitForExit(Start));
+        Assert.Contains("WARNING: INSECURE: plaintext TCP on 0.0.0.0", node.Output);
+    }
+
+    [Fact]
+    public async Task A_tls_federation_trains_two_rounds_with_the_bits_of_the_plaintext_run_and_no_secret_in_its_outputs()
+    {
+        var (ca, _) = MakeCa("alpha");
+        string serverBundle = Issue(ca, "server", "server"), nodeBundle = Issue(ca, "node-a");
+
+        string plain = Path.Combine(root, "plain");
+        var (plainServer, plainPort) = await StartServer(plain, 2, [], "--start-clients", "4");
+        var plainNode = StartNode("node-a", plainPort, "0-3");
+        Assert.Equal(0, await plainServer.WaitForExit(TimeSpan.FromMinutes(3)));
+        Assert.Equal(0, await plainNode.WaitForExit(TimeSpan.FromSeconds(60)));
+
+        string tls = Path.Combine(root, "tls");
+        var (server, port) = await StartServer(tls, 2, Tls(serverBundle), "--start-clients", "4");
+        Assert.Contains("listening at akka.ssl.tcp://", server.Output);
+        var node = StartNode("node-a", port, "0-3", Tls(nodeBundle));
+        Assert.Equal(0, await server.WaitForExit(TimeSpan.FromMinutes(3)));
+        Assert.Equal(0, await node.WaitForExit(TimeSpan.FromSeconds(60)));
+
+        Assert.Equal(FinalWeights(plain), FinalWeights(tls));
+        Assert.Equal(Rounds(plain).Select(r => (r.TestAccuracy, r.TestLoss, r.MeanTrainLoss)), Rounds(tls).Select(r => (r.TestAccuracy, r.TestLoss, r.MeanTrainLoss)));
+        Assert.Contains("up at akka.ssl.tcp://", node.Output);
+
+        // secrets: the password and the private keys appear nowhere a run leaves text
+        string serverKey = Convert.ToBase64String(X509CertificateLoader.LoadPkcs12FromFile(Path.Combine(serverBundle, "server.pfx"), Password,
+            X509KeyStorageFlags.Exportable).GetECDsaPrivateKey()!.ExportPkcs8PrivateKey());
+        string caKey = File.ReadAllText(Path.Combine(ca, "ca.key"));
+        foreach (var (what, text) in new[]
+                 {
+                     ("server log", server.Output), ("node log", node.Output),
+                     ("config.conf", File.ReadAllText(Path.Combine(tls, "config.conf"))), ("summary.json", File.ReadAllText(Path.Combine(tls, "summary.json"))),
+                 })
+        {
+            Assert.False(text.Contains(Password), $"{what} holds the password");
+            Assert.False(text.Contains(serverKey[..40]) || text.Contains("PRIVATE KEY") || text.Contains(caKey.Split('\n')[1]), $"{what} holds a private key");
+        }
+    }
+
+    [Fact]
+    public async Task Peers_without_a_certificate_from_another_ca_or_in_plaintext_are_refused_and_the_server_keeps_training()
+    {
+        var (ca, _) = MakeCa("alpha");
+        var (otherCa, _) = MakeCa("mallory");
+        string serverBundle = Issue(ca, "server", "server"), goodBundle = Issue(ca, "node-a"), evilBundle = Issue(otherCa, "evil");
+        var (server, port) = await StartServer(Path.Combine(root, "run"), 100_000, Tls(serverBundle), "--start-clients", "2");
+        var good = StartNode("node-a", port, "0-1", Tls(goodBundle));
+        await server.WaitForLine(@"^round 1/", Start);
+
+        // a TLS client that presents no certificate at all
+        using (var tcp = new TcpClient())
+        {
+            await tcp.ConnectAsync(IPAddress.Loopback, port);
+            using var ssl = new SslStream(tcp.GetStream(), false, (_, _, _, _) => true);
+            await Assert.ThrowsAnyAsync<Exception>(async () =>
+            {
+                await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "server" });
+                await ssl.WriteAsync(new byte[64]);
+                await ssl.FlushAsync();
+                Assert.Equal(0, await ssl.ReadAsync(new byte[16])); // the server closes it
+                throw new IOException("closed");
+            });
+        }
+        await server.WaitForLine(@"(did not provide a certificate|presented no certificate) from \[.*127\.0\.0\.1\]:\d+|Mutual TLS required but client did not provide a certificate", TimeSpan.FromSeconds(30));
+
+        var evil = StartNode("evil", port, "2-3", Tls(evilBundle));
+        Assert.Equal(ExitCodes.NodeRefused, await evil.WaitForExit(Start));
+        Assert.Contains("TLS handshake with the server", evil.Output);
+        await server.WaitForLine(@"TLS: refused the connection with \[.*127\.0\.0\.1\]:\d+: the certificate 'CN=evil, OU=client, O=fedavg federation' \(issuer 'CN=mallory CA.*is not signed by the federation's CA", TimeSpan.FromSeconds(10));
+
+        var plaintext = StartNode("plain", port, "2-3", "--join-timeout", "5s");
+        Assert.Equal(ExitCodes.ServerUnreachable, await plaintext.WaitForExit(Start));
+        Assert.Contains("If the server runs with TLS, give this node --tls-cert and --tls-ca", plaintext.Output);
+        await server.WaitForLine(@"Rejected incoming connection from \[.*127\.0\.0\.1\]:\d+\] due to TLS handshake failure", TimeSpan.FromSeconds(10));
+
+        // on top of the transport: an authenticated node that asks for another federation is refused by name, on both sides
+        var stranger = StartNode("stranger", port, "2-3", [.. Tls(goodBundle), "--federation", "other"]);
+        Assert.Equal(ExitCodes.NodeRefused, await stranger.WaitForExit(Start));
+        Assert.Contains("the server refused this node", stranger.Output);
+        Assert.Contains("'other'", stranger.Output);
+        await server.WaitForLine("refusing node stranger at akka.ssl.tcp://.*'other'", TimeSpan.FromSeconds(10));
+
+        int seen = LastRound(server);
+        await server.WaitForLine($"^round {seen + 1}/", Start);
+        Assert.DoesNotContain("evil", server.Output.Split('\n').Where(l => l.Contains("joined") || l.Contains("registered")));
+        Assert.DoesNotContain("stranger", server.Output.Split('\n').Where(l => l.Contains("joined") || l.Contains("registered")));
+        Assert.All(Rounds(Path.Combine(root, "run")), r => Assert.Equal((2, 2, 0), (r.Sampled, r.Succeeded, r.Failed)));
+        Assert.False(good.Output.Contains("run is over"), good.Output);
+        foreach (var p in new[] { server, good, evil, plaintext, stranger }) Assert.DoesNotContain("   at ", p.Output);
+    }
+
+    /// <summary>A message of the attacker's choice: the bytes and manifest that <see cref="FuzzSerializer"/> puts on the wire.</summary>
+    public sealed record Fuzz(string Manifest, byte[] Bytes);
+
+    /// <summary>Claims FedAvgSerializer's identifier, so the receiving node decodes these bytes with the real FedAvgSerializer.</summary>
+    public sealed class FuzzSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
+    {
+        public override int Identifier => FedAvgSerializer.Id;
+        public override string Manifest(object o) => ((Fuzz)o).Manifest;
+        public override byte[] ToBinary(object obj) => ((Fuzz)obj).Bytes;
+        public override object FromBinary(byte[] bytes, string manifest) => new Fuzz(manifest, bytes);
+    }
+
+    /// <summary>Bytes that claim to be Akka's JSON (serializer id 1) with a type name: what the fallback would have read.</summary>
+    public sealed record Json(string Text);
+
+    /// <summary>Serializer id 1 with a type manifest that resolves anywhere, so the receiver gets as far as its id-1 serializer.</summary>
+    public sealed class JsonClaimSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
+    {
+        public JsonClaimSerializer(ExtendedActorSystem system, Config _) : this(system)
+        {
+        }
+
+        public override int Identifier => RefusingSerializer.JsonIdentifier;
+        public override string Manifest(object o) => typeof(object).AssemblyQualifiedName!;
+        public override byte[] ToBinary(object obj) => System.Text.Encoding.UTF8.GetBytes(((Json)obj).Text);
+        public override object FromBinary(byte[] bytes, string manifest) => new Json(System.Text.Encoding.UTF8.GetString(bytes));
+    }
+
+    [Fact]
+    public async Task Hostile_bytes_from_strangers_and_from_an_authenticated_peer_are_refused_with_a_reason_and_the_server_keeps_training()
+    {
+        var (ca, _) = MakeCa("alpha");
+        string serverBundle = Issue(ca, "server", "server"), goodBundle = Issue(ca, "node-a"), peerBundle = Issue(ca, "fuzzer");
+        string run = Path.Combine(root, "run");
+        var (server, port) = await StartServer(run, 100_000, Tls(serverBundle), "--start-clients", "2");
+        var good = StartNode("node-a", port, "0-1", Tls(goodBundle));
+        await server.WaitForLine(@"^round 1/", Start);
+        var random = new Random(12);
+
+        // 1. random bytes to the port, before any handshake
+        using (var tcp = new TcpClient())
+        {
+            await tcp.ConnectAsync(IPAddress.Loopback, port);
+            var junk = new byte[4096];
+            random.NextBytes(junk);
+            junk[0] = 0x2d; // not a TLS record type
+            await tcp.GetStream().WriteAsync(junk);
+            Assert.Equal(0, await ReadToEnd(tcp.GetStream()));
+        }
+        int rejected = await CountRejections(server, 1);
+
+        // 2. a plaintext Akka association to the TLS port
+        using (var plain = ActorSystem.Create("fedavg", ConfigurationFactory.ParseString("""
+                   akka.actor.provider = remote
+                   akka.loglevel = ERROR
+                   akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
+                   """)))
+        {
+            plain.ActorSelection($"akka.tcp://fedavg@127.0.0.1:{port}/user/coordinator/singleton").Tell("hello");
+            rejected = await CountRejections(server, rejected + 1);
+        }
+
+        // 3. an authenticated peer (a certificate of the federation's CA) that sends an oversized frame, then random frames
+        using var peerTls = LoadPeer(peerBundle);
+        await server.WaitForLine(@"^round \d+/", Start);
+        foreach (var frame in new[] { Frame(64 * 1024 * 1024, 1024, random), Frame(300, 300, random), Frame(40, 40, random) })
+        {
+            using var tcp = new TcpClient();
+            await tcp.ConnectAsync(IPAddress.Loopback, port);
+            using var ssl = new SslStream(tcp.GetStream(), false, (_, c, _, _) => c is X509Certificate2 x && peerTls.Check(x) is null);
+            await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+            {
+                TargetHost = "server", ClientCertificates = [peerTls.Certificate],
+            });
+            await ssl.WriteAsync(frame);
+            await ssl.FlushAsync();
+            await ReadToEnd(ssl);
+        }
+        await server.WaitForLine(@"TooLongFrameException: Adjusted frame length exceeds 128000", TimeSpan.FromSeconds(30));
+        await server.WaitForLines(@"Error while decoding incoming Akka PDU of length \d+", 2, TimeSpan.FromSeconds(30));
+
+        // 4. from an authenticated actor system: 1,000 fuzzed payloads of every manifest, decoded by the server's FedAvgSerializer,
+        //    and bytes that claim Akka's JSON serializer with a type name
+        var config = ConfigurationFactory.ParseString($$"""
+            akka.actor.provider = remote
+            akka.loglevel = ERROR
+            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0, enable-ssl = on }
+            akka.actor.serializers { fuzz = "{{typeof(FuzzSerializer).AssemblyQualifiedName}}", json = "{{typeof(JsonClaimSerializer).AssemblyQualifiedName}}" }
+            akka.actor.serialization-bindings { "{{typeof(Fuzz).AssemblyQualifiedName}}" = fuzz, "{{typeof(Json).AssemblyQualifiedName}}" = json }
+            """);
+        using var peer = ActorSystem.Create("fedavg", BootstrapSetup.Create().WithConfig(config).And(peerTls.Setup()));
+        var local = new FedAvgSerializer((ExtendedActorSystem)peer);
+        // the coordinator itself (not a selection, whose envelope would be decoded first): the payload is the whole message
+        var coordinator = await peer.ActorSelection($"akka.ssl.tcp://fedavg@127.0.0.1:{port}/user/coordinator/singleton").ResolveOne(TimeSpan.FromSeconds(30));
+        int expectedRefusals = 0, sent = 0;
+        foreach (var manifest in FedAvgSerializer.AllManifests)
+            for (int i = 0; i < 1000; i++)
+            {
+                var bytes = new byte[random.Next(0, i % 10 == 0 ? 2000 : 120)];
+                random.NextBytes(bytes);
+                if (bytes.Length > 0 && random.Next(10) > 0) bytes[0] = FedAvgSerializer.FormatVersion;
+                try
+                {
+                    local.FromBinary(bytes, manifest);
+                }
+                catch (System.Runtime.Serialization.SerializationException)
+                {
+                    expectedRefusals++;
+                }
+                coordinator.Tell(new Fuzz(manifest, bytes), ActorRefs.NoSender);
+                sent++;
+            }
+        coordinator.Tell(new Json("""{"$type":"System.IO.FileInfo, System.IO.FileSystem","fileName":"/etc/passwd"}"""));
+        coordinator.Tell(new Fuzz("ZZ-END", [1])); // messages of one association arrive in order: this one is read last
+        await server.WaitForLine(@"Deserialization failed for message with serializer id \[4242\] and manifest \[ZZ-END\]", TimeSpan.FromMinutes(3));
+        var refusals = server.Output.Split('\n').Where(l => l.Contains("Deserialization failed for message with serializer id [4242]")).ToList();
+        Assert.Equal(expectedRefusals + 1, refusals.Count);
+        Assert.True(expectedRefusals > 13 * 900, $"{expectedRefusals} of {sent} payloads were refused"); // nearly all random bytes are refused
+        Assert.All(refusals, l => Assert.Matches(@"manifest \[\w+(-END)?\].*FedAvgSerializer: (malformed|unknown manifest)", l));
+        Assert.True(Regex.IsMatch(server.Output, @"Deserialization failed for message with serializer id \[1\].*FedAvg.Actors accepts no JSON from the wire"),
+            string.Join("\n", server.Output.Split('\n').Where(l => !l.Contains("[4242]") && !l.StartsWith("round "))));
+
+        // the server is up, its cluster healthy (it trains on with its node), and nothing of it reached aggregation
+        int seen = LastRound(server);
+        await server.WaitForLine($"^round {seen + 2}/", Start);
+        Assert.All(Rounds(run), r => Assert.Equal((2, 2, 0), (r.Sampled, r.Succeeded, r.Failed)));
+        Assert.DoesNotContain("unreachable", server.Output);
+        Assert.False(good.Output.Contains("run is over"), good.Output);
+        Assert.DoesNotContain("   at ", server.Output);
+    }
+
+    TransportSecurity LoadPeer(string bundle)
+    {
+        var cert = X509CertificateLoader.LoadPkcs12FromFile(Path.Combine(bundle, Path.GetFileName(bundle) + ".pfx"), Password);
+        var security = new TransportSecurity(cert, TransportSecurity.LoadCaCertificate(Path.Combine(bundle, "ca.crt"), "--tls-ca"));
+        others.Add(security);
+        return security;
+    }
+
+    /// <summary>Akka.Remote's framing: a little-endian 4-byte length, then the frame; here <paramref name="body"/> random bytes.</summary>
+    static byte[] Frame(int declared, int body, Random random)
+    {
+        var frame = new byte[4 + body];
+        BitConverter.TryWriteBytes(frame.AsSpan(0, 4), declared);
+        random.NextBytes(frame.AsSpan(4));
+        return frame;
+    }
+
+    /// <summary>Reads until the server closes the connection (it must); the bytes read.</summary>
+    static async Task<int> ReadToEnd(Stream stream)
+    {
+        int total = 0;
+        var buffer = new byte[4096];
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            int n;
+            while ((n = await stream.ReadAsync(buffer, timeout.Token)) > 0) total += n;
+        }
+        catch (IOException)
+        {
+        }
+        return total;
+    }
+
+    /// <summary>Waits until the server has logged <paramref name="count"/> connections refused at the TLS handshake; returns the count.</summary>
+    static async Task<int> CountRejections(FedavgProcess server, int count)
+    {
+        await server.WaitForLines(@"Rejected incoming connection from \[.*\] due to TLS handshake failure", count, TimeSpan.FromSeconds(30));
+        return count;
+    }
+}
