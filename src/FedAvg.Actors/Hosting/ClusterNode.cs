@@ -3,6 +3,7 @@ using Akka.Cluster;
 using Akka.Cluster.Tools.Singleton;
 using Akka.Configuration;
 using FedAvg.Actors.Client;
+using FedAvg.Actors.Faults;
 using FedAvg.Actors.Messages;
 using FedAvg.Core;
 using FedAvg.Core.Data;
@@ -33,6 +34,14 @@ public sealed class ClusterNode : IDisposable
     /// <summary>Called when each actor system of this node is up, with its address.</summary>
     public Action<Address>? OnUp { get; init; }
 
+    /// <summary>Called with each actor system of this node once it is up (node-level fault injection in tests: FedAvg.Actors.Testing's NodeFaults).</summary>
+    public Action<ActorSystem>? OnSystem { get; init; }
+
+    /// <summary>Faults injected into this node's clients, on top of `fedavg.faults` (the kit's way in, as <see cref="Simulation.Faults"/>).</summary>
+    public IClientFaults? Faults { get; init; }
+
+    IReadOnlyList<FaultRule> faultRules = [];
+
     NodeData? data;
     TrainerPool? pool;
     (string Model, ulong Hash)? layout;
@@ -52,7 +61,10 @@ public sealed class ClusterNode : IDisposable
             _ = images;
         }
         ClientRequest request = (ClientRequest?)options.Clients ?? own!;
-        var serverAddress = new Address("akka.tcp", ClusterHosting.SystemName, options.ServerHost, options.ServerPort);
+        // `fedavg.faults` is read before anything starts; its client ids are checked once the run's K is known (Prepare)
+        faultRules = layered.HasPath(RunSettings.Section) && layered.GetValue(RunSettings.Section).IsObject()
+            ? RunSettings.Faults.Read(layered.GetConfig(RunSettings.Section)) : [];
+        var serverAddress = new Address(Protocol(layered), ClusterHosting.SystemName, options.ServerHost, options.ServerPort);
         var config = ClusterHosting.Configure(layered, endpoint, ClusterHosting.ClientRole);
 
         DateTime? lostSince = null;
@@ -74,6 +86,7 @@ public sealed class ClusterNode : IDisposable
                         ? $"no fedavg server answered at {options.ServerHost}:{options.ServerPort} within {cluster.JoinTimeout} (--join-timeout)."
                         : $"the server at {options.ServerHost}:{options.ServerPort} did not come back within {cluster.ServerWait} (fedavg.cluster.server-wait).");
                 OnUp?.Invoke(Cluster.Get(system).SelfAddress);
+                OnSystem?.Invoke(system);
                 OnEvent?.Invoke(lostSince is null ? $"joined the cluster of {serverAddress}" : $"joined {serverAddress} again");
                 lostSince = null;
 
@@ -134,8 +147,20 @@ public sealed class ClusterNode : IDisposable
         if (pool is null)
             pool = new TrainerPool(model, options.Trainers, options.ThreadsPerTrainer);
         var clients = data.Shards.Select(s => (s.Id, (ILocalTraining)new PooledLocalTraining(pool, data.Train, s.Indices))).ToList();
-        return new PreparedClients(layout.Value.Hash, clients);
+        var prepared = new PreparedClients(layout.Value.Hash, clients);
+        Action<FaultFired> fired = f => OnEvent?.Invoke($"round {f.Round}: injected fault {f.Behaviour} on {f.ClientId}");
+        prepared = new FaultPlan(faultRules, spec.Seed, spec.Clients).Validate($"{RunSettings.Faults.Path}").Apply(prepared, fired);
+        if (Faults is not null) prepared = Faults.Apply(prepared, fired);
+        return prepared;
     });
+
+    /// <summary>The server's protocol: akka.tcp, or akka.trttl.tcp when the throttler adapter is applied (fault-injection tests).</summary>
+    static string Protocol(Config layered)
+    {
+        var adapters = layered.HasPath("akka.remote.dot-netty.tcp.applied-adapters")
+            ? layered.GetStringList("akka.remote.dot-netty.tcp.applied-adapters") : [];
+        return "akka." + string.Concat(adapters.Reverse().Select(a => a + ".")) + "tcp";
+    }
 
     /// <summary>The images and labels of --own-data DIR: the standard IDX names (train-images-idx3-ubyte, …), raw or gzip.</summary>
     public static (string Images, string Labels) OwnDataFiles(string dir)
