@@ -77,18 +77,32 @@ public sealed class FaultPlan(IReadOnlyList<FaultRule> rules, int seed, int clie
             var rule = rules[i];
             if (round < rule.FromRound || round > rule.ToRound) continue;
             if (targets[i] is { } set && (k is null || !set.Contains(k.Value))) continue;
-            if (rule.Probability < 1)
-            {
-                double u = Seeds.Derive(seed, round, ProbabilityPurpose ^ Seeds.StableHash(clientId) ^ (i * 7919)) / 2147483648.0;
-                if (u >= rule.Probability) continue;
-            }
+            if (rule.Probability < 1 && Uniform(seed, round, clientId, ProbabilityPurpose, i) >= rule.Probability) continue;
             (firing ??= new()).Add((i, rule.Behaviour));
         }
         return (IReadOnlyList<(int, FaultBehaviour)>?)firing ?? [];
     }
 
     /// <summary>The seed of a corruption's random numbers (noise, random weights) for one client, round and rule.</summary>
-    public int DataSeed(int round, string clientId, int rule) => Seeds.Derive(seed, round, DataPurpose ^ Seeds.StableHash(clientId) ^ (rule * 104729));
+    public int DataSeed(int round, string clientId, int rule) => (int)(Mix(seed, round, clientId, DataPurpose, rule) >> 33);
+
+    /// <summary>A uniform draw in [0, 1) from (seed, round, client, purpose, rule) alone.</summary>
+    static double Uniform(int seed, int round, string clientId, int purpose, int rule) =>
+        (Mix(seed, round, clientId, purpose, rule) >> 11) * (1.0 / (1UL << 53));
+
+    /// <summary>Seeds.Derive's value for (seed, round, client) and the purpose and rule, through SplitMix64's finalizer
+    /// (Derive's low bits alone mix too little for a probability).</summary>
+    static ulong Mix(int seed, int round, string clientId, int purpose, int rule)
+    {
+        unchecked
+        {
+            ulong z = ((ulong)(uint)Seeds.Derive(seed, round, Seeds.StableHash(clientId)) << 32) ^ (uint)(purpose + rule * 0x9E37);
+            z += 0x9E3779B97F4A7C15UL;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            return z ^ (z >> 31);
+        }
+    }
 
     public PreparedClients Apply(PreparedClients clients, Action<FaultFired> fired)
     {
