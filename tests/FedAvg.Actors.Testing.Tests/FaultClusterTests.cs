@@ -64,6 +64,52 @@ public class FaultClusterTests
         }
     }
 
+    [Fact]
+    public async Task A_node_injects_the_faults_of_its_own_config_and_the_server_records_what_it_rejected()
+    {
+        var options = Small(rounds: 2);
+        var listening = new TaskCompletionSource<Address>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var server = new ClusterServer { TestSamples = 500, StartClients = 4, OnListening = a => listening.TrySetResult(a) }
+            .RunAsync(options, Settings, Loopback, Layered, Store);
+        int port = (await listening.Task.WaitAsync(TimeSpan.FromSeconds(60))).Port!.Value;
+        // as `fedavg node --config faults.conf` layers it
+        var faulty = HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides:
+            "fedavg.cluster.leave-timeout = 10s\n" + NodeFaults.ThrottlerConfig + "\nfedavg.faults = [ { behaviour = \"samples:0\", clients = [1] } ]");
+        var events = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var a = new ClusterNode { OnEvent = events.Enqueue };
+        using var b = new ClusterNode();
+        var runA = a.RunAsync(new NodeOptions("node-a", "127.0.0.1", port, new ClientRange(0, 1), null, TestData.DataDir, 1, 1), Settings, Loopback, faulty);
+        var runB = b.RunAsync(new NodeOptions("node-b", "127.0.0.1", port, new ClientRange(2, 3), null, TestData.DataDir, 1, 1), Settings, Loopback, Layered);
+
+        var result = await server.WaitAsync(TimeSpan.FromMinutes(3));
+        Assert.True(result.Completed, result.FailureReason);
+        CompletedRounds.Verify(result, options.Rounds);
+        Assert.All(result.Rounds, r => Assert.Equal("client-001: inconsistent (claims 0 samples, registered 300)", Assert.Single(r.RejectedOrEmpty).ToString()));
+        Assert.Contains("round 1: injected fault samples:0 on client-001", events);
+        Assert.True((await runA.WaitAsync(TimeSpan.FromSeconds(60))).Completed);
+        Assert.True((await runB.WaitAsync(TimeSpan.FromSeconds(60))).Completed);
+    }
+
+    [Fact]
+    public async Task A_node_whose_faults_aim_at_a_client_the_run_lacks_is_refused_before_its_clients_exist()
+    {
+        var options = Small(rounds: 1);
+        var listening = new TaskCompletionSource<Address>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var stop = new CancellationTokenSource();
+        var server = new ClusterServer { TestSamples = 500, StartClients = 4, OnListening = a => listening.TrySetResult(a) }
+            .RunAsync(options, Settings, Loopback, Layered, Store, stop.Token);
+        int port = (await listening.Task.WaitAsync(TimeSpan.FromSeconds(60))).Port!.Value;
+        var faulty = HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides:
+            NodeFaults.ThrottlerConfig + "\nfedavg.faults = [ { behaviour = drop, clients = [9] } ]");
+        using var a = new ClusterNode();
+        var e = await Assert.ThrowsAsync<FedAvg.Core.UsageException>(() =>
+            a.RunAsync(new NodeOptions("node-a", "127.0.0.1", port, new ClientRange(0, 1), null, TestData.DataDir, 1, 1), Settings, Loopback, faulty)
+                .WaitAsync(TimeSpan.FromMinutes(2)));
+        Assert.Equal("fedavg.faults[0].clients: client 9 does not exist; this run has 4 clients, 0..3.", e.Message);
+        stop.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => server.WaitAsync(TimeSpan.FromMinutes(1)));
+    }
+
     static bool LostNodeB(RoundMetrics r) =>
         r.Succeeded == 2 && r.RejectedOrEmpty.Any(x => x.ClientId == "client-002" && x.Reason.StartsWith("its node was lost"));
 
