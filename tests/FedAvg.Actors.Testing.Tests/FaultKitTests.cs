@@ -24,6 +24,10 @@ public class FaultKitTests
         Assert.All(Corruption.Apply(FaultBehaviour.NaN, Local(), Global, 1).Weights, w => Assert.True(float.IsNaN(w)));
         Assert.All(Corruption.Apply(FaultBehaviour.Inf, Local(), Global, 1).Weights, w => Assert.True(float.IsPositiveInfinity(w)));
         Assert.Equal([2f, 0f], Corruption.Apply(FaultBehaviour.WrongLength, Local(), Global, 1).Weights);
+        var random = Corruption.Apply(FaultBehaviour.Random, Local(), Global, 42).Weights;
+        Assert.All(random, w => Assert.InRange(w, -1f, 1f));
+        Assert.Equal(random, Corruption.Apply(FaultBehaviour.Random, Local(), Global, 42).Weights); // seeded
+        Assert.NotEqual(random, Corruption.Apply(FaultBehaviour.Random, Local(), Global, 43).Weights);
         var lie = Corruption.Apply(FaultBehaviour.Samples(-5), Local(), Global, 1);
         Assert.Equal(-5, lie.SampleCount);
         Assert.Equal([2f, 0f, -1f], lie.Weights);
