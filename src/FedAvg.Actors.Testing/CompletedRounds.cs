@@ -8,7 +8,7 @@ namespace FedAvg.Actors.Testing;
 /// "Nothing completed was lost": after a fault, every completed round has its metrics (once, in order, valid) and the
 /// checkpoint on disk is the last completed round's, readable, with the run's final weights.
 /// </summary>
-public static class CompletedRounds
+public static partial class CompletedRounds
 {
     /// <summary>Throws <see cref="LostRoundException"/> naming what is missing or invalid.</summary>
     /// <param name="firstRound">The first round this run trained (a resumed run starts later).</param>
@@ -41,6 +41,37 @@ public static class CompletedRounds
             throw new LostRoundException($"the checkpoint holds round {checkpoint.Round}, the last completed round is {expectedRounds}");
         if (result.FinalWeights is { } w && !checkpoint.Weights.AsSpan().SequenceEqual(w))
             throw new LostRoundException("the checkpoint's weights are not the run's final weights");
+    }
+}
+
+public static partial class CompletedRounds
+{
+    /// <summary>
+    /// The same for a `fedavg simulate` (or `fedavg server`) run directory: rounds.jsonl has one valid record per
+    /// completed round 1..<paramref name="expectedRounds"/>, rounds.csv a line for each, and checkpoint.bin holds the last.
+    /// </summary>
+    public static void VerifyRunDirectory(string runDirectory, int expectedRounds)
+    {
+        string jsonl = Path.Combine(runDirectory, "rounds.jsonl"), csv = Path.Combine(runDirectory, "rounds.csv");
+        if (!File.Exists(jsonl) || !File.Exists(csv)) throw new LostRoundException($"{runDirectory}: rounds.jsonl or rounds.csv is missing");
+        var records = new List<RoundMetrics>();
+        foreach (var (line, i) in File.ReadLines(jsonl).Select((l, i) => (l, i + 1)))
+        {
+            RoundMetrics? m;
+            try
+            {
+                m = System.Text.Json.JsonSerializer.Deserialize<RoundMetrics>(line);
+            }
+            catch (System.Text.Json.JsonException e)
+            {
+                throw new LostRoundException($"{jsonl}:{i}: not a round record ({e.Message})");
+            }
+            records.Add(m ?? throw new LostRoundException($"{jsonl}:{i}: empty record"));
+        }
+        int csvRounds = File.ReadAllLines(csv).Length - 1;
+        if (csvRounds != expectedRounds) throw new LostRoundException($"{csv} has {csvRounds} rounds, expected {expectedRounds}");
+        var result = new SimulationResult(true, null, records, null, null, null!, TimeSpan.Zero, TimeSpan.Zero);
+        Verify(result, expectedRounds, Path.Combine(runDirectory, Checkpoint.FileName));
     }
 }
 

@@ -109,6 +109,20 @@ public class FaultKitTests
     }
 
     [Fact]
+    public void A_run_directory_with_a_round_missing_or_damaged_is_reported_lost()
+    {
+        string dir = FedAvg.Tests.Shared.TestData.TempDir();
+        var round1 = new RoundMetrics(1, 4, 4, 0, 1, 0.5, 0.9, 0.4, 1, 1, 0.01, 0.1, 1.2);
+        File.WriteAllText(Path.Combine(dir, "rounds.jsonl"), System.Text.Json.JsonSerializer.Serialize(round1) + "\n");
+        File.WriteAllText(Path.Combine(dir, "rounds.csv"), "round,…\n1,…\n");
+        Assert.Contains("rounds.csv has 1 rounds, expected 2", Assert.Throws<LostRoundException>(() => CompletedRounds.VerifyRunDirectory(dir, 2)).Message);
+        Assert.Contains("no checkpoint", Assert.Throws<LostRoundException>(() => CompletedRounds.VerifyRunDirectory(dir, 1)).Message);
+        File.AppendAllText(Path.Combine(dir, "rounds.jsonl"), "{\"Round\": 2, \"Sampled\": \n");
+        File.AppendAllText(Path.Combine(dir, "rounds.csv"), "2,…\n");
+        Assert.Contains("rounds.jsonl:2: not a round record", Assert.Throws<LostRoundException>(() => CompletedRounds.VerifyRunDirectory(dir, 2)).Message);
+    }
+
+    [Fact]
     public void The_kit_refuses_a_client_that_does_not_exist_when_the_rule_is_added()
     {
         var e = Assert.Throws<UsageException>(() => new FaultKit(seed: 1, clients: 4).Add(Fault.Drop.OnClients(9)));

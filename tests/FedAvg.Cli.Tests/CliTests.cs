@@ -73,6 +73,7 @@ public class CliTests
             "--fraction", "1.0", "--partition", "iid:200", "--local-epochs", "1", "--lr", "0.05", "--rounds", "2", "--trainers", "1");
         Assert.True(code == ExitCodes.Success, error);
 
+        FedAvg.Actors.Testing.CompletedRounds.VerifyRunDirectory(dir, 2); // nothing completed was lost
         var csv = File.ReadAllLines(Path.Combine(dir, RunOutputs.RoundsCsv));
         Assert.EndsWith(",faults,rejected", csv[0]);
         // the second copy is refused as a duplicate, or as late when the first one closed the round
