@@ -110,6 +110,14 @@ public class FaultClusterTests
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => server.WaitAsync(TimeSpan.FromMinutes(1)));
     }
 
+    [Fact]
+    public async Task A_server_given_faults_refuses_them_before_it_starts_since_the_faults_belong_to_the_nodes()
+    {
+        var options = Small(rounds: 1) with { Faults = [Fault.Drop.OnClients(1)] };
+        var e = await Assert.ThrowsAsync<FedAvg.Core.UsageException>(() => new ClusterServer().RunAsync(options, Settings, Loopback, Layered, Store));
+        Assert.StartsWith("fedavg.faults acts on clients, and a server has none", e.Message);
+    }
+
     static bool LostNodeB(RoundMetrics r) =>
         r.Succeeded == 2 && r.RejectedOrEmpty.Any(x => x.ClientId == "client-002" && x.Reason.StartsWith("its node was lost"));
 

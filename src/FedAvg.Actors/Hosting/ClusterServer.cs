@@ -41,6 +41,9 @@ public sealed class ClusterServer
         DatasetStore store, CancellationToken cancel = default)
     {
         options.Validate();
+        if (options.Faults.Count > 0)
+            throw new FedAvg.Core.UsageException($"{RunSettings.Faults.Path} acts on clients, and a server has none: give the faults to " +
+                                                 "the nodes that host those clients (fedavg node --config FILE).");
         endpoint.Validate();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var info = DatasetCatalog.Get(options.Dataset);
