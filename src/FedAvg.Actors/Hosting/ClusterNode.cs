@@ -28,12 +28,6 @@ public sealed record NodeOptions(
 /// </summary>
 public sealed class ClusterNode : IDisposable
 {
-    /// <summary>Progress lines for the console ("joined", "registered 50 clients", "lost the server, joining again").</summary>
-    public Action<string>? OnEvent { get; init; }
-
-    /// <summary>Called when each actor system of this node is up, with its address.</summary>
-    public Action<Address>? OnUp { get; init; }
-
     /// <summary>Called with each actor system of this node once it is up (node-level fault injection in tests: FedAvg.Actors.Testing's NodeFaults).</summary>
     public Action<ActorSystem>? OnSystem { get; init; }
 
@@ -41,6 +35,13 @@ public sealed class ClusterNode : IDisposable
     public IClientFaults? Faults { get; init; }
 
     IReadOnlyList<FaultRule> faultRules = [];
+
+    /// <summary>Progress lines for the console ("joined", "registered 50 clients", "lost the server, joining again").</summary>
+    public Action<string>? OnEvent { get; init; }
+
+    /// <summary>Called when each actor system of this node is up, with its address.</summary>
+    public Action<Address>? OnUp { get; init; }
+
 
     NodeData? data;
     TrainerPool? pool;
@@ -52,6 +53,9 @@ public sealed class ClusterNode : IDisposable
         endpoint.Validate();
         if (options.Clients is null == options.OwnDataDir is null)
             throw new UsageException("give either --clients RANGE (research mode) or --own-data DIR (own-data mode).");
+        // `fedavg.faults` is read before anything starts; its client ids are checked once the run's K is known (Prepare)
+        faultRules = layered.HasPath(RunSettings.Section) && layered.GetValue(RunSettings.Section).IsObject()
+            ? RunSettings.Faults.Read(layered.GetConfig(RunSettings.Section)) : [];
         OwnData? own = null;
         if (options.OwnDataDir is { } dir)
         {
@@ -61,12 +65,10 @@ public sealed class ClusterNode : IDisposable
             _ = images;
         }
         ClientRequest request = (ClientRequest?)options.Clients ?? own!;
-        // `fedavg.faults` is read before anything starts; its client ids are checked once the run's K is known (Prepare)
-        faultRules = layered.HasPath(RunSettings.Section) && layered.GetValue(RunSettings.Section).IsObject()
-            ? RunSettings.Faults.Read(layered.GetConfig(RunSettings.Section)) : [];
-        var serverAddress = new Address(Protocol(layered), ClusterHosting.SystemName, options.ServerHost, options.ServerPort);
+        var serverAddress = new Address("akka.tcp", ClusterHosting.SystemName, options.ServerHost, options.ServerPort);
         var config = ClusterHosting.Configure(layered, endpoint, ClusterHosting.ClientRole);
 
+        serverAddress = WithAdapters(serverAddress, layered); // akka.trttl.tcp with the throttler (fault-injection tests)
         DateTime? lostSince = null;
         while (true)
         {
@@ -154,12 +156,15 @@ public sealed class ClusterNode : IDisposable
         return prepared;
     });
 
-    /// <summary>The server's protocol: akka.tcp, or akka.trttl.tcp when the throttler adapter is applied (fault-injection tests).</summary>
-    static string Protocol(Config layered)
+    /// <summary>The server's address with the transport adapters of the configuration in its protocol: akka.tcp becomes
+    /// akka.trttl.tcp when the throttler adapter is applied (fault-injection tests).</summary>
+    static Address WithAdapters(Address address, Config layered)
     {
         var adapters = layered.HasPath("akka.remote.dot-netty.tcp.applied-adapters")
             ? layered.GetStringList("akka.remote.dot-netty.tcp.applied-adapters") : [];
-        return "akka." + string.Concat(adapters.Reverse().Select(a => a + ".")) + "tcp";
+        if (adapters.Count == 0) return address;
+        string protocol = "akka." + string.Concat(adapters.Reverse().Select(a => a + ".")) + address.Protocol["akka.".Length..];
+        return new Address(protocol, address.System, address.Host, address.Port);
     }
 
     /// <summary>The images and labels of --own-data DIR: the standard IDX names (train-images-idx3-ubyte, …), raw or gzip.</summary>
