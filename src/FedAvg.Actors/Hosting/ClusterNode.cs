@@ -42,7 +42,6 @@ public sealed class ClusterNode : IDisposable
     /// <summary>Called when each actor system of this node is up, with its address.</summary>
     public Action<Address>? OnUp { get; init; }
 
-
     NodeData? data;
     TrainerPool? pool;
     (string Model, ulong Hash)? layout;
