@@ -40,7 +40,8 @@ public static class SimulateCommand
 
     public static Command Create(Host host)
     {
-        var config = new Option<string?>("--config") { Description = $"A HOCON file layered over hocon/{string.Join(" and hocon/", host.HoconFiles)} (flags override both)." };
+        var config = new Option<string?>("--config") { Description = $"A HOCON file layered over hocon/{string.Join(" and hocon/", host.HoconFiles)} (flags override both); " +
+            "settings without a flag go there: the strategy's parameters (fedavg.strategy { … }) and injected faults (fedavg.faults = [ … ], docs/faults.md)." };
         var output = new Option<string?>("--out") { Description = $"Run directory (default: runs/{host.Name}-TIMESTAMP)." };
         var resume = new Option<string?>("--resume") { Description = "Continue the stopped run in this directory from its last checkpoint." };
         var force = new Option<bool>("--force") { Description = "Replace the run in an existing --out directory." };

@@ -109,6 +109,11 @@ public class RunSettingsTests
         WeightDecay = 5e-4, Seed = -42, Trainers = 3, ThreadsPerTrainer = 2, RoundTimeout = TimeSpan.FromMilliseconds(1501),
         RoundAttempts = 5, TargetAccuracy = 0.97, StrategyName = "fedavgm",
         StrategyParameters = new Dictionary<string, string> { ["server-lr"] = "0.5", ["server-momentum"] = "0.1" },
+        Faults =
+        [
+            new(FedAvg.Actors.Faults.FaultBehaviour.Scale(0.1 + 0.2), Fraction: 0.2),
+            new(FedAvg.Actors.Faults.FaultBehaviour.DelayBy(TimeSpan.FromMilliseconds(1501)), Clients: [3, 6], Probability: 0.25, FromRound: 2, ToRound: 3),
+        ],
     };
 
     [Fact]
@@ -140,6 +145,9 @@ public class RunSettingsTests
         Assert.Equal(0.1 + 0.2, back.Momentum); // "R": not 0.3
         Assert.Equal(TimeSpan.FromMilliseconds(1501), back.RoundTimeout);
         Assert.Equal("0.1", back.StrategyParameters["server-momentum"]);
+        Assert.Equal(0.1 + 0.2, back.Faults[0].Behaviour.Value);
+        Assert.Equal(TimeSpan.FromMilliseconds(1501), back.Faults[1].Behaviour.Delay);
+        Assert.NotEqual(Unusual, Unusual with { Faults = [Unusual.Faults[0]] });
         Assert.NotEqual(Unusual, Unusual with { StrategyParameters = new Dictionary<string, string> { ["server-lr"] = "0.25" } });
         Assert.Equal(RunSettings.Defaults, SimulationOptions.FromConfig(HoconFiles.Parse(RunSettings.Defaults.ToHocon(), "defaults")));
         Assert.Equal(TimeSpan.FromMilliseconds(2), With("fedavg.round-timeout = 1.5ms").RoundTimeout); // to the millisecond

@@ -33,6 +33,9 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
         new TrainingFailed(4, "client-001", "boom"),
         new RunFinished(true, "completed after round 11"),
         new RoundCompleted(new RoundMetrics(5, 10, 9, 1, 2, 0.1, 0.97, 0.2, 3.5, 6.9, 0.01, 0.4, 4.0)),
+        new RoundCompleted(new RoundMetrics(5, 10, 8, 2, 2, 0.1, 0.97, 0.2, 3.5, 6.9, 0.01, 0.4, 4.0,
+            Rejected: [new Rejection(4, "client-003", "stale (round 4, current 5)"), new Rejection(5, "client-007", "duplicate")],
+            Faults: [new FaultFired(5, "client-003", "stale"), new FaultFired(5, "client-007", "twice")])),
         new RunCompleted(11, 0.943, 9, SomeWeights),
         new RunCompleted(11, 0.943, null, []),
         new RunFailed(2, "too few clients"),
@@ -195,6 +198,7 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
         TrainRound t => $"{t.Round}|{t.Attempt}|{string.Join(",", t.Clients)}|{string.Join(",", t.Config.Entries)}|{Describe(t.Weights)}",
         UpdateSubmitted u => $"{u.Round}|{u.ClientId}|{u.SampleCount}|{u.TrainLoss}|{u.TrainAccuracy}|{u.TrainSeconds}|{Describe(u.Weights)}",
         LocalWeights w => $"{w.Header}|{string.Join(",", w.Weights)}",
+        RoundCompleted { Metrics: var m } => $"{(m with { Rejected = null, Faults = null })}|{string.Join(",", m.RejectedOrEmpty)}|{string.Join(",", m.FaultsOrEmpty)}",
         RunCompleted r => $"{r.Rounds}|{r.FinalAccuracy}|{r.TargetReachedAtRound}|{string.Join(",", r.FinalWeights)}",
         _ => message.ToString()!,
     };

@@ -109,6 +109,11 @@ public sealed class ServerTests : TestKit
 
         var done = observer.ExpectMsg<RoundCompleted>().Metrics;
         Assert.Equal((1, 3, 3, 0), (done.Round, done.Sampled, done.Succeeded, done.Failed));
+        Assert.Equal(
+            [
+                new Rejection(1, Id(0), "duplicate"), new Rejection(0, Id(1), "stale (round 0, current 1)"),
+                new Rejection(2, Id(1), "stale (round 2, current 1)"), new Rejection(1, Id(9), "unsolicited (client not sampled this round)"),
+            ], done.Rejected!);
         // round 2 starts from (100·1 + 100·2 + 200·6) / 400 = 3.75 everywhere
         var next = probes[0].ExpectMsg<TrainRound>(r => r.Round == 2);
         Assert.All(GlobalOf(next), w => Assert.Equal(3.75f, w));
@@ -163,6 +168,11 @@ public sealed class ServerTests : TestKit
         probes[2].Send(server, Update(1, Id(2), Filled(-50f), samples: 1_000_000)); // inflates its weight
         var metrics = observer.ExpectMsg<RoundCompleted>().Metrics;
         Assert.Equal((1, 2), (metrics.Succeeded, metrics.Failed));
+        Assert.Equal(
+            [
+                new Rejection(1, Id(1), "non-finite weights (NaN or infinity)"),
+                new Rejection(1, Id(2), "inconsistent (claims 1000000 samples, registered 100)"),
+            ], metrics.Rejected!.OrderBy(r => r.ClientId));
         Assert.All(observer.ExpectMsg<RunCompleted>().FinalWeights, w => Assert.Equal(2f, w));
     }
 
@@ -192,6 +202,8 @@ public sealed class ServerTests : TestKit
         probes[1].Send(server, Update(1, Id(1), Filled(3f)));
         var metrics = observer.ExpectMsg<RoundCompleted>().Metrics;
         Assert.Equal((2, 0), (metrics.Succeeded, metrics.Failed));
+        Assert.Equal(2, metrics.RejectedOrEmpty.Count);
+        Assert.All(metrics.RejectedOrEmpty, r => Assert.StartsWith($"forged (sent by ", r.Reason));
         Assert.All(observer.ExpectMsg<RunCompleted>().FinalWeights, w => Assert.Equal(2f, w));
     }
 

@@ -1,5 +1,6 @@
 using Akka.Configuration;
 using FedAvg.Actors.Client;
+using FedAvg.Actors.Faults;
 using FedAvg.Actors.Hosting;
 using FedAvg.Actors.Messages;
 using FedAvg.Core.Data;
@@ -67,12 +68,15 @@ public class SimulationTests
         var crashes = 0;
         var simulation = new Simulation
         {
-            WrapTraining = (id, inner) => id == "client-002" ? new CrashingOnce(inner, () => Interlocked.Increment(ref crashes)) : inner,
+            Faults = new FaultPlan([new FaultRule(FaultBehaviour.Crash, Clients: [2], ToRound: 1)], seed: 3, clientCount: 4),
+            OnFault = _ => Interlocked.Increment(ref crashes),
         };
         var result = await Run(Small(), simulation);
 
         Assert.True(result.Completed, result.FailureReason);
         Assert.Equal(1, crashes);
+        Assert.Equal([new FaultFired(1, "client-002", "crash")], result.Rounds[0].Faults!);
+        Assert.Contains("injected crash", Assert.Single(result.Rounds[0].Rejected!).Reason);
         Assert.Equal((4, 3, 1), (result.Rounds[0].Sampled, result.Rounds[0].Succeeded, result.Rounds[0].Failed));
         // the restarted client trains again in round 2
         Assert.Equal((4, 4, 0), (result.Rounds[1].Sampled, result.Rounds[1].Succeeded, result.Rounds[1].Failed));
@@ -104,21 +108,5 @@ public class SimulationTests
         var e = await Assert.ThrowsAsync<FedAvg.Core.DataException>(() => Run(Small(), new Simulation { ResumeFrom = foreign }));
         Assert.Contains("seed000-cnn", e.Message);
         Assert.Contains("seed001-2nn", e.Message);
-    }
-
-    sealed class CrashingOnce(ILocalTraining inner, Action onCrash) : ILocalTraining
-    {
-        int crashed;
-        public int SampleCount => inner.SampleCount;
-
-        public Task<TrainResult> Train(string clientId, LocalTrain request)
-        {
-            if (Interlocked.Exchange(ref crashed, 1) == 0)
-            {
-                onCrash();
-                return Task.FromException<TrainResult>(new InvalidOperationException("injected crash"));
-            }
-            return inner.Train(clientId, request);
-        }
     }
 }

@@ -47,6 +47,45 @@ public class CliTests
         Assert.Contains(named, error);
     }
 
+    [Theory]
+    [InlineData("faults = [ { behaviour = drop, probability = -0.1 } ]", "fedavg.faults[0].probability must be in [0, 1]")]
+    [InlineData("faults = [ { behaviour = explode } ]", "valid: crash, stop, delay:DURATION, stall, drop, twice, stale, nan, inf, sign-flip, scale:K, noise:SIGMA, random, wrong-length, samples:N")]
+    [InlineData("faults = [ { behaviour = nan, clients = [20] } ]", "fedavg.faults[0].clients: client 20 does not exist; this run has 20 clients")]
+    public void Bad_faults_exit_2_before_any_work_naming_the_setting(string faults, string named)
+    {
+        string dir = Path.Combine(TestData.TempDir(), "run");
+        string conf = Path.Combine(TestData.TempDir(), "faults.conf");
+        File.WriteAllText(conf, $"fedavg {{ {faults} }}");
+        var (code, error) = Fedavg(Small(dir, "--config", conf));
+        Assert.Equal(ExitCodes.UsageError, code);
+        Assert.Contains(named, error);
+        Assert.DoesNotContain("   at ", error); // no stack trace for the user's mistake
+        Assert.False(Directory.Exists(dir)); // nothing was started
+    }
+
+    [Fact]
+    public void Faults_from_the_config_fire_and_rounds_csv_and_jsonl_record_them_and_the_rejections()
+    {
+        string dir = Path.Combine(TestData.TempDir(), "run");
+        string conf = Path.Combine(TestData.TempDir(), "faults.conf");
+        File.WriteAllText(conf, "fedavg { faults = [ { behaviour = nan, clients = [3] }, { behaviour = twice, clients = [5] } ] }");
+        var (code, error) = Fedavg("simulate", "--data-dir", TestData.DataDir, "--out", dir, "--config", conf, "--clients", "6",
+            "--fraction", "1.0", "--partition", "iid:200", "--local-epochs", "1", "--lr", "0.05", "--rounds", "2", "--trainers", "1");
+        Assert.True(code == ExitCodes.Success, error);
+
+        FedAvg.Actors.Testing.CompletedRounds.VerifyRunDirectory(dir, 2); // nothing completed was lost
+        var csv = File.ReadAllLines(Path.Combine(dir, RunOutputs.RoundsCsv));
+        Assert.EndsWith(",faults,rejected", csv[0]);
+        // the second copy is refused as a duplicate, or as late when the first one closed the round
+        Assert.All(csv[1..], line => Assert.Matches(
+            @",client-003: nan; client-005: twice,client-003: non-finite weights \(NaN or infinity\); client-005: (duplicate|late \(round \d is closed\))$", line));
+        Assert.StartsWith("1,6,5,1,1,", csv[1]);
+        var first = System.Text.Json.JsonDocument.Parse(File.ReadLines(Path.Combine(dir, RunOutputs.RoundsJsonl)).First()).RootElement;
+        Assert.Equal("client-003", first.GetProperty("Faults")[0].GetProperty("ClientId").GetString());
+        Assert.Equal("client-005", first.GetProperty("Rejected")[1].GetProperty("ClientId").GetString());
+        Assert.Contains("behaviour = \"nan\", clients = [3]", File.ReadAllText(Path.Combine(dir, RunOutputs.ConfigFile)));
+    }
+
     [Fact]
     public void Centralized_writes_its_per_epoch_table_as_csv()
     {

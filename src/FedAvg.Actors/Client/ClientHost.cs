@@ -7,9 +7,16 @@ using FedAvg.Core.Training;
 
 namespace FedAvg.Actors.Client;
 
-/// <summary>The clients a node prepared for a run: its model's layout hash and each client's local training.</summary>
-public sealed record PreparedClients(ulong LayoutHash, IReadOnlyList<(string Id, ILocalTraining Training)> Clients)
-    : INoSerializationVerificationNeeded;
+/// <summary>
+/// The clients a node prepared for a run: its model's layout hash and each client's local training, and optionally
+/// the <see cref="IUpdateInterceptor"/> each client consults before it sends an update (fault injection; absent: none).
+/// </summary>
+public sealed record PreparedClients(ulong LayoutHash, IReadOnlyList<(string Id, ILocalTraining Training)> Clients,
+    IReadOnlyDictionary<string, IUpdateInterceptor>? Interceptors = null)
+    : INoSerializationVerificationNeeded
+{
+    public IUpdateInterceptor? InterceptorOf(string id) => Interceptors is not null && Interceptors.TryGetValue(id, out var i) ? i : null;
+}
 
 /// <summary>How a node's part in a run ended, for the host that started it.</summary>
 public abstract record NodeOutcome;
@@ -109,7 +116,8 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
             foreach (var (id, training) in prepared.Clients)
             {
                 sampleCounts[id] = training.SampleCount;
-                children[id] = Context.ActorOf(FederatedClient.Props(id, training, layoutHash, materializer), Uri.EscapeDataString(id));
+                children[id] = Context.ActorOf(FederatedClient.Props(id, training, layoutHash, materializer, prepared.InterceptorOf(id)),
+                    Uri.EscapeDataString(id));
             }
             SendRegistration();
             Become(Serving);

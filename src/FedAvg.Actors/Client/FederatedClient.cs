@@ -25,23 +25,29 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
     readonly ILocalTraining training;
     readonly ulong layoutHash;
     readonly IMaterializer materializer;
+    readonly IUpdateInterceptor? interceptor;
     readonly ILoggingAdapter log = Context.GetLogger();
     LocalTrain? current;
     bool superseded;
 
     public IStash Stash { get; set; } = null!;
 
-    public FederatedClient(string clientId, ILocalTraining training, ulong layoutHash, IMaterializer materializer)
+    /// <param name="interceptor">Consulted before every update leaves this client (the fault-injection kit drops,
+    /// repeats or relabels it there); null: every update is sent as it is.</param>
+    public FederatedClient(string clientId, ILocalTraining training, ulong layoutHash, IMaterializer materializer,
+        IUpdateInterceptor? interceptor = null)
     {
         this.clientId = clientId;
         this.training = training;
         this.layoutHash = layoutHash;
         this.materializer = materializer;
+        this.interceptor = interceptor;
         Idle();
     }
 
-    public static Props Props(string clientId, ILocalTraining training, ulong layoutHash, IMaterializer materializer) =>
-        Akka.Actor.Props.Create(() => new FederatedClient(clientId, training, layoutHash, materializer));
+    public static Props Props(string clientId, ILocalTraining training, ulong layoutHash, IMaterializer materializer,
+        IUpdateInterceptor? interceptor = null) =>
+        Akka.Actor.Props.Create(() => new FederatedClient(clientId, training, layoutHash, materializer, interceptor));
 
     public int SampleCount => training.SampleCount;
 
@@ -99,8 +105,7 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
             if (WeightStream.IsLocal(request.Server))
             {
                 // in process the server takes the vector itself, and recycles it once folded
-                request.Server.Tell(Update(WeightStream.Local(weights, layoutHash, done.Round, clientId, r.SampleCount)));
-                BackToIdle();
+                Submit(Update(WeightStream.Local(weights, layoutHash, done.Round, clientId, r.SampleCount)));
                 return;
             }
             // to another node: chunks and checksum in one pass off the actor, then the vector is ours to recycle
@@ -111,17 +116,37 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
                 return WeightStream.Stream(encoded, materializer);
             }).PipeTo(Self, success: payload => new UpdateReady(Update(payload)), failure: e => new LocalTrainingFaulted(done.Round, e));
         });
-        Receive<UpdateReady>(ready =>
-        {
-            current!.Server.Tell(ready.Update);
-            BackToIdle();
-        });
+        Receive<UpdateReady>(ready => Submit(ready.Update));
         Receive<LocalTrainingFaulted>(faulted =>
         {
             var cause = faulted.Error is AggregateException { InnerExceptions.Count: 1 } a ? a.InnerExceptions[0] : faulted.Error;
             log.Warning("client {0}: training round {1} failed: {2}", clientId, faulted.Round, cause.Message);
             throw new ClientTrainingException(clientId, faulted.Round, cause);
         });
+    }
+
+    /// <summary>Sends the update to the server, through the interceptor if there is one, and goes back to idle.</summary>
+    void Submit(UpdateSubmitted update)
+    {
+        var server = current!.Server;
+        if (interceptor is null)
+        {
+            server.Tell(update);
+            BackToIdle();
+            return;
+        }
+        var decision = interceptor.Intercept(update);
+        foreach (var message in decision.Send) server.Tell(message);
+        // our own vector, if the interceptor sent nothing that carries it, is not the server's to recycle: take it back
+        if (update.Weights is LocalWeights own && !decision.Send.Any(m => m.Weights is LocalWeights l && ReferenceEquals(l.Weights, own.Weights)))
+            WeightBuffers.Return(own.Weights);
+        if (decision.StopClient)
+        {
+            log.Warning("client {0}: stopping itself instead of going back to idle after round {1} (interceptor)", clientId, update.Round);
+            Context.Stop(Self);
+            return;
+        }
+        BackToIdle();
     }
 
     void BackToIdle()
@@ -143,6 +168,24 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
 /// </summary>
 public sealed record LocalTrain(int Round, int Attempt, float[] GlobalWeights, TrainConfig Config, int ShuffleSeed, IActorRef Server)
     : INoSerializationVerificationNeeded;
+
+/// <summary>
+/// Consulted by a <see cref="FederatedClient"/> just before an update leaves it: what to send instead (nothing, the
+/// update twice, the update relabelled) and whether the client then stops. The runtime's hook for the fault-injection
+/// kit (FedAvg.Actors.Faults, FedAvg.Actors.Testing); production clients have none. Called on the client actor's thread.
+/// </summary>
+/// <remarks>
+/// Ownership: an in-process update (<see cref="LocalWeights"/>) hands its array to the server. Each array in
+/// <see cref="UpdateInterception.Send"/> is handed over once, so a repeated update must carry a copy; if the original
+/// array is in none of them, the client returns it to <see cref="WeightBuffers"/> itself.
+/// </remarks>
+public interface IUpdateInterceptor
+{
+    UpdateInterception Intercept(UpdateSubmitted update);
+}
+
+/// <summary>What an <see cref="IUpdateInterceptor"/> decided: the messages to send, in order, and whether the client stops afterwards.</summary>
+public sealed record UpdateInterception(IReadOnlyList<UpdateSubmitted> Send, bool StopClient = false);
 
 /// <summary>The node could not receive the round's weights: the client reports the round as failed.</summary>
 public sealed record WeightsUnavailable(int Round, string Reason, IActorRef Server) : INoSerializationVerificationNeeded;

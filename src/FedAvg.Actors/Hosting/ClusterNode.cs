@@ -3,6 +3,7 @@ using Akka.Cluster;
 using Akka.Cluster.Tools.Singleton;
 using Akka.Configuration;
 using FedAvg.Actors.Client;
+using FedAvg.Actors.Faults;
 using FedAvg.Actors.Messages;
 using FedAvg.Core;
 using FedAvg.Core.Data;
@@ -27,6 +28,14 @@ public sealed record NodeOptions(
 /// </summary>
 public sealed class ClusterNode : IDisposable
 {
+    /// <summary>Called with each actor system of this node once it is up (node-level fault injection in tests: FedAvg.Actors.Testing's NodeFaults).</summary>
+    public Action<ActorSystem>? OnSystem { get; init; }
+
+    /// <summary>Faults injected into this node's clients, on top of `fedavg.faults` (the kit's way in, as <see cref="Simulation.Faults"/>).</summary>
+    public IClientFaults? Faults { get; init; }
+
+    IReadOnlyList<FaultRule> faultRules = [];
+
     /// <summary>Progress lines for the console ("joined", "registered 50 clients", "lost the server, joining again").</summary>
     public Action<string>? OnEvent { get; init; }
 
@@ -46,6 +55,9 @@ public sealed class ClusterNode : IDisposable
         endpoint.Validate();
         if (options.Clients is null == options.OwnDataDir is null)
             throw new UsageException("give either --clients RANGE (research mode) or --own-data DIR (own-data mode).");
+        // `fedavg.faults` is read before anything starts; its client ids are checked once the run's K is known (Prepare)
+        faultRules = layered.HasPath(RunSettings.Section) && layered.GetValue(RunSettings.Section).IsObject()
+            ? RunSettings.Faults.Read(layered.GetConfig(RunSettings.Section)) : [];
         OwnData? own = null;
         if (options.OwnDataDir is { } dir)
         {
@@ -58,6 +70,7 @@ public sealed class ClusterNode : IDisposable
         var serverAddress = new Address(ClusterHosting.Protocol(Tls), ClusterHosting.SystemName, options.ServerHost, options.ServerPort);
         var config = ClusterHosting.Configure(layered, endpoint, ClusterHosting.ClientRole, Tls);
 
+        serverAddress = WithAdapters(serverAddress, layered); // akka.trttl.tcp with the throttler (fault-injection tests)
         DateTime? lostSince = null;
         while (true)
         {
@@ -81,6 +94,7 @@ public sealed class ClusterNode : IDisposable
                         + (Tls is null ? " If the server runs with TLS, give this node --tls-cert and --tls-ca." : ""));
                 }
                 OnUp?.Invoke(Cluster.Get(system).SelfAddress);
+                OnSystem?.Invoke(system);
                 OnEvent?.Invoke(lostSince is null ? $"joined the cluster of {serverAddress}" : $"joined {serverAddress} again");
                 lostSince = null;
 
@@ -153,8 +167,23 @@ public sealed class ClusterNode : IDisposable
         if (pool is null)
             pool = new TrainerPool(model, options.Trainers, options.ThreadsPerTrainer);
         var clients = data.Shards.Select(s => (s.Id, (ILocalTraining)new PooledLocalTraining(pool, data.Train, s.Indices))).ToList();
-        return new PreparedClients(layout.Value.Hash, clients);
+        var prepared = new PreparedClients(layout.Value.Hash, clients);
+        Action<FaultFired> fired = f => OnEvent?.Invoke($"round {f.Round}: injected fault {f.Behaviour} on {f.ClientId}");
+        prepared = new FaultPlan(faultRules, spec.Seed, spec.Clients).Validate($"{RunSettings.Faults.Path}").Apply(prepared, fired);
+        if (Faults is not null) prepared = Faults.Apply(prepared, fired);
+        return prepared;
     });
+
+    /// <summary>The server's address with the transport adapters of the configuration in its protocol: akka.tcp becomes
+    /// akka.trttl.tcp when the throttler adapter is applied (fault-injection tests).</summary>
+    static Address WithAdapters(Address address, Config layered)
+    {
+        var adapters = layered.HasPath("akka.remote.dot-netty.tcp.applied-adapters")
+            ? layered.GetStringList("akka.remote.dot-netty.tcp.applied-adapters") : [];
+        if (adapters.Count == 0) return address;
+        string protocol = "akka." + string.Concat(adapters.Reverse().Select(a => a + ".")) + address.Protocol["akka.".Length..];
+        return new Address(protocol, address.System, address.Host, address.Port);
+    }
 
     /// <summary>The images and labels of --own-data DIR: the standard IDX names (train-images-idx3-ubyte, …), raw or gzip.</summary>
     public static (string Images, string Labels) OwnDataFiles(string dir)

@@ -24,6 +24,9 @@ public sealed class ClusterServer
     /// <summary>Called once the server listens, with the address nodes join (akka.tcp://fedavg@HOST:PORT).</summary>
     public Action<Address>? OnListening { get; init; }
 
+    /// <summary>Called with the server's actor system once its cluster is up (node-level fault injection in tests).</summary>
+    public Action<ActorSystem>? OnSystem { get; init; }
+
     /// <summary>Membership lines (a node joined, registered, was lost), on the observer's thread.</summary>
     public Action<string>? OnEvent { get; init; }
 
@@ -41,6 +44,9 @@ public sealed class ClusterServer
         DatasetStore store, CancellationToken cancel = default)
     {
         options.Validate();
+        if (options.Faults.Count > 0)
+            throw new FedAvg.Core.UsageException($"{RunSettings.Faults.Path} acts on clients, and a server has none: give the faults to " +
+                                                 "the nodes that host those clients (fedavg node --config FILE).");
         endpoint.Validate();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var info = DatasetCatalog.Get(options.Dataset);
@@ -68,6 +74,7 @@ public sealed class ClusterServer
             self.Join(self.SelfAddress);
             if (!await ClusterHosting.WaitUntilUp(system, TimeSpan.FromSeconds(30), cancel).ConfigureAwait(false))
                 throw new InvalidOperationException($"the server's own cluster did not come up at {self.SelfAddress}.");
+            OnSystem?.Invoke(system);
             OnListening?.Invoke(self.SelfAddress);
 
             var observer = RunStart.Observer(system, m =>

@@ -93,7 +93,8 @@ public sealed class Setting<T> : Setting
     public T Read(Config section)
     {
         if (!section.HasPath(Key)) return Default;
-        if (typeof(T) != typeof(IReadOnlyDictionary<string, string>) && section.GetValue(Key) is { } v && (v.IsArray() || v.IsObject()))
+        if (typeof(T) != typeof(IReadOnlyDictionary<string, string>) && typeof(T) != typeof(IReadOnlyList<Faults.FaultRule>)
+            && section.GetValue(Key) is { } v && (v.IsArray() || v.IsObject()))
             throw new UsageException($"{Label} must be a single value, not a list or a section.");
         try
         {
@@ -214,12 +215,23 @@ public static class RunSettings
         o => o.StrategyParameters, (o, v) => o with { StrategyParameters = v },
         (c, k) => HoconText.Parameters(c, k, except: "name"), HoconText.ParametersBody, comparer: HoconText.DictionaryComparer);
 
+    /// <summary>
+    /// Injected faults (docs/faults.md), a list only HOCON gives: `faults = [ { behaviour = sign-flip, fraction = 0.2 },
+    /// { behaviour = "delay:30s", clients = [3, 7], from-round = 2, probability = 0.5 } ]`. Client ids are checked against
+    /// `clients` by <see cref="SimulationOptions.Validate"/>.
+    /// </summary>
+    public static readonly Setting<IReadOnlyList<Faults.FaultRule>> Faults = new("faults", null, "", [],
+        "Injected faults: a list of { behaviour, clients | fraction, probability, from-round } (docs/faults.md).",
+        o => o.Faults, (o, v) => o with { Faults = v },
+        (c, k) => Actors.Faults.FaultRule.ReadList(c, k, $"{Section}.{k}"), Actors.Faults.FaultRule.ListToHocon,
+        comparer: Actors.Faults.FaultRule.ListComparer);
+
     /// <summary>Every setting, in the order of config.conf and of --help.</summary>
     public static IReadOnlyList<Setting> All { get; } =
     [
         Dataset, Model, Clients, Partition, Standardize, Rounds, Fraction, MinClients, LocalEpochs, Batch, LearningRate,
         Momentum, WeightDecay, Seed, Trainers, ThreadsPerTrainer, RoundTimeout, RoundAttempts, TargetAccuracy,
-        StrategyName, StrategyParameters,
+        StrategyName, StrategyParameters, Faults,
     ];
 
     /// <summary>The keys a `fedavg` section may hold (`strategy` is an object: name and the strategy's parameters).</summary>

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Configuration;
 using FedAvg.Actors.Client;
+using FedAvg.Actors.Faults;
 using FedAvg.Actors.Messages;
 using FedAvg.Actors.Server;
 using FedAvg.Core;
@@ -24,8 +25,16 @@ public sealed record SimulationResult(
 /// </summary>
 public sealed class Simulation
 {
-    /// <summary>Test hook: wraps a client's local training (to crash, stall or lie) before the client is created.</summary>
-    public Func<string, ILocalTraining, ILocalTraining>? WrapTraining { get; init; }
+    /// <summary>
+    /// Faults to inject into the clients, on top of the options' `fedavg.faults`: the way in of the fault-injection kit
+    /// (FedAvg.Actors.Testing's <c>FaultKit</c>, or any <see cref="IClientFaults"/>). Applied to the prepared clients
+    /// before any client actor exists. Each fault that fires is reported to <see cref="OnFault"/> and listed in its
+    /// round's <see cref="RoundMetrics.Faults"/>.
+    /// </summary>
+    public IClientFaults? Faults { get; init; }
+
+    /// <summary>Called, on whatever thread the fault acts on, each time an injected fault fires.</summary>
+    public Action<FaultFired>? OnFault { get; init; }
 
     /// <summary>Called on the actor system's thread as each round completes; keep it short.</summary>
     public Action<RoundMetrics>? OnRound { get; init; }
@@ -80,8 +89,18 @@ public sealed class Simulation
         try
         {
             OnStarted?.Invoke();
-            Action<RoundMetrics> onRound = m =>
+            // Faults fire on the clients before their answers reach the server, so a round's list is complete when it closes.
+            var fired = new System.Collections.Concurrent.ConcurrentDictionary<int, System.Collections.Concurrent.ConcurrentQueue<FaultFired>>();
+            Action<FaultFired> onFault = f =>
             {
+                fired.GetOrAdd(f.Round, _ => new()).Enqueue(f);
+                OnFault?.Invoke(f);
+            };
+            Action<RoundMetrics> onRound = metrics =>
+            {
+                var m = fired.TryRemove(metrics.Round, out var faults)
+                    ? metrics with { Faults = faults.OrderBy(f => f.ClientId, StringComparer.Ordinal).ThenBy(f => f.Behaviour, StringComparer.Ordinal).ToList() }
+                    : metrics with { Faults = [] };
                 rounds.Add(m);
                 OnRound?.Invoke(m);
             };
@@ -91,12 +110,9 @@ public sealed class Simulation
 
             // One node in this process hosts every client, exactly as `fedavg node --clients 0-(K-1)` would.
             var prepared = new PreparedClients(layout.Hash, shards.Select((indices, k) =>
-            {
-                string id = ClientId(k, shards.Length);
-                ILocalTraining training = new PooledLocalTraining(pool, train, indices);
-                if (WrapTraining is not null) training = WrapTraining(id, training);
-                return (id, training);
-            }).ToList());
+                (ClientId(k, shards.Length), (ILocalTraining)new PooledLocalTraining(pool, train, indices))).ToList());
+            prepared = options.FaultPlan.Apply(prepared, onFault);
+            if (Faults is not null) prepared = Faults.Apply(prepared, onFault);
             system.ActorOf(ClientHost.Props("local", spec.Federation, new ClientRange(0, shards.Length - 1), coordinator,
                 _ => Task.FromResult(prepared), o =>
                 {

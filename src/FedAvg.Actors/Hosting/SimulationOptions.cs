@@ -36,6 +36,12 @@ public sealed record SimulationOptions
     /// <summary>The keys of `fedavg.strategy` other than name, as text; the strategy parses and checks them.</summary>
     public IReadOnlyDictionary<string, string> StrategyParameters { get; init; } = RunSettings.StrategyParameters.Default;
 
+    /// <summary>Injected faults (`fedavg.faults`); empty: none.</summary>
+    public IReadOnlyList<Faults.FaultRule> Faults { get; init; } = RunSettings.Faults.Default;
+
+    /// <summary>The run's faults as a plan over its K clients, seeded with its seed.</summary>
+    public Faults.FaultPlan FaultPlan => new(Faults, Seed, Clients);
+
     public TrainConfig Train => new(LocalEpochs, Batch, LearningRate, Momentum, WeightDecay);
     public FedAvgOptions Strategy => new(Fraction, MinClients, Train, Seed);
 
@@ -74,6 +80,7 @@ public sealed record SimulationOptions
         foreach (var setting in RunSettings.All) setting.Validate(this);
         if (MinClients > Clients)
             throw new UsageException($"{RunSettings.MinClients.Label} ({MinClients}) is more than the {Clients} clients that exist ({RunSettings.Clients.Label}).");
+        FaultPlan.Validate($"{RunSettings.Faults.Path}"); // a fault aimed at a client that does not exist
         CreateStrategy(); // an unknown strategy, a bad parameter or an f too large for the clients per round fails here
     }
 

@@ -114,11 +114,33 @@ public sealed record RunFinished(bool Completed, string Reason) : IFedAvgMessage
 
 // ---- to the host that started the server ----------------------------------------------------------------
 
-/// <summary>What one round did and measured.</summary>
+/// <summary>
+/// What one round did and measured. <paramref name="Rejected"/>: every answer the server did not count while the round
+/// was open or closing, and why (refused updates, failed or silent sampled clients, late updates of earlier rounds);
+/// <paramref name="Faults"/>: the injected faults that fired in this round (filled in by a host that injects them,
+/// <see cref="Hosting.Simulation"/>; a server never knows them). Null in records of earlier versions: none.
+/// </summary>
 public sealed record RoundMetrics(
     int Round, int Sampled, int Succeeded, int Failed, int Attempts,
     double TestLoss, double TestAccuracy, double MeanTrainLoss,
-    double TrainingSeconds, double TrainerBusySeconds, double AggregationSeconds, double EvaluationSeconds, double RoundSeconds);
+    double TrainingSeconds, double TrainerBusySeconds, double AggregationSeconds, double EvaluationSeconds, double RoundSeconds,
+    IReadOnlyList<Rejection>? Rejected = null, IReadOnlyList<FaultFired>? Faults = null)
+{
+    [System.Text.Json.Serialization.JsonIgnore] public IReadOnlyList<Rejection> RejectedOrEmpty => Rejected ?? [];
+    [System.Text.Json.Serialization.JsonIgnore] public IReadOnlyList<FaultFired> FaultsOrEmpty => Faults ?? [];
+}
+
+/// <summary>An answer of <paramref name="ClientId"/> (labelled round <paramref name="Round"/>) that did not count, and why.</summary>
+public sealed record Rejection(int Round, string ClientId, string Reason)
+{
+    public override string ToString() => $"{ClientId}: {Reason}";
+}
+
+/// <summary>An injected fault (Faults/FaultBehaviour) that acted on <paramref name="ClientId"/> in round <paramref name="Round"/>.</summary>
+public sealed record FaultFired(int Round, string ClientId, string Behaviour)
+{
+    public override string ToString() => $"{ClientId}: {Behaviour}";
+}
 
 /// <summary>The server closed a round: the global model moved on.</summary>
 public sealed record RoundCompleted(RoundMetrics Metrics) : IFedAvgMessage;

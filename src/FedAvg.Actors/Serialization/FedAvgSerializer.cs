@@ -116,6 +116,10 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 w.Double(r.TestLoss); w.Double(r.TestAccuracy); w.Double(r.MeanTrainLoss);
                 w.Double(r.TrainingSeconds); w.Double(r.TrainerBusySeconds); w.Double(r.AggregationSeconds);
                 w.Double(r.EvaluationSeconds); w.Double(r.RoundSeconds);
+                w.Int(r.RejectedOrEmpty.Count);
+                foreach (var x in r.RejectedOrEmpty) { w.Int(x.Round); w.String(x.ClientId); w.String(x.Reason); }
+                w.Int(r.FaultsOrEmpty.Count);
+                foreach (var f in r.FaultsOrEmpty) { w.Int(f.Round); w.String(f.ClientId); w.String(f.Behaviour); }
                 break;
             case RunCompleted m:
                 w.Int(m.Rounds); w.Double(m.FinalAccuracy); w.Int(m.TargetReachedAtRound ?? -1);
@@ -156,10 +160,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                     r.Double("train loss"), r.Double("train accuracy"), r.Double("train seconds"), ReadPayload(ref r)),
                 "TF" => new TrainingFailed(r.Int("round"), r.String("client id"), r.String("reason")),
                 "RF" => new RunFinished(r.Bool("completed"), r.String("reason")),
-                "RM" => new RoundCompleted(new RoundMetrics(
-                    r.Int("round"), r.Int("sampled"), r.Int("succeeded"), r.Int("failed"), r.Int("attempts"),
-                    r.Double("test loss"), r.Double("test accuracy"), r.Double("train loss"),
-                    r.Double("training s"), r.Double("busy s"), r.Double("aggregation s"), r.Double("evaluation s"), r.Double("round s"))),
+                "RM" => ReadRoundCompleted(ref r),
                 "RD" => ReadRunCompleted(ref r),
                 "RX" => new RunFailed(r.Int("round"), r.String("reason")),
                 _ => throw new UnknownManifest(),
@@ -180,6 +181,21 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
     static string NameOf(string manifest) => Manifests.FirstOrDefault(kv => kv.Value == manifest).Key?.Name ?? "unknown";
 
     sealed class UnknownManifest : Exception;
+
+    static RoundCompleted ReadRoundCompleted(ref WireReader r)
+    {
+        var m = new RoundMetrics(
+            r.Int("round"), r.Int("sampled"), r.Int("succeeded"), r.Int("failed"), r.Int("attempts"),
+            r.Double("test loss"), r.Double("test accuracy"), r.Double("train loss"),
+            r.Double("training s"), r.Double("busy s"), r.Double("aggregation s"), r.Double("evaluation s"), r.Double("round s"));
+        int rejected = r.Count("rejections", minBytesEach: 12);
+        var rejections = new List<Rejection>(rejected);
+        for (int i = 0; i < rejected; i++) rejections.Add(new Rejection(r.Int("rejected round"), r.String("rejected client"), r.String("rejection reason")));
+        int fired = r.Count("faults", minBytesEach: 12);
+        var faults = new List<FaultFired>(fired);
+        for (int i = 0; i < fired; i++) faults.Add(new FaultFired(r.Int("fault round"), r.String("fault client"), r.String("fault behaviour")));
+        return new RoundCompleted(m with { Rejected = rejections, Faults = faults });
+    }
 
     RegisterClients ReadRegisterClients(ref WireReader r)
     {

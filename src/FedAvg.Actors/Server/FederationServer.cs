@@ -51,6 +51,8 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     readonly HashSet<string> receiving = new();
     IRoundAggregator aggregator = null!;
     readonly HashSet<string> failed = new();
+    // Every answer not counted since the round opened, and why: reported with the round's metrics.
+    readonly List<Rejection> rejections = new();
     readonly Stopwatch roundClock = new();
     TimeSpan trainingTime;
     double lastAccuracy;
@@ -135,6 +137,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         accepted.Clear();
         failed.Clear();
         receiving.Clear();
+        rejections.Clear();
         roundClock.Restart();
         try
         {
@@ -202,7 +205,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         {
             if (d.Round != round || d.Attempt != attempt) return;
             log.Warning("server: round {0}: cannot offer the global weights to {1}: {2}", round, string.Join(", ", d.Clients.Select(c => c.ClientId)), d.Reason);
-            foreach (var c in d.Clients) MarkFailed(c.ClientId);
+            foreach (var c in d.Clients) MarkFailed(c.ClientId, $"the global weights could not be offered: {d.Reason}");
             CheckProgress();
         });
         Receive<UpdateSubmitted>(update =>
@@ -223,6 +226,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             if (received.Round != round || !receiving.Remove(received.Update.ClientId))
             {
                 log.Warning("server: discarding update from {0} for round {1}: it arrived after the round closed", received.Update.ClientId, received.Round);
+                Reject(received.Update, "late (its download ended after the round closed)");
                 WeightBuffers.Return(received.Weights);
                 return;
             }
@@ -232,7 +236,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         {
             if (u.Round != round || !receiving.Remove(u.Update.ClientId)) return;
             log.Warning("server: ignoring update from {0} for round {1}: {2}", u.Update.ClientId, u.Round, u.Reason);
-            MarkFailed(u.Update.ClientId);
+            MarkFailed(u.Update.ClientId, $"unreadable ({u.Reason})");
             CheckProgress();
         });
         Receive<TrainingFailed>(failure =>
@@ -240,7 +244,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             if (failure.Round != round || !sampled.Contains(failure.ClientId) || accepted.ContainsKey(failure.ClientId)) return;
             if (!IsFromClientOrItsNode(failure.ClientId, Sender)) return;
             log.Warning("server: round {0}: client {1} failed: {2}", round, failure.ClientId, failure.Reason);
-            MarkFailed(failure.ClientId);
+            MarkFailed(failure.ClientId, $"failed ({failure.Reason})");
             CheckProgress();
         });
         Receive<RoundDeadline>(deadline =>
@@ -248,7 +252,11 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             if (deadline.Round != round || deadline.Attempt != attempt) return;
             var silent = plan.Clients.Where(c => !accepted.ContainsKey(c) && !failed.Contains(c)).ToList();
             log.Warning("server: round {0} deadline ({1}) passed; no answer from {2}", round, settings.RoundTimeout, string.Join(", ", silent));
-            foreach (var id in silent) receiving.Remove(id); // a download still under way is discarded when it ends
+            foreach (var id in silent)
+            {
+                receiving.Remove(id); // a download still under way is discarded when it ends
+                rejections.Add(new Rejection(round, id, $"no answer by the deadline ({settings.RoundTimeout})"));
+            }
             if (accepted.Count >= plan.MinimumUpdates) CloseRound();
             else RetryOrFail($"round {round}: {accepted.Count} of the required {plan.MinimumUpdates} updates arrived before the deadline");
         });
@@ -262,7 +270,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         {
             log.Warning("server: ignoring update from {0} for round {1}: non-finite weights", update.ClientId, update.Round);
             WeightBuffers.Return(weights);
-            MarkFailed(update.ClientId);
+            MarkFailed(update.ClientId, "non-finite weights (NaN or infinity)");
             CheckProgress();
             return;
         }
@@ -285,12 +293,13 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         var reason = Rejection(update, sender);
         if (reason is null) return false;
         log.Warning("server: ignoring update from {0} for round {1}: {2}", update.ClientId, update.Round, reason);
+        Reject(update, reason);
         bool answerToThisRound = update.Round == round && sampled.Contains(update.ClientId) && IsFrom(update.ClientId, sender)
             && !accepted.ContainsKey(update.ClientId) && !failed.Contains(update.ClientId) && !receiving.Contains(update.ClientId);
         if (answerToThisRound)
         {
             // a sampled client answered with something unusable: its answer for this round is a failure
-            MarkFailed(update.ClientId);
+            MarkFailed(update.ClientId, reason: null); // recorded above
             CheckProgress();
         }
         return true;
@@ -325,9 +334,17 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         return true;
     }
 
-    void MarkFailed(string clientId)
+    void MarkFailed(string clientId, string? reason)
     {
-        if (!accepted.ContainsKey(clientId)) failed.Add(clientId);
+        if (accepted.ContainsKey(clientId)) return;
+        failed.Add(clientId);
+        if (reason is not null) rejections.Add(new Rejection(round, clientId, reason));
+    }
+
+    /// <summary>Records an update the server will not count, with the round it was labelled with.</summary>
+    void Reject(UpdateSubmitted update, string reason)
+    {
+        if (!finished) rejections.Add(new Rejection(update.Round, update.ClientId, reason));
     }
 
     void CheckProgress()
@@ -437,7 +454,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             var metrics = new RoundMetrics(round, plan.Clients.Count, accepted.Count, plan.Clients.Count - accepted.Count, attempt,
                 done.Evaluation.Loss, done.Evaluation.Accuracy, meanTrainLoss,
                 trainingTime.TotalSeconds, ordered.Sum(u => u.TrainSeconds), aggregationTime.TotalSeconds,
-                done.Elapsed.TotalSeconds, roundClock.Elapsed.TotalSeconds);
+                done.Elapsed.TotalSeconds, roundClock.Elapsed.TotalSeconds, Rejected: rejections.ToList());
             log.Info("server: round {0} done: test accuracy {1:F4}, loss {2:F4}, {3}/{4} clients, {5:F2}s",
                 round, metrics.TestAccuracy, metrics.TestLoss, metrics.Succeeded, metrics.Sampled, metrics.RoundSeconds);
             observer.Tell(new RoundCompleted(metrics));
@@ -499,6 +516,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         Receive<UpdateSubmitted>(u =>
         {
             log.Warning("server: ignoring update from {0} for round {1}: round {2} is closed", u.ClientId, u.Round, round);
+            Reject(u, $"late (round {round} is closed)");
             ReleaseUnread(u);
         });
         Receive<UpdateReceived>(u => WeightBuffers.Return(u.Weights));
@@ -618,7 +636,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         if (entry.Key is null) return;
         clients.Remove(entry.Key);
         log.Warning("server: client {0} is gone", entry.Key);
-        LoseFromRound([entry.Key]);
+        LoseFromRound([entry.Key], "its actor stopped");
     }
 
     void NodeLost(Address address, string how, bool forget)
@@ -640,11 +658,11 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             clients.Remove(id);
         }
         if (lost.Count > 0) log.Info("server: {0} clients of node {1} dropped ({2})", lost.Count, nodeId, why);
-        LoseFromRound(lost);
+        LoseFromRound(lost, $"its node was lost ({why})");
     }
 
     /// <summary>Clients that can no longer answer this round count as failed at once, not at the deadline.</summary>
-    void LoseFromRound(IReadOnlyCollection<string> lost)
+    void LoseFromRound(IReadOnlyCollection<string> lost, string why)
     {
         if (!training) return; // the other states have closed the round already
         bool changed = false;
@@ -652,7 +670,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         {
             if (!sampled.Contains(id) || accepted.ContainsKey(id) || failed.Contains(id)) continue;
             receiving.Remove(id);
-            failed.Add(id);
+            MarkFailed(id, why);
             changed = true;
         }
         if (changed) CheckProgress();

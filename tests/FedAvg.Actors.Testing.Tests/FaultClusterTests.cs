@@ -1,0 +1,175 @@
+using Akka.Actor;
+using Akka.Cluster;
+using FedAvg.Actors.Client;
+using ClusterSettings = FedAvg.Actors.Hosting.ClusterSettings;
+using FedAvg.Actors.Hosting;
+using FedAvg.Actors.Messages;
+using FedAvg.Actors.Testing;
+using FedAvg.Core.Data;
+using FedAvg.Core.Runtime;
+using FedAvg.Tests.Shared;
+
+namespace FedAvg.Actors.Testing.Tests;
+
+/// <summary>
+/// Node-level faults with several actor systems in this process: a server (ClusterServer) and two nodes (ClusterNode)
+/// over loopback, every one with the throttler transport (<see cref="NodeFaults.ThrottlerConfig"/>).
+/// </summary>
+public class FaultClusterTests
+{
+    static SimulationOptions Small(int rounds) =>
+        SimulationOptions.FromConfig(HoconFiles.Load("simulation.conf", overrides: $$"""
+            fedavg { model = seed001-2nn, clients = 4, partition = "iid:300", rounds = {{rounds}}, fraction = 1.0,
+                     local-epochs = 1, batch = 32, lr = 0.05, momentum = 0.5, seed = 5,
+                     trainers = 1, threads-per-trainer = 1, round-timeout = 2m }
+            """));
+
+    static Akka.Configuration.Config Layered => HoconFiles.Load(["simulation.conf", "cluster.conf"],
+        overrides: "fedavg.cluster.leave-timeout = 10s\n" + NodeFaults.ThrottlerConfig);
+    static ClusterSettings Settings => ClusterSettings.FromConfig(Layered);
+    static DatasetStore Store => new(TestData.DataDir);
+    static readonly Endpoint Loopback = new("127.0.0.1", null, 0);
+
+    sealed class Federation : IDisposable
+    {
+        public readonly TaskCompletionSource<ActorSystem> ServerSystem = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public readonly TaskCompletionSource<ActorSystem> NodeBSystem = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public readonly ClusterNode A = new();
+        public ClusterNode B = null!;
+        public readonly string Checkpoint = Path.Combine(TestData.TempDir(), FedAvg.Core.Runtime.Checkpoint.FileName);
+        public Task<SimulationResult> Server = null!;
+        public Task<NodeRunFinished> RunA = null!, RunB = null!;
+
+        public async Task Start(SimulationOptions options, Action<RoundMetrics> onRound, CancellationToken cancelB = default)
+        {
+            var listening = new TaskCompletionSource<Address>(TaskCreationOptions.RunContinuationsAsynchronously);
+            Server = new ClusterServer
+            {
+                TestSamples = 500, StartClients = 4, CheckpointPath = Checkpoint, OnRound = onRound,
+                OnSystem = s => ServerSystem.TrySetResult(s), OnListening = a => listening.TrySetResult(a),
+            }.RunAsync(options, Settings, Loopback, Layered, Store);
+            var address = await listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal("akka.trttl.tcp", address.Protocol);
+            B = new ClusterNode { OnSystem = s => NodeBSystem.TrySetResult(s) };
+            RunA = A.RunAsync(new NodeOptions("node-a", "127.0.0.1", address.Port!.Value, new ClientRange(0, 1), null, TestData.DataDir, 1, 1),
+                Settings, Loopback, Layered);
+            RunB = B.RunAsync(new NodeOptions("node-b", "127.0.0.1", address.Port!.Value, new ClientRange(2, 3), null, TestData.DataDir, 1, 1),
+                Settings, Loopback, Layered, cancelB);
+        }
+
+        public void Dispose()
+        {
+            A.Dispose();
+            B?.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task A_node_injects_the_faults_of_its_own_config_and_the_server_records_what_it_rejected()
+    {
+        var options = Small(rounds: 2);
+        var listening = new TaskCompletionSource<Address>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var server = new ClusterServer { TestSamples = 500, StartClients = 4, OnListening = a => listening.TrySetResult(a) }
+            .RunAsync(options, Settings, Loopback, Layered, Store);
+        int port = (await listening.Task.WaitAsync(TimeSpan.FromSeconds(60))).Port!.Value;
+        // as `fedavg node --config faults.conf` layers it
+        var faulty = HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides:
+            "fedavg.cluster.leave-timeout = 10s\n" + NodeFaults.ThrottlerConfig + "\nfedavg.faults = [ { behaviour = \"samples:0\", clients = [1] } ]");
+        var events = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var a = new ClusterNode { OnEvent = events.Enqueue };
+        using var b = new ClusterNode();
+        var runA = a.RunAsync(new NodeOptions("node-a", "127.0.0.1", port, new ClientRange(0, 1), null, TestData.DataDir, 1, 1), Settings, Loopback, faulty);
+        var runB = b.RunAsync(new NodeOptions("node-b", "127.0.0.1", port, new ClientRange(2, 3), null, TestData.DataDir, 1, 1), Settings, Loopback, Layered);
+
+        var result = await server.WaitAsync(TimeSpan.FromMinutes(3));
+        Assert.True(result.Completed, result.FailureReason);
+        CompletedRounds.Verify(result, options.Rounds);
+        Assert.All(result.Rounds, r => Assert.Equal("client-001: inconsistent (claims 0 samples, registered 300)", Assert.Single(r.RejectedOrEmpty).ToString()));
+        Assert.Contains("round 1: injected fault samples:0 on client-001", events);
+        Assert.True((await runA.WaitAsync(TimeSpan.FromSeconds(60))).Completed);
+        Assert.True((await runB.WaitAsync(TimeSpan.FromSeconds(60))).Completed);
+    }
+
+    [Fact]
+    public async Task A_node_whose_faults_aim_at_a_client_the_run_lacks_is_refused_before_its_clients_exist()
+    {
+        var options = Small(rounds: 1);
+        var listening = new TaskCompletionSource<Address>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var stop = new CancellationTokenSource();
+        var server = new ClusterServer { TestSamples = 500, StartClients = 4, OnListening = a => listening.TrySetResult(a) }
+            .RunAsync(options, Settings, Loopback, Layered, Store, stop.Token);
+        int port = (await listening.Task.WaitAsync(TimeSpan.FromSeconds(60))).Port!.Value;
+        var faulty = HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides:
+            NodeFaults.ThrottlerConfig + "\nfedavg.faults = [ { behaviour = drop, clients = [9] } ]");
+        using var a = new ClusterNode();
+        var e = await Assert.ThrowsAsync<FedAvg.Core.UsageException>(() =>
+            a.RunAsync(new NodeOptions("node-a", "127.0.0.1", port, new ClientRange(0, 1), null, TestData.DataDir, 1, 1), Settings, Loopback, faulty)
+                .WaitAsync(TimeSpan.FromMinutes(2)));
+        Assert.Equal("fedavg.faults[0].clients: client 9 does not exist; this run has 4 clients, 0..3.", e.Message);
+        stop.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => server.WaitAsync(TimeSpan.FromMinutes(1)));
+    }
+
+    [Fact]
+    public async Task A_server_given_faults_refuses_them_before_it_starts_since_the_faults_belong_to_the_nodes()
+    {
+        var options = Small(rounds: 1) with { Faults = [Fault.Drop.OnClients(1)] };
+        var e = await Assert.ThrowsAsync<FedAvg.Core.UsageException>(() => new ClusterServer().RunAsync(options, Settings, Loopback, Layered, Store));
+        Assert.StartsWith("fedavg.faults acts on clients, and a server has none", e.Message);
+    }
+
+    static bool LostNodeB(RoundMetrics r) =>
+        r.Succeeded == 2 && r.RejectedOrEmpty.Any(x => x.ClientId == "client-002" && x.Reason.StartsWith("its node was lost"));
+
+    [Fact]
+    public async Task A_cut_link_drops_the_far_nodes_clients_from_the_round_and_the_run_goes_on()
+    {
+        var options = Small(rounds: 5);
+        using var federation = new Federation();
+        var cut = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Task? restored = null;
+        await federation.Start(options, m =>
+        {
+            if (m.Round == 1) cut.TrySetResult(); // cut after round 1: round 2 is under way when the link goes
+            // restore while the server still runs (node-b rejoins on a new address anyway once it has downed itself)
+            if (m.Round == 2) restored = NodeFaults.RestoreLink(federation.ServerSystem.Task.Result, Cluster.Get(federation.NodeBSystem.Task.Result).SelfAddress);
+        });
+        await cut.Task.WaitAsync(TimeSpan.FromMinutes(2));
+        await NodeFaults.CutLink(await federation.ServerSystem.Task, Cluster.Get(await federation.NodeBSystem.Task).SelfAddress);
+
+        var result = await federation.Server.WaitAsync(TimeSpan.FromMinutes(3));
+        Assert.NotNull(restored);
+        await restored!.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.True(result.Completed, result.FailureReason);
+        CompletedRounds.Verify(result, options.Rounds, federation.Checkpoint);
+        Assert.Equal((4, 4), (result.Rounds[0].Sampled, result.Rounds[0].Succeeded));
+        Assert.True(LostNodeB(result.Rounds[1]), string.Join(" | ", result.Rounds[1].RejectedOrEmpty));
+        Assert.True((await federation.RunA.WaitAsync(TimeSpan.FromSeconds(60))).Completed);
+    }
+
+    [Fact]
+    public async Task A_killed_node_loses_its_clients_for_the_round_and_the_run_completes_with_the_other_node()
+    {
+        var options = Small(rounds: 3);
+        using var federation = new Federation();
+        using var cancelB = new CancellationTokenSource();
+        var kill = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await federation.Start(options, m =>
+        {
+            if (m.Round == 1) kill.TrySetResult();
+        }, cancelB.Token);
+        await kill.Task.WaitAsync(TimeSpan.FromMinutes(2));
+        // cut off from everyone, then terminated; its host is cancelled in between so that it does not rejoin
+        var killed = NodeFaults.KillAbruptly(await federation.NodeBSystem.Task, whenIsolated: cancelB.Cancel);
+
+        var result = await federation.Server.WaitAsync(TimeSpan.FromMinutes(3));
+        Assert.True(result.Completed, result.FailureReason);
+        CompletedRounds.Verify(result, options.Rounds, federation.Checkpoint);
+        Assert.True(LostNodeB(result.Rounds[1]), string.Join(" | ", result.Rounds[1].RejectedOrEmpty));
+        Assert.Equal((2, 2), (result.Rounds[2].Sampled, result.Rounds[2].Succeeded)); // node-b's clients left the sampling
+        Assert.True((await federation.RunA.WaitAsync(TimeSpan.FromSeconds(60))).Completed);
+        await killed.WaitAsync(TimeSpan.FromMinutes(1));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => federation.RunB.WaitAsync(TimeSpan.FromMinutes(1)));
+    }
+}
