@@ -454,7 +454,9 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             var metrics = new RoundMetrics(round, plan.Clients.Count, accepted.Count, plan.Clients.Count - accepted.Count, attempt,
                 done.Evaluation.Loss, done.Evaluation.Accuracy, meanTrainLoss,
                 trainingTime.TotalSeconds, ordered.Sum(u => u.TrainSeconds), aggregationTime.TotalSeconds,
-                done.Elapsed.TotalSeconds, roundClock.Elapsed.TotalSeconds, Rejected: rejections.ToList());
+                done.Elapsed.TotalSeconds, roundClock.Elapsed.TotalSeconds,
+                // in client-id order (a client's own in arrival order), so the record does not depend on who answered first
+                Rejected: rejections.OrderBy(r => r.ClientId, StringComparer.Ordinal).ToList());
             log.Info("server: round {0} done: test accuracy {1:F4}, loss {2:F4}, {3}/{4} clients, {5:F2}s",
                 round, metrics.TestAccuracy, metrics.TestLoss, metrics.Succeeded, metrics.Sampled, metrics.RoundSeconds);
             observer.Tell(new RoundCompleted(metrics));
