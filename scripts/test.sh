@@ -2,6 +2,8 @@
 # Runs every test of the solution on the real datasets (installed first if needed) and prints one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# One data directory for the installer and every test (the README's fault-kit example reads $FEDAVG_DATA, as a user's test would)
+export FEDAVG_DATA="${FEDAVG_DATA:-$PWD/data}"
 scripts/install-data.sh
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -14,30 +14,8 @@ namespace FedAvg.Cli.Tests;
 /// when they train across machines. Every process is killed in Dispose, whatever the test did.
 /// </summary>
 [Collection("processes")] // one at a time: each starts several processes on a 2-core machine
-public sealed class ClusterProcessTests : IDisposable
+public sealed class ClusterProcessTests : FederationProcessTest
 {
-    static readonly TimeSpan Start = TimeSpan.FromSeconds(90);
-    readonly List<FedavgProcess> processes = [];
-
-    FedavgProcess Launch(string name, params string[] args)
-    {
-        var p = new FedavgProcess(name, args);
-        processes.Add(p);
-        return p;
-    }
-
-    public void Dispose()
-    {
-        foreach (var p in processes) p.Dispose();
-    }
-
-    /// <summary>The run's settings, the same for `simulate` and `server`.</summary>
-    static string[] Run(string outDir, int rounds = 3, string partition = "iid:300", params string[] extra) =>
-    [
-        "--data-dir", TestData.DataDir, "--out", outDir, "--clients", "4", "--partition", partition, "--rounds", rounds.ToString(),
-        "--local-epochs", "1", "--lr", "0.05", "--momentum", "0.5", "--trainers", "1", "--seed", "5", .. extra,
-    ];
-
     async Task<(FedavgProcess Server, int Port)> StartServer(string outDir, int rounds = 3, string partition = "iid:300", int port = 0,
         params string[] extra)
     {
@@ -45,15 +23,6 @@ public sealed class ClusterProcessTests : IDisposable
         var listening = await server.WaitForLine(@"listening at akka\.tcp://fedavg@127\.0\.0\.1:(\d+)", Start);
         return (server, int.Parse(listening.Groups[1].Value));
     }
-
-    FedavgProcess StartNode(string name, int port, string clients, params string[] extra) =>
-        Launch(name, ["node", "--join", $"127.0.0.1:{port}", "--clients", clients, "--trainers", "1", "--node-id", name,
-            "--data-dir", TestData.DataDir, .. extra]);
-
-    static float[] FinalWeights(string runDir) => Checkpoint.Load(Path.Combine(runDir, Checkpoint.FileName)).Weights;
-
-    static List<RoundMetrics> Rounds(string runDir) =>
-        File.ReadAllLines(Path.Combine(runDir, "rounds.jsonl")).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<RoundMetrics>(l)!).ToList();
 
     static string Simulate(int rounds = 3, string partition = "iid:300")
     {

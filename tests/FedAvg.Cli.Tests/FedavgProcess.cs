@@ -69,14 +69,12 @@ public sealed class FedavgProcess : IDisposable
                 if (regex.Match(line) is { Success: true } m) return m;
             waiters.Add((regex, found));
         }
-        var exited = process.WaitForExitAsync();
-        var winner = await Task.WhenAny(found.Task, exited, Task.Delay(timeout));
-        if (winner == found.Task) return found.Task.Result;
-        // the process may have printed the line just before it exited
-        await Task.WhenAny(found.Task, Task.Delay(200));
+        // WaitForExitAsync also waits for the redirected output to end, so every line has been seen when it completes
+        using var bound = new CancellationTokenSource(timeout);
+        await Task.WhenAny(found.Task, process.WaitForExitAsync(bound.Token));
         if (found.Task.IsCompleted) return found.Task.Result;
         throw new Xunit.Sdk.XunitException($"{Name}: no line matching /{pattern}/ " +
-                                           (winner == exited ? $"before it exited with {process.ExitCode}" : $"within {timeout}") + $":\n{Output}");
+                                           (bound.IsCancellationRequested ? $"within {timeout}" : $"before it exited with {process.ExitCode}") + $":\n{Output}");
     }
 
     /// <summary>Until <paramref name="count"/> lines (already printed or still to come) match; fails with the output after <paramref name="timeout"/>.</summary>
@@ -90,8 +88,9 @@ public sealed class FedavgProcess : IDisposable
             if (left <= 0) return;
             counters.Add((regex, [left], found));
         }
-        var winner = await Task.WhenAny(found.Task, process.WaitForExitAsync(), Task.Delay(timeout));
-        if (winner != found.Task)
+        using var bound = new CancellationTokenSource(timeout);
+        await Task.WhenAny(found.Task, process.WaitForExitAsync(bound.Token));
+        if (!found.Task.IsCompleted)
             throw new Xunit.Sdk.XunitException($"{Name}: fewer than {count} lines matching /{pattern}/ " +
                                                (process.HasExited ? $"before it exited with {process.ExitCode}" : $"within {timeout}") + $":\n{Output}");
     }

@@ -21,24 +21,15 @@ namespace FedAvg.Cli.Tests;
 /// killed in Dispose, whatever the test did.
 /// </summary>
 [Collection("processes")]
-public sealed class SecurityProcessTests : IDisposable
+public sealed class SecurityProcessTests : FederationProcessTest
 {
-    static readonly TimeSpan Start = TimeSpan.FromSeconds(90);
     const string Password = "pw-Zq8!federation-secret";
-    readonly List<FedavgProcess> processes = [];
     readonly List<IDisposable> others = [];
     readonly string root = TestData.TempDir();
 
-    FedavgProcess Launch(string name, params string[] args)
+    public override void Dispose()
     {
-        var p = new FedavgProcess(name, args);
-        processes.Add(p);
-        return p;
-    }
-
-    public void Dispose()
-    {
-        foreach (var p in processes) p.Dispose();
+        base.Dispose();
         foreach (var o in others) o.Dispose();
     }
 
@@ -74,27 +65,12 @@ public sealed class SecurityProcessTests : IDisposable
     string[] Tls(string bundle) =>
         ["--tls-cert", Path.Combine(bundle, Path.GetFileName(bundle) + ".pfx"), "--tls-ca", Path.Combine(bundle, "ca.crt"), "--tls-password-file", Path.Combine(root, "password.txt")];
 
-    static string[] Run(string outDir, int rounds, params string[] extra) =>
-    [
-        "--data-dir", TestData.DataDir, "--out", outDir, "--clients", "4", "--partition", "iid:300", "--rounds", rounds.ToString(),
-        "--local-epochs", "1", "--lr", "0.05", "--momentum", "0.5", "--trainers", "1", "--seed", "5", .. extra,
-    ];
-
     async Task<(FedavgProcess Server, int Port)> StartServer(string outDir, int rounds, string[] tls, params string[] extra)
     {
         var server = Launch("server", ["server", .. Run(outDir, rounds), "--port", "0", .. tls, .. extra]);
         var listening = await server.WaitForLine(@"listening at akka(\.ssl)?\.tcp://fedavg@127\.0\.0\.1:(\d+)", Start);
         return (server, int.Parse(listening.Groups[2].Value));
     }
-
-    FedavgProcess StartNode(string name, int port, string clients, params string[] extra) =>
-        Launch(name, ["node", "--join", $"127.0.0.1:{port}", "--clients", clients, "--trainers", "1", "--node-id", name,
-            "--data-dir", TestData.DataDir, .. extra]);
-
-    static float[] FinalWeights(string runDir) => Checkpoint.Load(Path.Combine(runDir, Checkpoint.FileName)).Weights;
-
-    static List<RoundMetrics> Rounds(string runDir) =>
-        File.ReadAllLines(Path.Combine(runDir, "rounds.jsonl")).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<RoundMetrics>(l)!).ToList();
 
     static int LastRound(FedavgProcess server) =>
         Regex.Matches(server.Output, @"^round (\d+)/", RegexOptions.Multiline).Select(m => int.Parse(m.Groups[1].Value)).DefaultIfEmpty(0).Max();
