@@ -50,6 +50,121 @@ public static class WeightChannel
     /// <summary>Bytes read (and hashed) per call: big enough that a call moves a lot, small enough to stay in L2 for the hash.</summary>
     internal const int Window = 256 * 1024;
 
+    /// <summary>
+    /// Under TLS: SslStream writes one 16 KB record per socket call and reads about as little; beneath it this moves
+    /// up to 256 KiB per call. Writes are gathered only while <see cref="Gathering.Corked"/> (a vector's bytes), so
+    /// the handshake and the small messages go out at once.
+    /// </summary>
+    internal static SslStream Secure(Stream socket) => new Secured(new Gathering(socket));
+
+    sealed class Secured(Gathering gathering) : SslStream(gathering, leaveInnerStreamOpen: false)
+    {
+        public Gathering Gathering => gathering;
+    }
+
+    /// <summary>Reads ahead in 256 KiB, and gathers writes while corked; <see cref="Stream.FlushAsync(CancellationToken)"/> sends what it holds.</summary>
+    internal sealed class Gathering(Stream inner) : Stream
+    {
+        readonly byte[] readBuffer = new byte[Window];
+        int readStart, readEnd;
+        readonly byte[] writeBuffer = new byte[Window];
+        int written;
+
+        public bool Corked { get; set; }
+
+        public override bool CanRead => true;
+        public override bool CanWrite => true;
+        public override bool CanSeek => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+        public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+        public override void Flush() => FlushAsync().GetAwaiter().GetResult();
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> destination, CancellationToken cancel = default)
+        {
+            if (readStart == readEnd)
+            {
+                if (destination.Length >= readBuffer.Length) return await inner.ReadAsync(destination, cancel).ConfigureAwait(false);
+                readStart = 0;
+                readEnd = await inner.ReadAsync(readBuffer, cancel).ConfigureAwait(false);
+                if (readEnd == 0) return 0;
+            }
+            int n = Math.Min(destination.Length, readEnd - readStart);
+            readBuffer.AsMemory(readStart, n).CopyTo(destination);
+            readStart += n;
+            return n;
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancel) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancel).AsTask();
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancel = default)
+        {
+            if (!Corked)
+            {
+                await FlushBuffer(cancel).ConfigureAwait(false);
+                await inner.WriteAsync(source, cancel).ConfigureAwait(false);
+                return;
+            }
+            while (source.Length > 0)
+            {
+                int n = Math.Min(source.Length, writeBuffer.Length - written);
+                source[..n].CopyTo(writeBuffer.AsMemory(written));
+                written += n;
+                source = source[n..];
+                if (written == writeBuffer.Length) await FlushBuffer(cancel).ConfigureAwait(false);
+            }
+        }
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancel) =>
+            WriteAsync(buffer.AsMemory(offset, count), cancel).AsTask();
+
+        async ValueTask FlushBuffer(CancellationToken cancel)
+        {
+            if (written == 0) return;
+            await inner.WriteAsync(writeBuffer.AsMemory(0, written), cancel).ConfigureAwait(false);
+            written = 0;
+        }
+
+        public override async Task FlushAsync(CancellationToken cancel)
+        {
+            await FlushBuffer(cancel).ConfigureAwait(false);
+            await inner.FlushAsync(cancel).ConfigureAwait(false);
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) inner.Dispose();
+            base.Dispose(disposing);
+        }
+
+        public override async ValueTask DisposeAsync()
+        {
+            await inner.DisposeAsync().ConfigureAwait(false);
+            await base.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Writes a vector's bytes and flushes; under TLS its records are gathered into big socket writes.</summary>
+    internal static async Task WriteVector(Stream stream, ReadOnlyMemory<byte> bytes, CancellationToken cancel)
+    {
+        var gathering = (stream as Secured)?.Gathering;
+        if (gathering is not null) gathering.Corked = true;
+        try
+        {
+            await stream.WriteAsync(bytes, cancel).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (gathering is not null) gathering.Corked = false;
+        }
+        await stream.FlushAsync(cancel).ConfigureAwait(false);
+    }
+
     /// <summary>A strong random ticket: the vector's only name, never derived from the run's seed.</summary>
     public static Guid NewTicket() => new(RandomNumberGenerator.GetBytes(16));
 
@@ -78,6 +193,7 @@ public static class WeightChannel
         message[1] = (byte)text.Length;
         text.CopyTo(message, 2);
         await stream.WriteAsync(message, cancel).ConfigureAwait(false);
+        await stream.FlushAsync(cancel).ConfigureAwait(false);
     }
 
     internal static async Task<string> ReadReason(Stream stream, CancellationToken cancel)
@@ -274,7 +390,7 @@ public sealed class WeightChannelServer : IDisposable
         {
             if (tls is not null)
             {
-                var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
+                var ssl = WeightChannel.Secure(stream);
                 stream = ssl;
                 using var handshake = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token);
                 handshake.CancelAfter(FirstRequest);
@@ -352,8 +468,7 @@ public sealed class WeightChannelServer : IDisposable
         head[0] = WeightChannel.Ok;
         BinaryPrimitives.WriteInt64LittleEndian(head.AsSpan(1), (long)offer.Weights.Length * sizeof(float));
         await stream.WriteAsync(head, stopping.Token).ConfigureAwait(false);
-        await stream.WriteAsync(WeightChannel.BytesOf(offer.Weights), stopping.Token).ConfigureAwait(false);
-        await stream.FlushAsync(stopping.Token).ConfigureAwait(false);
+        await WeightChannel.WriteVector(stream, WeightChannel.BytesOf(offer.Weights), stopping.Token).ConfigureAwait(false);
         return true;
     }
 
@@ -399,6 +514,7 @@ public sealed class WeightChannelServer : IDisposable
         uploads[ticket] = new Stored(weights, checksum, DateTime.UtcNow);
         Interlocked.Add(ref uploadBytes, (long)length * sizeof(float));
         await stream.WriteAsync(new[] { WeightChannel.Ok }, stopping.Token).ConfigureAwait(false);
+        await stream.FlushAsync(stopping.Token).ConfigureAwait(false);
         return true;
     }
 
@@ -457,6 +573,7 @@ public sealed class WeightChannelClient : IDisposable
             var request = new byte[WeightChannel.RequestBytes];
             WeightChannel.WriteRequest(request, WeightChannel.Fetch, payload.Ticket);
             await stream.WriteAsync(request, cancel).ConfigureAwait(false);
+            await stream.FlushAsync(cancel).ConfigureAwait(false);
             var head = new byte[1];
             await stream.ReadExactlyAsync(head, cancel).ConfigureAwait(false);
             if (head[0] != WeightChannel.Ok)
@@ -507,8 +624,7 @@ public sealed class WeightChannelClient : IDisposable
             BinaryPrimitives.WriteInt32LittleEndian(request.AsSpan(WeightChannel.RequestBytes), weights.Length);
             BinaryPrimitives.WriteUInt64LittleEndian(request.AsSpan(WeightChannel.RequestBytes + 4), header.Checksum);
             await stream.WriteAsync(request, cancel).ConfigureAwait(false);
-            await stream.WriteAsync(WeightChannel.BytesOf(weights), cancel).ConfigureAwait(false);
-            await stream.FlushAsync(cancel).ConfigureAwait(false);
+            await WeightChannel.WriteVector(stream, WeightChannel.BytesOf(weights), cancel).ConfigureAwait(false);
             var status = new byte[1];
             await stream.ReadExactlyAsync(status, cancel).ConfigureAwait(false);
             if (status[0] != WeightChannel.Ok)
@@ -545,7 +661,7 @@ public sealed class WeightChannelClient : IDisposable
             await socket.ConnectAsync(host, port, connect.Token).ConfigureAwait(false);
             stream = new NetworkStream(socket, ownsSocket: true);
             if (tls is null) return stream;
-            var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
+            var ssl = WeightChannel.Secure(stream);
             try
             {
                 await ssl.AuthenticateAsClientAsync(WeightChannel.ClientOptions(tls, host, warn), connect.Token).ConfigureAwait(false);
