@@ -23,47 +23,13 @@ namespace FedAvg.Cli.Tests;
 [Collection("processes")]
 public sealed class SecurityProcessTests : FederationProcessTest
 {
-    const string Password = "pw-Zq8!federation-secret";
     readonly List<IDisposable> others = [];
-    readonly string root = TestData.TempDir();
 
     public override void Dispose()
     {
         base.Dispose();
         foreach (var o in others) o.Dispose();
     }
-
-    static (int Code, string Error, string Output) Fedavg(params string[] args)
-    {
-        var error = new StringWriter();
-        var output = new StringWriter();
-        var stdout = Console.Out;
-        int code = FedAvgCommand.Run(args, output, error);
-        return (code, error.ToString(), output.ToString());
-    }
-
-    /// <summary>A CA in ROOT/NAME-ca and a password file; `fedavg certs init`, in this process.</summary>
-    (string CaDir, string PasswordFile) MakeCa(string name)
-    {
-        string passwordFile = Path.Combine(root, "password.txt");
-        if (!File.Exists(passwordFile)) File.WriteAllText(passwordFile, Password + "\n");
-        string dir = Path.Combine(root, name + "-ca");
-        var (code, error, _) = Fedavg("certs", "init", "--out", dir, "--name", name);
-        Assert.True(code == 0, error);
-        return (dir, passwordFile);
-    }
-
-    /// <summary>A node bundle ROOT/NODE: NODE.pfx (protected by the password file), NODE.crt, ca.crt.</summary>
-    string Issue(string caDir, string node, string role = "client")
-    {
-        string dir = Path.Combine(root, node);
-        var (code, error, _) = Fedavg("certs", "issue", node, "--ca", caDir, "--out", dir, "--role", role, "--password-file", Path.Combine(root, "password.txt"));
-        Assert.True(code == 0, error);
-        return dir;
-    }
-
-    string[] Tls(string bundle) =>
-        ["--tls-cert", Path.Combine(bundle, Path.GetFileName(bundle) + ".pfx"), "--tls-ca", Path.Combine(bundle, "ca.crt"), "--tls-password-file", Path.Combine(root, "password.txt")];
 
     async Task<(FedavgProcess Server, int Port)> StartServer(string outDir, int rounds, string[] tls, params string[] extra)
     {
