@@ -19,9 +19,11 @@ public abstract class FederationProcessTest : IDisposable
     protected readonly string root = TestData.TempDir();
     string? federationCa;
 
-    protected FedavgProcess Launch(string name, params string[] args)
+    protected FedavgProcess Launch(string name, params string[] args) => Launch(name, new Dictionary<string, string>(), args);
+
+    protected FedavgProcess Launch(string name, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
-        var p = new FedavgProcess(name, args);
+        var p = new FedavgProcess(name, environment, args);
         processes.Add(p);
         return p;
     }
