@@ -32,7 +32,16 @@ public sealed class ClusterProcessTests : FederationProcessTest
     FedavgProcess StartNode(bool tls, string name, int port, string clients, params string[] extra) =>
         StartNode(name, port, clients, [.. Transport(tls, name), .. extra]);
 
-    static string Simulate(int rounds = 3, string partition = "iid:300")
+    /// <summary>
+    /// The simulation a test compares with, run once per setting for all of this class's tests: it is deterministic, and
+    /// the resume test, which needs 6 rounds on whole shards, runs twice (plaintext and TLS).
+    /// </summary>
+    static readonly System.Collections.Concurrent.ConcurrentDictionary<(int Rounds, string Partition), Lazy<string>> Simulations = new();
+
+    static string Simulate(int rounds = 3, string partition = "iid:300") =>
+        Simulations.GetOrAdd((rounds, partition), key => new Lazy<string>(() => RunSimulation(key.Rounds, key.Partition))).Value;
+
+    static string RunSimulation(int rounds, string partition)
     {
         string dir = Path.Combine(TestData.TempDir(), "simulate");
         var error = new StringWriter();
