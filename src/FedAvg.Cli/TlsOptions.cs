@@ -54,7 +54,7 @@ public sealed class TlsOptions
         else if (!TransportSecurity.IsLoopback(endpoint.Bind))
         {
             Console.Error.WriteLine($"""
-                {who}: WARNING: INSECURE: plaintext TCP on {endpoint.Bind}:{endpoint.Port} (--insecure). Anyone who can reach this port can
+                {who}: WARNING: INSECURE: plaintext TCP on {endpoint.Bind}:{endpoint.Port} ({settings.Names.Insecure}). Anyone who can reach this port can
                 {who}: WARNING: INSECURE: join the federation, read the weights and send this process any message. Use --tls-cert and --tls-ca.
                 """.TrimEnd());
         }

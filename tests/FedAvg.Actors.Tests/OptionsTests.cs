@@ -155,6 +155,10 @@ public class OptionsTests
         var good = HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides: $"{Key} {{ certificate = \"{pfx}\", ca = \"{ca}\", password-file = \"{password}\" }}");
         using var loaded = TransportSecurity.Load(TlsSettings.FromConfig(good), new Endpoint("127.0.0.1", null, 0), ClusterHosting.ClientRole);
         Assert.Equal("CN=node-a, OU=client, O=fedavg federation", loaded!.Certificate.Subject);
+        Assert.Equal($"{Key}.ca", loaded.CaSetting); // what a refused handshake later tells the user to check
+        var flagged = HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides: $"{Key} {{ certificate = \"{pfx}\", ca = \"{caCrt}\", password-file = \"{password}\" }}");
+        using var fromFlags = TransportSecurity.Load(TlsSettings.FromConfig(flagged, flag), new Endpoint("127.0.0.1", null, 0), ClusterHosting.ClientRole);
+        Assert.Equal("--tls-ca", fromFlags!.CaSetting);
     }
 }
 

@@ -99,6 +99,8 @@ public sealed class TransportSecurity : IDisposable
     public X509Certificate2 Certificate { get; }
     public X509Certificate2 Ca { get; }
     public string CertificatePath { get; }
+    /// <summary>How the user gave the CA (--tls-ca or fedavg.cluster.tls.ca), for errors after start that concern it.</summary>
+    public string CaSetting { get; init; } = TlsNames.Flags.Ca;
 
     /// <summary>Called (on a transport thread) for every peer refused, with who and why.</summary>
     public Action<string>? OnRefused { get; set; }
@@ -135,7 +137,7 @@ public sealed class TransportSecurity : IDisposable
         var (password, source) = Password(settings.PasswordFile, n.PasswordFile, PasswordVariable);
         var ca = LoadCaCertificate(CaFile(settings.Ca, n.Ca), n.Ca);
         var certificate = LoadNodeCertificate(settings.Certificate, password, source, n.Certificate);
-        var security = new TransportSecurity(certificate, ca, settings.Certificate);
+        var security = new TransportSecurity(certificate, ca, settings.Certificate) { CaSetting = n.Ca };
         string cert = TlsNames.Show(n.Certificate, settings.Certificate);
         if (security.Check(certificate) is { } why)
             throw new UsageException($"{cert}: {why} ({TlsNames.Show(n.Ca, settings.Ca)}: {ca.Subject}). Issue it with `fedavg certs issue NAME --ca CA-DIR`.");
