@@ -42,7 +42,7 @@ public static class ServerCommand
                 endpoint.Validate();
                 endpoint.CheckPortFree();
                 endpoint.CheckDataPortFree();
-                var tls = TlsOptions.Load(layered, endpoint, ClusterHosting.ServerRole, "server");
+                var tls = TlsOptions.Load(layered, endpoint, ClusterHosting.ServerRole, "server", tlsOptions.Given(parse));
                 int? start = parse.GetValue(startClients);
                 if (start is { } s && (s < 1 || s > options.Clients))
                     throw new UsageException($"--start-clients {s}: must be between 1 and the run's {options.Clients} clients.");

@@ -150,7 +150,7 @@ public sealed class ClusterNode : IDisposable
     {
         if (CoordinatedShutdown.Get(system).ShutdownReason is { } reason && reason.GetType().Name == "TlsHandshakeFailureReason")
             throw new NodeRefusedException($"the TLS handshake with the server at {options.ServerHost}:{options.ServerPort} failed ({reason}): " +
-                                           "the server refused this node's certificate, or the server's certificate is not signed by --tls-ca, " +
+                                           $"the server refused this node's certificate, or the server's certificate is not signed by {Tls?.CaSetting ?? TlsNames.Flags.Ca}, " +
                                            "or the server does not run with TLS.");
     }
 
