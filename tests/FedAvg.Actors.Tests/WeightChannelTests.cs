@@ -51,6 +51,20 @@ public sealed class WeightChannelTests : TestKit
     }
 
     [Fact]
+    public async Task A_connection_the_server_closed_while_pooled_is_replaced_not_failed_on()
+    {
+        var offer = server.Offer(weights, HeaderOf(weights));
+        Assert.Equal(weights, await client.Fetch(offer, "127.0.0.1"));
+        // a restarted server: same port, new listener, the pooled connection is dead
+        int port = server.Port;
+        server.Dispose();
+        await AwaitAssertAsync(() => Assert.Equal(0, server.Connections));
+        using var restarted = WeightChannelServer.Start("127.0.0.1", port, null, Logging.GetLogger(Sys, "weight-channel"));
+        var again = restarted.Offer(weights, HeaderOf(weights));
+        Assert.Equal(weights, await client.Fetch(again, "127.0.0.1"));
+    }
+
+    [Fact]
     public async Task A_withdrawn_offer_is_refused_with_the_reason_and_the_connection_stays_usable()
     {
         var offer = server.Offer(weights, HeaderOf(weights));

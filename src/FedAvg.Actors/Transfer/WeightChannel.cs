@@ -5,6 +5,7 @@ using System.IO.Hashing;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Security.Authentication;
 using System.Security.Cryptography;
@@ -547,7 +548,8 @@ public sealed class WeightChannelClient : IDisposable
 
     readonly TransportSecurity? tls;
     readonly Action<string> warn;
-    readonly ConcurrentDictionary<(string Host, int Port), ConcurrentBag<Stream>> idle = new();
+    readonly ConcurrentDictionary<(string Host, int Port), ConcurrentBag<(Stream Stream, Socket Socket)>> idle = new();
+    readonly ConditionalWeakTable<Stream, Socket> sockets = new();
     bool disposed;
 
     /// <param name="warn">Where a refused server certificate is reported (the node's log).</param>
@@ -649,7 +651,14 @@ public sealed class WeightChannelClient : IDisposable
     async Task<Stream> Rent(string host, int port, CancellationToken cancel)
     {
         ObjectDisposedException.ThrowIf(disposed, this);
-        if (idle.TryGetValue((host, port), out var bag) && bag.TryTake(out var pooled)) return pooled;
+        if (idle.TryGetValue((host, port), out var bag))
+            while (bag.TryTake(out var pooled))
+            {
+                // a connection the server closed meanwhile (it restarted, or the node was idle past its limits) reads
+                // as "readable with nothing to read": drop it rather than fail a round on it
+                if (!pooled.Socket.Poll(0, SelectMode.SelectRead) || pooled.Socket.Available > 0) return pooled.Stream;
+                await pooled.Stream.DisposeAsync().ConfigureAwait(false);
+            }
         // socket buffers stay the kernel's: setting SO_RCVBUF turns off Linux's receive-buffer autotuning, which a
         // real network's bandwidth-delay product needs (4 MiB buffers were within the noise on loopback here)
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
@@ -660,6 +669,7 @@ public sealed class WeightChannelClient : IDisposable
             connect.CancelAfter(Connect);
             await socket.ConnectAsync(host, port, connect.Token).ConfigureAwait(false);
             stream = new NetworkStream(socket, ownsSocket: true);
+            sockets.AddOrUpdate(stream, socket);
             if (tls is null) return stream;
             var ssl = WeightChannel.Secure(stream);
             try
@@ -671,6 +681,7 @@ public sealed class WeightChannelClient : IDisposable
                 await ssl.DisposeAsync().ConfigureAwait(false);
                 throw;
             }
+            sockets.AddOrUpdate(ssl, socket);
             return ssl;
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException or AuthenticationException or IOException)
@@ -684,8 +695,8 @@ public sealed class WeightChannelClient : IDisposable
     /// <summary>Puts a connection back for the next transfer; false (the caller disposes it) once this client is disposed.</summary>
     bool Return(string host, int port, Stream stream)
     {
-        if (disposed) return false;
-        idle.GetOrAdd((host, port), _ => new ConcurrentBag<Stream>()).Add(stream);
+        if (disposed || !sockets.TryGetValue(stream, out var socket)) return false;
+        idle.GetOrAdd((host, port), _ => new ConcurrentBag<(Stream, Socket)>()).Add((stream, socket));
         return true;
     }
 
@@ -693,7 +704,7 @@ public sealed class WeightChannelClient : IDisposable
     {
         disposed = true;
         foreach (var bag in idle.Values)
-            while (bag.TryTake(out var stream))
-                stream.Dispose();
+            while (bag.TryTake(out var pooled))
+                pooled.Stream.Dispose();
     }
 }
