@@ -584,7 +584,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         {
             foreach (var node in nodes.Values.Where(n => n.Agent.Path.Address.Equals(m.Member.Address)))
             {
-                log.Info("server: node {0} is reachable again; asking it to register", node.NodeId);
+                Event($"node {node.NodeId} at {m.Member.Address} is reachable again; asking it to register its clients");
                 node.Agent.Tell(RegisterAgain.Instance);
             }
         });

@@ -50,7 +50,7 @@ public static class WireBenchmark
     /// <param name="AssociationSeconds">Median time of a first request to a new node: TCP connect, Akka handshake, reply.</param>
     /// <param name="MessageSeconds">One request and reply through Akka.Remote to every node at once, no weights: the part of a channel round that is not the bytes.</param>
     public sealed record Broadcast(int Nodes, double Megabytes, double ChannelSeconds, double AkkaSeconds, double RawTcpSeconds, double AssociationSeconds,
-        double MessageSeconds);
+        double MessageSeconds, double FetchSeconds);
 
     /// <summary>
     /// One round's broadcast: the same vector to <paramref name="nodes"/> actor systems over loopback TCP, each receiver
@@ -68,7 +68,8 @@ public static class WireBenchmark
         await rig.Round(channel: true);
         await raw.Round();
         await rig.Ping();
-        var (channelTimes, rawTimes, pingTimes) = (new List<double>(), new List<double>(), new List<double>());
+        await rig.FetchOnly();
+        var (channelTimes, rawTimes, pingTimes, fetchTimes) = (new List<double>(), new List<double>(), new List<double>(), new List<double>());
         for (int i = 0; i < repeats; i++)
         {
             var clock = Stopwatch.StartNew();
@@ -80,9 +81,12 @@ public static class WireBenchmark
             clock.Restart();
             await rig.Ping();
             pingTimes.Add(clock.Elapsed.TotalSeconds);
+            clock.Restart();
+            await rig.FetchOnly();
+            fetchTimes.Add(clock.Elapsed.TotalSeconds);
         }
         return new Broadcast(nodes, weights.Length * 4.0 * nodes / 1e6, Middle(channelTimes), akka, Middle(rawTimes), rig.AssociationSeconds,
-            Middle(pingTimes));
+            Middle(pingTimes), Middle(fetchTimes));
     }
 
     /// <param name="AssociationSeconds">Median time of a first request to a new node: TCP connect, (TLS handshake,) Akka handshake, reply.</param>
@@ -158,6 +162,10 @@ public static class WireBenchmark
                 // each node has its own client (its own connections), as each fedavg node process does
                 var fetcher = new WeightChannelClient(tls);
                 system.RegisterOnTermination(fetcher.Dispose);
+                var direct = new WeightChannelClient(tls);
+                system.RegisterOnTermination(direct.Dispose);
+                rig.nodeFetchers.Add(direct);
+                rig.nodeBuffers.Add(new float[weights.Length]);
                 system.ActorOf(Props.Create(() => new Sink(fetcher)), "sink");
                 var address = ((ExtendedActorSystem)system).Provider.DefaultAddress;
                 var clock = Stopwatch.StartNew();
@@ -166,6 +174,23 @@ public static class WireBenchmark
             }
             rig.AssociationSeconds = Middle(associations);
             return rig;
+        }
+
+        readonly List<WeightChannelClient> nodeFetchers = [];
+        readonly List<float[]> nodeBuffers = [];
+
+        /// <summary>The channel alone: every node's fetch at once, no Akka message around it.</summary>
+        public async Task FetchOnly()
+        {
+            var offer = channel.Offer(weights, WeightStream.Header(0x1234, 1, "", 0, weights));
+            try
+            {
+                await Task.WhenAll(nodeFetchers.Select((f, i) => f.Fetch(offer, "127.0.0.1", n => nodeBuffers[i])));
+            }
+            finally
+            {
+                channel.Withdraw(offer.Ticket);
+            }
         }
 
         /// <summary>A message to every node and its reply, nothing else.</summary>
