@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster;
 using FedAvg.Actors.Client;
+using FedAvg.Actors.Faults;
 using ClusterSettings = FedAvg.Actors.Hosting.ClusterSettings;
 using FedAvg.Actors.Hosting;
 using FedAvg.Actors.Messages;
@@ -43,7 +44,7 @@ public class FaultClusterTests
         public readonly System.Collections.Concurrent.ConcurrentQueue<string> ServerEvents = new(), NodeBEvents = new();
 
         public async Task Start(SimulationOptions options, Action<RoundMetrics> onRound, CancellationToken cancelB = default,
-            Action<string>? onServerEvent = null)
+            Action<string>? onServerEvent = null, IClientFaults? faultsB = null)
         {
             var listening = new TaskCompletionSource<Address>(TaskCreationOptions.RunContinuationsAsynchronously);
             Server = new ClusterServer
@@ -58,7 +59,7 @@ public class FaultClusterTests
             }.RunAsync(options, Settings, Loopback, Layered, Store);
             var address = await listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
             Assert.Equal("akka.trttl.tcp", address.Protocol);
-            B = new ClusterNode { OnSystem = s => NodeBSystem.TrySetResult(s), OnEvent = NodeBEvents.Enqueue };
+            B = new ClusterNode { OnSystem = s => NodeBSystem.TrySetResult(s), OnEvent = NodeBEvents.Enqueue, Faults = faultsB };
             RunA = A.RunAsync(new NodeOptions("node-a", "127.0.0.1", address.Port!.Value, new ClientRange(0, 1), null, TestData.DataDir, 1, 1),
                 Settings, Loopback, Layered);
             RunB = B.RunAsync(new NodeOptions("node-b", "127.0.0.1", address.Port!.Value, new ClientRange(2, 3), null, TestData.DataDir, 1, 1),
@@ -220,6 +221,26 @@ public class FaultClusterTests
             + " || " + string.Join(" | ", result.Rounds.Select(r => $"{r.Round}: {r.Succeeded}/{r.Sampled}")));
         // it was never downed: the same member, no rejoin
         Assert.DoesNotContain(federation.NodeBEvents, e => e.Contains("again"));
+        Assert.True((await federation.RunB.WaitAsync(TimeSpan.FromSeconds(60))).Completed);
+    }
+
+    [Fact]
+    public async Task A_client_that_throws_on_a_remote_node_is_restarted_there_its_round_fails_by_name_and_it_trains_the_next_round()
+    {
+        var options = Small(rounds: 3);
+        using var federation = new Federation();
+        await federation.Start(options, _ => { }, faultsB: FaultKit.For(options).Add(Fault.Crash.OnClients(2).InRound(2)));
+
+        var result = await federation.Server.WaitAsync(TimeSpan.FromMinutes(3));
+        Assert.True(result.Completed, result.FailureReason);
+        CompletedRounds.Verify(result, options.Rounds, federation.Checkpoint);
+        var crashed = result.Rounds[1];
+        Assert.Equal((4, 3, 1), (crashed.Sampled, crashed.Succeeded, crashed.Failed));
+        var failure = Assert.Single(crashed.RejectedOrEmpty);
+        Assert.Equal("client-002", failure.ClientId);
+        Assert.Contains("injected crash (fault kit) in round 2", failure.Reason);
+        // restarted by its node's ClientHost, not dropped: it is sampled and trains again in round 3
+        Assert.Equal((4, 4), (result.Rounds[2].Sampled, result.Rounds[2].Succeeded));
         Assert.True((await federation.RunB.WaitAsync(TimeSpan.FromSeconds(60))).Completed);
     }
 }
