@@ -371,6 +371,37 @@ public sealed class SecurityProcessTests : FederationProcessTest
         Assert.True(Regex.IsMatch(server.Output, @"Deserialization failed for message with serializer id \[1\].*FedAvg.Actors accepts no JSON from the wire"),
             string.Join("\n", server.Output.Split('\n').Where(l => !l.Contains("[4242]") && !l.StartsWith("round "))));
 
+        // 5. the weight channel's own port: plaintext bytes where TLS is expected, then an authenticated peer that sends
+        //    random bytes, and one that announces an upload of 2^31 − 1 weights
+        int dataPort = int.Parse(Regex.Match(server.Output, @"weight channel at 127\.0\.0\.1:(\d+) \(mutual TLS\)").Groups[1].Value);
+        using (var tcp = new TcpClient())
+        {
+            await tcp.ConnectAsync(IPAddress.Loopback, dataPort);
+            var junk = new byte[4096];
+            random.NextBytes(junk);
+            await tcp.GetStream().WriteAsync(junk);
+            await ReadToEnd(tcp.GetStream());
+        }
+        await server.WaitForLine(@"weight channel: closed the connection from .*: TLS handshake failed", TimeSpan.FromSeconds(30));
+        var hugeUpload = new byte[33];
+        "FAW\u0001"u8.CopyTo(hugeUpload);
+        hugeUpload[4] = 2;
+        BitConverter.TryWriteBytes(hugeUpload.AsSpan(21), int.MaxValue);
+        var randomRequest = new byte[4096];
+        random.NextBytes(randomRequest);
+        foreach (var request in new[] { randomRequest, hugeUpload })
+        {
+            using var tcp = new TcpClient();
+            await tcp.ConnectAsync(IPAddress.Loopback, dataPort);
+            using var ssl = new SslStream(tcp.GetStream(), false, (_, c, _, _) => c is X509Certificate2 x && peerTls.Check(x) is null);
+            await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "server", ClientCertificates = [peerTls.Certificate] });
+            await ssl.WriteAsync(request);
+            await ssl.FlushAsync();
+            await ReadToEnd(ssl);
+        }
+        await server.WaitForLine(@"weight channel: closed the connection from .*: \d+ bytes that are not a request", TimeSpan.FromSeconds(30));
+        await server.WaitForLine(@"weight channel: refused an upload from .*: an upload of 2147483647 weights", TimeSpan.FromSeconds(30));
+
         // the server is up, its cluster healthy (it trains on with its node), and nothing of it reached aggregation
         int seen = LastRound(server);
         await server.WaitForLine($"^round {seen + 2}/", Start);
