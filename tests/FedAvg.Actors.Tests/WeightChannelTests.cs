@@ -65,6 +65,18 @@ public sealed class WeightChannelTests : TestKit
     }
 
     [Fact]
+    public async Task An_idle_connection_is_closed_quietly_by_the_server_and_the_node_opens_a_new_one_when_it_needs_it()
+    {
+        using var brief = WeightChannelServer.Start("127.0.0.1", 0, null, Logging.GetLogger(Sys, "weight-channel"), idleLimit: TimeSpan.FromMilliseconds(300));
+        Assert.Equal(weights, await client.Fetch(brief.Offer(weights, HeaderOf(weights)), "127.0.0.1"));
+        await EventFilter.Warning().ExpectAsync(0, async () =>
+        {
+            await AwaitAssertAsync(() => Assert.Equal(0, brief.Connections), TimeSpan.FromSeconds(10));
+            Assert.Equal(weights, await client.Fetch(brief.Offer(weights, HeaderOf(weights)), "127.0.0.1"));
+        });
+    }
+
+    [Fact]
     public async Task A_withdrawn_offer_is_refused_with_the_reason_and_the_connection_stays_usable()
     {
         var offer = server.Offer(weights, HeaderOf(weights));

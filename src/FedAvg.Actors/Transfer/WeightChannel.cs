@@ -66,9 +66,10 @@ public static class WeightChannel
     /// <summary>Reads ahead in 256 KiB, and gathers writes while corked; <see cref="Stream.FlushAsync(CancellationToken)"/> sends what it holds.</summary>
     internal sealed class Gathering(Stream inner) : Stream
     {
-        readonly byte[] readBuffer = new byte[Window];
+        // rented while in use and returned once drained, so an idle pooled connection holds no buffer of its own
+        byte[]? readBuffer;
         int readStart, readEnd;
-        readonly byte[] writeBuffer = new byte[Window];
+        byte[]? writeBuffer;
         int written;
 
         public bool Corked { get; set; }
@@ -87,16 +88,35 @@ public static class WeightChannel
 
         public override async ValueTask<int> ReadAsync(Memory<byte> destination, CancellationToken cancel = default)
         {
-            if (readStart == readEnd)
+            if (readBuffer is null)
             {
-                if (destination.Length >= readBuffer.Length) return await inner.ReadAsync(destination, cancel).ConfigureAwait(false);
-                readStart = 0;
-                readEnd = await inner.ReadAsync(readBuffer, cancel).ConfigureAwait(false);
-                if (readEnd == 0) return 0;
+                if (destination.Length >= Window) return await inner.ReadAsync(destination, cancel).ConfigureAwait(false);
+                var buffer = ArrayPool<byte>.Shared.Rent(Window);
+                int got;
+                try
+                {
+                    got = await inner.ReadAsync(buffer.AsMemory(0, Window), cancel).ConfigureAwait(false);
+                }
+                catch
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    throw;
+                }
+                if (got == 0)
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    return 0;
+                }
+                (readBuffer, readStart, readEnd) = (buffer, 0, got);
             }
             int n = Math.Min(destination.Length, readEnd - readStart);
             readBuffer.AsMemory(readStart, n).CopyTo(destination);
             readStart += n;
+            if (readStart == readEnd)
+            {
+                ArrayPool<byte>.Shared.Return(readBuffer);
+                readBuffer = null;
+            }
             return n;
         }
 
@@ -111,13 +131,14 @@ public static class WeightChannel
                 await inner.WriteAsync(source, cancel).ConfigureAwait(false);
                 return;
             }
+            writeBuffer ??= ArrayPool<byte>.Shared.Rent(Window);
             while (source.Length > 0)
             {
-                int n = Math.Min(source.Length, writeBuffer.Length - written);
+                int n = Math.Min(source.Length, Window - written);
                 source[..n].CopyTo(writeBuffer.AsMemory(written));
                 written += n;
                 source = source[n..];
-                if (written == writeBuffer.Length) await FlushBuffer(cancel).ConfigureAwait(false);
+                if (written == Window) await FlushBuffer(cancel).ConfigureAwait(false);
             }
         }
 
@@ -126,9 +147,12 @@ public static class WeightChannel
 
         async ValueTask FlushBuffer(CancellationToken cancel)
         {
-            if (written == 0) return;
-            await inner.WriteAsync(writeBuffer.AsMemory(0, written), cancel).ConfigureAwait(false);
+            if (writeBuffer is null) return;
+            if (written > 0) await inner.WriteAsync(writeBuffer.AsMemory(0, written), cancel).ConfigureAwait(false);
             written = 0;
+            if (Corked) return; // more of the vector follows
+            ArrayPool<byte>.Shared.Return(writeBuffer);
+            writeBuffer = null;
         }
 
         public override async Task FlushAsync(CancellationToken cancel)
@@ -259,6 +283,8 @@ public sealed class WeightChannelServer : IDisposable
     /// <summary>The TLS handshake and the first request must come this soon, so a silent stranger cannot hold a slot.</summary>
     public TimeSpan FirstRequest { get; init; } = TimeSpan.FromSeconds(10);
     static readonly TimeSpan Idle = TimeSpan.FromSeconds(30);
+    /// <summary>A connection without a request for this long is closed, so idle nodes do not hold sockets and TLS state.</summary>
+    public TimeSpan IdleLimit { get; init; } = TimeSpan.FromMinutes(10);
     /// <summary>An upload nobody claimed (its update was lost or refused) is dropped after this.</summary>
     static readonly TimeSpan UploadLifetime = TimeSpan.FromMinutes(5);
 
@@ -295,7 +321,7 @@ public sealed class WeightChannelServer : IDisposable
 
     /// <summary>Listens on <paramref name="bind"/>:<paramref name="port"/> (0: any free port); a taken port is a usage error naming <paramref name="option"/>.</summary>
     public static WeightChannelServer Start(string bind, int port, TransportSecurity? tls, ILoggingAdapter log, string option = "--data-port",
-        TimeSpan? firstRequest = null)
+        TimeSpan? firstRequest = null, TimeSpan? idleLimit = null)
     {
         var address = IPAddress.TryParse(bind, out var ip) ? ip : Dns.GetHostAddresses(bind).First();
         var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -311,7 +337,7 @@ public sealed class WeightChannelServer : IDisposable
                 ? $"{option} {port}: {bind}:{port} is already in use; choose another port."
                 : $"{option} {port}: cannot listen on {bind}:{port} ({e.Message}).");
         }
-        return new WeightChannelServer(socket, tls, log) { FirstRequest = firstRequest ?? TimeSpan.FromSeconds(10) };
+        return new WeightChannelServer(socket, tls, log) { FirstRequest = firstRequest ?? TimeSpan.FromSeconds(10), IdleLimit = idleLimit ?? TimeSpan.FromMinutes(10) };
     }
 
     /// <summary>The model's length: uploads of 1 to twice this many floats are taken (the server judges the length); before this is set, none.</summary>
@@ -408,8 +434,16 @@ public sealed class WeightChannelServer : IDisposable
             for (bool first = true; ; first = false)
             {
                 using var wait = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token);
-                if (first) wait.CancelAfter(FirstRequest);
-                int got = await stream.ReadAtLeastAsync(request, request.Length, throwOnEndOfStream: false, wait.Token).ConfigureAwait(false);
+                wait.CancelAfter(first ? FirstRequest : IdleLimit);
+                int got;
+                try
+                {
+                    got = await stream.ReadAtLeastAsync(request, request.Length, throwOnEndOfStream: false, wait.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!first && !stopping.IsCancellationRequested)
+                {
+                    return; // a node's pooled connection, idle for long: closed quietly, the node opens a new one when it needs it
+                }
                 if (got == 0) return; // the node closed its connection
                 if (got < request.Length || !request.AsSpan(0, 4).SequenceEqual(WeightChannel.Magic))
                 {
