@@ -12,6 +12,7 @@ public static class CertsCommand
         var command = new Command("certs", "Make the federation's certificate authority and its nodes' certificates for mutual TLS (docs/security.md).");
         command.Subcommands.Add(Init());
         command.Subcommands.Add(Issue());
+        command.Subcommands.Add(Revoke());
         return command;
     }
 
@@ -37,6 +38,24 @@ public static class CertsCommand
             Console.WriteLine($"certs: CA '{ca.Subject}' valid until {ca.NotAfter:yyyy-MM-dd}, thumbprint {ca.Thumbprint}");
             Console.WriteLine($"certs: wrote {Path.Combine(dir, FederationCertificates.CaCertificateFile)} and {Path.Combine(dir, FederationCertificates.CaKeyFile)} (owner-only" +
                               (password is null ? ", not encrypted: set $" + TransportSecurity.CaPasswordVariable + " to encrypt it" : ", encrypted") + ")");
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    static Command Revoke()
+    {
+        var cert = new Argument<string>("CERT") { Description = "The node's NAME.crt (from `fedavg certs issue`)." };
+        var ca = new Option<string>("--ca") { Description = "The CA directory of `fedavg certs init`; its revoked.txt gets the serial.", Required = true };
+        var command = new Command("revoke", "Revoke a node's certificate: its serial goes into CA-DIR/revoked.txt, which every node reads beside its ca.crt at start.");
+        command.Arguments.Add(cert);
+        command.Options.Add(ca);
+        command.SetAction(parse =>
+        {
+            var (serial, subject, added) = FederationCertificates.Revoke(parse.GetValue(cert)!, parse.GetValue(ca)!);
+            string file = Path.Combine(parse.GetValue(ca)!, FederationCertificates.RevokedFile);
+            Console.WriteLine(added ? $"certs: revoked {subject} (serial {serial}) in {file}" : $"certs: {subject} (serial {serial}) is revoked already in {file}");
+            Console.WriteLine($"certs: copy {file} next to the ca.crt of the server (and of every node), and restart them (fedavg server --resume DIR) to refuse it");
             return ExitCodes.Success;
         });
         return command;

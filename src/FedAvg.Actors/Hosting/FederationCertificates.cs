@@ -14,6 +14,8 @@ namespace FedAvg.Actors.Hosting;
 public static class FederationCertificates
 {
     public const string CaCertificateFile = "ca.crt";
+    /// <summary>Serial numbers the CA no longer vouches for, one per line (hex, '#' starts a comment); read beside ca.crt.</summary>
+    public const string RevokedFile = "revoked.txt";
     public const string CaKeyFile = "ca.key";
     public const string RoleServer = "server";
     public const string RoleClient = "client";
@@ -91,6 +93,64 @@ public static class FederationCertificates
         if (Path.GetFullPath(caCopy) != Path.GetFullPath(Path.Combine(caDir, CaCertificateFile)))
             File.WriteAllText(caCopy, ca.ExportCertificatePem() + "\n");
         return pfx;
+    }
+
+    /// <summary>
+    /// Revokes the certificate in <paramref name="certPath"/> (NAME.crt of `fedavg certs issue`): its serial goes into
+    /// <paramref name="caDir"/>/revoked.txt, written atomically; revoking it again changes nothing. A peer presenting it is
+    /// refused by every node whose ca.crt has that revoked.txt beside it, from that node's next start.
+    /// </summary>
+    /// <returns>The serial, the subject, and whether it was revoked now (false: it was already).</returns>
+    public static (string Serial, string Subject, bool Added) Revoke(string certPath, string caDir)
+    {
+        if (!Directory.Exists(caDir)) throw new UsageException($"--ca {caDir}: no such directory (the CA directory of `fedavg certs init`).");
+        if (!File.Exists(Path.Combine(caDir, CaCertificateFile)))
+            throw new UsageException($"--ca {caDir} is not a federation CA directory: {CaCertificateFile} is missing (made by `fedavg certs init`).");
+        using var ca = TransportSecurity.LoadCaCertificate(Path.Combine(caDir, CaCertificateFile), "--ca");
+        if (!File.Exists(certPath)) throw new UsageException($"CERT {certPath}: file not found.");
+        if (certPath.EndsWith(".pfx", StringComparison.OrdinalIgnoreCase))
+            throw new UsageException($"CERT {certPath}: give the node's NAME.crt (public), not its NAME.pfx.");
+        X509Certificate2 cert;
+        try
+        {
+            cert = X509CertificateLoader.LoadCertificateFromFile(certPath);
+        }
+        catch (CryptographicException e)
+        {
+            throw new UsageException($"CERT {certPath}: not a certificate in PEM or DER ({e.Message.TrimEnd('.')}).");
+        }
+        using (cert)
+        {
+            if (!TransportSecurity.ChainsTo(cert, ca))
+                throw new UsageException($"CERT {certPath}: '{cert.Subject}' was not issued by the CA in {caDir} ({ca.Subject}).");
+            string path = Path.Combine(caDir, RevokedFile);
+            var revoked = ReadRevoked(path);
+            if (revoked.Contains(cert.SerialNumber)) return (cert.SerialNumber, cert.Subject, false);
+            string text = (File.Exists(path) ? File.ReadAllText(path) : "# serial numbers revoked by this federation's CA (fedavg certs revoke)\n")
+                          + $"{cert.SerialNumber} # {cert.Subject}, revoked {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC\n";
+            string temp = path + ".tmp";
+            File.WriteAllText(temp, text);
+            File.Move(temp, path, overwrite: true);
+            return (cert.SerialNumber, cert.Subject, true);
+        }
+    }
+
+    /// <summary>The serials of a revoked.txt (none if it does not exist); a line that is not one is an error naming file and line.</summary>
+    public static IReadOnlySet<string> ReadRevoked(string path)
+    {
+        var serials = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        if (!File.Exists(path)) return serials;
+        int number = 0;
+        foreach (var raw in File.ReadLines(path))
+        {
+            number++;
+            string line = (raw.IndexOf('#') is var hash and >= 0 ? raw[..hash] : raw).Trim();
+            if (line.Length == 0) continue;
+            if (line.Length > 64 || !line.All(Uri.IsHexDigit))
+                throw new UsageException($"{path}, line {number}: '{line}' is not a certificate serial number (hex digits, as `fedavg certs revoke` writes).");
+            serials.Add(line.ToUpperInvariant());
+        }
+        return serials;
     }
 
     /// <summary>The CA of <paramref name="caDir"/> with its private key; errors name the directory and what is wrong.</summary>

@@ -102,6 +102,10 @@ public sealed class TransportSecurity : IDisposable
     /// <summary>How the user gave the CA (--tls-ca or fedavg.cluster.tls.ca), for errors after start that concern it.</summary>
     public string CaSetting { get; init; } = TlsNames.Flags.Ca;
 
+    /// <summary>Serial numbers of certificates the federation revoked (the revoked.txt beside ca.crt, read at start).</summary>
+    public IReadOnlySet<string> Revoked { get; init; } = new HashSet<string>();
+    public string RevokedPath { get; init; } = "";
+
     /// <summary>Called (on a transport thread) for every peer refused, with who and why.</summary>
     public Action<string>? OnRefused { get; set; }
 
@@ -135,9 +139,12 @@ public sealed class TransportSecurity : IDisposable
         if (settings.Certificate.Length == 0) throw new UsageException($"{n.Ca} needs {n.Certificate} as well: this node's NAME.pfx from `fedavg certs issue`.");
         if (settings.Ca.Length == 0) throw new UsageException($"{n.Certificate} needs {n.Ca} as well: the federation's ca.crt.");
         var (password, source) = Password(settings.PasswordFile, n.PasswordFile, PasswordVariable);
-        var ca = LoadCaCertificate(CaFile(settings.Ca, n.Ca), n.Ca);
+        string caFile = CaFile(settings.Ca, n.Ca);
+        var ca = LoadCaCertificate(caFile, n.Ca);
         var certificate = LoadNodeCertificate(settings.Certificate, password, source, n.Certificate);
-        var security = new TransportSecurity(certificate, ca, settings.Certificate) { CaSetting = n.Ca };
+        string revoked = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(caFile))!, FederationCertificates.RevokedFile);
+        var security = new TransportSecurity(certificate, ca, settings.Certificate)
+            { CaSetting = n.Ca, Revoked = FederationCertificates.ReadRevoked(revoked), RevokedPath = revoked };
         string cert = TlsNames.Show(n.Certificate, settings.Certificate);
         if (security.Check(certificate) is { } why)
             throw new UsageException($"{cert}: {why} ({TlsNames.Show(n.Ca, settings.Ca)}: {ca.Subject}). Issue it with `fedavg certs issue NAME --ca CA-DIR`.");
@@ -241,6 +248,8 @@ public sealed class TransportSecurity : IDisposable
     /// <summary>Null if <paramref name="peer"/> chains to the federation's CA and is valid now; else why not.</summary>
     public string? Check(X509Certificate2 peer)
     {
+        if (Revoked.Contains(peer.SerialNumber))
+            return $"the certificate '{peer.Subject}' (serial {peer.SerialNumber}) is revoked ({RevokedPath})";
         using var chain = new X509Chain();
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.Add(Ca);
@@ -254,6 +263,18 @@ public sealed class TransportSecurity : IDisposable
         if (status.Contains(X509ChainStatusFlags.PartialChain) || status.Contains(X509ChainStatusFlags.UntrustedRoot) || !built)
             return $"the certificate '{peer.Subject}' (issuer '{peer.Issuer}') is not signed by the federation's CA";
         return $"the certificate '{peer.Subject}' does not verify ({string.Join(", ", status)})";
+    }
+
+    /// <summary>True if <paramref name="certificate"/> was signed by <paramref name="ca"/> (whatever its validity period).</summary>
+    public static bool ChainsTo(X509Certificate2 certificate, X509Certificate2 ca)
+    {
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(ca);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.DisableCertificateDownloads = true;
+        chain.ChainPolicy.VerificationFlags = X509VerificationFlags.IgnoreNotTimeValid;
+        return chain.Build(certificate) && chain.ChainElements[^1].Certificate.RawDataMemory.Span.SequenceEqual(ca.RawDataMemory.Span);
     }
 
     /// <summary>The validator Akka runs on every handshake; <paramref name="peer"/> is the remote address Akka knows.</summary>

@@ -1,0 +1,88 @@
+using FedAvg.Actors.Hosting;
+using FedAvg.Core;
+using Xunit;
+
+namespace FedAvg.Actors.Tests;
+
+/// <summary>`fedavg certs revoke` and the revoked.txt every node reads beside its ca.crt, with real certificates.</summary>
+public sealed class RevocationTests : IDisposable
+{
+    readonly string root = Directory.CreateTempSubdirectory("fedavg-revoke-").FullName;
+    readonly string ca;
+
+    public RevocationTests()
+    {
+        ca = Path.Combine(root, "ca");
+        FederationCertificates.Init(ca, "alpha", null, 2).Dispose();
+    }
+
+    string Issue(string name, string role = FederationCertificates.RoleClient, string? caDir = null)
+    {
+        var now = DateTimeOffset.UtcNow;
+        return FederationCertificates.Issue(name, caDir ?? ca, Path.Combine(root, name), role, null, null, [], now.AddMinutes(-5), now.AddDays(1));
+    }
+
+    /// <summary>What `fedavg server --tls-cert BUNDLE/NAME.pfx --tls-ca BUNDLE/ca.crt` loads, after revoked.txt was copied into the bundle.</summary>
+    TransportSecurity Load(string pfx, string role = ClusterHosting.ServerRole)
+    {
+        string bundle = Path.GetDirectoryName(pfx)!;
+        string list = Path.Combine(ca, FederationCertificates.RevokedFile);
+        if (File.Exists(list)) File.Copy(list, Path.Combine(bundle, FederationCertificates.RevokedFile), overwrite: true);
+        return TransportSecurity.Load(new TlsSettings(pfx, Path.Combine(bundle, FederationCertificates.CaCertificateFile), "", false),
+            new Endpoint("127.0.0.1", null, 0), role)!;
+    }
+
+    static System.Security.Cryptography.X509Certificates.X509Certificate2 Crt(string pfx) =>
+        System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(Path.ChangeExtension(pfx, ".crt"));
+
+    [Fact]
+    public void A_revoked_certificate_is_refused_by_name_and_serial_and_the_others_still_pass()
+    {
+        string server = Issue("server", FederationCertificates.RoleServer), good = Issue("node-a"), gone = Issue("node-b");
+        var (serial, subject, added) = FederationCertificates.Revoke(Path.ChangeExtension(gone, ".crt"), ca);
+        Assert.True(added);
+        Assert.Contains("CN=node-b", subject);
+        using var security = Load(server);
+        using var goneCert = Crt(gone);
+        using var goodCert = Crt(good);
+        Assert.Equal(serial, goneCert.SerialNumber);
+        string? why = security.Check(goneCert);
+        Assert.NotNull(why);
+        Assert.Contains($"'{goneCert.Subject}' (serial {serial}) is revoked", why);
+        Assert.Contains(FederationCertificates.RevokedFile, why);
+        Assert.Null(security.Check(goodCert));
+
+        // again: nothing changes, the list keeps one line for it
+        Assert.False(FederationCertificates.Revoke(Path.ChangeExtension(gone, ".crt"), ca).Added);
+        Assert.Single(File.ReadAllLines(Path.Combine(ca, FederationCertificates.RevokedFile)), l => l.StartsWith(serial));
+    }
+
+    [Fact]
+    public void A_node_whose_own_certificate_is_revoked_refuses_to_start()
+    {
+        string node = Issue("node-c");
+        FederationCertificates.Revoke(Path.ChangeExtension(node, ".crt"), ca);
+        var e = Assert.Throws<UsageException>(() => Load(node, ClusterHosting.ClientRole));
+        Assert.Contains(node, e.Message); // names the certificate the node was given
+        Assert.Contains("is revoked", e.Message);
+    }
+
+    [Fact]
+    public void A_bad_revoked_list_a_certificate_of_another_ca_and_a_pfx_are_each_refused_by_name()
+    {
+        string server = Issue("server", FederationCertificates.RoleServer);
+        File.WriteAllText(Path.Combine(ca, FederationCertificates.RevokedFile), "# ok\n0A1B2C\nnot-a-serial # oops\n");
+        var e = Assert.Throws<UsageException>(() => Load(server));
+        Assert.Contains($"{FederationCertificates.RevokedFile}, line 3: 'not-a-serial' is not a certificate serial number", e.Message);
+
+        string other = Path.Combine(root, "other-ca");
+        FederationCertificates.Init(other, "beta", null, 2).Dispose();
+        string stranger = Issue("stranger", caDir: other);
+        e = Assert.Throws<UsageException>(() => FederationCertificates.Revoke(Path.ChangeExtension(stranger, ".crt"), ca));
+        Assert.Contains("was not issued by the CA in", e.Message);
+        e = Assert.Throws<UsageException>(() => FederationCertificates.Revoke(server, ca));
+        Assert.Contains("not its NAME.pfx", e.Message);
+    }
+
+    public void Dispose() => Directory.Delete(root, recursive: true);
+}
