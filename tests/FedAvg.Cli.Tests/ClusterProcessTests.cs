@@ -245,6 +245,19 @@ public sealed class ClusterProcessTests : FederationProcessTest
         int port = ((IPEndPoint)taken.LocalEndpoint).Port;
         var (code, error) = Fedavg(["server", .. Run(Path.Combine(TestData.TempDir(), "x")), "--port", port.ToString()]);
         Assert.Equal((ExitCodes.UsageError, true), (code, error.Contains($"--port {port}") && error.Contains("in use")));
+        // the weight channel's port: given and taken, taken as the default (--port + 1), out of range, the same as --port
+        (code, error) = Fedavg(["server", .. Run(Path.Combine(TestData.TempDir(), "x")), "--port", "0", "--data-port", port.ToString()]);
+        Assert.Equal((ExitCodes.UsageError, true), (code, error.Contains($"--data-port {port}") && error.Contains("in use")));
+        if (port > 1)
+        {
+            (code, error) = Fedavg(["server", .. Run(Path.Combine(TestData.TempDir(), "x")), "--port", (port - 1).ToString()]);
+            Assert.Equal(ExitCodes.UsageError, code);
+            Assert.True(error.Contains($"--port {port - 1}") || error.Contains($"choose one with --data-port) {port}: 127.0.0.1:{port} is already in use"), error);
+        }
+        (code, error) = Fedavg(["server", .. Run(Path.Combine(TestData.TempDir(), "x")), "--data-port", "70000"]);
+        Assert.Equal((ExitCodes.UsageError, true), (code, error.Contains("--data-port 70000")));
+        (code, error) = Fedavg(["server", .. Run(Path.Combine(TestData.TempDir(), "x")), "--port", "4100", "--data-port", "4100"]);
+        Assert.Equal((ExitCodes.UsageError, true), (code, error.Contains("--data-port 4100: the weight channel needs a port of its own")));
 
         (code, error) = Fedavg("node", "--join", "server-without-port", "--clients", "0-1");
         Assert.Equal((ExitCodes.UsageError, true), (code, error.Contains("--join 'server-without-port'")));

@@ -111,7 +111,7 @@ public sealed record Endpoint(string Hostname, string? BindHostname, int Port, i
     public void CheckPortFree(string portOption = "--port") => CheckFree(Port, portOption);
 
     /// <summary>The server's weight channel port, checked as <see cref="CheckPortFree"/> checks Akka's.</summary>
-    public void CheckDataPortFree() => CheckFree(WeightChannelPort, DataPort is null ? $"--data-port (default --port + 1 =)" : "--data-port");
+    public void CheckDataPortFree() => CheckFree(WeightChannelPort, DataPort is null ? "the weight channel's port (--port + 1; choose one with --data-port)" : "--data-port");
 
     void CheckFree(int port, string portOption)
     {
