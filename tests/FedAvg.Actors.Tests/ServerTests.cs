@@ -156,6 +156,34 @@ public sealed class ServerTests : TestKit
     }
 
     [Fact]
+    public void Fault_reports_of_the_sampled_clients_go_into_their_rounds_record_and_forged_or_late_ones_do_not()
+    {
+        var server = StartServer(clients: 3, fraction: 1.0, rounds: 2);
+        var probes = Join(server, 3);
+        foreach (var p in probes) p.ExpectMsg<TrainRound>(r => r.Round == 1);
+
+        probes[1].Send(server, new FaultsFired(Id(1), [new FaultFired(1, Id(1), "sign-flip"), new FaultFired(1, Id(1), "delay:1s")]));
+        probes[0].Send(server, new FaultsFired(Id(2), [new FaultFired(1, Id(2), "nan")]));       // forged: client-000 speaks for client-002
+        CreateTestProbe().Send(server, new FaultsFired(Id(9), [new FaultFired(1, Id(9), "drop")])); // a stranger
+        probes[2].Send(server, new FaultsFired(Id(2), [new FaultFired(0, Id(2), "stale")]));     // of another round
+        probes[2].Send(server, new FaultsFired(Id(2), [new FaultFired(1, Id(0), "stop")]));      // about another client
+        probes[2].Send(server, new FaultsFired(Id(2), [new FaultFired(1, Id(2), "stop")]));
+        for (int k = 0; k < 2; k++) probes[k].Send(server, Update(1, Id(k), Filled(1f)));
+        Sys.Stop(probes[2].Ref); // the stopped client reported before it went: its report still counts
+
+        var first = observer.ExpectMsg<RoundCompleted>().Metrics;
+        Assert.Equal((1, 2, 1), (first.Round, first.Succeeded, first.Failed));
+        Assert.Equal([new FaultFired(1, Id(1), "delay:1s"), new FaultFired(1, Id(1), "sign-flip"), new FaultFired(1, Id(2), "stop")], first.Faults!);
+        probes[1].Send(server, new FaultsFired(Id(1), [new FaultFired(1, Id(1), "twice")]));     // round 1's record is written
+        foreach (var k in new[] { 0, 1 })
+        {
+            probes[k].ExpectMsg<TrainRound>(r => r.Round == 2);
+            probes[k].Send(server, Update(2, Id(k), Filled(1f)));
+        }
+        Assert.Empty(observer.ExpectMsg<RoundCompleted>().Metrics.Faults!);
+    }
+
+    [Fact]
     public void A_lying_client_is_counted_as_failed_not_averaged()
     {
         var server = StartServer(clients: 3, fraction: 1.0, rounds: 1);

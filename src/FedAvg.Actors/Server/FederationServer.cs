@@ -53,6 +53,11 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     readonly HashSet<string> failed = new();
     // Every answer not counted since the round opened, and why: reported with the round's metrics.
     readonly List<Rejection> rejections = new();
+    // The injected faults the sampled clients reported for this round (FaultsFired), until its record is sent; and
+    // the actor each sampled client was when the round started (a client that stops reports, then is gone).
+    readonly List<FaultFired> faultsFired = new();
+    readonly Dictionary<string, IActorRef> roster = new();
+    bool recordingFaults;
     readonly Stopwatch roundClock = new();
     TimeSpan trainingTime;
     double lastAccuracy;
@@ -138,6 +143,9 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         failed.Clear();
         receiving.Clear();
         rejections.Clear();
+        faultsFired.Clear();
+        roster.Clear();
+        recordingFaults = true;
         roundClock.Restart();
         try
         {
@@ -150,6 +158,8 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             return;
         }
         sampled = plan.Clients.ToHashSet();
+        foreach (var id in sampled)
+            if (clients.TryGetValue(id, out var c)) roster[id] = c.Ref;
         training = true;
         Become(Training);
         FanOut(plan.Clients);
@@ -456,7 +466,9 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
                 trainingTime.TotalSeconds, ordered.Sum(u => u.TrainSeconds), aggregationTime.TotalSeconds,
                 done.Elapsed.TotalSeconds, roundClock.Elapsed.TotalSeconds,
                 // in client-id order (a client's own in arrival order), so the record does not depend on who answered first
-                Rejected: rejections.OrderBy(r => r.ClientId, StringComparer.Ordinal).ToList());
+                Rejected: rejections.OrderBy(r => r.ClientId, StringComparer.Ordinal).ToList(),
+                Faults: faultsFired.OrderBy(f => f.ClientId, StringComparer.Ordinal).ThenBy(f => f.Behaviour, StringComparer.Ordinal).ToList());
+            recordingFaults = false;
             log.Info("server: round {0} done: test accuracy {1:F4}, loss {2:F4}, {3}/{4} clients, {5:F2}s",
                 round, metrics.TestAccuracy, metrics.TestLoss, metrics.Succeeded, metrics.Sampled, metrics.RoundSeconds);
             observer.Tell(new RoundCompleted(metrics));
@@ -515,6 +527,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     void Common()
     {
         Receive<JoinFederation>(Join);
+        Receive<FaultsFired>(RecordFaults);
         Receive<UpdateSubmitted>(u =>
         {
             log.Warning("server: ignoring update from {0} for round {1}: round {2} is closed", u.ClientId, u.Round, round);
@@ -539,6 +552,43 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
                 node.Agent.Tell(RegisterAgain.Instance);
             }
         });
+    }
+
+    /// <summary>
+    /// Faults a client says were injected into it: counted from the actor sampled (or now registered) under that id, for
+    /// the round whose record is still open. The client sends the report before its answer, so a round's list is complete
+    /// when the round closes on that answer, whichever node the client lives on.
+    /// </summary>
+    void RecordFaults(FaultsFired report)
+    {
+        if (report.Faults.Any(f => f.ClientId != report.ClientId))
+        {
+            log.Warning("server: ignoring a fault report from {0}: it names another client than {1}", Sender.Path, report.ClientId);
+            return;
+        }
+        foreach (var late in report.Faults.Where(f => !recordingFaults || f.Round != round))
+            log.Info("server: fault {0} of round {1} reported after that round's record was written", late, late.Round);
+        var current = report.Faults.Where(f => recordingFaults && f.Round == round).ToList();
+        if (current.Count == 0) return;
+        bool fromSampled = sampled.Contains(report.ClientId)
+                           && (IsFrom(report.ClientId, Sender) || roster.TryGetValue(report.ClientId, out var was) && was.Equals(Sender));
+        if (!fromSampled)
+        {
+            log.Warning("server: ignoring a fault report for {0} from {1}: not the actor sampled under that id in round {2}",
+                report.ClientId, Sender.Path, round);
+            return;
+        }
+        int already = faultsFired.Count(f => f.ClientId == report.ClientId);
+        foreach (var fault in current)
+        {
+            if (already++ >= FaultsFired.MaxPerClientAndRound)
+            {
+                log.Warning("server: {0} reported more than {1} faults in round {2}; not recording {3}", report.ClientId,
+                    FaultsFired.MaxPerClientAndRound, round, fault.Behaviour);
+                continue;
+            }
+            faultsFired.Add(fault);
+        }
     }
 
     /// <summary>An update whose weights we will not read: a local vector goes back to the pool at once.</summary>
