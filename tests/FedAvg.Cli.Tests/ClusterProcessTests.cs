@@ -16,14 +16,6 @@ namespace FedAvg.Cli.Tests;
 [Collection("processes")] // one at a time: each starts several processes on a 2-core machine
 public sealed class ClusterProcessTests : FederationProcessTest
 {
-    async Task<(FedavgProcess Server, int Port)> StartServer(string outDir, int rounds = 3, string partition = "iid:300", int port = 0,
-        params string[] extra)
-    {
-        var server = Launch("server", ["server", .. Run(outDir, rounds, partition), "--port", port.ToString(), .. extra]);
-        var listening = await server.WaitForLine(@"listening at akka\.tcp://fedavg@127\.0\.0\.1:(\d+)", Start);
-        return (server, int.Parse(listening.Groups[1].Value));
-    }
-
     static string Simulate(int rounds = 3, string partition = "iid:300")
     {
         string dir = Path.Combine(TestData.TempDir(), "simulate");
