@@ -81,7 +81,7 @@ public sealed class Simulation
             options.Standardize, layout.Hash);
         var settings = new ServerSettings(options.Model, layout, options.Rounds, options.Clients, options.RoundTimeout,
             options.RoundAttempts, options.Seed, options.TargetAccuracy, CheckpointPath, firstRound,
-            MinClients: options.MinClients, Spec: spec);
+            MinClients: options.MinClients, MaxUpdateNorm: options.MaxUpdateNorm, Spec: spec);
         var rounds = new List<RoundMetrics>();
         var outcome = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
 

@@ -132,6 +132,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 foreach (var x in r.RejectedOrEmpty) { w.Int(x.Round); w.String(x.ClientId); w.String(x.Reason); }
                 w.Int(r.FaultsOrEmpty.Count);
                 foreach (var f in r.FaultsOrEmpty) { w.Int(f.Round); w.String(f.ClientId); w.String(f.Behaviour); }
+                w.Double(r.MedianUpdateNorm ?? double.NaN);
                 break;
             case RunCompleted m:
                 w.Int(m.Rounds); w.Double(m.FinalAccuracy); w.Int(m.TargetReachedAtRound ?? -1);
@@ -207,7 +208,8 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
         int fired = r.Count("faults", minBytesEach: 12);
         var faults = new List<FaultFired>(fired);
         for (int i = 0; i < fired; i++) faults.Add(new FaultFired(r.Int("fault round"), r.String("fault client"), r.String("fault behaviour")));
-        return new RoundCompleted(m with { Rejected = rejections, Faults = faults });
+        double median = r.Double("median update norm");
+        return new RoundCompleted(m with { Rejected = rejections, Faults = faults, MedianUpdateNorm = double.IsNaN(median) ? null : median });
     }
 
     static FaultsFired ReadFaultsFired(ref WireReader r)
