@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The figures of docs/faults.md, each run a real `fedavg simulate` with `fedavg.faults` (docs/faults.md):
 #   1. "Faults the runtime survives": one fault per run on a small federation (10 clients, mnist, seed001-2nn,
-#      iid:600, E=1, 5 rounds, round-timeout 3s, seed 1), next to the fault-free run with the same seed;
+#      iid:600, E=1, 5 rounds, round-timeout 3s, seed 1), next to the fault-free run with the same seed; the ×100
+#      update also against FedAvg with the server's norm rule (--max-update-norm 3);
 #   2. "Byzantine clients": 50 clients, mnist, seed001-2nn, iid:600, E=1, B=32, lr 0.05, 20 rounds, seed 1, 20% of the
 #      clients (seeded, the same every round) sending sign-flip, scale:10 or noise:1 updates, under fedavg, median,
 #      trimmed-mean (β 0.2), krum (f 10), multi-krum (f 10, m 30) and bulyan (f 10), against fault-free fedavg.
@@ -54,6 +55,7 @@ if [ "$only" = "" ] || [ "$only" = survive ]; then
   run samples-0 'name = fedavg' '{ behaviour = "samples:0", clients = [9] }' "${small[@]}"
   run samples-1e6 'name = fedavg' '{ behaviour = "samples:1000000", clients = [9] }' "${small[@]}"
   run scale100-fedavg 'name = fedavg' '{ behaviour = "scale:100", clients = [0] }' "${small[@]}"
+  run scale100-fedavg-norm 'name = fedavg' '{ behaviour = "scale:100", clients = [0] }' "${small[@]}" --max-update-norm 3
   run none-median 'name = median' '' "${small[@]}"
   run scale100-median 'name = median' '{ behaviour = "scale:100", clients = [0] }' "${small[@]}"
 fi

@@ -26,6 +26,8 @@ def did(name):
             reason = re.sub(r"round \d+", "round r", reason)
             reason = re.sub(r"current \d+", "current r", reason)
             reason = re.sub(r" in round \d+", "", reason)
+            reason = re.sub(r"update norm [\d.e+-]+", "update norm n", reason)
+            reason = re.sub(r"median \([\d.e+-]+\)", "median (m)", reason)
             key = f"{client}: {reason}"
             if key not in reasons:
                 reasons.append(key)
@@ -45,10 +47,11 @@ if only in ("", "survive"):
     rows = ["| fault (`fedavg.faults` entry) | strategy | what the run did | final accuracy | fault-free, same seed |",
             "|---|---|---|---|---|"]
     for name in ["crash", "stop", "delay", "stall", "drop", "twice", "stale", "nan", "inf", "wrong-length",
-                 "samples-0", "samples-1e6", "scale100-fedavg", "scale100-median"]:
+                 "samples-0", "samples-1e6", "scale100-fedavg", "scale100-fedavg-norm", "scale100-median"]:
         strategy = "median" if name.endswith("median") else "fedavg"
         base = "none-median" if strategy == "median" else "none"
-        rows.append(f"| `{faults_conf(name)}` | {strategy} | {did(name)} | {final(name):.4f} | {final(base):.4f} |")
+        label = strategy + (", `--max-update-norm 3`" if name.endswith("-norm") else "")
+        rows.append(f"| `{faults_conf(name)}` | {label} | {did(name)} | {final(name):.4f} | {final(base):.4f} |")
     doc = replace(doc, "survive", "\n".join(rows) + "\n")
 if only in ("", "byzantine"):
     strategies = ["fedavg", "median", "trimmed-mean", "krum", "multi-krum", "bulyan"]

@@ -173,7 +173,7 @@ public class RunSettingsTests
         Assert.Equal(3.0, o.MaxUpdateNorm);
         Assert.Contains("server {\n    max-update-norm = 3\n  }", o.ToHocon());
         var e = Assert.Throws<UsageException>(() => With("fedavg.server.max-update-norm = 0.5"));
-        Assert.Equal("fedavg.server.max-update-norm (--max-update-norm) must be more than 1 (the median update itself is at about 1×), or off; got 0.5.", e.Message);
+        Assert.Equal("fedavg.server.max-update-norm (--max-update-norm) must be more than 1 (the median update itself is at 1×), or off; got 0.5.", e.Message);
     }
 
     [Fact]

@@ -204,16 +204,17 @@ public static class RunSettings
         (v, name) => { if (v is { } t) Require.InRange(t, 0, 1, name); });
 
     /// <summary>
-    /// The server's norm rule (Server/UpdateNormRule.cs, docs/faults.md): refuse an update whose ‖w_local − w_global‖ is
-    /// more than K times the median of the previous round's accepted updates. Off by default: the default run stays
-    /// seed 001's, bit for bit, and no honest update can be refused by a bound nobody chose for the run.
+    /// The server's norm rule (Server/UpdateNormRule.cs, docs/faults.md): when a round closes, refuse every update whose
+    /// ‖w_local − w_global‖ is more than K times the median of the round's updates. Off by default: the default run stays
+    /// seed 001's, FedAvg keeps folding updates as they arrive (with the rule on, the server holds the round's updates),
+    /// and no honest update can be refused by a bound nobody chose for the run.
     /// </summary>
     public static readonly Setting<double?> MaxUpdateNorm = new("server.max-update-norm", "--max-update-norm", "K|off", null,
-        "Refuse an update whose norm ‖Δ‖ exceeds K × the median ‖Δ‖ of the previous round's accepted updates (K > 1; from round 2); off: no norm rule.",
+        "Refuse an update whose norm ‖Δ‖ exceeds K × the median ‖Δ‖ of the round's updates (K > 1; the server then holds a round's updates until it closes); off: no norm rule.",
         o => o.MaxUpdateNorm, (o, v) => o with { MaxUpdateNorm = v },
         (c, k) => c.GetString(k) == "off" ? null : Finite(c.GetDouble(k)),
         v => v is { } k ? HoconText.Number(k) : "off",
-        (v, name) => { if (v is { } k && !(k > 1)) throw new UsageException($"{name} must be more than 1 (the median update itself is at about 1×), or off; got {HoconText.Number(k)}."); });
+        (v, name) => { if (v is { } k && !(k > 1)) throw new UsageException($"{name} must be more than 1 (the median update itself is at 1×), or off; got {HoconText.Number(k)}."); });
 
     /// <summary>The strategy's name; the strategy registry decides which names exist.</summary>
     public static readonly Setting<string> StrategyName = Text("strategy.name", "--strategy", "NAME", "fedavg",

@@ -134,8 +134,8 @@ public sealed record RunFinished(bool Completed, string Reason) : IFedAvgMessage
 /// was open or closing, and why (refused updates, failed or silent sampled clients, late updates of earlier rounds);
 /// <paramref name="Faults"/>: the injected faults that fired in this round, on any node, as the clients reported them
 /// (<see cref="FaultsFired"/>), in client-id order. Null in records of earlier versions: none.
-/// <paramref name="MedianUpdateNorm"/>: the median ‖w_local − w_global‖ of the round's accepted updates, the next
-/// round's reference for the norm rule (`server.max-update-norm`); null in records of earlier versions.
+/// <paramref name="MedianUpdateNorm"/>: the median ‖w_local − w_global‖ of the round's well-formed updates (those that
+/// passed every other check), the norm rule's reference (`server.max-update-norm`); null in records of earlier versions.
 /// </summary>
 public sealed record RoundMetrics(
     int Round, int Sampled, int Succeeded, int Failed, int Attempts,
