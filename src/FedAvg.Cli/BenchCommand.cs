@@ -54,8 +54,10 @@ public static class BenchCommand
                 decode_mb_s = codec.DecodeMBps, memcpy_mb_s = codec.MemcpyMBps });
             var broadcast = await FedAvg.Actors.Transfer.WireBenchmark.MeasureBroadcast(weights, parse.GetValue(nodes), parse.GetValue(repeats));
             Emit(new { bench = "wire-broadcast", model = name, nodes = broadcast.Nodes, megabytes = broadcast.Megabytes,
-                akka_seconds = broadcast.AkkaSeconds, raw_tcp_seconds = broadcast.RawTcpSeconds,
-                akka_mb_s = broadcast.Megabytes / broadcast.AkkaSeconds, raw_tcp_mb_s = broadcast.Megabytes / broadcast.RawTcpSeconds });
+                channel_seconds = broadcast.ChannelSeconds, akka_seconds = broadcast.AkkaSeconds, raw_tcp_seconds = broadcast.RawTcpSeconds,
+                channel_mb_s = broadcast.Megabytes / broadcast.ChannelSeconds, akka_mb_s = broadcast.Megabytes / broadcast.AkkaSeconds,
+                raw_tcp_mb_s = broadcast.Megabytes / broadcast.RawTcpSeconds, channel_vs_raw_tcp = broadcast.RawTcpSeconds / broadcast.ChannelSeconds,
+                message_round_trip_ms = broadcast.MessageSeconds * 1000, fetch_only_mb_s = broadcast.Megabytes / broadcast.FetchSeconds });
 
             // the same broadcast with mutual TLS (a throwaway federation CA and certificate), rounds alternated with plaintext ones
             var dir = Directory.CreateTempSubdirectory("fedavg-bench-tls-");
@@ -74,6 +76,8 @@ public static class BenchCommand
                     plaintext_seconds = secure.PlaintextSeconds, tls_seconds = secure.TlsSeconds,
                     plaintext_mb_s = secure.Megabytes / secure.PlaintextSeconds, tls_mb_s = secure.Megabytes / secure.TlsSeconds,
                     tls_vs_plaintext = secure.PlaintextSeconds / secure.TlsSeconds, tls_handshake_ms = handshake * 1000,
+                    stream_plaintext_mb_s = secure.Megabytes / secure.PlaintextStreamSeconds, stream_tls_mb_s = secure.Megabytes / secure.TlsStreamSeconds,
+                    stream_tls_vs_plaintext = secure.PlaintextStreamSeconds / secure.TlsStreamSeconds,
                     plaintext_association_ms = secure.PlaintextAssociationSeconds * 1000, tls_association_ms = secure.TlsAssociationSeconds * 1000 });
             }
             finally

@@ -56,7 +56,7 @@ public static class NodeCommand
                 parse.GetValue(bind) ?? Environment.GetEnvironmentVariable("FEDAVG_BIND_HOSTNAME"),
                 parse.GetValue(port) ?? ClusterEnvironment.Port("FEDAVG_PORT", 0));
             endpoint.Validate();
-            var tls = TlsOptions.Load(layered, endpoint, ClusterHosting.ClientRole, "node");
+            var tls = TlsOptions.Load(layered, endpoint, ClusterHosting.ClientRole, "node", tlsOptions.Given(parse));
             int p = parse.GetValue(trainers) ?? TrainerPool.DefaultShape(Environment.ProcessorCount).Trainers;
             Require.AtLeast(p, 1, "--trainers");
             Require.AtLeast(parse.GetValue(threads), 1, "--threads-per-trainer");

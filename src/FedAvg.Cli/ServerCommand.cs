@@ -16,6 +16,7 @@ public static class ServerCommand
     public static Command Create()
     {
         var port = new Option<int?>("--port") { Description = $"The port nodes join (default $FEDAVG_PORT, else {DefaultPort}; 0: any free port, printed at start)." };
+        var dataPort = new Option<int?>("--data-port") { Description = "The port of the weight channel, over which nodes fetch and upload weights (default $FEDAVG_DATA_PORT, else --port + 1; open it beside --port)." };
         var hostname = new Option<string?>("--hostname") { Description = "The address nodes use to reach this server (default $FEDAVG_HOSTNAME, else 127.0.0.1)." };
         var bind = new Option<string?>("--bind-hostname") { Description = "The interface to listen on (default $FEDAVG_BIND_HOSTNAME, else --hostname; 0.0.0.0 for all)." };
         var startClients = new Option<int?>("--start-clients") { Description = "Registered clients to wait for before round 1 (default: --min-clients; K for results comparable with simulate)." };
@@ -25,7 +26,7 @@ public static class ServerCommand
 
         return SimulateCommand.Create(new SimulateCommand.Host("server",
             "Serve a federation: evaluate and average, while `fedavg node` processes on this or other machines train its clients.",
-            ["simulation.conf", "cluster.conf"], [port, hostname, bind, startClients, wait, federation, .. tlsOptions.All],
+            ["simulation.conf", "cluster.conf"], [port, dataPort, hostname, bind, startClients, wait, federation, .. tlsOptions.All],
             (parse, options, akka, store) =>
             {
                 var overrides = new List<string> { ClusterEnvironment.Overrides() }; // the environment, then flags
@@ -36,10 +37,12 @@ public static class ServerCommand
                 var cluster = ClusterSettings.FromConfig(layered);
                 var endpoint = new Endpoint(parse.GetValue(hostname) ?? ClusterEnvironment.Text("FEDAVG_HOSTNAME", "127.0.0.1"),
                     parse.GetValue(bind) ?? Environment.GetEnvironmentVariable("FEDAVG_BIND_HOSTNAME"),
-                    parse.GetValue(port) ?? ClusterEnvironment.Port("FEDAVG_PORT", DefaultPort));
+                    parse.GetValue(port) ?? ClusterEnvironment.Port("FEDAVG_PORT", DefaultPort),
+                    parse.GetValue(dataPort) ?? (Environment.GetEnvironmentVariable("FEDAVG_DATA_PORT") is { Length: > 0 } ? ClusterEnvironment.Port("FEDAVG_DATA_PORT", 0) : null));
                 endpoint.Validate();
                 endpoint.CheckPortFree();
-                var tls = TlsOptions.Load(layered, endpoint, ClusterHosting.ServerRole, "server");
+                endpoint.CheckDataPortFree();
+                var tls = TlsOptions.Load(layered, endpoint, ClusterHosting.ServerRole, "server", tlsOptions.Given(parse));
                 int? start = parse.GetValue(startClients);
                 if (start is { } s && (s < 1 || s > options.Clients))
                     throw new UsageException($"--start-clients {s}: must be between 1 and the run's {options.Clients} clients.");

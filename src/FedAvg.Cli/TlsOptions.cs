@@ -26,12 +26,26 @@ public sealed class TlsOptions
         if (parse.GetValue(Insecure)) yield return "fedavg.cluster.tls.insecure = on";
     }
 
+    /// <summary>The `fedavg.cluster.tls` keys given as flags, and the flag of each: what an error about them must name.</summary>
+    public IReadOnlyDictionary<string, string> Given(ParseResult parse)
+    {
+        var given = new Dictionary<string, string>();
+        if (parse.GetValue(Certificate) is not null) given["certificate"] = Certificate.Name;
+        if (parse.GetValue(Ca) is not null) given["ca"] = Ca.Name;
+        if (parse.GetValue(PasswordFile) is not null) given["password-file"] = PasswordFile.Name;
+        if (parse.GetValue(Insecure)) given["insecure"] = Insecure.Name;
+        return given;
+    }
+
     static string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
 
-    /// <summary>Loads and checks the certificates (or allows plaintext) and says at start what the transport is.</summary>
-    public static TransportSecurity? Load(Akka.Configuration.Config layered, Endpoint endpoint, string role, string who)
+    /// <summary>
+    /// Loads and checks the certificates (or allows plaintext) and says at start what the transport is; errors name the
+    /// flag for a setting given as one (<paramref name="given"/>, from <see cref="Given"/>), else its HOCON key.
+    /// </summary>
+    public static TransportSecurity? Load(Akka.Configuration.Config layered, Endpoint endpoint, string role, string who, IReadOnlyDictionary<string, string> given)
     {
-        var settings = TlsSettings.FromConfig(layered);
+        var settings = TlsSettings.FromConfig(layered, given);
         var tls = TransportSecurity.Load(settings, endpoint, role);
         if (tls is not null)
         {
@@ -40,7 +54,7 @@ public sealed class TlsOptions
         else if (!TransportSecurity.IsLoopback(endpoint.Bind))
         {
             Console.Error.WriteLine($"""
-                {who}: WARNING: INSECURE: plaintext TCP on {endpoint.Bind}:{endpoint.Port} (--insecure). Anyone who can reach this port can
+                {who}: WARNING: INSECURE: plaintext TCP on {endpoint.Bind}:{endpoint.Port} ({settings.Names.Insecure}). Anyone who can reach this port can
                 {who}: WARNING: INSECURE: join the federation, read the weights and send this process any message. Use --tls-cert and --tls-ca.
                 """.TrimEnd());
         }

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster;
 using FedAvg.Actors.Client;
+using FedAvg.Actors.Faults;
 using ClusterSettings = FedAvg.Actors.Hosting.ClusterSettings;
 using FedAvg.Actors.Hosting;
 using FedAvg.Actors.Messages;
@@ -34,23 +35,31 @@ public class FaultClusterTests
     {
         public readonly TaskCompletionSource<ActorSystem> ServerSystem = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public readonly TaskCompletionSource<ActorSystem> NodeBSystem = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        public readonly ClusterNode A = new();
+        public ClusterNode A = new();
         public ClusterNode B = null!;
         public readonly string Checkpoint = Path.Combine(TestData.TempDir(), FedAvg.Core.Runtime.Checkpoint.FileName);
         public Task<SimulationResult> Server = null!;
         public Task<NodeRunFinished> RunA = null!, RunB = null!;
 
-        public async Task Start(SimulationOptions options, Action<RoundMetrics> onRound, CancellationToken cancelB = default)
+        public readonly System.Collections.Concurrent.ConcurrentQueue<string> ServerEvents = new(), NodeBEvents = new();
+
+        public async Task Start(SimulationOptions options, Action<RoundMetrics> onRound, CancellationToken cancelB = default,
+            Action<string>? onServerEvent = null, IClientFaults? faultsB = null)
         {
             var listening = new TaskCompletionSource<Address>(TaskCreationOptions.RunContinuationsAsynchronously);
             Server = new ClusterServer
             {
+                OnEvent = e =>
+                {
+                    ServerEvents.Enqueue(e);
+                    onServerEvent?.Invoke(e);
+                },
                 TestSamples = 500, StartClients = 4, CheckpointPath = Checkpoint, OnRound = onRound,
                 OnSystem = s => ServerSystem.TrySetResult(s), OnListening = a => listening.TrySetResult(a),
             }.RunAsync(options, Settings, Loopback, Layered, Store);
             var address = await listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
             Assert.Equal("akka.trttl.tcp", address.Protocol);
-            B = new ClusterNode { OnSystem = s => NodeBSystem.TrySetResult(s) };
+            B = new ClusterNode { OnSystem = s => NodeBSystem.TrySetResult(s), OnEvent = NodeBEvents.Enqueue, Faults = faultsB };
             RunA = A.RunAsync(new NodeOptions("node-a", "127.0.0.1", address.Port!.Value, new ClientRange(0, 1), null, TestData.DataDir, 1, 1),
                 Settings, Loopback, Layered);
             RunB = B.RunAsync(new NodeOptions("node-b", "127.0.0.1", address.Port!.Value, new ClientRange(2, 3), null, TestData.DataDir, 1, 1),
@@ -171,5 +180,67 @@ public class FaultClusterTests
         Assert.True((await federation.RunA.WaitAsync(TimeSpan.FromSeconds(60))).Completed);
         await killed.WaitAsync(TimeSpan.FromMinutes(1));
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => federation.RunB.WaitAsync(TimeSpan.FromMinutes(1)));
+    }
+
+    [Fact]
+    public async Task A_link_cut_briefly_makes_the_node_unreachable_and_once_reachable_again_it_registers_again_and_trains()
+    {
+        var options = Small(rounds: 12);
+        using var federation = new Federation();
+        // rounds of 4 small clients take 0.1 s: node-a's client 0 answers 1 s late from round 2, so that rounds remain
+        // after the node is back (its registration goes through the singleton proxy, which re-identifies within a second)
+        federation.A = new ClusterNode { Faults = FaultKit.For(options).Add(Fault.Delay(TimeSpan.FromSeconds(1)).OnClients(0).FromRound(2)) };
+        var cut = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var restored = new TaskCompletionSource<Task>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Address? nodeB = null;
+        await federation.Start(options, m =>
+        {
+            if (m.Round == 1) cut.TrySetResult();
+        }, onServerEvent: e =>
+        {
+            // restore as soon as the server calls node-b unreachable: before the split brain resolver's stable-after
+            // (7 s) lets either side down the other, so the node stays a member and only needs to register again
+            if (e.Contains("node node-b") && e.Contains("is unreachable") && nodeB is { } b)
+                restored.TrySetResult(NodeFaults.RestoreLink(federation.ServerSystem.Task.Result, b));
+
+        });
+        await cut.Task.WaitAsync(TimeSpan.FromMinutes(2));
+        nodeB = Cluster.Get(await federation.NodeBSystem.Task).SelfAddress;
+        await NodeFaults.CutLink(await federation.ServerSystem.Task, nodeB);
+        await (await restored.Task.WaitAsync(TimeSpan.FromSeconds(60))).WaitAsync(TimeSpan.FromSeconds(30));
+
+        var result = await federation.Server.WaitAsync(TimeSpan.FromMinutes(3));
+        Assert.True(result.Completed, result.FailureReason);
+        CompletedRounds.Verify(result, options.Rounds, federation.Checkpoint);
+        string events = string.Join(" | ", federation.ServerEvents);
+        Assert.Contains("node node-b at " + nodeB + " is reachable again; asking it to register", events);
+        // the round in flight lost node-b's clients; a later one trained all four again
+        int lost = result.Rounds.ToList().FindIndex(LostNodeB);
+        Assert.True(lost >= 1, string.Join(" | ", result.Rounds.Select(r => $"{r.Round}: {r.Succeeded}/{r.Sampled}")));
+        Assert.True(result.Rounds.Skip(lost + 1).Any(r => r.Succeeded == 4), events + " || " + string.Join(" | ", federation.NodeBEvents)
+            + " || " + string.Join(" | ", result.Rounds.Select(r => $"{r.Round}: {r.Succeeded}/{r.Sampled}")));
+        // it was never downed: the same member, no rejoin
+        Assert.DoesNotContain(federation.NodeBEvents, e => e.Contains("again"));
+        Assert.True((await federation.RunB.WaitAsync(TimeSpan.FromSeconds(60))).Completed);
+    }
+
+    [Fact]
+    public async Task A_client_that_throws_on_a_remote_node_is_restarted_there_its_round_fails_by_name_and_it_trains_the_next_round()
+    {
+        var options = Small(rounds: 3);
+        using var federation = new Federation();
+        await federation.Start(options, _ => { }, faultsB: FaultKit.For(options).Add(Fault.Crash.OnClients(2).InRound(2)));
+
+        var result = await federation.Server.WaitAsync(TimeSpan.FromMinutes(3));
+        Assert.True(result.Completed, result.FailureReason);
+        CompletedRounds.Verify(result, options.Rounds, federation.Checkpoint);
+        var crashed = result.Rounds[1];
+        Assert.Equal((4, 3, 1), (crashed.Sampled, crashed.Succeeded, crashed.Failed));
+        var failure = Assert.Single(crashed.RejectedOrEmpty);
+        Assert.Equal("client-002", failure.ClientId);
+        Assert.Contains("injected crash (fault kit) in round 2", failure.Reason);
+        // restarted by its node's ClientHost, not dropped: it is sampled and trains again in round 3
+        Assert.Equal((4, 4), (result.Rounds[2].Sampled, result.Rounds[2].Succeeded));
+        Assert.True((await federation.RunB.WaitAsync(TimeSpan.FromSeconds(60))).Completed);
     }
 }

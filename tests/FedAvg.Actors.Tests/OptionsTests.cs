@@ -93,7 +93,75 @@ public class OptionsTests
         var back = SimulationOptions.FromConfig(HoconFiles.Parse(o.ToHocon(), "resolved"));
         Assert.Equal(o, back);
     }
+
+    /// <summary>
+    /// TLS settings reach <see cref="TransportSecurity.Load"/> from HOCON (`fedavg.cluster.tls` in cluster.conf or a
+    /// --config file) or from flags (written as HOCON overrides, listed in <c>given</c>); each error names the one the
+    /// user wrote. Real files: a CA and a certificate from <see cref="FederationCertificates"/>.
+    /// </summary>
+    [Fact]
+    public void A_bad_tls_setting_is_named_as_the_user_gave_it_by_its_hocon_key_or_by_its_flag()
+    {
+        string root = TestData.TempDir(), ca = Path.Combine(root, "ca"), other = Path.Combine(root, "other-ca");
+        FederationCertificates.Init(ca, "alpha", null, 30).Dispose();
+        FederationCertificates.Init(other, "mallory", null, 30).Dispose();
+        var now = DateTimeOffset.UtcNow;
+        string pfx = FederationCertificates.Issue("node-a", ca, Path.Combine(root, "node-a"), "client", null, "secret", [], now, now.AddDays(1));
+        string stranger = FederationCertificates.Issue("evil", other, Path.Combine(root, "evil"), "client", null, "secret", [], now, now.AddDays(1));
+        string caCrt = Path.Combine(ca, "ca.crt"), nodeCrt = Path.Combine(root, "node-a", "node-a.crt"), missing = Path.Combine(root, "missing.pfx");
+        string password = Path.Combine(root, "password.txt"), wrong = Path.Combine(root, "wrong.txt"), empty = Directory.CreateDirectory(Path.Combine(root, "empty")).FullName;
+        File.WriteAllText(password, "secret\n");
+        File.WriteAllText(wrong, "not it\n");
+        var flag = new Dictionary<string, string> { ["certificate"] = "--tls-cert", ["ca"] = "--tls-ca", ["password-file"] = "--tls-password-file", ["insecure"] = "--insecure" };
+        const string Key = "fedavg.cluster.tls";
+
+        (string Hocon, string[] Flags, string Role, string Expected)[] cases =
+        [
+            ($"certificate = \"{missing}\", ca = \"{caCrt}\"", [], "client", $"{Key}.certificate = \"{missing}\": file not found"),
+            ($"certificate = \"{missing}\", ca = \"{caCrt}\"", ["certificate", "ca"], "client", $"--tls-cert {missing}: file not found"),
+            ($"certificate = \"{pfx}\", ca = \"{caCrt}\", password-file = \"{wrong}\"", [], "client",
+                $"{Key}.certificate = \"{pfx}\": wrong password ({Key}.password-file = \"{wrong}\")"),
+            ($"certificate = \"{pfx}\", ca = \"{caCrt}\", password-file = \"{wrong}\"", ["password-file"], "client",
+                $"{Key}.certificate = \"{pfx}\": wrong password (--tls-password-file {wrong})"),
+            ($"certificate = \"{pfx}\", ca = \"{caCrt}\", password-file = \"{missing}\"", [], "client", $"{Key}.password-file = \"{missing}\": file not found"),
+            ($"ca = \"{caCrt}\"", [], "client", $"{Key}.ca needs {Key}.certificate as well"),
+            ($"ca = \"{caCrt}\"", ["ca"], "client", "--tls-ca needs --tls-cert as well"),
+            ($"certificate = \"{pfx}\"", [], "client", $"{Key}.certificate needs {Key}.ca as well"),
+            ($"certificate = \"{pfx}\", ca = \"{caCrt}\", insecure = on", ["certificate"], "client", $"{Key}.insecure turns TLS off; do not give --tls-cert or {Key}.ca with it"),
+            ($"certificate = \"{pfx}\", ca = \"{caCrt}\", insecure = on", ["insecure"], "client", $"--insecure turns TLS off; do not give {Key}.certificate or {Key}.ca with it"),
+            ("insecure = maybe", [], "client", $"{Key}.insecure: 'maybe' is not a valid value"),
+            ("insecure = maybe", ["insecure"], "client", "--insecure: 'maybe' is not a valid value"),
+            ($"certificate = \"{pfx}\", ca = \"{empty}\"", ["certificate"], "client", $"{Key}.ca = \"{empty}\" is a directory without ca.crt"),
+            ($"certificate = \"{pfx}\", ca = \"{nodeCrt}\"", [], "client", $"{Key}.ca = \"{nodeCrt}\": 'CN=node-a, OU=client, O=fedavg federation' is not a CA certificate"),
+            ($"certificate = \"{pfx}\", ca = \"{caCrt}\", password-file = \"{password}\"", [], "server", $"{Key}.certificate = \"{pfx}\": issued for role 'client'"),
+            ($"certificate = \"{pfx}\", ca = \"{caCrt}\", password-file = \"{password}\"", ["certificate"], "server", $"--tls-cert {pfx}: issued for role 'client'"),
+            ($"certificate = \"{stranger}\", ca = \"{caCrt}\", password-file = \"{password}\"", [], "client",
+                $"{Key}.certificate = \"{stranger}\": the certificate 'CN=evil, OU=client, O=fedavg federation' (issuer 'CN=mallory CA, OU=ca, O=fedavg federation') " +
+                $"is not signed by the federation's CA ({Key}.ca = \"{caCrt}\": CN=alpha CA"),
+        ];
+        foreach (var (hocon, flags, role, expected) in cases)
+        {
+            var config = HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides: $"{Key} {{ {hocon} }}");
+            var given = flags.ToDictionary(k => k, k => flag[k]);
+            var e = Assert.Throws<UsageException>(() =>
+                TransportSecurity.Load(TlsSettings.FromConfig(config, given), new Endpoint("127.0.0.1", null, 0), role == "server" ? ClusterHosting.ServerRole : ClusterHosting.ClientRole)?.Dispose());
+            Assert.True(e.Message.Contains(expected), $"{hocon} (flags: {string.Join(", ", flags)}):\n  expected {expected}\n  got      {e.Message}");
+            // a setting given one way is never named the other way
+            foreach (var (key, name) in flag.Where(f => hocon.StartsWith($"{f.Key} = ") || hocon.Contains($", {f.Key} = ")))
+                Assert.False(e.Message.Contains(flags.Contains(key) ? $"{Key}.{key}" : name + " "), $"{hocon} (flags: {string.Join(", ", flags)}) names {key} wrongly: {e.Message}");
+        }
+
+        // the same certificate, accepted either way
+        var good = HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides: $"{Key} {{ certificate = \"{pfx}\", ca = \"{ca}\", password-file = \"{password}\" }}");
+        using var loaded = TransportSecurity.Load(TlsSettings.FromConfig(good), new Endpoint("127.0.0.1", null, 0), ClusterHosting.ClientRole);
+        Assert.Equal("CN=node-a, OU=client, O=fedavg federation", loaded!.Certificate.Subject);
+        Assert.Equal($"{Key}.ca", loaded.CaSetting); // what a refused handshake later tells the user to check
+        var flagged = HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides: $"{Key} {{ certificate = \"{pfx}\", ca = \"{caCrt}\", password-file = \"{password}\" }}");
+        using var fromFlags = TransportSecurity.Load(TlsSettings.FromConfig(flagged, flag), new Endpoint("127.0.0.1", null, 0), ClusterHosting.ClientRole);
+        Assert.Equal("--tls-ca", fromFlags!.CaSetting);
+    }
 }
+
 
 /// <summary>The settings table: each setting declared once, everything else derived from it.</summary>
 public class RunSettingsTests

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using FedAvg.Actors.Messages;
 using FedAvg.Core.Runtime;
 using FedAvg.Tests.Shared;
@@ -11,12 +12,36 @@ namespace FedAvg.Cli.Tests;
 
 /// <summary>
 /// `fedavg server` and `fedavg node` as separate processes of the real binary, over loopback TCP: what a user gets
-/// when they train across machines. Every process is killed in Dispose, whatever the test did.
+/// when they train across machines. Every process is killed in Dispose, whatever the test did. The faults that matter
+/// across machines (a node killed, the server killed and resumed, a node joining late) run both in plaintext and with
+/// mutual TLS (certificates from `fedavg certs`), since the TLS transport has a connection life of its own (a failed
+/// outbound handshake shuts a node down, docs/security.md).
 /// </summary>
 [Collection("processes")] // one at a time: each starts several processes on a 2-core machine
 public sealed class ClusterProcessTests : FederationProcessTest
 {
-    static string Simulate(int rounds = 3, string partition = "iid:300")
+    async Task<(FedavgProcess Server, int Port)> StartServer(string outDir, int rounds = 3, string partition = "iid:300", int port = 0,
+        bool tls = false, params string[] extra)
+    {
+        var server = Launch("server", ["server", .. Run(outDir, rounds, partition), "--port", port.ToString(), .. Transport(tls, "server", "server"), .. extra]);
+        var listening = await server.WaitForLine($@"listening at {Regex.Escape(Protocol(tls))}://fedavg@127\.0\.0\.1:(\d+)", Start);
+        return (server, int.Parse(listening.Groups[1].Value));
+    }
+
+    /// <summary>A node with clients <paramref name="clients"/>, with its own certificate under TLS.</summary>
+    FedavgProcess StartNode(bool tls, string name, int port, string clients, params string[] extra) =>
+        StartNode(name, port, clients, [.. Transport(tls, name), .. extra]);
+
+    /// <summary>
+    /// The simulation a test compares with, run once per setting for all of this class's tests: it is deterministic, and
+    /// the resume test, which needs 6 rounds on whole shards, runs twice (plaintext and TLS).
+    /// </summary>
+    static readonly System.Collections.Concurrent.ConcurrentDictionary<(int Rounds, string Partition), Lazy<string>> Simulations = new();
+
+    static string Simulate(int rounds = 3, string partition = "iid:300") =>
+        Simulations.GetOrAdd((rounds, partition), key => new Lazy<string>(() => RunSimulation(key.Rounds, key.Partition))).Value;
+
+    static string RunSimulation(int rounds, string partition)
     {
         string dir = Path.Combine(TestData.TempDir(), "simulate");
         var error = new StringWriter();
@@ -46,16 +71,19 @@ public sealed class ClusterProcessTests : FederationProcessTest
             Assert.True(File.Exists(Path.Combine(dir, file)), file);
     }
 
-    [Fact]
-    public async Task A_node_that_joins_mid_run_has_its_clients_trained_from_the_next_round()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_node_that_joins_mid_run_has_its_clients_trained_from_the_next_round(bool tls)
     {
         string dir = Path.Combine(TestData.TempDir(), "server");
         // a run far longer than the test: it ends when the test has seen what it needs (the processes are killed)
-        var (server, port) = await StartServer(dir, rounds: 100_000, extra: ["--start-clients", "2"]);
-        StartNode("node-a", port, "0-1");
+        var (server, port) = await StartServer(dir, rounds: 100_000, tls: tls, extra: ["--start-clients", "2"]);
+        StartNode(tls, "node-a", port, "0-1");
         await server.WaitForLine(@"^round 1/", Start);
 
-        var late = StartNode("node-b", port, "2-3");
+        var late = StartNode(tls, "node-b", port, "2-3");
+        await late.WaitForLine($@"up at {Regex.Escape(Protocol(tls))}://", Start);
         var registered = await server.WaitForLine(@"node node-b registered 2 clients \(4 in all\) (while round \d+ trains: eligible from round (\d+)|before round (\d+))", Start);
         int eligible = int.Parse(registered.Groups[2].Success ? registered.Groups[2].Value : registered.Groups[3].Value, CultureInfo.InvariantCulture);
         Assert.True(eligible >= 2, registered.Value);
@@ -68,20 +96,22 @@ public sealed class ClusterProcessTests : FederationProcessTest
         Assert.All(rounds.Where(r => r.Round < eligible), r => Assert.Equal(2, r.Sampled));
     }
 
-    [Fact]
-    public async Task A_node_killed_mid_round_is_dropped_long_before_the_deadline_and_the_run_completes()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_node_killed_mid_round_is_dropped_long_before_the_deadline_and_the_run_completes(bool tls)
     {
         string dir = Path.Combine(TestData.TempDir(), "server");
         // whole shards (15,000 samples per client) so that a round lasts long enough to be interrupted
-        var (server, port) = await StartServer(dir, rounds: 4, partition: "iid",
+        var (server, port) = await StartServer(dir, rounds: 4, partition: "iid", tls: tls,
             extra: ["--start-clients", "4", "--min-clients", "2", "--round-timeout", "5m"]);
-        var a = StartNode("node-a", port, "0-1");
-        var b = StartNode("node-b", port, "2-3");
+        var a = StartNode(tls, "node-a", port, "0-1");
+        var b = StartNode(tls, "node-b", port, "2-3");
 
         await b.WaitForLine(@"round 2: training 2 clients", Start);
         var clock = Stopwatch.StartNew();
         b.Kill();
-        await server.WaitForLine(@"node node-b at .* is unreachable", TimeSpan.FromSeconds(30));
+        await server.WaitForLine($@"node node-b at {Regex.Escape(Protocol(tls))}://.* is unreachable", TimeSpan.FromSeconds(30));
         var detection = clock.Elapsed;
         Assert.True(detection < TimeSpan.FromSeconds(10), $"the server noticed the SIGKILL after {detection.TotalSeconds:F1} s");
 
@@ -96,29 +126,37 @@ public sealed class ClusterProcessTests : FederationProcessTest
         Assert.All(rounds.Where(r => r.Round > lost.Round), r => Assert.Equal((2, 2), (r.Sampled, r.Succeeded)));
     }
 
-    [Fact]
-    public async Task A_server_killed_mid_run_and_resumed_takes_back_its_running_nodes_and_ends_with_the_uninterrupted_bits()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_server_killed_mid_run_and_resumed_takes_back_its_running_nodes_and_ends_with_the_uninterrupted_bits(bool tls)
     {
         const int rounds = 6;
         string simulated = Simulate(rounds, "iid");
         string dir = Path.Combine(TestData.TempDir(), "server");
         int port = FedavgProcess.FreePort();
-        var (first, _) = await StartServer(dir, rounds, "iid", port, "--start-clients", "4");
-        var a = StartNode("node-a", port, "0-1");
-        var b = StartNode("node-b", port, "2-3");
+        var (first, _) = await StartServer(dir, rounds, "iid", port, tls, "--start-clients", "4");
+        var a = StartNode(tls, "node-a", port, "0-1");
+        var b = StartNode(tls, "node-b", port, "2-3");
         await first.WaitForLine($"^round 2/{rounds}", Start);
         first.Kill();
         int saved = Checkpoint.Load(Path.Combine(dir, Checkpoint.FileName)).Round;
         Assert.InRange(saved, 2, rounds - 1);
 
-        var second = Launch("resumed", ["server", "--resume", dir, "--data-dir", TestData.DataDir, "--port", port.ToString(), "--start-clients", "4"]);
-        await second.WaitForLine(@"listening at", Start);
+        // the same certificate again: a restarted server is the same server to its nodes
+        var second = Launch("resumed", ["server", "--resume", dir, "--data-dir", TestData.DataDir, "--port", port.ToString(), "--start-clients", "4",
+            .. Transport(tls, "server", "server")]);
+        await second.WaitForLine($@"listening at {Regex.Escape(Protocol(tls))}://", Start);
         Assert.Equal(0, await second.WaitForExit(TimeSpan.FromMinutes(4)));
         Assert.Equal(0, await a.WaitForExit(TimeSpan.FromSeconds(60)));
         Assert.Equal(0, await b.WaitForExit(TimeSpan.FromSeconds(60)));
 
-        Assert.Contains("joined akka.tcp://fedavg@127.0.0.1", a.Output); // the same process joined the new server
-        Assert.Contains("again", a.Output);
+        // the same processes joined the new server (under TLS: a new handshake with it, no refusal)
+        foreach (var node in new[] { a, b })
+        {
+            Assert.Contains($"joined {Protocol(tls)}://fedavg@127.0.0.1:{port} again", node.Output);
+            Assert.DoesNotContain("TLS handshake", node.Output);
+        }
         Assert.Equal(Enumerable.Range(1, rounds), Rounds(dir).Select(r => r.Round));
         Assert.Equal(FinalWeights(simulated), FinalWeights(dir));
     }

@@ -23,7 +23,12 @@ public sealed class FedavgProcess : IDisposable
 
     public static string Binary => Path.Combine(AppContext.BaseDirectory, "fedavg");
 
-    public FedavgProcess(string name, params string[] args)
+    public FedavgProcess(string name, params string[] args) : this(name, new Dictionary<string, string>(), args)
+    {
+    }
+
+    /// <summary>With <paramref name="environment"/> added to this process's environment (FEDAVG_DATA is always set).</summary>
+    public FedavgProcess(string name, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         Name = name;
         var start = new ProcessStartInfo(Binary)
@@ -34,6 +39,7 @@ public sealed class FedavgProcess : IDisposable
         };
         foreach (var a in args) start.ArgumentList.Add(a);
         start.Environment["FEDAVG_DATA"] = TestData.DataDir;
+        foreach (var (variable, value) in environment) start.Environment[variable] = value;
         process = new Process { StartInfo = start, EnableRaisingEvents = true };
         process.OutputDataReceived += (_, e) => OnLine(e.Data);
         process.ErrorDataReceived += (_, e) => OnLine(e.Data);

@@ -7,16 +7,23 @@ namespace FedAvg.Cli.Tests;
 
 /// <summary>
 /// What the process tests of `fedavg server` and `fedavg node` share: the processes they start (all killed in
-/// Dispose, whatever the test did), the run's settings, and reading a run directory back.
+/// Dispose, whatever the test did), the run's settings, certificates made by `fedavg certs` for tests that run with
+/// TLS, and reading a run directory back.
 /// </summary>
 public abstract class FederationProcessTest : IDisposable
 {
     protected static readonly TimeSpan Start = TimeSpan.FromSeconds(90);
+    protected const string Password = "pw-Zq8!federation-secret";
     readonly List<FedavgProcess> processes = [];
+    /// <summary>This test's files: CAs, certificate bundles, the password file.</summary>
+    protected readonly string root = TestData.TempDir();
+    string? federationCa;
 
-    protected FedavgProcess Launch(string name, params string[] args)
+    protected FedavgProcess Launch(string name, params string[] args) => Launch(name, new Dictionary<string, string>(), args);
+
+    protected FedavgProcess Launch(string name, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
-        var p = new FedavgProcess(name, args);
+        var p = new FedavgProcess(name, environment, args);
         processes.Add(p);
         return p;
     }
@@ -46,6 +53,54 @@ public abstract class FederationProcessTest : IDisposable
     protected FedavgProcess StartNode(string name, int port, string clients, params string[] extra) =>
         Launch(name, ["node", "--join", $"127.0.0.1:{port}", "--clients", clients, "--trainers", "1", "--node-id", name,
             "--data-dir", TestData.DataDir, .. extra]);
+
+    /// <summary>`fedavg` run in this process: exit code, standard error, standard output.</summary>
+    protected static (int Code, string Error, string Output) Fedavg(params string[] args)
+    {
+        var error = new StringWriter();
+        var output = new StringWriter();
+        int code = FedAvgCommand.Run(args, output, error);
+        return (code, error.ToString(), output.ToString());
+    }
+
+    /// <summary>A CA in ROOT/NAME-ca and a password file; `fedavg certs init`, in this process.</summary>
+    protected (string CaDir, string PasswordFile) MakeCa(string name)
+    {
+        string passwordFile = Path.Combine(root, "password.txt");
+        if (!File.Exists(passwordFile)) File.WriteAllText(passwordFile, Password + "\n");
+        string dir = Path.Combine(root, name + "-ca");
+        var (code, error, _) = Fedavg("certs", "init", "--out", dir, "--name", name);
+        Assert.True(code == 0, error);
+        return (dir, passwordFile);
+    }
+
+    /// <summary>A node bundle ROOT/NODE: NODE.pfx (protected by the password file), NODE.crt, ca.crt; `fedavg certs issue`.</summary>
+    protected string Issue(string caDir, string node, string role = "client")
+    {
+        string dir = Path.Combine(root, node);
+        var (code, error, _) = Fedavg("certs", "issue", node, "--ca", caDir, "--out", dir, "--role", role, "--password-file", Path.Combine(root, "password.txt"));
+        Assert.True(code == 0, error);
+        return dir;
+    }
+
+    /// <summary>The flags that give a process the bundle <paramref name="bundle"/>: --tls-cert, --tls-ca, --tls-password-file.</summary>
+    protected string[] Tls(string bundle) =>
+        ["--tls-cert", Path.Combine(bundle, Path.GetFileName(bundle) + ".pfx"), "--tls-ca", Path.Combine(bundle, "ca.crt"), "--tls-password-file", Path.Combine(root, "password.txt")];
+
+    /// <summary>
+    /// The transport flags of process <paramref name="name"/>: none in plaintext; with TLS, a bundle for it from one CA
+    /// per test (made on first use), issued for <paramref name="role"/> once and given again if asked again.
+    /// </summary>
+    protected string[] Transport(bool tls, string name, string role = "client")
+    {
+        if (!tls) return [];
+        federationCa ??= MakeCa("federation").CaDir;
+        string bundle = Path.Combine(root, name);
+        return Tls(Directory.Exists(bundle) ? bundle : Issue(federationCa, name, role));
+    }
+
+    /// <summary>The address protocol the processes print: akka.ssl.tcp with TLS.</summary>
+    protected static string Protocol(bool tls) => tls ? "akka.ssl.tcp" : "akka.tcp";
 
     protected static float[] FinalWeights(string runDir) => Checkpoint.Load(Path.Combine(runDir, Checkpoint.FileName)).Weights;
 

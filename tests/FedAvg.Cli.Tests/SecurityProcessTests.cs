@@ -23,47 +23,13 @@ namespace FedAvg.Cli.Tests;
 [Collection("processes")]
 public sealed class SecurityProcessTests : FederationProcessTest
 {
-    const string Password = "pw-Zq8!federation-secret";
     readonly List<IDisposable> others = [];
-    readonly string root = TestData.TempDir();
 
     public override void Dispose()
     {
         base.Dispose();
         foreach (var o in others) o.Dispose();
     }
-
-    static (int Code, string Error, string Output) Fedavg(params string[] args)
-    {
-        var error = new StringWriter();
-        var output = new StringWriter();
-        var stdout = Console.Out;
-        int code = FedAvgCommand.Run(args, output, error);
-        return (code, error.ToString(), output.ToString());
-    }
-
-    /// <summary>A CA in ROOT/NAME-ca and a password file; `fedavg certs init`, in this process.</summary>
-    (string CaDir, string PasswordFile) MakeCa(string name)
-    {
-        string passwordFile = Path.Combine(root, "password.txt");
-        if (!File.Exists(passwordFile)) File.WriteAllText(passwordFile, Password + "\n");
-        string dir = Path.Combine(root, name + "-ca");
-        var (code, error, _) = Fedavg("certs", "init", "--out", dir, "--name", name);
-        Assert.True(code == 0, error);
-        return (dir, passwordFile);
-    }
-
-    /// <summary>A node bundle ROOT/NODE: NODE.pfx (protected by the password file), NODE.crt, ca.crt.</summary>
-    string Issue(string caDir, string node, string role = "client")
-    {
-        string dir = Path.Combine(root, node);
-        var (code, error, _) = Fedavg("certs", "issue", node, "--ca", caDir, "--out", dir, "--role", role, "--password-file", Path.Combine(root, "password.txt"));
-        Assert.True(code == 0, error);
-        return dir;
-    }
-
-    string[] Tls(string bundle) =>
-        ["--tls-cert", Path.Combine(bundle, Path.GetFileName(bundle) + ".pfx"), "--tls-ca", Path.Combine(bundle, "ca.crt"), "--tls-password-file", Path.Combine(root, "password.txt")];
 
     async Task<(FedavgProcess Server, int Port)> StartServer(string outDir, int rounds, string[] tls, params string[] extra)
     {
@@ -105,7 +71,7 @@ public sealed class SecurityProcessTests : FederationProcessTest
     }
 
     [Fact]
-    public void Bad_tls_input_is_refused_at_start_naming_the_file_and_the_reason()
+    public async Task Bad_tls_input_is_refused_at_start_naming_the_file_and_the_reason()
     {
         var (ca, passwordFile) = MakeCa("alpha");
         string bundle = Issue(ca, "node-a");
@@ -137,14 +103,41 @@ public sealed class SecurityProcessTests : FederationProcessTest
             Assert.DoesNotContain("   at ", error);
             Assert.DoesNotContain(Password, error);
         }
-        // the same settings from HOCON (fedavg.cluster.tls in a --config file) are checked the same way; a password is not a setting
+        // the same settings from HOCON (fedavg.cluster.tls in a --config file) are checked the same way, and each error names
+        // the key the user wrote, not a flag they never gave; a flag over the file is named as the flag
         string conf = Path.Combine(root, "tls.conf");
         File.WriteAllText(conf, $"fedavg.cluster.tls {{\n  certificate = \"{expired}\"\n  ca = \"{caCrt}\"\n  password-file = \"{passwordFile}\"\n}}\n");
+        (string[] Flags, string Expected, string Unexpected)[] layered =
+        [
+            ([], $"fedavg.cluster.tls.certificate = \"{expired}\": the certificate 'CN=expired, OU=client, O=fedavg federation' expired on", "--tls-cert"),
+            (["--tls-cert", Path.Combine(root, "missing.pfx")], $"--tls-cert {Path.Combine(root, "missing.pfx")}: file not found", "fedavg.cluster.tls.certificate"),
+            (["--tls-cert", pfx, "--tls-password-file", wrong], $"--tls-cert {pfx}: wrong password (--tls-password-file {wrong})", "fedavg.cluster.tls.password-file"),
+            (["--tls-ca", emptyDir], $"--tls-ca {emptyDir} is a directory without ca.crt", "fedavg.cluster.tls.ca"),
+            (["--insecure"], "--insecure turns TLS off; do not give fedavg.cluster.tls.certificate or fedavg.cluster.tls.ca with it", "--tls-"),
+        ];
+        foreach (var (flags, expected, unexpected) in layered)
+        {
+            var (code, error, _) = Fedavg(["node", "--join", "127.0.0.1:4053", "--clients", "0-1", "--join-timeout", "1s", "--config", conf, .. flags]);
+            Assert.True(code == ExitCodes.UsageError && error.Contains(expected) && !error.Contains(unexpected), $"--config {conf} {string.Join(' ', flags)} → {code}: {error}");
+            Assert.DoesNotContain("   at ", error);
+        }
+        File.WriteAllText(conf, $"fedavg.cluster.tls {{ certificate = \"{pfx}\", ca = \"{caCrt}\", password-file = \"{Path.Combine(root, "nope.txt")}\", insecure = maybe }}\n");
         var (hc, he, _) = Fedavg("node", "--join", "127.0.0.1:4053", "--clients", "0-1", "--config", conf);
-        Assert.True(hc == ExitCodes.UsageError && he.Contains($"--tls-cert {expired}: the certificate") && he.Contains("expired on"), he);
+        Assert.True(hc == ExitCodes.UsageError && he.Contains("fedavg.cluster.tls.insecure: 'maybe' is not a valid value") && !he.Contains("   at "), he);
+        File.WriteAllText(conf, $"fedavg.cluster.tls {{ certificate = \"{pfx}\", ca = \"{caCrt}\", password-file = \"{Path.Combine(root, "nope.txt")}\" }}\n");
+        (hc, he, _) = Fedavg("node", "--join", "127.0.0.1:4053", "--clients", "0-1", "--config", conf);
+        Assert.True(hc == ExitCodes.UsageError && he.Contains($"fedavg.cluster.tls.password-file = \"{Path.Combine(root, "nope.txt")}\": file not found"), he);
         File.WriteAllText(conf, "fedavg.cluster.tls.password = \"hunter2\"\n");
         (hc, he, _) = Fedavg("node", "--join", "127.0.0.1:4053", "--clients", "0-1", "--config", conf);
         Assert.True(hc == ExitCodes.UsageError && he.Contains("fedavg.cluster.tls.password is not a setting") && !he.Contains("hunter2"), he);
+
+        // a password from the environment is named by its variable (in a process of its own: this one's environment is shared)
+        File.WriteAllText(conf, $"fedavg.cluster.tls {{ certificate = \"{pfx}\", ca = \"{caCrt}\" }}\n");
+        var fromEnvironment = Launch("env", new Dictionary<string, string> { [TransportSecurity.PasswordVariable] = "not-the-password" },
+            "node", "--join", "127.0.0.1:4053", "--clients", "0-1", "--config", conf);
+        Assert.Equal(ExitCodes.UsageError, await fromEnvironment.WaitForExit(Start));
+        Assert.Contains($"fedavg.cluster.tls.certificate = \"{pfx}\": wrong password (${TransportSecurity.PasswordVariable})", fromEnvironment.Output);
+        Assert.DoesNotContain("not-the-password", fromEnvironment.Output);
 
         // a client certificate does not make a server
         var (c, e, _) = Fedavg(["server", .. Run(Path.Combine(root, "run"), 1), "--port", "0", .. Tls(bundle)]);
@@ -377,6 +370,37 @@ public sealed class SecurityProcessTests : FederationProcessTest
         Assert.All(refusals, l => Assert.Matches(@"manifest \[\w+(-END)?\].*FedAvgSerializer: (malformed|unknown manifest)", l));
         Assert.True(Regex.IsMatch(server.Output, @"Deserialization failed for message with serializer id \[1\].*FedAvg.Actors accepts no JSON from the wire"),
             string.Join("\n", server.Output.Split('\n').Where(l => !l.Contains("[4242]") && !l.StartsWith("round "))));
+
+        // 5. the weight channel's own port: plaintext bytes where TLS is expected, then an authenticated peer that sends
+        //    random bytes, and one that announces an upload of 2^31 − 1 weights
+        int dataPort = int.Parse(Regex.Match(server.Output, @"weight channel at 127\.0\.0\.1:(\d+) \(mutual TLS\)").Groups[1].Value);
+        using (var tcp = new TcpClient())
+        {
+            await tcp.ConnectAsync(IPAddress.Loopback, dataPort);
+            var junk = new byte[4096];
+            random.NextBytes(junk);
+            await tcp.GetStream().WriteAsync(junk);
+            await ReadToEnd(tcp.GetStream());
+        }
+        await server.WaitForLine(@"weight channel: closed the connection from .*: TLS handshake failed", TimeSpan.FromSeconds(30));
+        var hugeUpload = new byte[33];
+        "FAW\u0001"u8.CopyTo(hugeUpload);
+        hugeUpload[4] = 2;
+        BitConverter.TryWriteBytes(hugeUpload.AsSpan(21), int.MaxValue);
+        var randomRequest = new byte[4096];
+        random.NextBytes(randomRequest);
+        foreach (var request in new[] { randomRequest, hugeUpload })
+        {
+            using var tcp = new TcpClient();
+            await tcp.ConnectAsync(IPAddress.Loopback, dataPort);
+            using var ssl = new SslStream(tcp.GetStream(), false, (_, c, _, _) => c is X509Certificate2 x && peerTls.Check(x) is null);
+            await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "server", ClientCertificates = [peerTls.Certificate] });
+            await ssl.WriteAsync(request);
+            await ssl.FlushAsync();
+            await ReadToEnd(ssl);
+        }
+        await server.WaitForLine(@"weight channel: closed the connection from .*: \d+ bytes that are not a request", TimeSpan.FromSeconds(30));
+        await server.WaitForLine(@"weight channel: refused an upload from .*: an upload of 2147483647 weights", TimeSpan.FromSeconds(30));
 
         // the server is up, its cluster healthy (it trains on with its node), and nothing of it reached aggregation
         int seen = LastRound(server);

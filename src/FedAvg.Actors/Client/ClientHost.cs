@@ -52,6 +52,7 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
     readonly IActorRef coordinator;
     readonly Func<RunSpec, Task<PreparedClients>> prepare;
     readonly Action<NodeOutcome> report;
+    readonly WeightChannelClient? channel;
     readonly ILoggingAdapter log = Context.GetLogger();
     readonly Dictionary<string, IActorRef> children = new();
     IMaterializer materializer = null!;
@@ -60,8 +61,9 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     public ClientHost(string nodeId, string federation, ClientRequest request, IActorRef coordinator,
-        Func<RunSpec, Task<PreparedClients>> prepare, Action<NodeOutcome> report)
+        Func<RunSpec, Task<PreparedClients>> prepare, Action<NodeOutcome> report, WeightChannelClient? channel = null)
     {
+        this.channel = channel;
         this.nodeId = nodeId;
         this.federation = federation;
         this.request = request;
@@ -72,8 +74,8 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
     }
 
     public static Props Props(string nodeId, string federation, ClientRequest request, IActorRef coordinator,
-        Func<RunSpec, Task<PreparedClients>> prepare, Action<NodeOutcome> report) =>
-        Akka.Actor.Props.Create(() => new ClientHost(nodeId, federation, request, coordinator, prepare, report));
+        Func<RunSpec, Task<PreparedClients>> prepare, Action<NodeOutcome> report, WeightChannelClient? channel = null) =>
+        Akka.Actor.Props.Create(() => new ClientHost(nodeId, federation, request, coordinator, prepare, report, channel));
 
     // The server's policy for its clients: a client that throws is restarted and the run goes on without its round.
     protected override SupervisorStrategy SupervisorStrategy() =>
@@ -117,7 +119,7 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
             foreach (var (id, training) in prepared.Clients)
             {
                 sampleCounts[id] = training.SampleCount;
-                children[id] = Context.ActorOf(FederatedClient.Props(id, training, layoutHash, materializer, prepared.InterceptorOf(id),
+                children[id] = Context.ActorOf(FederatedClient.Props(id, training, layoutHash, materializer, prepared.InterceptorOf(id), channel,
                     prepared.Reports), Uri.EscapeDataString(id));
             }
             SendRegistration();
@@ -177,7 +179,11 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
                 Unavailable(round, server, $"global weights of layout {round.Weights.Header.LayoutHash:x16}, this node's model is {layoutHash:x16}");
                 return;
             }
-            WeightStream.Receive(round.Weights, materializer).PipeTo(Self,
+            var receive = round.Weights is ChanneledWeights offered
+                ? channel?.Fetch(offered, server.Path.Address.Host!)
+                  ?? Task.FromException<float[]>(new WeightTransferException("the server offers its weights on a weight channel, and this node has no channel client"))
+                : WeightStream.Receive(round.Weights, materializer);
+            receive.PipeTo(Self,
                 success: weights => new RoundWeights(round, weights, server),
                 failure: e => new RoundWeightsFailed(round, e.GetBaseException().Message, server));
         });
@@ -198,7 +204,8 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
             foreach (var task in w.Round.Clients)
             {
                 if (children.TryGetValue(task.ClientId, out var child))
-                    child.Tell(new LocalTrain(w.Round.Round, w.Round.Attempt, w.Weights, config, task.ShuffleSeed, w.Server));
+                    child.Tell(new LocalTrain(w.Round.Round, w.Round.Attempt, w.Weights, config, task.ShuffleSeed, w.Server,
+                        w.Round.Weights is ChanneledWeights c ? c.Port : null));
                 else
                     w.Server.Tell(new TrainingFailed(w.Round.Round, task.ClientId, $"node {nodeId} does not host {task.ClientId}"));
             }

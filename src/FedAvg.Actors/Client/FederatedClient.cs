@@ -27,6 +27,7 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
     readonly IMaterializer materializer;
     readonly IUpdateInterceptor? interceptor;
     readonly FaultReports? reports;
+    readonly WeightChannelClient? channel;
     readonly ILoggingAdapter log = Context.GetLogger();
     LocalTrain? current;
     bool superseded;
@@ -37,8 +38,9 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
     /// repeats or relabels it there); null: every update is sent as it is.</param>
     /// <param name="reports">Injected faults this client must tell the server about (<see cref="FaultsFired"/>); null: none.</param>
     public FederatedClient(string clientId, ILocalTraining training, ulong layoutHash, IMaterializer materializer,
-        IUpdateInterceptor? interceptor = null, FaultReports? reports = null)
+        IUpdateInterceptor? interceptor = null, WeightChannelClient? channel = null, FaultReports? reports = null)
     {
+        this.channel = channel;
         this.clientId = clientId;
         this.training = training;
         this.layoutHash = layoutHash;
@@ -49,8 +51,8 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
     }
 
     public static Props Props(string clientId, ILocalTraining training, ulong layoutHash, IMaterializer materializer,
-        IUpdateInterceptor? interceptor = null, FaultReports? reports = null) =>
-        Akka.Actor.Props.Create(() => new FederatedClient(clientId, training, layoutHash, materializer, interceptor, reports));
+        IUpdateInterceptor? interceptor = null, WeightChannelClient? channel = null, FaultReports? reports = null) =>
+        Akka.Actor.Props.Create(() => new FederatedClient(clientId, training, layoutHash, materializer, interceptor, channel, reports));
 
     public int SampleCount => training.SampleCount;
 
@@ -125,6 +127,24 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
                 Submit(Update(WeightStream.Local(weights, layoutHash, done.Round, clientId, r.SampleCount)));
                 return;
             }
+            if (channel is { } ch && request.UploadPort is { } port)
+            {
+                // to the server's weight channel: uploaded from the vector itself, which is ours again once the server holds it
+                var header = WeightStream.Header(layoutHash, done.Round, clientId, r.SampleCount, weights);
+                string host = request.Server.Path.Address.Host!;
+                Task.Run(async () =>
+                {
+                    try
+                    {
+                        return (WeightsPayload)await ch.Upload(weights, header, host, port).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        WeightBuffers.Return(weights);
+                    }
+                }).PipeTo(Self, success: payload => new UpdateReady(Update(payload)), failure: e => new LocalTrainingFaulted(done.Round, e));
+                return;
+            }
             // to another node: chunks and checksum in one pass off the actor, then the vector is ours to recycle
             Task.Run(() =>
             {
@@ -184,8 +204,9 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
 /// <paramref name="GlobalWeights"/> (read-only: every client of the node gets the same array) and answer
 /// <paramref name="Server"/>. Never leaves the node.
 /// </summary>
-public sealed record LocalTrain(int Round, int Attempt, float[] GlobalWeights, TrainConfig Config, int ShuffleSeed, IActorRef Server)
-    : INoSerializationVerificationNeeded;
+/// <param name="UploadPort">The server's weight channel port, when the round's weights came over it: the update goes back the same way.</param>
+public sealed record LocalTrain(int Round, int Attempt, float[] GlobalWeights, TrainConfig Config, int ShuffleSeed, IActorRef Server,
+    int? UploadPort = null) : INoSerializationVerificationNeeded;
 
 /// <summary>
 /// Consulted by a <see cref="FederatedClient"/> just before an update leaves it: what to send instead (nothing, the

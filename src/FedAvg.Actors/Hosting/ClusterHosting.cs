@@ -80,9 +80,12 @@ public static class ClusterEnvironment
 /// <param name="Hostname">The address others use to reach this node (Akka's public-hostname).</param>
 /// <param name="BindHostname">The interface it listens on (Akka's hostname); defaults to <paramref name="Hostname"/>.</param>
 /// <param name="Port">0: any free port.</param>
-public sealed record Endpoint(string Hostname, string? BindHostname, int Port)
+/// <param name="DataPort">The server's weight channel (Transfer/WeightChannel); default <paramref name="Port"/> + 1, or any free port when <paramref name="Port"/> is 0.</param>
+public sealed record Endpoint(string Hostname, string? BindHostname, int Port, int? DataPort = null)
 {
     public string Bind => BindHostname ?? Hostname;
+
+    public int WeightChannelPort => DataPort ?? (Port is 0 or 65535 ? 0 : Port + 1);
 
     /// <summary>"HOST:PORT" (an IPv6 host in brackets), as given to --join; errors name <paramref name="option"/>.</summary>
     public static (string Host, int Port) ParseHostPort(string text, string option)
@@ -98,13 +101,21 @@ public sealed record Endpoint(string Hostname, string? BindHostname, int Port)
     public void Validate(string portOption = "--port")
     {
         if (Port is < 0 or > 65535) throw new UsageException($"{portOption} {Port}: a port is 0 (any free one) to 65535.");
+        if (DataPort is < 0 or > 65535) throw new UsageException($"--data-port {DataPort}: a port is 0 (any free one) to 65535.");
+        if (DataPort is { } d && d != 0 && d == Port) throw new UsageException($"--data-port {d}: the weight channel needs a port of its own, not --port's.");
         foreach (var (name, host) in new[] { ("--hostname", Hostname), ("--bind-hostname", Bind) })
             if (Uri.CheckHostName(host) == UriHostNameType.Unknown) throw new UsageException($"{name} '{host}' is not a host name or address.");
     }
 
     /// <summary>Refuses a port that is taken before Akka tries it, so the message can name the flag.</summary>
-    public void CheckPortFree(string portOption = "--port")
+    public void CheckPortFree(string portOption = "--port") => CheckFree(Port, portOption);
+
+    /// <summary>The server's weight channel port, checked as <see cref="CheckPortFree"/> checks Akka's.</summary>
+    public void CheckDataPortFree() => CheckFree(WeightChannelPort, DataPort is null ? $"--data-port (default --port + 1 =)" : "--data-port");
+
+    void CheckFree(int port, string portOption)
     {
+        var Port = port;
         if (Port == 0) return;
         try
         {

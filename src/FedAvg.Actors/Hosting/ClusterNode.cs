@@ -5,6 +5,8 @@ using Akka.Configuration;
 using FedAvg.Actors.Client;
 using FedAvg.Actors.Faults;
 using FedAvg.Actors.Messages;
+using Akka.Event;
+using FedAvg.Actors.Transfer;
 using FedAvg.Core;
 using FedAvg.Core.Data;
 using FedAvg.Core.Models;
@@ -72,6 +74,9 @@ public sealed class ClusterNode : IDisposable
 
         serverAddress = WithAdapters(serverAddress, layered); // akka.trttl.tcp with the throttler (fault-injection tests)
         DateTime? lostSince = null;
+        // one for the whole run: its connections to the server's weight channel outlive a rejoin
+        Akka.Event.ILoggingAdapter? channelLog = null; // the current actor system's
+        using var channel = new WeightChannelClient(Tls, line => channelLog?.Warning(line));
         while (true)
         {
             var wait = lostSince is null ? cluster.JoinTimeout : cluster.ServerWait - (DateTime.UtcNow - lostSince.Value);
@@ -80,6 +85,7 @@ public sealed class ClusterNode : IDisposable
                                                      $"{cluster.ServerWait} (fedavg.cluster.server-wait); giving up.");
             endpoint.CheckPortFree();
             var system = ClusterHosting.Start(config, endpoint, Tls);
+            channelLog = Akka.Event.Logging.GetLogger(system, "weight-channel");
             var outcome = new TaskCompletionSource<NodeOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
             bool terminated = false;
             try
@@ -105,7 +111,7 @@ public sealed class ClusterNode : IDisposable
                     {
                         if (o is NodeEvent e) OnEvent?.Invoke(e.Text);
                         else outcome.TrySetResult(o);
-                    }), "node");
+                    }, channel), "node");
 
                 var cancelled = Task.Delay(Timeout.Infinite, cancel);
                 var ended = await Task.WhenAny(outcome.Task, system.WhenTerminated, cancelled).ConfigureAwait(false);
@@ -144,7 +150,7 @@ public sealed class ClusterNode : IDisposable
     {
         if (CoordinatedShutdown.Get(system).ShutdownReason is { } reason && reason.GetType().Name == "TlsHandshakeFailureReason")
             throw new NodeRefusedException($"the TLS handshake with the server at {options.ServerHost}:{options.ServerPort} failed ({reason}): " +
-                                           "the server refused this node's certificate, or the server's certificate is not signed by --tls-ca, " +
+                                           $"the server refused this node's certificate, or the server's certificate is not signed by {Tls?.CaSetting ?? TlsNames.Flags.Ca}, " +
                                            "or the server does not run with TLS.");
     }
 

@@ -4,6 +4,7 @@ using Akka.Cluster.Tools.Singleton;
 using Akka.Configuration;
 using FedAvg.Actors.Messages;
 using FedAvg.Actors.Server;
+using FedAvg.Actors.Transfer;
 using FedAvg.Core.Data;
 using FedAvg.Core.Runtime;
 using FedAvg.Core.Strategies;
@@ -68,21 +69,25 @@ public sealed class ClusterServer
         var rounds = new List<RoundMetrics>();
         var outcome = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
         bool left = false;
+        WeightChannelServer? channel = null;
         try
         {
             var self = Cluster.Get(system);
             self.Join(self.SelfAddress);
             if (!await ClusterHosting.WaitUntilUp(system, TimeSpan.FromSeconds(30), cancel).ConfigureAwait(false))
                 throw new InvalidOperationException($"the server's own cluster did not come up at {self.SelfAddress}.");
+            channel = WeightChannelServer.Start(endpoint.Bind, endpoint.WeightChannelPort, Tls, Akka.Event.Logging.GetLogger(system, "weight-channel"),
+                endpoint.DataPort is null ? "--data-port (default --port + 1)" : "--data-port");
             OnSystem?.Invoke(system);
             OnListening?.Invoke(self.SelfAddress);
+            OnEvent?.Invoke($"weight channel at {endpoint.Hostname}:{channel.Port}{(Tls is null ? "" : " (mutual TLS)")}");
 
             var observer = RunStart.Observer(system, m =>
             {
                 rounds.Add(m);
                 OnRound?.Invoke(m);
             }, outcome, OnEvent);
-            var server = FederationServer.Props(strategy, settings, initial, w => pool.Evaluate(w, test), observer);
+            var server = FederationServer.Props(strategy, settings, initial, w => pool.Evaluate(w, test), observer, channel);
             system.ActorOf(ClusterSingletonManager.Props(ServerGuardian.Props(server, observer), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole(ClusterHosting.ServerRole)), ClusterHosting.CoordinatorName);
 
@@ -102,6 +107,7 @@ public sealed class ClusterServer
         finally
         {
             if (!left) await ClusterHosting.Leave(system).ConfigureAwait(false);
+            channel?.Dispose();
         }
     }
 }

@@ -17,25 +17,67 @@ namespace FedAvg.Actors.Hosting;
 public sealed record TlsSettings(string Certificate, string Ca, string PasswordFile, bool Insecure)
 {
     public static readonly string[] Keys = ["certificate", "ca", "password-file", "insecure"];
+    public const string Section = "fedavg.cluster.tls";
+
+    /// <summary>What the user wrote for each setting, so that an error names that and not something they never typed.</summary>
+    public TlsNames Names { get; init; } = TlsNames.Hocon;
 
     public bool Enabled => Certificate.Length > 0 || Ca.Length > 0;
 
-    public static TlsSettings FromConfig(Config config)
+    /// <summary>
+    /// The section of the layered HOCON. <paramref name="given"/> maps the keys (certificate, ca, password-file,
+    /// insecure) whose value came from a flag or an environment variable to that flag or variable; any other key is named
+    /// by its HOCON path. A key set nowhere is named the way the certificate or CA was given (a HOCON user is told of
+    /// HOCON keys, a command-line user of flags).
+    /// </summary>
+    public static TlsSettings FromConfig(Config config, IReadOnlyDictionary<string, string>? given = null)
     {
-        var c = config.GetConfig("fedavg.cluster.tls");
-        if (c is null || c.IsEmpty) return new TlsSettings("", "", "", false);
+        given ??= new Dictionary<string, string>();
+        var c = config.GetConfig(Section);
+        if (c is null || c.IsEmpty) return new TlsSettings("", "", "", false) { Names = TlsNames.Flags.With(given) };
         foreach (var key in c.AsEnumerable().Select(kv => kv.Key))
-            if (!Keys.Contains(key)) throw new UsageException($"fedavg.cluster.tls.{key} is not a setting. Valid settings: {string.Join(", ", Keys)}.");
-        try
+            if (!Keys.Contains(key)) throw new UsageException($"{Section}.{key} is not a setting. Valid settings: {string.Join(", ", Keys)}.");
+        T Read<T>(string key, Func<string, T> read, T unset)
         {
-            return new TlsSettings(c.GetString("certificate", "") ?? "", c.GetString("ca", "") ?? "", c.GetString("password-file", "") ?? "",
-                c.GetBoolean("insecure", false));
+            if (!c.HasPath(key)) return unset;
+            try
+            {
+                return read(key);
+            }
+            // Akka's GetBoolean throws NotSupportedException for a word it does not know ("insecure = maybe")
+            catch (Exception e) when (e is FormatException or ConfigurationException or InvalidCastException or ArgumentException or NotSupportedException)
+            {
+                string name = given.TryGetValue(key, out var g) ? g : $"{Section}.{key}";
+                throw new UsageException($"{name}: '{c.GetValue(key)}' is not a valid value ({e.Message.TrimEnd('.')}).");
+            }
         }
-        catch (Exception e) when (e is FormatException or ConfigurationException or InvalidCastException or ArgumentException)
-        {
-            throw new UsageException($"fedavg.cluster.tls: {e.Message}");
-        }
+        var settings = new TlsSettings(Read("certificate", k => c.GetString(k) ?? "", ""), Read("ca", k => c.GetString(k) ?? "", ""),
+            Read("password-file", k => c.GetString(k) ?? "", ""), Read("insecure", k => c.GetBoolean(k), false));
+        // a key set in HOCON is named by its path; one set nowhere, in the style of the files that were given
+        bool fromHocon = (settings.Certificate.Length > 0 && !given.ContainsKey("certificate")) || (settings.Ca.Length > 0 && !given.ContainsKey("ca"));
+        var hocon = new Dictionary<string, string>();
+        foreach (var (key, set) in new[] { ("certificate", settings.Certificate.Length > 0), ("ca", settings.Ca.Length > 0),
+                     ("password-file", settings.PasswordFile.Length > 0), ("insecure", settings.Insecure) })
+            if (set && !given.ContainsKey(key)) hocon[key] = $"{Section}.{key}";
+        return settings with { Names = (fromHocon ? TlsNames.Hocon : TlsNames.Flags).With(hocon).With(given) };
     }
+}
+
+/// <summary>How the user named each TLS setting: a flag (--tls-cert), a HOCON path (fedavg.cluster.tls.certificate) or an environment variable.</summary>
+public sealed record TlsNames(string Certificate, string Ca, string PasswordFile, string Insecure)
+{
+    public static readonly TlsNames Flags = new("--tls-cert", "--tls-ca", "--tls-password-file", "--insecure");
+    public static readonly TlsNames Hocon = new($"{TlsSettings.Section}.certificate", $"{TlsSettings.Section}.ca",
+        $"{TlsSettings.Section}.password-file", $"{TlsSettings.Section}.insecure");
+
+    /// <summary>These names, with those of <paramref name="names"/> (HOCON key → name) in their place.</summary>
+    public TlsNames With(IReadOnlyDictionary<string, string> names) => new(
+        names.GetValueOrDefault("certificate", Certificate), names.GetValueOrDefault("ca", Ca),
+        names.GetValueOrDefault("password-file", PasswordFile), names.GetValueOrDefault("insecure", Insecure));
+
+    /// <summary>A setting and its value as the user wrote it: `--tls-cert FILE`, `fedavg.cluster.tls.certificate = "FILE"`, `$VAR=FILE`.</summary>
+    public static string Show(string name, string value) =>
+        name.StartsWith('-') ? $"{name} {value}" : name.StartsWith('$') ? $"{name}={value}" : $"{name} = \"{value}\"";
 }
 
 /// <summary>
@@ -57,6 +99,8 @@ public sealed class TransportSecurity : IDisposable
     public X509Certificate2 Certificate { get; }
     public X509Certificate2 Ca { get; }
     public string CertificatePath { get; }
+    /// <summary>How the user gave the CA (--tls-ca or fedavg.cluster.tls.ca), for errors after start that concern it.</summary>
+    public string CaSetting { get; init; } = TlsNames.Flags.Ca;
 
     /// <summary>Called (on a transport thread) for every peer refused, with who and why.</summary>
     public Action<string>? OnRefused { get; set; }
@@ -75,6 +119,7 @@ public sealed class TransportSecurity : IDisposable
     /// </summary>
     public static TransportSecurity? Load(TlsSettings settings, Endpoint endpoint, string role)
     {
+        var n = settings.Names;
         if (!settings.Enabled)
         {
             if (!settings.Insecure && !IsLoopback(endpoint.Bind))
@@ -83,18 +128,22 @@ public sealed class TransportSecurity : IDisposable
                                          "or --insecure to run plaintext TCP on a network you trust.");
             return null;
         }
-        if (settings.Insecure) throw new UsageException("--insecure turns TLS off; do not give --tls-cert or --tls-ca with it.");
-        if (settings.Certificate.Length == 0) throw new UsageException("--tls-ca needs --tls-cert FILE as well: this node's NAME.pfx from `fedavg certs issue`.");
-        if (settings.Ca.Length == 0) throw new UsageException("--tls-cert needs --tls-ca FILE as well: the federation's ca.crt.");
-        var (password, source) = Password(settings.PasswordFile, "--tls-password-file", PasswordVariable);
-        var ca = LoadCaCertificate(CaFile(settings.Ca), "--tls-ca");
-        var certificate = LoadNodeCertificate(settings.Certificate, password, source);
-        var security = new TransportSecurity(certificate, ca, settings.Certificate);
+        if (settings.Insecure)
+            throw new UsageException($"{n.Insecure} turns TLS off; do not give " +
+                                     string.Join(" or ", new[] { (settings.Certificate, n.Certificate), (settings.Ca, n.Ca) }.Where(g => g.Item1.Length > 0).Select(g => g.Item2)) +
+                                     " with it.");
+        if (settings.Certificate.Length == 0) throw new UsageException($"{n.Ca} needs {n.Certificate} as well: this node's NAME.pfx from `fedavg certs issue`.");
+        if (settings.Ca.Length == 0) throw new UsageException($"{n.Certificate} needs {n.Ca} as well: the federation's ca.crt.");
+        var (password, source) = Password(settings.PasswordFile, n.PasswordFile, PasswordVariable);
+        var ca = LoadCaCertificate(CaFile(settings.Ca, n.Ca), n.Ca);
+        var certificate = LoadNodeCertificate(settings.Certificate, password, source, n.Certificate);
+        var security = new TransportSecurity(certificate, ca, settings.Certificate) { CaSetting = n.Ca };
+        string cert = TlsNames.Show(n.Certificate, settings.Certificate);
         if (security.Check(certificate) is { } why)
-            throw new UsageException($"--tls-cert {settings.Certificate}: {why} (--tls-ca {settings.Ca}: {ca.Subject}). Issue it with `fedavg certs issue NAME --ca CA-DIR`.");
+            throw new UsageException($"{cert}: {why} ({TlsNames.Show(n.Ca, settings.Ca)}: {ca.Subject}). Issue it with `fedavg certs issue NAME --ca CA-DIR`.");
         string expected = role == ClusterHosting.ServerRole ? FederationCertificates.RoleServer : FederationCertificates.RoleClient;
         if (FederationCertificates.RoleOf(certificate) is { } issued && issued != expected)
-            throw new UsageException($"--tls-cert {settings.Certificate}: issued for role '{issued}', but this is a {(role == ClusterHosting.ServerRole ? "fedavg server" : "fedavg node")}; " +
+            throw new UsageException($"{cert}: issued for role '{issued}', but this is a {(role == ClusterHosting.ServerRole ? "fedavg server" : "fedavg node")}; " +
                                      $"issue one with --role {expected}.");
         return security;
     }
@@ -104,35 +153,37 @@ public sealed class TransportSecurity : IDisposable
     {
         if (file.Length > 0)
         {
-            if (!File.Exists(file)) throw new UsageException($"{option} {file}: file not found.");
+            string named = TlsNames.Show(option, file);
+            if (!File.Exists(file)) throw new UsageException($"{named}: file not found.");
             try
             {
                 string text = File.ReadAllText(file);
                 int end = text.IndexOfAny(['\r', '\n']);
-                return (end >= 0 ? text[..end] : text, $"{option} {file}");
+                return (end >= 0 ? text[..end] : text, named);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                throw new UsageException($"{option} {file}: cannot be read ({e.Message}).");
+                throw new UsageException($"{named}: cannot be read ({e.Message}).");
             }
         }
         string? env = Environment.GetEnvironmentVariable(variable);
         return string.IsNullOrEmpty(env) ? (null, $"no password given (${variable} or {option})") : (env, $"${variable}");
     }
 
-    static string CaFile(string path)
+    static string CaFile(string path, string option)
     {
         if (!Directory.Exists(path)) return path;
         string file = Path.Combine(path, FederationCertificates.CaCertificateFile);
         if (!File.Exists(file))
-            throw new UsageException($"--tls-ca {path} is a directory without {FederationCertificates.CaCertificateFile}: it is not a federation CA or certificate bundle.");
+            throw new UsageException($"{TlsNames.Show(option, path)} is a directory without {FederationCertificates.CaCertificateFile}: it is not a federation CA or certificate bundle.");
         return file;
     }
 
     /// <summary>A CA certificate (PEM or DER) that is a CA and in its validity period.</summary>
     public static X509Certificate2 LoadCaCertificate(string path, string option)
     {
-        if (!File.Exists(path)) throw new UsageException($"{option} {path}: file not found.");
+        string named = TlsNames.Show(option, path);
+        if (!File.Exists(path)) throw new UsageException($"{named}: file not found.");
         X509Certificate2 ca;
         try
         {
@@ -140,18 +191,19 @@ public sealed class TransportSecurity : IDisposable
         }
         catch (CryptographicException e)
         {
-            throw new UsageException($"{option} {path}: not a certificate in PEM or DER ({e.Message.TrimEnd('.')}).");
+            throw new UsageException($"{named}: not a certificate in PEM or DER ({e.Message.TrimEnd('.')}).");
         }
         if (ca.Extensions.OfType<X509BasicConstraintsExtension>().FirstOrDefault() is not { CertificateAuthority: true })
-            throw new UsageException($"{option} {path}: '{ca.Subject}' is not a CA certificate (no CA basic constraint); give the ca.crt of `fedavg certs init`.");
-        CheckValidity(ca, $"{option} {path}");
+            throw new UsageException($"{named}: '{ca.Subject}' is not a CA certificate (no CA basic constraint); give the ca.crt of `fedavg certs init`.");
+        CheckValidity(ca, named);
         return ca;
     }
 
-    /// <summary>A PKCS#12 file with a certificate and its private key, in its validity period.</summary>
-    public static X509Certificate2 LoadNodeCertificate(string path, string? password, string passwordSource)
+    /// <summary>A PKCS#12 file with a certificate and its private key, in its validity period; errors name <paramref name="option"/>.</summary>
+    public static X509Certificate2 LoadNodeCertificate(string path, string? password, string passwordSource, string option = "--tls-cert")
     {
-        if (!File.Exists(path)) throw new UsageException($"--tls-cert {path}: file not found.");
+        string named = TlsNames.Show(option, path);
+        if (!File.Exists(path)) throw new UsageException($"{named}: file not found.");
         X509Certificate2 certificate;
         try
         {
@@ -168,14 +220,14 @@ public sealed class TransportSecurity : IDisposable
             {
             }
             if (bare is not null)
-                throw new UsageException($"--tls-cert {path}: holds the certificate '{bare.Subject}' without its private key; give the NAME.pfx of `fedavg certs issue`.");
+                throw new UsageException($"{named}: holds the certificate '{bare.Subject}' without its private key; give the NAME.pfx of `fedavg certs issue`.");
             if (e.Message.Contains("password", StringComparison.OrdinalIgnoreCase))
-                throw new UsageException($"--tls-cert {path}: wrong password ({passwordSource}).");
-            throw new UsageException($"--tls-cert {path}: not a PKCS#12 (.pfx) file ({e.Message.TrimEnd('.')}).");
+                throw new UsageException($"{named}: wrong password ({passwordSource}).");
+            throw new UsageException($"{named}: not a PKCS#12 (.pfx) file ({e.Message.TrimEnd('.')}).");
         }
         if (!certificate.HasPrivateKey)
-            throw new UsageException($"--tls-cert {path}: holds the certificate '{certificate.Subject}' without its private key; give the NAME.pfx of `fedavg certs issue`.");
-        CheckValidity(certificate, $"--tls-cert {path}");
+            throw new UsageException($"{named}: holds the certificate '{certificate.Subject}' without its private key; give the NAME.pfx of `fedavg certs issue`.");
+        CheckValidity(certificate, named);
         return certificate;
     }
 

@@ -19,9 +19,11 @@ namespace FedAvg.Actors.Messages;
 //     │── FaultsFired(k, [(r, behaviour)…]) ────────────────▶│   fault injection only, before the answer it concerns
 //     │◀──────────────────── RunFinished ────────────────────│   the run is over: leave the cluster
 //
-// Weights never travel inside a message between nodes: WeightsPayload is either an in-process hand-over (the
-// receiver takes ownership of the array) or a stream of 64 KiB chunks (Transfer/WeightStream), with a header
-// that names the format version, the layout, the round, the client, the sample count and a checksum.
+// Weights never travel inside a message between nodes: WeightsPayload is an in-process hand-over (the receiver
+// takes ownership of the array), a ticket for the server's weight channel (Transfer/WeightChannel: the bytes go
+// over a socket of their own, the way a cluster node runs), or a stream of 64 KiB chunks (Transfer/WeightStream,
+// for systems without a channel), with a header that names the format version, the layout, the round, the
+// client, the sample count and a checksum.
 
 /// <summary>Marks every message of the federation protocol; bound to <see cref="Serialization.FedAvgSerializer"/>.</summary>
 public interface IFedAvgMessage;
@@ -91,6 +93,13 @@ public sealed record LocalWeights(WeightHeader Header, float[] Weights) : Weight
 
 /// <summary>Another node: the receiver pulls the vector as chunks of at most 64 KiB through an Akka.Streams stream ref.</summary>
 public sealed record StreamedWeights(WeightHeader Header, Akka.Streams.ISourceRef<byte[]> Chunks) : WeightsPayload(Header);
+
+/// <summary>
+/// Another node, through the server's weight channel (Transfer/WeightChannel): the vector is fetched from, or was
+/// uploaded to, port <paramref name="Port"/> of the server's host (the host of its Akka address, never one the
+/// message names) under <paramref name="Ticket"/>, 128 random bits that only the sender and receiver know.
+/// </summary>
+public sealed record ChanneledWeights(WeightHeader Header, int Port, Guid Ticket) : WeightsPayload(Header);
 
 /// <summary>One client's work in a round: who trains, and the seed of its local shuffling.</summary>
 public sealed record ClientTask(string ClientId, int ShuffleSeed);

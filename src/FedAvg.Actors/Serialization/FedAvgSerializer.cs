@@ -300,6 +300,11 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 w.String(Akka.Serialization.Serialization.ManifestFor(serializer, streamed.Chunks));
                 w.Bytes(serializer.ToBinary(streamed.Chunks));
                 break;
+            case ChanneledWeights channeled:
+                w.Byte(3);
+                w.Int(channeled.Port);
+                w.Bytes(channeled.Ticket.ToByteArray());
+                break;
             default:
                 throw new ArgumentException($"unknown weights payload {payload.GetType()}");
         }
@@ -341,6 +346,12 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 return decoded is ISourceRef<byte[]> chunks
                     ? new StreamedWeights(header, chunks)
                     : throw new InvalidDataException($"stream ref decodes to {decoded.GetType().Name}, not a source of byte chunks");
+            case 3:
+                int port = r.Int("weight channel port");
+                if (port is < 1 or > 65535) throw new InvalidDataException($"weight channel port {port} is not a port");
+                var ticket = r.Bytes("weight channel ticket");
+                if (ticket.Length != 16) throw new InvalidDataException($"a weight channel ticket of {ticket.Length} bytes, expected 16");
+                return new ChanneledWeights(header, port, new Guid(ticket));
             case var k:
                 throw new InvalidDataException($"unknown weights carrier {k}");
         }

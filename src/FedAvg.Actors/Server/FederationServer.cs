@@ -36,6 +36,8 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     readonly RunSpec spec;
     readonly Func<float[], Task<Evaluation>> evaluate;
     readonly IActorRef observer;
+    readonly WeightChannelServer? channel;
+    Guid? offered; // the weight channel's ticket for the current global weights
     readonly ILoggingAdapter log = Context.GetLogger();
     IMaterializer materializer = null!;
 
@@ -73,7 +75,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     public FederationServer(IStrategy strategy, ServerSettings settings, float[] initialWeights,
-        Func<float[], Task<Evaluation>> evaluate, IActorRef? observer = null)
+        Func<float[], Task<Evaluation>> evaluate, IActorRef? observer = null, WeightChannelServer? channel = null)
     {
         settings.Validate();
         if (initialWeights.Length != settings.Layout.TotalLength)
@@ -83,6 +85,8 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         spec = settings.RunSpec;
         this.evaluate = evaluate;
         this.observer = observer ?? ActorRefs.Nobody;
+        this.channel = channel;
+        channel?.AcceptUploadsOf(settings.Layout.TotalLength);
         global = initialWeights;
         round = settings.FirstRound - 1;
         clientsNeeded = settings.MinClientsToStart;
@@ -90,8 +94,8 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     }
 
     public static Props Props(IStrategy strategy, ServerSettings settings, float[] initialWeights,
-        Func<float[], Task<Evaluation>> evaluate, IActorRef? observer = null) =>
-        Akka.Actor.Props.Create(() => new FederationServer(strategy, settings, initialWeights, evaluate, observer));
+        Func<float[], Task<Evaluation>> evaluate, IActorRef? observer = null, WeightChannelServer? channel = null) =>
+        Akka.Actor.Props.Create(() => new FederationServer(strategy, settings, initialWeights, evaluate, observer, channel));
 
     bool IsCluster => ((ExtendedActorSystem)Context.System).Provider is ClusterActorRefProvider;
 
@@ -107,6 +111,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
 
     protected override void PostStop()
     {
+        Withdraw();
         if (IsCluster) Cluster.Get(Context.System).Unsubscribe(Self);
     }
 
@@ -189,6 +194,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         var weights = global;
         ulong layoutHash = settings.Layout.Hash;
         Lazy<EncodedWeights>? encoded = null; // once per round for every remote node, off the actor's thread
+        Lazy<WeightsPayload>? ticket = null;  // with a weight channel: one offer (its checksum) for every remote node
         foreach (var (agent, tasks) in byNode)
         {
             if (WeightStream.IsLocal(agent))
@@ -197,8 +203,18 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
                 continue;
             }
             var target = agent;
-            var chunks = encoded ??= new Lazy<EncodedWeights>(() => WeightStream.Encode(weights, layoutHash, r, "", 0));
             var config = plan.Config;
+            if (channel is { } ch)
+            {
+                // the vector stays where it is, read-only until the next round's offer withdraws it
+                var offer = ticket ??= new Lazy<WeightsPayload>(() => ch.Offer(weights, WeightStream.Header(layoutHash, r, "", 0, weights)));
+                foreach (var batch in tasks.Chunk(TasksPerMessage))
+                    Task.Run(() => offer.Value)
+                        .PipeTo(Self, success: payload => new Dispatch(target, new TrainRound(r, a, batch, config, payload)),
+                            failure: e => new DispatchFailed(r, a, batch, e.GetBaseException().Message));
+                continue;
+            }
+            var chunks = encoded ??= new Lazy<EncodedWeights>(() => WeightStream.Encode(weights, layoutHash, r, "", 0));
             // Every message between nodes fits the 128,000-byte frame: a node with more sampled clients than one
             // message holds gets several TrainRounds, each with its own stream ref of the same chunks.
             foreach (var batch in tasks.Chunk(TasksPerMessage))
@@ -214,7 +230,17 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     {
         Receive<Dispatch>(d =>
         {
-            if (d.Message.Round == round && d.Message.Attempt == attempt) d.Agent.Tell(d.Message);
+            bool current = d.Message.Round == round && d.Message.Attempt == attempt;
+            if (d.Message.Weights is ChanneledWeights c && c.Ticket != offered)
+            {
+                if (current)
+                {
+                    Withdraw(); // a fetch of the previous round's weights from now on is told the round moved on
+                    offered = c.Ticket;
+                }
+                else channel?.Withdraw(c.Ticket);
+            }
+            if (current) d.Agent.Tell(d.Message);
         });
         Receive<DispatchFailed>(d =>
         {
@@ -225,10 +251,32 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         });
         Receive<UpdateSubmitted>(update =>
         {
-            if (Rejects(update, Sender)) return;
+            if (Rejects(update, Sender))
+            {
+                ReleaseUnread(update);
+                return;
+            }
             if (update.Weights is LocalWeights local)
             {
                 AcceptUpdate(update, local.Weights);
+                return;
+            }
+            if (update.Weights is ChanneledWeights uploaded)
+            {
+                // the node uploaded the vector before it sent this message, so it is here already (or never will be)
+                float[] vector;
+                try
+                {
+                    vector = channel?.Claim(uploaded) ?? throw new WeightTransferException("this server has no weight channel");
+                }
+                catch (WeightTransferException e)
+                {
+                    log.Warning("server: ignoring update from {0} for round {1}: {2}", update.ClientId, update.Round, e.Message);
+                    MarkFailed(update.ClientId, $"unreadable ({e.Message})");
+                    CheckProgress();
+                    return;
+                }
+                AcceptUpdate(update, vector);
                 return;
             }
             receiving.Add(update.ClientId);
@@ -571,6 +619,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         ReleaseHeld();
         finished = true;
         training = false;
+        Withdraw();
         foreach (var node in nodes.Values) node.Agent.Tell(finish);
         Become(Finished);
     }
@@ -614,7 +663,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         {
             foreach (var node in nodes.Values.Where(n => n.Agent.Path.Address.Equals(m.Member.Address)))
             {
-                log.Info("server: node {0} is reachable again; asking it to register", node.NodeId);
+                Event($"node {node.NodeId} at {m.Member.Address} is reachable again; asking it to register its clients");
                 node.Agent.Tell(RegisterAgain.Instance);
             }
         });
@@ -657,10 +706,17 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         }
     }
 
-    /// <summary>An update whose weights we will not read: a local vector goes back to the pool at once.</summary>
-    static void ReleaseUnread(UpdateSubmitted update)
+    /// <summary>An update whose weights we will not read: a local vector goes back to the pool at once, an upload is dropped.</summary>
+    void ReleaseUnread(UpdateSubmitted update)
     {
         if (update.Weights is LocalWeights local) WeightBuffers.Return(local.Weights);
+        if (update.Weights is ChanneledWeights uploaded) channel?.Discard(uploaded);
+    }
+
+    void Withdraw()
+    {
+        if (offered is { } ticket) channel?.Withdraw(ticket);
+        offered = null;
     }
 
     void Join(JoinFederation join)

@@ -45,25 +45,54 @@ public static class WireBenchmark
         return new Codec(mb / encode, mb / decode, mb / memcpy);
     }
 
+    /// <param name="ChannelSeconds">The weight channel's broadcast, as a cluster runs it: TrainRound through Akka, the bytes over the channel, an Akka reply.</param>
+    /// <param name="AkkaSeconds">The same vector as stream refs of 64 KiB chunks through Akka.Remote (what a system without a channel does).</param>
     /// <param name="AssociationSeconds">Median time of a first request to a new node: TCP connect, Akka handshake, reply.</param>
-    public sealed record Broadcast(int Nodes, double Megabytes, double AkkaSeconds, double RawTcpSeconds, double AssociationSeconds);
+    /// <param name="MessageSeconds">One request and reply through Akka.Remote to every node at once, no weights: the part of a channel round that is not the bytes.</param>
+    public sealed record Broadcast(int Nodes, double Megabytes, double ChannelSeconds, double AkkaSeconds, double RawTcpSeconds, double AssociationSeconds,
+        double MessageSeconds, double FetchSeconds);
 
     /// <summary>
-    /// One round's broadcast: the same vector to <paramref name="nodes"/> actor systems over loopback TCP as stream
-    /// refs, each receiver checking length and checksum, until every node has it; against raw TCP sockets moving the
-    /// same bytes to as many receivers at once. Medians of <paramref name="repeats"/> after one warm-up each.
+    /// One round's broadcast: the same vector to <paramref name="nodes"/> actor systems over loopback TCP, each receiver
+    /// checking length and checksum, until every node has it and said so; through the weight channel and as stream
+    /// refs, against raw TCP sockets moving the same bytes to as many receivers at once with a one-byte reply. The
+    /// channel and raw TCP rounds alternate, so load that changes during the run weighs on both alike. Medians of
+    /// <paramref name="repeats"/> after one warm-up each.
     /// </summary>
     public static async Task<Broadcast> MeasureBroadcast(float[] weights, int nodes, int repeats)
     {
         await using var rig = await Rig.Start(weights, nodes, null);
-        await rig.Round();
-        var akka = await MedianAsync(repeats, rig.Round);
-        var raw = await RawTcp(MemoryMarshal.AsBytes(weights.AsSpan()).ToArray(), nodes, repeats);
-        return new Broadcast(nodes, weights.Length * 4.0 * nodes / 1e6, akka, raw, rig.AssociationSeconds);
+        await rig.Round(channel: false);
+        var akka = await MedianAsync(repeats, () => rig.Round(channel: false));
+        await using var raw = await RawTcp.Start(MemoryMarshal.AsBytes(weights.AsSpan()).ToArray(), nodes);
+        await rig.Round(channel: true);
+        await raw.Round();
+        await rig.Ping();
+        await rig.FetchOnly();
+        var (channelTimes, rawTimes, pingTimes, fetchTimes) = (new List<double>(), new List<double>(), new List<double>(), new List<double>());
+        for (int i = 0; i < repeats; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            await rig.Round(channel: true);
+            channelTimes.Add(clock.Elapsed.TotalSeconds);
+            clock.Restart();
+            await raw.Round();
+            rawTimes.Add(clock.Elapsed.TotalSeconds);
+            clock.Restart();
+            await rig.Ping();
+            pingTimes.Add(clock.Elapsed.TotalSeconds);
+            clock.Restart();
+            await rig.FetchOnly();
+            fetchTimes.Add(clock.Elapsed.TotalSeconds);
+        }
+        return new Broadcast(nodes, weights.Length * 4.0 * nodes / 1e6, Middle(channelTimes), akka, Middle(rawTimes), rig.AssociationSeconds,
+            Middle(pingTimes), Middle(fetchTimes));
     }
 
     /// <param name="AssociationSeconds">Median time of a first request to a new node: TCP connect, (TLS handshake,) Akka handshake, reply.</param>
+    /// <param name="PlaintextSeconds">Through the weight channel, as a cluster broadcasts; <paramref name="PlaintextStreamSeconds"/>: as stream refs.</param>
     public sealed record Secured(int Nodes, double Megabytes, double PlaintextSeconds, double TlsSeconds,
+        double PlaintextStreamSeconds, double TlsStreamSeconds,
         double PlaintextAssociationSeconds, double TlsAssociationSeconds);
 
     /// <summary>
@@ -75,21 +104,26 @@ public static class WireBenchmark
     {
         await using var plain = await Rig.Start(weights, nodes, null);
         await using var secure = await Rig.Start(weights, nodes, tls);
-        await plain.Round();
-        await secure.Round();
-        var plainTimes = new List<double>();
-        var tlsTimes = new List<double>();
-        for (int i = 0; i < repeats; i++)
+        var times = new Dictionary<(bool Tls, bool Channel), List<double>>();
+        foreach (bool channel in new[] { true, false })
         {
-            var clock = Stopwatch.StartNew();
-            await plain.Round();
-            plainTimes.Add(clock.Elapsed.TotalSeconds);
-            clock.Restart();
-            await secure.Round();
-            tlsTimes.Add(clock.Elapsed.TotalSeconds);
+            await plain.Round(channel);
+            await secure.Round(channel);
+            times[(false, channel)] = [];
+            times[(true, channel)] = [];
         }
-        return new Secured(nodes, weights.Length * 4.0 * nodes / 1e6, Middle(plainTimes), Middle(tlsTimes),
-            plain.AssociationSeconds, secure.AssociationSeconds);
+        for (int i = 0; i < repeats; i++)
+            foreach (bool channel in new[] { true, false })
+            {
+                var clock = Stopwatch.StartNew();
+                await plain.Round(channel);
+                times[(false, channel)].Add(clock.Elapsed.TotalSeconds);
+                clock.Restart();
+                await secure.Round(channel);
+                times[(true, channel)].Add(clock.Elapsed.TotalSeconds);
+            }
+        return new Secured(nodes, weights.Length * 4.0 * nodes / 1e6, Middle(times[(false, true)]), Middle(times[(true, true)]),
+            Middle(times[(false, false)]), Middle(times[(true, false)]), plain.AssociationSeconds, secure.AssociationSeconds);
     }
 
     /// <summary>A sender and <c>nodes</c> receiving actor systems on loopback, with or without TLS.</summary>
@@ -99,13 +133,17 @@ public static class WireBenchmark
         readonly ActorSystem sender;
         readonly List<ActorSystem> receivers;
         readonly List<IActorRef> sinks = [];
+        readonly WeightChannelServer channel;
+        readonly WeightChannelClient fetcher;
         public double AssociationSeconds { get; private set; }
 
-        Rig(float[] weights, ActorSystem sender, List<ActorSystem> receivers)
+        Rig(float[] weights, ActorSystem sender, List<ActorSystem> receivers, TransportSecurity? tls)
         {
             this.weights = weights;
             this.sender = sender;
             this.receivers = receivers;
+            channel = WeightChannelServer.Start("127.0.0.1", 0, tls, Akka.Event.Logging.GetLogger(sender, "weight-channel"));
+            fetcher = new WeightChannelClient(tls);
         }
 
         public static async Task<Rig> Start(float[] weights, int nodes, TransportSecurity? tls)
@@ -117,11 +155,18 @@ public static class WireBenchmark
                 """).WithFallback(HoconFiles.Load(["simulation.conf", "cluster.conf"]));
             string kind = tls is null ? "plain" : "tls";
             ActorSystem Create(string name) => tls is null ? ActorSystem.Create(name, config) : ActorSystem.Create(name, BootstrapSetup.Create().WithConfig(config).And(tls.Setup()));
-            var rig = new Rig(weights, Create($"bench-sender-{kind}"), Enumerable.Range(0, nodes).Select(i => Create($"bench-node-{kind}-{i}")).ToList());
+            var rig = new Rig(weights, Create($"bench-sender-{kind}"), Enumerable.Range(0, nodes).Select(i => Create($"bench-node-{kind}-{i}")).ToList(), tls);
             var associations = new List<double>();
             foreach (var system in rig.receivers)
             {
-                system.ActorOf(Props.Create(() => new Sink()), "sink");
+                // each node has its own client (its own connections), as each fedavg node process does
+                var fetcher = new WeightChannelClient(tls);
+                system.RegisterOnTermination(fetcher.Dispose);
+                var direct = new WeightChannelClient(tls);
+                system.RegisterOnTermination(direct.Dispose);
+                rig.nodeFetchers.Add(direct);
+                rig.nodeBuffers.Add(new float[weights.Length]);
+                system.ActorOf(Props.Create(() => new Sink(fetcher)), "sink");
                 var address = ((ExtendedActorSystem)system).Provider.DefaultAddress;
                 var clock = Stopwatch.StartNew();
                 rig.sinks.Add(await rig.sender.ActorSelection(new RootActorPath(address) / "user" / "sink").ResolveOne(TimeSpan.FromSeconds(10)));
@@ -131,8 +176,46 @@ public static class WireBenchmark
             return rig;
         }
 
-        public async Task Round()
+        readonly List<WeightChannelClient> nodeFetchers = [];
+        readonly List<float[]> nodeBuffers = [];
+
+        /// <summary>The channel alone: every node's fetch at once, no Akka message around it.</summary>
+        public async Task FetchOnly()
         {
+            var offer = channel.Offer(weights, WeightStream.Header(0x1234, 1, "", 0, weights));
+            try
+            {
+                await Task.WhenAll(nodeFetchers.Select((f, i) => f.Fetch(offer, "127.0.0.1", n => nodeBuffers[i])));
+            }
+            finally
+            {
+                channel.Withdraw(offer.Ticket);
+            }
+        }
+
+        /// <summary>A message to every node and its reply, nothing else.</summary>
+        public Task Ping() => Task.WhenAll(sinks.Select(sink => sink.Ask<Registered>(RegisterAgain.Instance, TimeSpan.FromMinutes(1))));
+
+        public async Task Round(bool channel)
+        {
+            if (channel)
+            {
+                // as the server does: the checksum once per round, one offer for every node, the vector itself on the socket
+                var offer = this.channel.Offer(weights, WeightStream.Header(0x1234, 1, "", 0, weights));
+                try
+                {
+                    await Task.WhenAll(sinks.Select(async sink =>
+                    {
+                        var ack = await sink.Ask<Registered>(new TrainRound(1, 1, [], RoundConfig.Of(("epochs", 1)), offer), TimeSpan.FromMinutes(1));
+                        if (ack.Clients != weights.Length) throw new InvalidOperationException($"a node received {ack.Clients} weights");
+                    }));
+                }
+                finally
+                {
+                    this.channel.Withdraw(offer.Ticket);
+                }
+                return;
+            }
             var materializer = sender.Materializer();
             var encoded = WeightStream.Encode(weights, 0x1234, 1, "", 0); // once per round, as the server does
             var acks = sinks.Select(async sink =>
@@ -144,7 +227,12 @@ public static class WireBenchmark
             await Task.WhenAll(acks);
         }
 
-        public async ValueTask DisposeAsync() => await Task.WhenAll(receivers.Select(r => r.Terminate()).Append(sender.Terminate()));
+        public async ValueTask DisposeAsync()
+        {
+            await Task.WhenAll(receivers.Select(r => r.Terminate()).Append(sender.Terminate()));
+            channel.Dispose();
+            fetcher.Dispose();
+        }
     }
 
     /// <summary>
@@ -179,60 +267,83 @@ public static class WireBenchmark
     /// <summary>Receives the round's weights like a node does (stream ref, length and checksum), then acknowledges.</summary>
     sealed class Sink : ReceiveActor
     {
-        public Sink()
+        public Sink(WeightChannelClient fetcher)
         {
             var materializer = Context.System.Materializer();
+            var buffer = new float[0];
+            Receive<RegisterAgain>(_ => Sender.Tell(new Registered("bench", 0)));
             Receive<TrainRound>(round =>
             {
                 var replyTo = Sender;
-                WeightStream.Receive(round.Weights, materializer).PipeTo(replyTo, success: w => new Registered("bench", w.Length));
+                // a node's round: the weights land in one vector (reused here, as a node reuses its buffers)
+                var received = round.Weights is ChanneledWeights c
+                    ? fetcher.Fetch(c, replyTo.Path.Address.Host!, n => buffer.Length == n ? buffer : buffer = new float[n])
+                    : WeightStream.Receive(round.Weights, materializer);
+                received.PipeTo(replyTo, success: w => new Registered("bench", w.Length));
             });
         }
     }
 
-    /// <summary>The same bytes to <paramref name="receivers"/> loopback sockets at once, each acknowledging with one byte.</summary>
-    static async Task<double> RawTcp(byte[] bytes, int receivers, int repeats)
+    /// <summary>The anchor: the same bytes to as many loopback sockets at once, each receiver reading them into one buffer and answering one byte.</summary>
+    sealed class RawTcp : IAsyncDisposable
     {
-        var listeners = Enumerable.Range(0, receivers).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
-        foreach (var l in listeners) l.Start();
-        var senders = new List<TcpClient>();
-        var readers = new List<Task>();
-        using var stop = new CancellationTokenSource();
-        try
+        readonly byte[] bytes;
+        readonly List<TcpListener> listeners = [];
+        readonly List<TcpClient> senders = [];
+        readonly List<Task> readers = [];
+        readonly CancellationTokenSource stop = new();
+
+        RawTcp(byte[] bytes) => this.bytes = bytes;
+
+        public static async Task<RawTcp> Start(byte[] bytes, int receivers)
         {
-            foreach (var l in listeners)
+            var raw = new RawTcp(bytes);
+            for (int i = 0; i < receivers; i++)
             {
+                var listener = new TcpListener(IPAddress.Loopback, 0);
+                listener.Start();
+                raw.listeners.Add(listener);
                 var client = new TcpClient { NoDelay = true };
-                await client.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)l.LocalEndpoint).Port);
-                senders.Add(client);
-                var accepted = await l.AcceptTcpClientAsync();
-                readers.Add(Task.Run(async () =>
+                await client.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
+                raw.senders.Add(client);
+                var accepted = await listener.AcceptTcpClientAsync();
+                raw.readers.Add(Task.Run(async () =>
                 {
                     using var socket = accepted;
                     var stream = socket.GetStream();
                     var buffer = new byte[bytes.Length];
-                    while (!stop.IsCancellationRequested)
+                    try
                     {
-                        await stream.ReadExactlyAsync(buffer, stop.Token);
-                        await stream.WriteAsync(new byte[] { 1 }, stop.Token);
+                        while (!raw.stop.IsCancellationRequested)
+                        {
+                            await stream.ReadExactlyAsync(buffer, raw.stop.Token);
+                            await stream.WriteAsync(new byte[] { 1 }, raw.stop.Token);
+                        }
                     }
+                    catch (Exception) when (raw.stop.IsCancellationRequested) { }
                 }));
             }
-            async Task Round() => await Task.WhenAll(senders.Select(async c =>
-            {
-                var stream = c.GetStream();
-                await stream.WriteAsync(bytes);
-                var ack = new byte[1];
-                await stream.ReadExactlyAsync(ack);
-            }));
-            await Round();
-            return await MedianAsync(repeats, Round);
+            return raw;
         }
-        finally
+
+        public Task Round() => Task.WhenAll(senders.Select(async c =>
+        {
+            var stream = c.GetStream();
+            await stream.WriteAsync(bytes);
+            var ack = new byte[1];
+            await stream.ReadExactlyAsync(ack);
+        }));
+
+        public async ValueTask DisposeAsync()
         {
             stop.Cancel();
             foreach (var c in senders) c.Dispose();
             foreach (var l in listeners) l.Stop();
+            try
+            {
+                await Task.WhenAll(readers);
+            }
+            catch (Exception) { } // the readers end with their sockets
         }
     }
 

@@ -1,0 +1,237 @@
+using System.IO.Hashing;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Akka.Event;
+using Akka.TestKit.Xunit2;
+using FedAvg.Actors.Hosting;
+using FedAvg.Actors.Messages;
+using FedAvg.Actors.Transfer;
+using Xunit;
+
+namespace FedAvg.Actors.Tests;
+
+/// <summary>
+/// The weight channel over real loopback sockets: what it moves arrives bit for bit, what it refuses is refused with
+/// a logged reason, and hostile bytes leave it serving.
+/// </summary>
+public sealed class WeightChannelTests : TestKit
+{
+    static float[] Vector(int n, int seed)
+    {
+        var random = new Random(seed);
+        return Enumerable.Range(0, n).Select(_ => (float)random.NextDouble() - 0.5f).ToArray();
+    }
+
+    // 6.65 MB, a mcmahan-cnn vector: more than any socket buffer, so it moves in many reads
+    readonly float[] weights = Vector(1_663_370, 1);
+    readonly WeightChannelServer server;
+    readonly WeightChannelClient client = new(null);
+
+    public WeightChannelTests() : base("akka.loglevel = INFO")
+    {
+        server = WeightChannelServer.Start("127.0.0.1", 0, null, Logging.GetLogger(Sys, "weight-channel"));
+        server.AcceptUploadsOf(weights.Length);
+    }
+
+    WeightHeader HeaderOf(float[] w, string client = "", int samples = 0) => WeightStream.Header(0xabc, 3, client, samples, w);
+
+    [Fact]
+    public async Task A_fetched_vector_is_the_offered_one_bit_for_bit_and_one_connection_serves_every_round()
+    {
+        var offer = server.Offer(weights, HeaderOf(weights));
+        var first = await client.Fetch(offer, "127.0.0.1");
+        Assert.Equal(MemoryMarshal.AsBytes(weights.AsSpan()).ToArray(), MemoryMarshal.AsBytes(first.AsSpan()).ToArray());
+        var next = Vector(weights.Length, 2);
+        var second = await client.Fetch(server.Offer(next, HeaderOf(next)), "127.0.0.1", n => first.Length == n ? first : new float[n]);
+        Assert.Same(first, second); // landed in the caller's array
+        Assert.Equal(next, second);
+        Assert.Equal(1, server.Connections);
+    }
+
+    [Fact]
+    public async Task A_connection_the_server_closed_while_pooled_is_replaced_not_failed_on()
+    {
+        var offer = server.Offer(weights, HeaderOf(weights));
+        Assert.Equal(weights, await client.Fetch(offer, "127.0.0.1"));
+        // a restarted server: same port, new listener, the pooled connection is dead
+        int port = server.Port;
+        server.Dispose();
+        await AwaitAssertAsync(() => Assert.Equal(0, server.Connections));
+        using var restarted = WeightChannelServer.Start("127.0.0.1", port, null, Logging.GetLogger(Sys, "weight-channel"));
+        var again = restarted.Offer(weights, HeaderOf(weights));
+        Assert.Equal(weights, await client.Fetch(again, "127.0.0.1"));
+    }
+
+    [Fact]
+    public async Task An_idle_connection_is_closed_quietly_by_the_server_and_the_node_opens_a_new_one_when_it_needs_it()
+    {
+        using var brief = WeightChannelServer.Start("127.0.0.1", 0, null, Logging.GetLogger(Sys, "weight-channel"), idleLimit: TimeSpan.FromMilliseconds(300));
+        Assert.Equal(weights, await client.Fetch(brief.Offer(weights, HeaderOf(weights)), "127.0.0.1"));
+        await EventFilter.Warning().ExpectAsync(0, async () =>
+        {
+            await AwaitAssertAsync(() => Assert.Equal(0, brief.Connections), TimeSpan.FromSeconds(10));
+            Assert.Equal(weights, await client.Fetch(brief.Offer(weights, HeaderOf(weights)), "127.0.0.1"));
+        });
+    }
+
+    [Fact]
+    public async Task A_withdrawn_offer_is_refused_with_the_reason_and_the_connection_stays_usable()
+    {
+        var offer = server.Offer(weights, HeaderOf(weights));
+        server.Withdraw(offer.Ticket);
+        var e = await Assert.ThrowsAsync<WeightTransferException>(() => client.Fetch(offer, "127.0.0.1"));
+        Assert.Contains("not offered any more", e.Message);
+        Assert.Equal(weights, await client.Fetch(server.Offer(weights, HeaderOf(weights)), "127.0.0.1"));
+        Assert.Equal(1, server.Connections);
+    }
+
+    [Fact]
+    public async Task Weights_that_do_not_match_their_header_checksum_are_refused_as_damaged()
+    {
+        var header = HeaderOf(weights) with { Checksum = HeaderOf(weights).Checksum ^ 1 };
+        var e = await Assert.ThrowsAsync<WeightTransferException>(() => client.Fetch(server.Offer(weights, header), "127.0.0.1"));
+        Assert.Contains("checksum mismatch", e.Message);
+    }
+
+    [Fact]
+    public async Task An_upload_is_claimed_once_intact_and_a_header_that_does_not_match_it_is_refused()
+    {
+        var update = Vector(weights.Length, 3);
+        var header = HeaderOf(update, "client-3", 45);
+        var payload = await client.Upload(update, header, "127.0.0.1", server.Port);
+        var claimed = server.Claim(payload);
+        Assert.NotSame(update, claimed);
+        Assert.Equal(update, claimed);
+        Assert.Contains("no upload under its ticket", Assert.Throws<WeightTransferException>(() => server.Claim(payload)).Message);
+
+        var other = await client.Upload(update, header, "127.0.0.1", server.Port);
+        var lie = other with { Header = header with { Checksum = header.Checksum + 1 } };
+        Assert.Contains("checksum differs", Assert.Throws<WeightTransferException>(() => server.Claim(lie)).Message);
+    }
+
+    [Fact]
+    public async Task An_upload_with_a_wrong_checksum_is_refused_and_logged_and_one_of_another_length_reaches_the_server_to_be_judged()
+    {
+        // the server refuses a wrong length by name ("malformed"), as every other lie: the channel only bounds it
+        var shorter = Vector(weights.Length - 1, 4);
+        var stored = await client.Upload(shorter, HeaderOf(shorter), "127.0.0.1", server.Port);
+        Assert.Equal(shorter, server.Claim(stored));
+        var update = Vector(weights.Length, 5);
+        await EventFilter.Warning(contains: "checksum mismatch").ExpectOneAsync(async () =>
+        {
+            var e = await Assert.ThrowsAsync<WeightTransferException>(() =>
+                client.Upload(update, HeaderOf(update) with { Checksum = 42 }, "127.0.0.1", server.Port));
+            Assert.Contains("damaged in transit", e.Message);
+        });
+    }
+
+    [Fact]
+    public async Task Random_bytes_and_a_silent_peer_are_cut_off_with_a_logged_reason_and_the_channel_keeps_serving()
+    {
+        await EventFilter.Warning(contains: "that are not a request").ExpectOneAsync(async () =>
+        {
+            using var socket = new TcpClient();
+            await socket.ConnectAsync(IPAddress.Loopback, server.Port);
+            var junk = new byte[4096];
+            new Random(7).NextBytes(junk);
+            await socket.GetStream().WriteAsync(junk);
+            // the server closes the connection: the read ends
+            Assert.Equal(0, await socket.GetStream().ReadAsync(new byte[16]));
+        });
+        // a valid magic with an unknown operation
+        await EventFilter.Warning(contains: "unknown operation 9").ExpectOneAsync(async () =>
+        {
+            using var socket = new TcpClient();
+            await socket.ConnectAsync(IPAddress.Loopback, server.Port);
+            var request = new byte[21];
+            "FAW\u0001"u8.CopyTo(request);
+            request[4] = 9;
+            await socket.GetStream().WriteAsync(request);
+            Assert.Equal(0, await socket.GetStream().ReadAsync(new byte[16]));
+        });
+        // an upload announcing a vector of 2^31−1 floats is refused before anything is allocated
+        await EventFilter.Warning(contains: "an upload of 2147483647 weights").ExpectOneAsync(async () =>
+        {
+            using var socket = new TcpClient();
+            await socket.ConnectAsync(IPAddress.Loopback, server.Port);
+            var request = new byte[33];
+            "FAW\u0001"u8.CopyTo(request);
+            request[4] = 2;
+            BitConverter.TryWriteBytes(request.AsSpan(21), int.MaxValue);
+            await socket.GetStream().WriteAsync(request);
+            var status = new byte[1];
+            await socket.GetStream().ReadExactlyAsync(status);
+            Assert.Equal(2, status[0]);
+        });
+        // a peer that connects and says nothing is cut off once the first request is overdue
+        using var patient = WeightChannelServer.Start("127.0.0.1", 0, null, Logging.GetLogger(Sys, "weight-channel"), firstRequest: TimeSpan.FromMilliseconds(300));
+        await EventFilter.Warning(contains: "it sent no request in time").ExpectOneAsync(async () =>
+        {
+            using var socket = new TcpClient();
+            await socket.ConnectAsync(IPAddress.Loopback, patient.Port);
+            Assert.Equal(0, await socket.GetStream().ReadAsync(new byte[16]));
+        });
+        Assert.Equal(weights, await client.Fetch(server.Offer(weights, HeaderOf(weights)), "127.0.0.1"));
+    }
+
+    [Fact]
+    public async Task With_TLS_only_the_federations_certificates_connect_and_a_plaintext_or_foreign_peer_is_refused_and_logged()
+    {
+        var dir = Directory.CreateTempSubdirectory("fedavg-channel-tls-");
+        try
+        {
+            var ours = Security(dir.FullName, "ours");
+            var theirs = Security(dir.FullName, "theirs");
+            using var secure = WeightChannelServer.Start("127.0.0.1", 0, ours, Logging.GetLogger(Sys, "weight-channel"));
+            var offer = secure.Offer(weights, HeaderOf(weights));
+            using (var member = new WeightChannelClient(ours))
+                Assert.Equal(weights, await member.Fetch(offer, "127.0.0.1"));
+
+            await EventFilter.Warning(contains: "is not signed by the federation's CA").ExpectAsync(1, async () =>
+            {
+                using var stranger = new WeightChannelClient(theirs);
+                var e = await Assert.ThrowsAsync<WeightTransferException>(() => stranger.Fetch(offer, "127.0.0.1"));
+                Assert.Contains("weight channel", e.Message);
+            });
+            await EventFilter.Warning(contains: "TLS handshake failed").ExpectOneAsync(async () =>
+            {
+                using var plain = new WeightChannelClient(null);
+                await Assert.ThrowsAsync<WeightTransferException>(() => plain.Fetch(offer, "127.0.0.1"));
+            });
+            using (var member = new WeightChannelClient(ours))
+                Assert.Equal(weights, await member.Fetch(offer, "127.0.0.1"));
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    static TransportSecurity Security(string root, string federation)
+    {
+        string ca = Path.Combine(root, federation, "ca");
+        FederationCertificates.Init(ca, federation, null, 2).Dispose();
+        var now = DateTimeOffset.UtcNow;
+        string pfx = FederationCertificates.Issue("node", ca, Path.Combine(root, federation, "node"), FederationCertificates.RoleClient, null, null, [],
+            now.AddMinutes(-5), now.AddDays(1));
+        return new TransportSecurity(TransportSecurity.LoadNodeCertificate(pfx, null, "none"),
+            TransportSecurity.LoadCaCertificate(Path.Combine(ca, FederationCertificates.CaCertificateFile), "--tls-ca"));
+    }
+
+    [Fact]
+    public void A_taken_port_is_a_usage_error_that_names_the_option()
+    {
+        var e = Assert.Throws<FedAvg.Core.UsageException>(() => WeightChannelServer.Start("127.0.0.1", server.Port, null, Logging.GetLogger(Sys, "x")));
+        Assert.Contains($"--data-port {server.Port}", e.Message);
+        Assert.Contains("already in use", e.Message);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        client.Dispose();
+        server.Dispose();
+        base.Dispose(disposing);
+    }
+}
