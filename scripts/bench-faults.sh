@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The figures of docs/faults.md, each run a real `fedavg simulate` with `fedavg.faults` (docs/faults.md):
 #   1. "Faults the runtime survives": one fault per run on a small federation (10 clients, mnist, seed001-2nn,
-#      iid:600, E=1, 5 rounds, round-timeout 3s, seed 1), next to the fault-free run with the same seed;
-#   2. "Byzantine clients": 50 clients, mnist, seed001-2nn, iid:600, E=1, B=32, lr 0.05, 20 rounds, seed 1, 20% of the
+#      iid:600, E=1, 5 rounds, round-timeout 3s, seed 1), next to the fault-free run with the same seed; the ×100
+#      update also against FedAvg with the server's norm rule (--max-update-norm 3);
+#   2. "Byzantine clients": 50 clients, mnist, seed001-2nn, iid:600, E=1, B=32, lr 0.05, 20 rounds, seeds 1 and 2, 20% of the
 #      clients (seeded, the same every round) sending sign-flip, scale:10 or noise:1 updates, under fedavg, median,
 #      trimmed-mean (β 0.2), krum (f 10), multi-krum (f 10, m 30) and bulyan (f 10), against fault-free fedavg.
 #   3. "Non-IID": 50 clients, classes:2, E=5, 20 rounds, seed 1: fedavg, fedprox (μ 0.01), fedavgm (momentum 0.9),
 #      fedadam (η 0.01, η_l 0.05, τ 0.001): rounds to 0.95 and final accuracy.
 # Usage: scripts/bench-faults.sh [--out FILE] [--only survive|byzantine|noniid]  (rewrites the sections between the
-# faults markers of FILE, default docs/faults.md). About 20 minutes here (2 cores).
+# faults markers of FILE, default docs/faults.md). About 30 minutes here (2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=docs/faults.md
@@ -54,19 +55,23 @@ if [ "$only" = "" ] || [ "$only" = survive ]; then
   run samples-0 'name = fedavg' '{ behaviour = "samples:0", clients = [9] }' "${small[@]}"
   run samples-1e6 'name = fedavg' '{ behaviour = "samples:1000000", clients = [9] }' "${small[@]}"
   run scale100-fedavg 'name = fedavg' '{ behaviour = "scale:100", clients = [0] }' "${small[@]}"
+  run scale100-fedavg-norm 'name = fedavg' '{ behaviour = "scale:100", clients = [0] }' "${small[@]}" --max-update-norm 3
   run none-median 'name = median' '' "${small[@]}"
   run scale100-median 'name = median' '{ behaviour = "scale:100", clients = [0] }' "${small[@]}"
 fi
 
 if [ "$only" = "" ] || [ "$only" = byzantine ]; then
-  big=(--dataset mnist --model seed001-2nn --clients 50 --partition iid:600 --rounds 20 --local-epochs 1 --batch 32
-       --lr 0.05 --seed 1)
-  echo "byzantine: 50 clients, 20 rounds" >&2
-  run b-none-fedavg 'name = fedavg' '' "${big[@]}"
-  for attack in sign-flip scale:10 noise:1; do
-    for s in 'fedavg|name = fedavg' 'median|name = median' 'trimmed-mean|name = trimmed-mean, beta = 0.2' \
-             'krum|name = krum, f = 10' 'multi-krum|name = multi-krum, f = 10, m = 30' 'bulyan|name = bulyan, f = 10'; do
-      run "b-${attack/:/}-${s%%|*}" "${s#*|}" "{ behaviour = \"$attack\", fraction = 0.2 }" "${big[@]}"
+  # two seeds: each picks its own 10 liars (fraction = 0.2 is drawn from the seed), shards and initial weights
+  for seed in 1 2; do
+    big=(--dataset mnist --model seed001-2nn --clients 50 --partition iid:600 --rounds 20 --local-epochs 1 --batch 32
+         --lr 0.05 --seed "$seed")
+    echo "byzantine: 50 clients, 20 rounds, seed $seed" >&2
+    run "b-none-fedavg-s$seed" 'name = fedavg' '' "${big[@]}"
+    for attack in sign-flip scale:10 noise:1; do
+      for s in 'fedavg|name = fedavg' 'median|name = median' 'trimmed-mean|name = trimmed-mean, beta = 0.2' \
+               'krum|name = krum, f = 10' 'multi-krum|name = multi-krum, f = 10, m = 30' 'bulyan|name = bulyan, f = 10'; do
+        run "b-${attack/:/}-${s%%|*}-s$seed" "${s#*|}" "{ behaviour = \"$attack\", fraction = 0.2 }" "${big[@]}"
+      done
     done
   done
 fi

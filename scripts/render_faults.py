@@ -26,6 +26,8 @@ def did(name):
             reason = re.sub(r"round \d+", "round r", reason)
             reason = re.sub(r"current \d+", "current r", reason)
             reason = re.sub(r" in round \d+", "", reason)
+            reason = re.sub(r"update norm [\d.e+-]+", "update norm n", reason)
+            reason = re.sub(r"median \([\d.e+-]+\)", "median (m)", reason)
             key = f"{client}: {reason}"
             if key not in reasons:
                 reasons.append(key)
@@ -45,28 +47,31 @@ if only in ("", "survive"):
     rows = ["| fault (`fedavg.faults` entry) | strategy | what the run did | final accuracy | fault-free, same seed |",
             "|---|---|---|---|---|"]
     for name in ["crash", "stop", "delay", "stall", "drop", "twice", "stale", "nan", "inf", "wrong-length",
-                 "samples-0", "samples-1e6", "scale100-fedavg", "scale100-median"]:
+                 "samples-0", "samples-1e6", "scale100-fedavg", "scale100-fedavg-norm", "scale100-median"]:
         strategy = "median" if name.endswith("median") else "fedavg"
         base = "none-median" if strategy == "median" else "none"
-        rows.append(f"| `{faults_conf(name)}` | {strategy} | {did(name)} | {final(name):.4f} | {final(base):.4f} |")
+        label = strategy + (", `--max-update-norm 3`" if name.endswith("-norm") else "")
+        rows.append(f"| `{faults_conf(name)}` | {label} | {did(name)} | {final(name):.4f} | {final(base):.4f} |")
     doc = replace(doc, "survive", "\n".join(rows) + "\n")
 if only in ("", "byzantine"):
     strategies = ["fedavg", "median", "trimmed-mean", "krum", "multi-krum", "bulyan"]
-    base = final("b-none-fedavg")
+    seeds = [1, 2]
+    base = {seed: final(f"b-none-fedavg-s{seed}") for seed in seeds}
     rows = ["| attack (20% of 50 clients) | " + " | ".join(strategies) + " |", "|---|" + "---|" * len(strategies)]
     agg = {}
     for attack in ["sign-flip", "scale10", "noise1"]:
         cells = []
         for s in strategies:
-            name = f"b-{attack}-{s}"
-            acc = final(name)
-            cells.append(f"{acc:.4f} ({acc - base:+.4f})")
-            agg.setdefault(s, []).extend(float(r["aggregation_s"]) for r in rounds(name))
+            accs = [final(f"b-{attack}-{s}-s{seed}") for seed in seeds]
+            mean_diff = sum(a - base[seed] for a, seed in zip(accs, seeds)) / len(seeds)
+            cells.append(" / ".join(f"{a:.4f}" for a in accs) + f" ({mean_diff:+.4f})")
+            for seed in seeds:
+                agg.setdefault(s, []).extend(float(r["aggregation_s"]) for r in rounds(f"b-{attack}-{s}-s{seed}"))
         label = {"sign-flip": "sign-flip", "scale10": "scale:10", "noise1": "noise:1"}[attack]
         rows.append(f"| `{label}` | " + " | ".join(cells) + " |")
-    agg.setdefault("fedavg (fault-free)", [float(r["aggregation_s"]) for r in rounds("b-none-fedavg")])
     rows.append("")
-    rows.append(f"Fault-free FedAvg, same seed: **{base:.4f}**. In brackets: the difference to it.")
+    rows.append("Each cell: seed 1 / seed 2, in brackets the mean difference to fault-free FedAvg of the same seed, "
+                + " and ".join(f"**{base[seed]:.4f}** (seed {seed})" for seed in seeds) + ".")
     rows.append("")
     rows.append("| strategy | mean aggregation time per round (s), 50 updates of 199,210 weights |")
     rows.append("|---|---|")

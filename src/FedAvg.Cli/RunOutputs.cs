@@ -84,11 +84,11 @@ public sealed class RunOutputs(string directory)
     public static string Csv(IEnumerable<RoundMetrics> rounds)
     {
         var csv = new StringBuilder("round,sampled,succeeded,failed,attempts,test_loss,test_accuracy,mean_train_loss," +
-                                    "training_s,trainer_busy_s,aggregation_s,evaluation_s,round_s,faults,rejected\n");
+                                    "training_s,trainer_busy_s,aggregation_s,evaluation_s,round_s,median_update_norm,faults,rejected\n");
         foreach (var r in rounds)
             csv.Append(CultureInfo.InvariantCulture,
                 $"{r.Round},{r.Sampled},{r.Succeeded},{r.Failed},{r.Attempts},{r.TestLoss:R},{r.TestAccuracy:R},{r.MeanTrainLoss:R}," +
-                $"{r.TrainingSeconds:F4},{r.TrainerBusySeconds:F4},{r.AggregationSeconds:F4},{r.EvaluationSeconds:F4},{r.RoundSeconds:F4}," +
+                $"{r.TrainingSeconds:F4},{r.TrainerBusySeconds:F4},{r.AggregationSeconds:F4},{r.EvaluationSeconds:F4},{r.RoundSeconds:F4},{r.MedianUpdateNorm:R}," +
                 $"{CsvField(string.Join("; ", r.FaultsOrEmpty))},{CsvField(string.Join("; ", r.RejectedOrEmpty))}\n");
         return csv.ToString();
     }

@@ -130,6 +130,37 @@ public class FaultSimulationTests : TestKit
     }
 
     [Fact]
+    public async Task The_norm_rule_refuses_x10_updates_and_fedavg_survives_them()
+    {
+        // The rule knows nothing of who lies either: each ‖Δ‖ against 3 × the median ‖Δ‖ of the round's updates.
+        var fedavg = Small(rounds: 4) with { LocalEpochs = 5 };
+        var ruled = fedavg with { MaxUpdateNorm = 3 };
+        FaultKit Attack() => FaultKit.For(fedavg).Add(Fault.Scale(10).OnClients(1, 4));
+        var clean = await Run(fedavg);
+        var cleanRuled = await Run(ruled);
+        var attacked = await Run(fedavg, Attack());
+        var attackedRuled = await Run(ruled, Attack());
+
+        double accuracy(SimulationResult r) => r.Rounds[^1].TestAccuracy;
+        // measured: clean 0.833, attacked 0.184, attacked with the rule 0.830
+        Assert.True(accuracy(attacked) < accuracy(clean) - 0.3, $"fedavg under ×10 updates: {accuracy(attacked):F3}, clean {accuracy(clean):F3}");
+        Assert.InRange(accuracy(attackedRuled), accuracy(clean) - 0.03, 1.0);
+        // with nobody lying the rule refuses nothing: the bits of the run without it (the honest rounds' medians: 1.40, 2.35, 1.44, 1.15)
+        Assert.Equal(clean.FinalWeights, cleanRuled.FinalWeights);
+        Assert.All(cleanRuled.Rounds, r => Assert.Empty(r.RejectedOrEmpty));
+        // in every round both liars are refused, and only they
+        Assert.Equal([4, 4, 4, 4], attackedRuled.Rounds.Select(r => r.Succeeded));
+        foreach (var round in attackedRuled.Rounds)
+        {
+            Assert.Equal(["client-001", "client-004"], round.RejectedOrEmpty.Select(r => r.ClientId));
+            Assert.All(round.RejectedOrEmpty, r => Assert.Matches(@"^update norm [\d.]+ is more than 3× the round's median \([\d.]+\)$", r.Reason));
+            Assert.Equal(2, round.FaultsOrEmpty.Count);
+        }
+        // refused is as if they had not answered: the bits of a run in which both crashed every round
+        Assert.Equal((await Run(fedavg, Crashing(fedavg, 1, 4))).FinalWeights, attackedRuled.FinalWeights);
+    }
+
+    [Fact]
     public async Task Seeded_faults_replay_exactly_and_are_reported_to_a_probe()
     {
         var options = Small();

@@ -175,7 +175,7 @@ public class RunSettingsTests
         Dataset = "fashion-mnist", Model = "seed000-cnn", Clients = 7, Partition = "dirichlet:0.3", Standardize = true,
         Rounds = 3, Fraction = 0.1, MinClients = 2, LocalEpochs = 1, Batch = 5, LearningRate = 1e-5, Momentum = 0.1 + 0.2,
         WeightDecay = 5e-4, Seed = -42, Trainers = 3, ThreadsPerTrainer = 2, RoundTimeout = TimeSpan.FromMilliseconds(1501),
-        RoundAttempts = 5, TargetAccuracy = 0.97, StrategyName = "fedavgm",
+        RoundAttempts = 5, TargetAccuracy = 0.97, MaxUpdateNorm = 2.5, StrategyName = "fedavgm",
         StrategyParameters = new Dictionary<string, string> { ["server-lr"] = "0.5", ["server-momentum"] = "0.1" },
         Faults =
         [
@@ -233,6 +233,18 @@ public class RunSettingsTests
     }
 
     [Fact]
+    public void The_norm_rule_is_off_by_default_and_takes_a_factor_from_hocon()
+    {
+        Assert.Null(With("").MaxUpdateNorm);
+        Assert.Null(With("fedavg.server.max-update-norm = off").MaxUpdateNorm);
+        var o = With("fedavg.server { max-update-norm = 3 }");
+        Assert.Equal(3.0, o.MaxUpdateNorm);
+        Assert.Contains("server {\n    max-update-norm = 3\n  }", o.ToHocon());
+        var e = Assert.Throws<UsageException>(() => With("fedavg.server.max-update-norm = 0.5"));
+        Assert.Equal("fedavg.server.max-update-norm (--max-update-norm) must be more than 1 (the median update itself is at 1×), or off; got 0.5.", e.Message);
+    }
+
+    [Fact]
     public void The_strategy_section_gives_a_name_and_keeps_every_other_key_as_text()
     {
         var o = With("fedavg.strategy { name = fedprox, mu = 0.01 }");
@@ -277,6 +289,9 @@ public class RunSettingsTests
     [InlineData("round-attempts", "0")]
     [InlineData("target-accuracy", "1.5")]
     [InlineData("clients", "[1, 2]")]
+    [InlineData("server.max-update-norm", "1")]
+    [InlineData("server.max-update-norm", "-3")]
+    [InlineData("server.max-update-norm", "huge")]
     public void A_bad_value_is_refused_naming_its_key(string key, string value)
     {
         var e = Assert.Throws<UsageException>(() => With($"fedavg.{key} = {value}"));

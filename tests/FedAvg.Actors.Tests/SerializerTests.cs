@@ -34,6 +34,8 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
             new ChanneledWeights(HeaderOf(SomeWeights, client: "", samples: 0), 4054, Guid.Parse("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"))),
         new UpdateSubmitted(4, "client-001", 450, 0.25, 0.93, 1.75, new ChanneledWeights(HeaderOf(SomeWeights), 65535, Guid.NewGuid())),
         new TrainingFailed(4, "client-001", "boom"),
+        new FaultsFired("client-003", [new FaultFired(4, "client-003", "delay:20s"), new FaultFired(4, "client-003", "stale")]),
+        new FaultsFired("client-004", [new FaultFired(5, "client-004", "scale:10")]),
         new RunFinished(true, "completed after round 11"),
         new RoundCompleted(new RoundMetrics(5, 10, 9, 1, 2, 0.1, 0.97, 0.2, 3.5, 6.9, 0.01, 0.4, 4.0)),
         new RoundCompleted(new RoundMetrics(5, 10, 8, 2, 2, 0.1, 0.97, 0.2, 3.5, 6.9, 0.01, 0.4, 4.0,
@@ -146,6 +148,25 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
     }
 
     [Fact]
+    public void A_fault_report_with_a_hostile_count_an_empty_behaviour_or_missing_bytes_is_refused_by_name()
+    {
+        var report = new FaultsFired("c", [new FaultFired(2, "c", "nan")]);
+        var good = Serializer.ToBinary(report);
+        // version (1), client id (4 + 1), count (4), round (4), behaviour (4 + 3)
+        Assert.Equal(21, good.Length);
+        var lying = (byte[])good.Clone();
+        BitConverter.GetBytes(1_000_000).CopyTo(lying, 6);
+        var e = Assert.Throws<SerializationException>(() => Serializer.FromBinary(lying, "FF"));
+        Assert.Contains("FaultsFired", e.Message);
+        Assert.Contains("faults: count 1000000 does not fit", e.Message);
+        var empty = Serializer.ToBinary(new FaultsFired("c", [new FaultFired(2, "c", "")]));
+        Assert.Contains("without a behaviour", Assert.Throws<SerializationException>(() => Serializer.FromBinary(empty, "FF")).Message);
+        Assert.Contains("truncated at fault behaviour", Assert.Throws<SerializationException>(() => Serializer.FromBinary(good[..^2], "FF")).Message);
+        // a report names one client: one that lists another's faults cannot even be written
+        Assert.Throws<ArgumentException>(() => Serializer.ToBinary(new FaultsFired("c", [new FaultFired(2, "d", "nan")])));
+    }
+
+    [Fact]
     public void Hostile_lengths_are_refused_before_anything_is_allocated()
     {
         var update = new UpdateSubmitted(1, "c", 10, 0, 0, 0, new LocalWeights(HeaderOf(SomeWeights, 1, "c", 10), SomeWeights));
@@ -201,6 +222,7 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
         TrainRound t => $"{t.Round}|{t.Attempt}|{string.Join(",", t.Clients)}|{string.Join(",", t.Config.Entries)}|{Describe(t.Weights)}",
         UpdateSubmitted u => $"{u.Round}|{u.ClientId}|{u.SampleCount}|{u.TrainLoss}|{u.TrainAccuracy}|{u.TrainSeconds}|{Describe(u.Weights)}",
         LocalWeights w => $"{w.Header}|{string.Join(",", w.Weights)}",
+        FaultsFired f => $"{f.ClientId}|{string.Join(",", f.Faults.Select(x => (x.Round, x.ClientId, x.Behaviour)))}",
         RoundCompleted { Metrics: var m } => $"{(m with { Rejected = null, Faults = null })}|{string.Join(",", m.RejectedOrEmpty)}|{string.Join(",", m.FaultsOrEmpty)}",
         RunCompleted r => $"{r.Rounds}|{r.FinalAccuracy}|{r.TargetReachedAtRound}|{string.Join(",", r.FinalWeights)}",
         _ => message.ToString()!,

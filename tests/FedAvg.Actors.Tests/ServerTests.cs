@@ -32,14 +32,16 @@ public sealed class ServerTests : TestKit
         observer.IgnoreMessages(m => m is ServerEvent); // membership lines for a console; the tests read the run's reports
     }
 
-    ServerSettings Settings(int clients, int rounds, TimeSpan? timeout = null, int attempts = 1, int minClients = 1, TimeSpan? wait = null) =>
-        new(Model, layout, rounds, clients, timeout ?? TimeSpan.FromMinutes(1), attempts, Seed: 1, MinClients: minClients, WaitForClients: wait);
+    ServerSettings Settings(int clients, int rounds, TimeSpan? timeout = null, int attempts = 1, int minClients = 1, TimeSpan? wait = null,
+        double? maxUpdateNorm = null) =>
+        new(Model, layout, rounds, clients, timeout ?? TimeSpan.FromMinutes(1), attempts, Seed: 1, MinClients: minClients, WaitForClients: wait,
+            MaxUpdateNorm: maxUpdateNorm);
 
     IActorRef StartServer(int clients, double fraction, int rounds, TimeSpan? timeout = null, int minClients = 1, int attempts = 1,
-        IStrategy? strategy = null, TimeSpan? wait = null) =>
+        IStrategy? strategy = null, TimeSpan? wait = null, double? maxUpdateNorm = null) =>
         Sys.ActorOf(ServerGuardian.Props(FederationServer.Props(
             strategy ?? Strategy(fraction, minClients),
-            Settings(clients, rounds, timeout, attempts, minClients, wait),
+            Settings(clients, rounds, timeout, attempts, minClients, wait, maxUpdateNorm),
             initial, w => pool.Evaluate(w, TestData.MnistTest.Take(200)), observer), observer));
 
     static string Id(int k, int clients = 10) => ClientIds.Of(k, clients); // "client-007": three digits for K < 1000
@@ -154,6 +156,58 @@ public sealed class ServerTests : TestKit
         Assert.Contains("1 of the required 2", failed.Reason);
         Assert.Contains("2 attempts", failed.Reason);
     }
+
+    [Fact]
+    public void Fault_reports_of_the_sampled_clients_go_into_their_rounds_record_and_forged_or_late_ones_do_not()
+    {
+        var server = StartServer(clients: 3, fraction: 1.0, rounds: 2);
+        var probes = Join(server, 3);
+        foreach (var p in probes) p.ExpectMsg<TrainRound>(r => r.Round == 1);
+
+        probes[1].Send(server, new FaultsFired(Id(1), [new FaultFired(1, Id(1), "sign-flip"), new FaultFired(1, Id(1), "delay:1s")]));
+        probes[0].Send(server, new FaultsFired(Id(2), [new FaultFired(1, Id(2), "nan")]));       // forged: client-000 speaks for client-002
+        CreateTestProbe().Send(server, new FaultsFired(Id(9), [new FaultFired(1, Id(9), "drop")])); // a stranger
+        probes[2].Send(server, new FaultsFired(Id(2), [new FaultFired(0, Id(2), "stale")]));     // of another round
+        probes[2].Send(server, new FaultsFired(Id(2), [new FaultFired(1, Id(0), "stop")]));      // about another client
+        probes[2].Send(server, new FaultsFired(Id(2), [new FaultFired(1, Id(2), "stop")]));
+        for (int k = 0; k < 2; k++) probes[k].Send(server, Update(1, Id(k), Filled(1f)));
+        Sys.Stop(probes[2].Ref); // the stopped client reported before it went: its report still counts
+
+        var first = observer.ExpectMsg<RoundCompleted>().Metrics;
+        Assert.Equal((1, 2, 1), (first.Round, first.Succeeded, first.Failed));
+        Assert.Equal([new FaultFired(1, Id(1), "delay:1s"), new FaultFired(1, Id(1), "sign-flip"), new FaultFired(1, Id(2), "stop")], first.Faults!);
+        probes[1].Send(server, new FaultsFired(Id(1), [new FaultFired(1, Id(1), "twice")]));     // round 1's record is written
+        foreach (var k in new[] { 0, 1 })
+        {
+            probes[k].ExpectMsg<TrainRound>(r => r.Round == 2);
+            probes[k].Send(server, Update(2, Id(k), Filled(1f)));
+        }
+        Assert.Empty(observer.ExpectMsg<RoundCompleted>().Metrics.Faults!);
+    }
+
+    [Fact]
+    public void The_norm_rule_refuses_an_update_more_than_k_times_the_rounds_median_and_averages_the_rest()
+    {
+        // d = 199,210 weights; an update global + c in every coordinate has ‖Δ‖ = c·√d = c · 446.33 (to float rounding)
+        double sqrtD = Math.Sqrt(layout.TotalLength);
+        var server = StartServer(clients: 4, fraction: 1.0, rounds: 1, maxUpdateNorm: 3);
+        var probes = Join(server, 4);
+        var global = GlobalOf(probes[0].ExpectMsg<TrainRound>());
+        foreach (var p in probes.Skip(1)) p.ExpectMsg<TrainRound>();
+
+        // offsets 1, 2, 3, 20, sent last id first: median (2 + 3)/2·√d = 1115.8, bound 3 × 1115.8 = 3347; 20·√d = 8927 is out
+        float[] offsets = [1f, 2f, 3f, 20f];
+        for (int k = 3; k >= 0; k--) probes[k].Send(server, Update(1, Id(k, 4), global.Select(g => g + offsets[k]).ToArray()));
+        var round = observer.ExpectMsg<RoundCompleted>().Metrics;
+        Assert.Equal((4, 3, 1), (round.Sampled, round.Succeeded, round.Failed));
+        Assert.Equal("update norm 8927 is more than 3× the round's median (1116)", Reason(round, Id(3, 4)));
+        Assert.Equal(2.5 * sqrtD, round.MedianUpdateNorm!.Value, 2.5 * sqrtD * 1e-5);
+        // the refused update is not in the mean: global + (1 + 2 + 3) / 3
+        var done = observer.ExpectMsg<RunCompleted>();
+        for (int i = 0; i < global.Length; i += 997) Assert.Equal(global[i] + 2f, done.FinalWeights[i], 1e-5f);
+    }
+
+    static string Reason(RoundMetrics round, string client) => Assert.Single(round.RejectedOrEmpty, r => r.ClientId == client).Reason;
 
     [Fact]
     public void A_lying_client_is_counted_as_failed_not_averaged()

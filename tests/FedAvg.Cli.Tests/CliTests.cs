@@ -263,7 +263,7 @@ public class CliTests
             ["--standardize"] = "on", ["--rounds"] = "3", ["--fraction"] = "0.25", ["--min-clients"] = "2", ["--local-epochs"] = "1",
             ["--batch"] = "5", ["--lr"] = "1e-5", ["--momentum"] = "0.5", ["--weight-decay"] = "0.0005", ["--seed"] = "9",
             ["--trainers"] = "3", ["--threads-per-trainer"] = "2", ["--round-timeout"] = "90s", ["--round-attempts"] = "4",
-            ["--target-accuracy"] = "0.97", ["--strategy"] = "fedavgm",
+            ["--target-accuracy"] = "0.97", ["--max-update-norm"] = "3", ["--strategy"] = "fedavgm",
         };
         Assert.Equal(RunSettings.Flags.Select(s => s.Flag!).Order(), typed.Keys.Order());
         foreach (var setting in RunSettings.Flags)

@@ -41,6 +41,15 @@ public abstract class FederationProcessTest : IDisposable
         "--local-epochs", "1", "--lr", "0.05", "--momentum", "0.5", "--trainers", "1", "--seed", "5", .. extra,
     ];
 
+    /// <summary>A plaintext `fedavg server` on loopback with the run's settings; the port it listens on (port 0: the OS picks one).</summary>
+    protected async Task<(FedavgProcess Server, int Port)> StartServer(string outDir, int rounds = 3, string partition = "iid:300", int port = 0,
+        params string[] extra)
+    {
+        var server = Launch("server", ["server", .. Run(outDir, rounds, partition), "--port", port.ToString(), .. extra]);
+        var listening = await server.WaitForLine(@"listening at akka\.tcp://fedavg@127\.0\.0\.1:(\d+)", Start);
+        return (server, int.Parse(listening.Groups[1].Value));
+    }
+
     protected FedavgProcess StartNode(string name, int port, string clients, params string[] extra) =>
         Launch(name, ["node", "--join", $"127.0.0.1:{port}", "--clients", clients, "--trainers", "1", "--node-id", name,
             "--data-dir", TestData.DataDir, .. extra]);

@@ -9,10 +9,11 @@ namespace FedAvg.Actors.Client;
 
 /// <summary>
 /// The clients a node prepared for a run: its model's layout hash and each client's local training, and optionally
-/// the <see cref="IUpdateInterceptor"/> each client consults before it sends an update (fault injection; absent: none).
+/// the <see cref="IUpdateInterceptor"/> each client consults before it sends an update and the <see cref="FaultReports"/>
+/// its clients tell the server about (fault injection; absent: none).
 /// </summary>
 public sealed record PreparedClients(ulong LayoutHash, IReadOnlyList<(string Id, ILocalTraining Training)> Clients,
-    IReadOnlyDictionary<string, IUpdateInterceptor>? Interceptors = null)
+    IReadOnlyDictionary<string, IUpdateInterceptor>? Interceptors = null, FaultReports? Reports = null)
     : INoSerializationVerificationNeeded
 {
     public IUpdateInterceptor? InterceptorOf(string id) => Interceptors is not null && Interceptors.TryGetValue(id, out var i) ? i : null;
@@ -118,8 +119,8 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
             foreach (var (id, training) in prepared.Clients)
             {
                 sampleCounts[id] = training.SampleCount;
-                children[id] = Context.ActorOf(FederatedClient.Props(id, training, layoutHash, materializer, prepared.InterceptorOf(id), channel),
-                    Uri.EscapeDataString(id));
+                children[id] = Context.ActorOf(FederatedClient.Props(id, training, layoutHash, materializer, prepared.InterceptorOf(id), channel,
+                    prepared.Reports), Uri.EscapeDataString(id));
             }
             SendRegistration();
             Become(Serving);

@@ -26,6 +26,7 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
     readonly ulong layoutHash;
     readonly IMaterializer materializer;
     readonly IUpdateInterceptor? interceptor;
+    readonly FaultReports? reports;
     readonly WeightChannelClient? channel;
     readonly ILoggingAdapter log = Context.GetLogger();
     LocalTrain? current;
@@ -35,8 +36,9 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
 
     /// <param name="interceptor">Consulted before every update leaves this client (the fault-injection kit drops,
     /// repeats or relabels it there); null: every update is sent as it is.</param>
+    /// <param name="reports">Injected faults this client must tell the server about (<see cref="FaultsFired"/>); null: none.</param>
     public FederatedClient(string clientId, ILocalTraining training, ulong layoutHash, IMaterializer materializer,
-        IUpdateInterceptor? interceptor = null, WeightChannelClient? channel = null)
+        IUpdateInterceptor? interceptor = null, WeightChannelClient? channel = null, FaultReports? reports = null)
     {
         this.channel = channel;
         this.clientId = clientId;
@@ -44,12 +46,13 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
         this.layoutHash = layoutHash;
         this.materializer = materializer;
         this.interceptor = interceptor;
+        this.reports = reports;
         Idle();
     }
 
     public static Props Props(string clientId, ILocalTraining training, ulong layoutHash, IMaterializer materializer,
-        IUpdateInterceptor? interceptor = null, WeightChannelClient? channel = null) =>
-        Akka.Actor.Props.Create(() => new FederatedClient(clientId, training, layoutHash, materializer, interceptor, channel));
+        IUpdateInterceptor? interceptor = null, WeightChannelClient? channel = null, FaultReports? reports = null) =>
+        Akka.Actor.Props.Create(() => new FederatedClient(clientId, training, layoutHash, materializer, interceptor, channel, reports));
 
     public int SampleCount => training.SampleCount;
 
@@ -57,7 +60,10 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
     {
         // Tell the server this round is lost before the restart wipes what we were doing.
         if (reason is ClientTrainingException failure && current is { } request)
+        {
+            ReportFaults(request.Server);
             request.Server.Tell(new TrainingFailed(failure.Round, clientId, failure.InnerException?.Message ?? failure.Message));
+        }
         base.PreRestart(reason, message);
     }
 
@@ -74,7 +80,17 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
         training.Train(clientId, request).PipeTo(Self,
             success: result => new LocalTrainingDone(request.Round, result),
             failure: e => new LocalTrainingFaulted(request.Round, e));
+        // a training fault (crash, stall, delay, a corruption) fires as training starts: report it now, since a
+        // stalled or dropped client never answers
+        ReportFaults(request.Server);
         Become(Training);
+    }
+
+    /// <summary>Tells the server the injected faults that acted on this client since the last report, if any. The
+    /// server must hear of them before the answer they concern: this actor sends both, so Akka keeps their order.</summary>
+    void ReportFaults(IActorRef server)
+    {
+        if (reports?.Take(clientId) is { Count: > 0 } faults) server.Tell(new FaultsFired(clientId, faults));
     }
 
     void Training()
@@ -94,6 +110,7 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
         {
             var r = done.Result;
             var request = current!;
+            ReportFaults(request.Server); // one that fired while training ran (a custom IClientFaults may fire late)
             if (superseded)
             {
                 log.Info("client {0}: dropping round {1}'s update: a later round was asked for meanwhile", clientId, done.Round);
@@ -156,6 +173,7 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
             return;
         }
         var decision = interceptor.Intercept(update);
+        ReportFaults(server); // a sending fault (drop, twice, stale, stop) has just fired
         foreach (var message in decision.Send) server.Tell(message);
         // our own vector, if the interceptor sent nothing that carries it, is not the server's to recycle: take it back
         if (update.Weights is LocalWeights own && !decision.Send.Any(m => m.Weights is LocalWeights l && ReferenceEquals(l.Weights, own.Weights)))
@@ -207,6 +225,28 @@ public interface IUpdateInterceptor
 
 /// <summary>What an <see cref="IUpdateInterceptor"/> decided: the messages to send, in order, and whether the client stops afterwards.</summary>
 public sealed record UpdateInterception(IReadOnlyList<UpdateSubmitted> Send, bool StopClient = false);
+
+/// <summary>
+/// The injected faults that acted on a node's clients and that each client has still to tell the server about
+/// (<see cref="FaultsFired"/>). The host's fault callback adds to it, on any thread; each client takes its own when it
+/// next talks to the server. Empty, and never consulted, without fault injection.
+/// </summary>
+public sealed class FaultReports
+{
+    readonly System.Collections.Concurrent.ConcurrentDictionary<string, System.Collections.Concurrent.ConcurrentQueue<FaultFired>> pending =
+        new(StringComparer.Ordinal);
+
+    public void Add(FaultFired fault) => pending.GetOrAdd(fault.ClientId, _ => new()).Enqueue(fault);
+
+    /// <summary>Every fault of <paramref name="clientId"/> not taken yet, in the order they fired.</summary>
+    public IReadOnlyList<FaultFired> Take(string clientId)
+    {
+        if (!pending.TryGetValue(clientId, out var queue) || queue.IsEmpty) return [];
+        var taken = new List<FaultFired>();
+        while (queue.TryDequeue(out var f)) taken.Add(f);
+        return taken;
+    }
+}
 
 /// <summary>The node could not receive the round's weights: the client reports the round as failed.</summary>
 public sealed record WeightsUnavailable(int Round, string Reason, IActorRef Server) : INoSerializationVerificationNeeded;

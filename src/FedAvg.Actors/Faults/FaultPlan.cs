@@ -116,6 +116,6 @@ public sealed class FaultPlan(IReadOnlyList<FaultRule> rules, int seed, int clie
             wrapped.Add((id, new FaultyTraining(training, this, fired)));
             interceptors[id] = new FaultyDelivery(this, fired, clients.InterceptorOf(id));
         }
-        return new PreparedClients(clients.LayoutHash, wrapped, interceptors);
+        return clients with { Clients = wrapped, Interceptors = interceptors };
     }
 }

@@ -173,8 +173,14 @@ public sealed class ClusterNode : IDisposable
         if (pool is null)
             pool = new TrainerPool(model, options.Trainers, options.ThreadsPerTrainer);
         var clients = data.Shards.Select(s => (s.Id, (ILocalTraining)new PooledLocalTraining(pool, data.Train, s.Indices))).ToList();
-        var prepared = new PreparedClients(layout.Value.Hash, clients);
-        Action<FaultFired> fired = f => OnEvent?.Invoke($"round {f.Round}: injected fault {f.Behaviour} on {f.ClientId}");
+        // each client tells the server the faults that fired on it (FaultsFired): the server's rounds.csv lists them
+        var reports = new FaultReports();
+        var prepared = new PreparedClients(layout.Value.Hash, clients, Reports: reports);
+        Action<FaultFired> fired = f =>
+        {
+            reports.Add(f);
+            OnEvent?.Invoke($"round {f.Round}: injected fault {f.Behaviour} on {f.ClientId}");
+        };
         prepared = new FaultPlan(faultRules, spec.Seed, spec.Clients).Validate($"{RunSettings.Faults.Path}").Apply(prepared, fired);
         if (Faults is not null) prepared = Faults.Apply(prepared, fired);
         return prepared;

@@ -62,7 +62,7 @@ public sealed class ClusterServer
             options.Standardize, layout.Hash);
         var settings = new ServerSettings(options.Model, layout, options.Rounds, StartClients ?? options.MinClients, options.RoundTimeout,
             options.RoundAttempts, options.Seed, options.TargetAccuracy, CheckpointPath, firstRound,
-            MinClients: options.MinClients, WaitForClients: cluster.WaitForClients, Spec: spec);
+            MinClients: options.MinClients, MaxUpdateNorm: options.MaxUpdateNorm, WaitForClients: cluster.WaitForClients, Spec: spec);
 
         endpoint.CheckPortFree();
         var system = ClusterHosting.Start(ClusterHosting.Configure(layered, endpoint, ClusterHosting.ServerRole, Tls), endpoint, Tls);

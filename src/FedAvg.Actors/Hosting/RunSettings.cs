@@ -203,6 +203,19 @@ public static class RunSettings
         v => v is { } t ? HoconText.Number(t) : "off",
         (v, name) => { if (v is { } t) Require.InRange(t, 0, 1, name); });
 
+    /// <summary>
+    /// The server's norm rule (Server/UpdateNormRule.cs, docs/faults.md): when a round closes, refuse every update whose
+    /// ‖w_local − w_global‖ is more than K times the median of the round's updates. Off by default: the default run stays
+    /// seed 001's, FedAvg keeps folding updates as they arrive (with the rule on, the server holds the round's updates),
+    /// and no honest update can be refused by a bound nobody chose for the run.
+    /// </summary>
+    public static readonly Setting<double?> MaxUpdateNorm = new("server.max-update-norm", "--max-update-norm", "K|off", null,
+        "Refuse an update whose norm ‖Δ‖ exceeds K × the median ‖Δ‖ of the round's updates (K > 1; the server then holds a round's updates until it closes); off: no norm rule.",
+        o => o.MaxUpdateNorm, (o, v) => o with { MaxUpdateNorm = v },
+        (c, k) => c.GetString(k) == "off" ? null : Finite(c.GetDouble(k)),
+        v => v is { } k ? HoconText.Number(k) : "off",
+        (v, name) => { if (v is { } k && !(k > 1)) throw new UsageException($"{name} must be more than 1 (the median update itself is at 1×), or off; got {HoconText.Number(k)}."); });
+
     /// <summary>The strategy's name; the strategy registry decides which names exist.</summary>
     public static readonly Setting<string> StrategyName = Text("strategy.name", "--strategy", "NAME", "fedavg",
         "The aggregation strategy; its parameters go in the fedavg.strategy { … } section of a --config file.",
@@ -231,7 +244,7 @@ public static class RunSettings
     [
         Dataset, Model, Clients, Partition, Standardize, Rounds, Fraction, MinClients, LocalEpochs, Batch, LearningRate,
         Momentum, WeightDecay, Seed, Trainers, ThreadsPerTrainer, RoundTimeout, RoundAttempts, TargetAccuracy,
-        StrategyName, StrategyParameters, Faults,
+        MaxUpdateNorm, StrategyName, StrategyParameters, Faults,
     ];
 
     /// <summary>The keys a `fedavg` section may hold (`strategy` is an object: name and the strategy's parameters).</summary>

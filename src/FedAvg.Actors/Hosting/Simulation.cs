@@ -81,7 +81,7 @@ public sealed class Simulation
             options.Standardize, layout.Hash);
         var settings = new ServerSettings(options.Model, layout, options.Rounds, options.Clients, options.RoundTimeout,
             options.RoundAttempts, options.Seed, options.TargetAccuracy, CheckpointPath, firstRound,
-            MinClients: options.MinClients, Spec: spec);
+            MinClients: options.MinClients, MaxUpdateNorm: options.MaxUpdateNorm, Spec: spec);
         var rounds = new List<RoundMetrics>();
         var outcome = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -89,20 +89,18 @@ public sealed class Simulation
         try
         {
             OnStarted?.Invoke();
-            // Faults fire on the clients before their answers reach the server, so a round's list is complete when it closes.
-            var fired = new System.Collections.Concurrent.ConcurrentDictionary<int, System.Collections.Concurrent.ConcurrentQueue<FaultFired>>();
+            // The clients tell the server which faults fired (FaultsFired), as a `fedavg node` does: the server's
+            // round record lists them, here as across machines.
+            var reports = new FaultReports();
             Action<FaultFired> onFault = f =>
             {
-                fired.GetOrAdd(f.Round, _ => new()).Enqueue(f);
+                reports.Add(f);
                 OnFault?.Invoke(f);
             };
             Action<RoundMetrics> onRound = metrics =>
             {
-                var m = fired.TryRemove(metrics.Round, out var faults)
-                    ? metrics with { Faults = faults.OrderBy(f => f.ClientId, StringComparer.Ordinal).ThenBy(f => f.Behaviour, StringComparer.Ordinal).ToList() }
-                    : metrics with { Faults = [] };
-                rounds.Add(m);
-                OnRound?.Invoke(m);
+                rounds.Add(metrics);
+                OnRound?.Invoke(metrics);
             };
             var observer = RunStart.Observer(system, onRound, outcome);
             var server = FederationServer.Props(strategy, settings, initial, w => pool.Evaluate(w, test), observer);
@@ -113,6 +111,7 @@ public sealed class Simulation
                 (ClientId(k, shards.Length), (ILocalTraining)new PooledLocalTraining(pool, train, indices))).ToList());
             prepared = options.FaultPlan.Apply(prepared, onFault);
             if (Faults is not null) prepared = Faults.Apply(prepared, onFault);
+            prepared = prepared with { Reports = reports };
             system.ActorOf(ClientHost.Props("local", spec.Federation, new ClientRange(0, shards.Length - 1), coordinator,
                 _ => Task.FromResult(prepared), o =>
                 {

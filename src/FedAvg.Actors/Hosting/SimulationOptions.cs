@@ -32,6 +32,8 @@ public sealed record SimulationOptions
     public int RoundAttempts { get; init; } = RunSettings.RoundAttempts.Default;
     /// <summary>Stop once the test accuracy reaches this; null: run every round.</summary>
     public double? TargetAccuracy { get; init; } = RunSettings.TargetAccuracy.Default;
+    /// <summary>The server's norm rule: K of `server.max-update-norm`; null: off.</summary>
+    public double? MaxUpdateNorm { get; init; } = RunSettings.MaxUpdateNorm.Default;
     public string StrategyName { get; init; } = RunSettings.StrategyName.Default;
     /// <summary>The keys of `fedavg.strategy` other than name, as text; the strategy parses and checks them.</summary>
     public IReadOnlyDictionary<string, string> StrategyParameters { get; init; } = RunSettings.StrategyParameters.Default;

@@ -16,6 +16,7 @@ namespace FedAvg.Actors.Messages;
 //   client k                                                  │
 //     │── UpdateSubmitted(r, k, n, …, weights) ─────────────▶│   only from the actor registered as k
 //     │── TrainingFailed(r, k, reason) ─────────────────────▶│
+//     │── FaultsFired(k, [(r, behaviour)…]) ────────────────▶│   fault injection only, before the answer it concerns
 //     │◀──────────────────── RunFinished ────────────────────│   the run is over: leave the cluster
 //
 // Weights never travel inside a message between nodes: WeightsPayload is an in-process hand-over (the receiver
@@ -118,6 +119,20 @@ public sealed record UpdateSubmitted(
 /// <summary>A client could not train <paramref name="Round"/> (it threw and is being restarted, or its node could not get the weights).</summary>
 public sealed record TrainingFailed(int Round, string ClientId, string Reason) : IFedAvgMessage;
 
+/// <summary>
+/// Injected faults (FedAvg.Actors.Faults, `fedavg.faults` or the kit) that acted on client <paramref name="ClientId"/>,
+/// each with its round: sent by the client actor itself, to the server it answers, before the answer they concern
+/// (Akka keeps the order of one sender's messages to one receiver), so the server can list in each round's record the
+/// faults of every node, not only of its own process. The server counts a report only from the actor registered (or
+/// sampled) under that id, for the round it is closing, at most <see cref="MaxPerClientAndRound"/> per client and
+/// round. Production clients inject nothing and never send one.
+/// </summary>
+public sealed record FaultsFired(string ClientId, IReadOnlyList<FaultFired> Faults) : IFedAvgMessage
+{
+    /// <summary>More faults than this from one client in one round are not recorded (and logged): a record stays small.</summary>
+    public const int MaxPerClientAndRound = 64;
+}
+
 /// <summary>The run is over (completed or failed): nodes leave the cluster and exit.</summary>
 public sealed record RunFinished(bool Completed, string Reason) : IFedAvgMessage;
 
@@ -126,14 +141,16 @@ public sealed record RunFinished(bool Completed, string Reason) : IFedAvgMessage
 /// <summary>
 /// What one round did and measured. <paramref name="Rejected"/>: every answer the server did not count while the round
 /// was open or closing, and why (refused updates, failed or silent sampled clients, late updates of earlier rounds);
-/// <paramref name="Faults"/>: the injected faults that fired in this round (filled in by a host that injects them,
-/// <see cref="Hosting.Simulation"/>; a server never knows them). Null in records of earlier versions: none.
+/// <paramref name="Faults"/>: the injected faults that fired in this round, on any node, as the clients reported them
+/// (<see cref="FaultsFired"/>), in client-id order. Null in records of earlier versions: none.
+/// <paramref name="MedianUpdateNorm"/>: the median ‖w_local − w_global‖ of the round's well-formed updates (those that
+/// passed every other check), the norm rule's reference (`server.max-update-norm`); null in records of earlier versions.
 /// </summary>
 public sealed record RoundMetrics(
     int Round, int Sampled, int Succeeded, int Failed, int Attempts,
     double TestLoss, double TestAccuracy, double MeanTrainLoss,
     double TrainingSeconds, double TrainerBusySeconds, double AggregationSeconds, double EvaluationSeconds, double RoundSeconds,
-    IReadOnlyList<Rejection>? Rejected = null, IReadOnlyList<FaultFired>? Faults = null)
+    IReadOnlyList<Rejection>? Rejected = null, IReadOnlyList<FaultFired>? Faults = null, double? MedianUpdateNorm = null)
 {
     [System.Text.Json.Serialization.JsonIgnore] public IReadOnlyList<Rejection> RejectedOrEmpty => Rejected ?? [];
     [System.Text.Json.Serialization.JsonIgnore] public IReadOnlyList<FaultFired> FaultsOrEmpty => Faults ?? [];

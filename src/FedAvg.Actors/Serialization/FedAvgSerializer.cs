@@ -45,6 +45,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
         [typeof(TrainRound)] = "TR",
         [typeof(UpdateSubmitted)] = "US",
         [typeof(TrainingFailed)] = "TF",
+        [typeof(FaultsFired)] = "FF",
         [typeof(RunFinished)] = "RF",
         [typeof(RoundCompleted)] = "RM",
         [typeof(RunCompleted)] = "RD",
@@ -110,6 +111,17 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 WritePayload(ref w, m.Weights);
                 break;
             case TrainingFailed m: w.Int(m.Round); w.String(m.ClientId); w.String(m.Reason); break;
+            case FaultsFired m:
+                // every fault is of the message's client: its id goes once
+                w.String(m.ClientId);
+                w.Int(m.Faults.Count);
+                foreach (var f in m.Faults)
+                {
+                    if (f.ClientId != m.ClientId) throw new ArgumentException($"a fault of {f.ClientId} in the report of {m.ClientId}");
+                    w.Int(f.Round);
+                    w.String(f.Behaviour);
+                }
+                break;
             case RunFinished m: w.Bool(m.Completed); w.String(m.Reason); break;
             case RoundCompleted { Metrics: var r }:
                 w.Int(r.Round); w.Int(r.Sampled); w.Int(r.Succeeded); w.Int(r.Failed); w.Int(r.Attempts);
@@ -120,6 +132,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 foreach (var x in r.RejectedOrEmpty) { w.Int(x.Round); w.String(x.ClientId); w.String(x.Reason); }
                 w.Int(r.FaultsOrEmpty.Count);
                 foreach (var f in r.FaultsOrEmpty) { w.Int(f.Round); w.String(f.ClientId); w.String(f.Behaviour); }
+                w.Double(r.MedianUpdateNorm ?? double.NaN);
                 break;
             case RunCompleted m:
                 w.Int(m.Rounds); w.Double(m.FinalAccuracy); w.Int(m.TargetReachedAtRound ?? -1);
@@ -159,6 +172,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 "US" => new UpdateSubmitted(r.Int("round"), r.String("client id"), r.Int("sample count"),
                     r.Double("train loss"), r.Double("train accuracy"), r.Double("train seconds"), ReadPayload(ref r)),
                 "TF" => new TrainingFailed(r.Int("round"), r.String("client id"), r.String("reason")),
+                "FF" => ReadFaultsFired(ref r),
                 "RF" => new RunFinished(r.Bool("completed"), r.String("reason")),
                 "RM" => ReadRoundCompleted(ref r),
                 "RD" => ReadRunCompleted(ref r),
@@ -194,7 +208,23 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
         int fired = r.Count("faults", minBytesEach: 12);
         var faults = new List<FaultFired>(fired);
         for (int i = 0; i < fired; i++) faults.Add(new FaultFired(r.Int("fault round"), r.String("fault client"), r.String("fault behaviour")));
-        return new RoundCompleted(m with { Rejected = rejections, Faults = faults });
+        double median = r.Double("median update norm");
+        return new RoundCompleted(m with { Rejected = rejections, Faults = faults, MedianUpdateNorm = double.IsNaN(median) ? null : median });
+    }
+
+    static FaultsFired ReadFaultsFired(ref WireReader r)
+    {
+        string client = r.String("client id");
+        int count = r.Count("faults", minBytesEach: 8);
+        var faults = new List<FaultFired>(count);
+        for (int i = 0; i < count; i++)
+        {
+            int round = r.Int("fault round");
+            string behaviour = r.String("fault behaviour");
+            if (behaviour.Length == 0) throw new InvalidDataException("a fault without a behaviour");
+            faults.Add(new FaultFired(round, client, behaviour));
+        }
+        return new FaultsFired(client, faults);
     }
 
     RegisterClients ReadRegisterClients(ref WireReader r)

@@ -11,6 +11,7 @@ namespace FedAvg.Actors.Server;
 /// the server goes back to waiting for clients for up to <paramref name="WaitForClients"/>.
 /// </param>
 /// <param name="Spec">What nodes are told when they join (research mode computes its shards from it).</param>
+/// <param name="MaxUpdateNorm">K of the norm rule (<see cref="UpdateNormRule"/>); null: off.</param>
 public sealed record ServerSettings(
     string ModelName,
     WeightLayout Layout,
@@ -24,7 +25,8 @@ public sealed record ServerSettings(
     int FirstRound = 1,
     int MinClients = 1,
     TimeSpan? WaitForClients = null,
-    RunSpec? Spec = null)
+    RunSpec? Spec = null,
+    double? MaxUpdateNorm = null)
 {
     public static readonly TimeSpan DefaultWaitForClients = TimeSpan.FromMinutes(10);
 
@@ -43,6 +45,7 @@ public sealed record ServerSettings(
         Require.AtLeast(MaxRoundAttempts, 1, "round-attempts");
         if (TargetAccuracy is { } t && !(t > 0 && t <= 1)) throw new UsageException($"target-accuracy must be in (0, 1], got {t}.");
         Require.AtLeast(FirstRound, 1, "first round");
+        if (MaxUpdateNorm is { } k && !(k > 1 && double.IsFinite(k))) throw new UsageException($"max-update-norm must be more than 1, or off; got {k}.");
         if (Spec is { } s && s.LayoutHash != Layout.Hash)
             throw new ArgumentException($"run spec names layout {s.LayoutHash:x16}, the model's is {Layout.Hash:x16}.");
     }
