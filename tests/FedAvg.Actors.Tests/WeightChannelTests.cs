@@ -130,41 +130,17 @@ public sealed class WeightChannelTests : TestKit
     [Fact]
     public async Task Random_bytes_and_a_silent_peer_are_cut_off_with_a_logged_reason_and_the_channel_keeps_serving()
     {
+        var junk = new byte[4096];
+        new Random(7).NextBytes(junk);
+        // the server closes the connection after each: the read ends (no status byte for bytes that are not a request)
         await EventFilter.Warning(contains: "that are not a request").ExpectOneAsync(async () =>
-        {
-            using var socket = new TcpClient();
-            await socket.ConnectAsync(IPAddress.Loopback, server.Port);
-            var junk = new byte[4096];
-            new Random(7).NextBytes(junk);
-            await socket.GetStream().WriteAsync(junk);
-            // the server closes the connection: the read ends
-            Assert.Equal(0, await socket.GetStream().ReadAsync(new byte[16]));
-        });
+            Assert.Empty(await SendRaw(server.Port, junk)));
         // a valid magic with an unknown operation
         await EventFilter.Warning(contains: "unknown operation 9").ExpectOneAsync(async () =>
-        {
-            using var socket = new TcpClient();
-            await socket.ConnectAsync(IPAddress.Loopback, server.Port);
-            var request = new byte[21];
-            "FAW\u0001"u8.CopyTo(request);
-            request[4] = 9;
-            await socket.GetStream().WriteAsync(request);
-            Assert.Equal(0, await socket.GetStream().ReadAsync(new byte[16]));
-        });
-        // an upload announcing a vector of 2^31−1 floats is refused before anything is allocated
+            Assert.Empty(await SendRaw(server.Port, RawRequest(9))));
+        // an upload announcing a vector of 2^31−1 floats is refused (status 2) before anything is allocated
         await EventFilter.Warning(contains: "an upload of 2147483647 weights").ExpectOneAsync(async () =>
-        {
-            using var socket = new TcpClient();
-            await socket.ConnectAsync(IPAddress.Loopback, server.Port);
-            var request = new byte[33];
-            "FAW\u0001"u8.CopyTo(request);
-            request[4] = 2;
-            BitConverter.TryWriteBytes(request.AsSpan(21), int.MaxValue);
-            await socket.GetStream().WriteAsync(request);
-            var status = new byte[1];
-            await socket.GetStream().ReadExactlyAsync(status);
-            Assert.Equal(2, status[0]);
-        });
+            Assert.Equal(2, (await SendRaw(server.Port, RawRequest(2, uploadLength: int.MaxValue)))[0]));
         // a peer that connects and says nothing is cut off once the first request is overdue
         using var patient = WeightChannelServer.Start("127.0.0.1", 0, null, Logging.GetLogger(Sys, "weight-channel"), firstRequest: TimeSpan.FromMilliseconds(300));
         await EventFilter.Warning(contains: "it sent no request in time").ExpectOneAsync(async () =>
@@ -174,6 +150,27 @@ public sealed class WeightChannelTests : TestKit
             Assert.Equal(0, await socket.GetStream().ReadAsync(new byte[16]));
         });
         Assert.Equal(weights, await client.Fetch(server.Offer(weights, HeaderOf(weights)), "127.0.0.1"));
+    }
+
+    /// <summary>A channel request as the protocol lays it out: magic, operation, a zero ticket, and for an upload its length and checksum.</summary>
+    static byte[] RawRequest(byte operation, int? uploadLength = null)
+    {
+        var request = new byte[uploadLength is null ? 21 : 33];
+        "FAW\u0001"u8.CopyTo(request);
+        request[4] = operation;
+        if (uploadLength is { } n) BitConverter.TryWriteBytes(request.AsSpan(21), n);
+        return request;
+    }
+
+    /// <summary>Sends <paramref name="bytes"/> on a new plaintext connection and returns all the server answers until it closes it.</summary>
+    static async Task<byte[]> SendRaw(int port, byte[] bytes)
+    {
+        using var socket = new TcpClient();
+        await socket.ConnectAsync(IPAddress.Loopback, port);
+        await socket.GetStream().WriteAsync(bytes);
+        var answer = new MemoryStream();
+        await socket.GetStream().CopyToAsync(answer);
+        return answer.ToArray();
     }
 
     [Fact]

@@ -107,19 +107,9 @@ public static class FederationCertificates
         if (!File.Exists(Path.Combine(caDir, CaCertificateFile)))
             throw new UsageException($"--ca {caDir} is not a federation CA directory: {CaCertificateFile} is missing (made by `fedavg certs init`).");
         using var ca = TransportSecurity.LoadCaCertificate(Path.Combine(caDir, CaCertificateFile), "--ca");
-        if (!File.Exists(certPath)) throw new UsageException($"CERT {certPath}: file not found.");
         if (certPath.EndsWith(".pfx", StringComparison.OrdinalIgnoreCase))
             throw new UsageException($"CERT {certPath}: give the node's NAME.crt (public), not its NAME.pfx.");
-        X509Certificate2 cert;
-        try
-        {
-            cert = X509CertificateLoader.LoadCertificateFromFile(certPath);
-        }
-        catch (CryptographicException e)
-        {
-            throw new UsageException($"CERT {certPath}: not a certificate in PEM or DER ({e.Message.TrimEnd('.')}).");
-        }
-        using (cert)
+        using (var cert = TransportSecurity.LoadCertificateFile(certPath, $"CERT {certPath}"))
         {
             if (!TransportSecurity.ChainsTo(cert, ca))
                 throw new UsageException($"CERT {certPath}: '{cert.Subject}' was not issued by the CA in {caDir} ({ca.Subject}).");

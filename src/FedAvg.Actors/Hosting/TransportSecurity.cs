@@ -186,20 +186,25 @@ public sealed class TransportSecurity : IDisposable
         return file;
     }
 
-    /// <summary>A CA certificate (PEM or DER) that is a CA and in its validity period.</summary>
-    public static X509Certificate2 LoadCaCertificate(string path, string option)
+    /// <summary>A certificate file (PEM or DER, no key); errors start with <paramref name="named"/>, the setting that gave it.</summary>
+    public static X509Certificate2 LoadCertificateFile(string path, string named)
     {
-        string named = TlsNames.Show(option, path);
         if (!File.Exists(path)) throw new UsageException($"{named}: file not found.");
-        X509Certificate2 ca;
         try
         {
-            ca = X509CertificateLoader.LoadCertificateFromFile(path);
+            return X509CertificateLoader.LoadCertificateFromFile(path);
         }
         catch (CryptographicException e)
         {
             throw new UsageException($"{named}: not a certificate in PEM or DER ({e.Message.TrimEnd('.')}).");
         }
+    }
+
+    /// <summary>A CA certificate (PEM or DER) that is a CA and in its validity period.</summary>
+    public static X509Certificate2 LoadCaCertificate(string path, string option)
+    {
+        string named = TlsNames.Show(option, path);
+        var ca = LoadCertificateFile(path, named);
         if (ca.Extensions.OfType<X509BasicConstraintsExtension>().FirstOrDefault() is not { CertificateAuthority: true })
             throw new UsageException($"{named}: '{ca.Subject}' is not a CA certificate (no CA basic constraint); give the ca.crt of `fedavg certs init`.");
         CheckValidity(ca, named);
@@ -250,14 +255,9 @@ public sealed class TransportSecurity : IDisposable
     {
         if (Revoked.Contains(peer.SerialNumber))
             return $"the certificate '{peer.Subject}' (serial {peer.SerialNumber}) is revoked ({RevokedPath})";
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.Add(Ca);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        chain.ChainPolicy.DisableCertificateDownloads = true;
+        using var chain = ChainTo(Ca, ignoreTime: false);
         bool built = chain.Build(peer);
-        if (built && chain.ChainElements.Count >= 2 && chain.ChainElements[^1].Certificate.RawDataMemory.Span.SequenceEqual(Ca.RawDataMemory.Span))
-            return null;
+        if (built && chain.ChainElements.Count >= 2 && EndsAt(chain, Ca)) return null;
         var status = chain.ChainStatus.Select(s => s.Status).Where(s => s != X509ChainStatusFlags.NoError).Distinct().ToList();
         if (status.Contains(X509ChainStatusFlags.NotTimeValid)) return $"the certificate '{peer.Subject}' is expired or not yet valid";
         if (status.Contains(X509ChainStatusFlags.PartialChain) || status.Contains(X509ChainStatusFlags.UntrustedRoot) || !built)
@@ -268,14 +268,24 @@ public sealed class TransportSecurity : IDisposable
     /// <summary>True if <paramref name="certificate"/> was signed by <paramref name="ca"/> (whatever its validity period).</summary>
     public static bool ChainsTo(X509Certificate2 certificate, X509Certificate2 ca)
     {
-        using var chain = new X509Chain();
+        using var chain = ChainTo(ca, ignoreTime: true);
+        return chain.Build(certificate) && EndsAt(chain, ca);
+    }
+
+    /// <summary>A chain whose only root is <paramref name="ca"/>: the machine's store, downloads and CRLs play no part.</summary>
+    static X509Chain ChainTo(X509Certificate2 ca, bool ignoreTime)
+    {
+        var chain = new X509Chain();
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.Add(ca);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
         chain.ChainPolicy.DisableCertificateDownloads = true;
-        chain.ChainPolicy.VerificationFlags = X509VerificationFlags.IgnoreNotTimeValid;
-        return chain.Build(certificate) && chain.ChainElements[^1].Certificate.RawDataMemory.Span.SequenceEqual(ca.RawDataMemory.Span);
+        if (ignoreTime) chain.ChainPolicy.VerificationFlags = X509VerificationFlags.IgnoreNotTimeValid;
+        return chain;
     }
+
+    static bool EndsAt(X509Chain chain, X509Certificate2 ca) =>
+        chain.ChainElements[^1].Certificate.RawDataMemory.Span.SequenceEqual(ca.RawDataMemory.Span);
 
     /// <summary>The validator Akka runs on every handshake; <paramref name="peer"/> is the remote address Akka knows.</summary>
     public bool Validate(X509Certificate2? certificate, X509Chain? chain, string peer, SslPolicyErrors errors, ILoggingAdapter log)

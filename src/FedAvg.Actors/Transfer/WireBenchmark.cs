@@ -134,7 +134,6 @@ public static class WireBenchmark
         readonly List<ActorSystem> receivers;
         readonly List<IActorRef> sinks = [];
         readonly WeightChannelServer channel;
-        readonly WeightChannelClient fetcher;
         public double AssociationSeconds { get; private set; }
 
         Rig(float[] weights, ActorSystem sender, List<ActorSystem> receivers, TransportSecurity? tls)
@@ -143,7 +142,6 @@ public static class WireBenchmark
             this.sender = sender;
             this.receivers = receivers;
             channel = WeightChannelServer.Start("127.0.0.1", 0, tls, Akka.Event.Logging.GetLogger(sender, "weight-channel"));
-            fetcher = new WeightChannelClient(tls);
         }
 
         public static async Task<Rig> Start(float[] weights, int nodes, TransportSecurity? tls)
@@ -231,7 +229,6 @@ public static class WireBenchmark
         {
             await Task.WhenAll(receivers.Select(r => r.Terminate()).Append(sender.Terminate()));
             channel.Dispose();
-            fetcher.Dispose();
         }
     }
 
