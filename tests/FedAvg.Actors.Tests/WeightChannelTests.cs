@@ -77,6 +77,17 @@ public sealed class WeightChannelTests : TestKit
     }
 
     [Fact]
+    public async Task Many_uploads_at_once_share_a_few_connections_and_all_arrive()
+    {
+        // as a node whose many small clients finish together: bounded by MaxTransfers, not one connection each
+        var vectors = Enumerable.Range(0, 4 * WeightChannelClient.MaxTransfers).Select(i => Vector(1000, 10 + i)).ToList();
+        server.AcceptUploadsOf(1000);
+        var payloads = await Task.WhenAll(vectors.Select(v => client.Upload(v, HeaderOf(v), "127.0.0.1", server.Port)));
+        Assert.InRange(server.Connections, 1, WeightChannelClient.MaxTransfers);
+        for (int i = 0; i < vectors.Count; i++) Assert.Equal(vectors[i], server.Claim(payloads[i]));
+    }
+
+    [Fact]
     public async Task A_withdrawn_offer_is_refused_with_the_reason_and_the_connection_stays_usable()
     {
         var offer = server.Offer(weights, HeaderOf(weights));

@@ -230,7 +230,7 @@ public static class WeightChannel
         return Encoding.UTF8.GetString(text);
     }
 
-    /// <summary>Reads exactly <paramref name="target"/>.Length bytes in windows, hashing each as it lands; false at a clean end of stream before the first byte.</summary>
+    /// <summary>Reads exactly <paramref name="target"/>.Length bytes in windows, hashing each as it lands; a connection that ends early is a <see cref="WeightTransferException"/>.</summary>
     internal static async Task ReadHashed(Stream stream, Memory<byte> target, XxHash3 hash, TimeSpan idle, CancellationToken cancel)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
@@ -292,13 +292,12 @@ public sealed class WeightChannelServer : IDisposable
     readonly TransportSecurity? tls;
     readonly ILoggingAdapter log;
     readonly CancellationTokenSource stopping = new();
-    readonly ConcurrentDictionary<Guid, Offered> offers = new();
+    readonly ConcurrentDictionary<Guid, float[]> offers = new();
     readonly ConcurrentDictionary<Guid, Stored> uploads = new();
     long uploadBytes;
     int connections;
     int uploadLength = -1;
 
-    sealed record Offered(float[] Weights, WeightHeader Header);
     sealed record Stored(float[] Weights, ulong Checksum, DateTime At);
 
     /// <summary>Connections open now.</summary>
@@ -347,7 +346,7 @@ public sealed class WeightChannelServer : IDisposable
     public ChanneledWeights Offer(float[] weights, WeightHeader header)
     {
         var ticket = WeightChannel.NewTicket();
-        offers[ticket] = new Offered(weights, header);
+        offers[ticket] = weights;
         return new ChanneledWeights(header, Port, ticket);
     }
 
@@ -501,9 +500,9 @@ public sealed class WeightChannelServer : IDisposable
         }
         var head = new byte[9];
         head[0] = WeightChannel.Ok;
-        BinaryPrimitives.WriteInt64LittleEndian(head.AsSpan(1), (long)offer.Weights.Length * sizeof(float));
+        BinaryPrimitives.WriteInt64LittleEndian(head.AsSpan(1), (long)offer.Length * sizeof(float));
         await stream.WriteAsync(head, stopping.Token).ConfigureAwait(false);
-        await WeightChannel.WriteVector(stream, WeightChannel.BytesOf(offer.Weights), stopping.Token).ConfigureAwait(false);
+        await WeightChannel.WriteVector(stream, WeightChannel.BytesOf(offer), stopping.Token).ConfigureAwait(false);
         return true;
     }
 
@@ -580,6 +579,12 @@ public sealed class WeightChannelClient : IDisposable
     static readonly TimeSpan Idle = TimeSpan.FromSeconds(30);
     static readonly TimeSpan Connect = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Transfers at once, hence connections a node opens: more gain nothing on one link, and a node of 2,100 tiny
+    /// clients that finish together would otherwise open one connection each, past the server's 1,024.
+    /// </summary>
+    public const int MaxTransfers = 8;
+    readonly SemaphoreSlim transfers = new(MaxTransfers);
     readonly TransportSecurity? tls;
     readonly Action<string> warn;
     readonly ConcurrentDictionary<(string Host, int Port), ConcurrentBag<(Stream Stream, Socket Socket)>> idle = new();
@@ -599,6 +604,19 @@ public sealed class WeightChannelClient : IDisposable
     /// <paramref name="allocate"/>'s array, which the caller owns.
     /// </summary>
     public async Task<float[]> Fetch(ChanneledWeights payload, string host, Func<int, float[]>? allocate = null, CancellationToken cancel = default)
+    {
+        await transfers.WaitAsync(cancel).ConfigureAwait(false);
+        try
+        {
+            return await FetchOnce(payload, host, allocate, cancel).ConfigureAwait(false);
+        }
+        finally
+        {
+            transfers.Release();
+        }
+    }
+
+    async Task<float[]> FetchOnce(ChanneledWeights payload, string host, Func<int, float[]>? allocate, CancellationToken cancel)
     {
         var header = payload.Header;
         var stream = await Rent(host, payload.Port, cancel).ConfigureAwait(false);
@@ -649,6 +667,19 @@ public sealed class WeightChannelClient : IDisposable
     /// ticket; when this completes the server holds them, and the returned payload (sent in the update) names them.
     /// </summary>
     public async Task<ChanneledWeights> Upload(float[] weights, WeightHeader header, string host, int port, CancellationToken cancel = default)
+    {
+        await transfers.WaitAsync(cancel).ConfigureAwait(false);
+        try
+        {
+            return await UploadOnce(weights, header, host, port, cancel).ConfigureAwait(false);
+        }
+        finally
+        {
+            transfers.Release();
+        }
+    }
+
+    async Task<ChanneledWeights> UploadOnce(float[] weights, WeightHeader header, string host, int port, CancellationToken cancel)
     {
         var ticket = WeightChannel.NewTicket();
         var stream = await Rent(host, port, cancel).ConfigureAwait(false);
