@@ -53,8 +53,12 @@ public sealed class TlsOptions
         }
         else if (!TransportSecurity.IsLoopback(endpoint.Bind))
         {
+            // a server also listens on its weight channel, which is as open as Akka's port without TLS
+            string ports = role == ClusterHosting.ServerRole
+                ? $"{endpoint.Bind}:{endpoint.Port} and the weight channel's {(endpoint.WeightChannelPort == 0 ? "port" : $":{endpoint.WeightChannelPort}")}"
+                : $"{endpoint.Bind}:{endpoint.Port}";
             Console.Error.WriteLine($"""
-                {who}: WARNING: INSECURE: plaintext TCP on {endpoint.Bind}:{endpoint.Port} ({settings.Names.Insecure}). Anyone who can reach this port can
+                {who}: WARNING: INSECURE: plaintext TCP on {ports} ({settings.Names.Insecure}). Anyone who can reach these ports can
                 {who}: WARNING: INSECURE: join the federation, read the weights and send this process any message. Use --tls-cert and --tls-ca.
                 """.TrimEnd());
         }

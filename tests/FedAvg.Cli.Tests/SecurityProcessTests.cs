@@ -157,6 +157,19 @@ public sealed class SecurityProcessTests : FederationProcessTest
         var node = StartNode("open", nobody, "0-1", "--bind-hostname", "0.0.0.0", "--insecure", "--join-timeout", "2s");
         Assert.Equal(ExitCodes.ServerUnreachable, await node.WaitForExit(Start));
         Assert.Contains("WARNING: INSECURE: plaintext TCP on 0.0.0.0", node.Output);
+        Assert.Contains("(--insecure)", node.Output);
+
+        // given in HOCON instead, the warning names the key the user wrote; a server's names its weight channel too
+        string conf = Path.Combine(root, "insecure.conf");
+        File.WriteAllText(conf, "fedavg.cluster.tls.insecure = on\n");
+        var fromHocon = StartNode("open-hocon", nobody, "0-1", "--bind-hostname", "0.0.0.0", "--config", conf, "--join-timeout", "2s");
+        Assert.Equal(ExitCodes.ServerUnreachable, await fromHocon.WaitForExit(Start));
+        Assert.Contains("WARNING: INSECURE: plaintext TCP on 0.0.0.0", fromHocon.Output);
+        Assert.Contains("(fedavg.cluster.tls.insecure)", fromHocon.Output);
+        // Launch kills it when the test ends, whatever happens; "listening" comes after the warning
+        var (server, _) = await StartServer(Path.Combine(root, "open-server"), 1, [], "--bind-hostname", "0.0.0.0", "--insecure");
+        Assert.Matches(@"plaintext TCP on 0\.0\.0\.0:\d+ and the weight channel's (port|:\d+) \(--insecure\)", server.Output);
+        server.Kill();
     }
 
     [Fact]
