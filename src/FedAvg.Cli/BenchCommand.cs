@@ -51,7 +51,7 @@ public static class BenchCommand
             var weights = Weights.Read(m, WeightLayout.Of(m));
             var codec = FedAvg.Actors.Transfer.WireBenchmark.MeasureCodec(weights, parse.GetValue(repeats) * 3);
             Emit(new { bench = "wire-codec", model = name, megabytes = weights.Length * 4 / 1e6, encode_mb_s = codec.EncodeMBps,
-                decode_mb_s = codec.DecodeMBps, memcpy_mb_s = codec.MemcpyMBps });
+                decode_mb_s = codec.DecodeMBps, memcpy_mb_s = codec.MemcpyMBps, xxhash3_mb_s = codec.HashMBps });
             var broadcast = await FedAvg.Actors.Transfer.WireBenchmark.MeasureBroadcast(weights, parse.GetValue(nodes), parse.GetValue(repeats));
             Emit(new { bench = "wire-broadcast", model = name, nodes = broadcast.Nodes, megabytes = broadcast.Megabytes,
                 channel_seconds = broadcast.ChannelSeconds, akka_seconds = broadcast.AkkaSeconds, raw_tcp_seconds = broadcast.RawTcpSeconds,
@@ -78,7 +78,9 @@ public static class BenchCommand
                     tls_vs_plaintext = secure.PlaintextSeconds / secure.TlsSeconds, tls_handshake_ms = handshake * 1000,
                     stream_plaintext_mb_s = secure.Megabytes / secure.PlaintextStreamSeconds, stream_tls_mb_s = secure.Megabytes / secure.TlsStreamSeconds,
                     stream_tls_vs_plaintext = secure.PlaintextStreamSeconds / secure.TlsStreamSeconds,
-                    plaintext_association_ms = secure.PlaintextAssociationSeconds * 1000, tls_association_ms = secure.TlsAssociationSeconds * 1000 });
+                    plaintext_association_ms = secure.PlaintextAssociationSeconds * 1000, tls_association_ms = secure.TlsAssociationSeconds * 1000,
+                    raw_tcp_mb_s = secure.Megabytes / secure.RawSeconds, sealed_raw_tcp_mb_s = secure.Megabytes / secure.SealedSeconds,
+                    sealed_vs_raw_tcp = secure.RawSeconds / secure.SealedSeconds });
             }
             finally
             {

@@ -17,7 +17,8 @@ namespace FedAvg.Actors.Transfer;
 /// </summary>
 public static class WireBenchmark
 {
-    public sealed record Codec(double EncodeMBps, double DecodeMBps, double MemcpyMBps);
+    /// <param name="HashMBps">XxHash3 alone, the checksum every vector gets once on each end of a transfer.</param>
+    public sealed record Codec(double EncodeMBps, double DecodeMBps, double MemcpyMBps, double HashMBps);
 
     /// <summary>
     /// Encoding (<see cref="WeightStream.Encode"/>: each 64 KiB chunk copied and hashed) and decoding (<see cref="Assembler"/>: each
@@ -42,7 +43,10 @@ public static class WireBenchmark
             foreach (var c in chunks) assembler.Append(c);
             assembler.Finish();
         });
-        return new Codec(mb / encode, mb / decode, mb / memcpy);
+        ulong sink = 0;
+        var hash = Median(repeats, () => sink ^= System.IO.Hashing.XxHash3.HashToUInt64(bytes));
+        GC.KeepAlive(sink);
+        return new Codec(mb / encode, mb / decode, mb / memcpy, mb / hash);
     }
 
     /// <param name="ChannelSeconds">The weight channel's broadcast, as a cluster runs it: TrainRound through Akka, the bytes over the channel, an Akka reply.</param>
@@ -65,65 +69,35 @@ public static class WireBenchmark
         await rig.Round(channel: false);
         var akka = await MedianAsync(repeats, () => rig.Round(channel: false));
         await using var raw = await RawTcp.Start(MemoryMarshal.AsBytes(weights.AsSpan()).ToArray(), nodes);
-        await rig.Round(channel: true);
-        await raw.Round();
-        await rig.Ping();
-        await rig.FetchOnly();
-        var (channelTimes, rawTimes, pingTimes, fetchTimes) = (new List<double>(), new List<double>(), new List<double>(), new List<double>());
-        for (int i = 0; i < repeats; i++)
-        {
-            var clock = Stopwatch.StartNew();
-            await rig.Round(channel: true);
-            channelTimes.Add(clock.Elapsed.TotalSeconds);
-            clock.Restart();
-            await raw.Round();
-            rawTimes.Add(clock.Elapsed.TotalSeconds);
-            clock.Restart();
-            await rig.Ping();
-            pingTimes.Add(clock.Elapsed.TotalSeconds);
-            clock.Restart();
-            await rig.FetchOnly();
-            fetchTimes.Add(clock.Elapsed.TotalSeconds);
-        }
-        return new Broadcast(nodes, weights.Length * 4.0 * nodes / 1e6, Middle(channelTimes), akka, Middle(rawTimes), rig.AssociationSeconds,
-            Middle(pingTimes), Middle(fetchTimes));
+        var t = await Alternate(repeats, () => rig.Round(channel: true), raw.Round, rig.Ping, rig.FetchOnly);
+        return new Broadcast(nodes, weights.Length * 4.0 * nodes / 1e6, t[0], akka, t[1], rig.AssociationSeconds, t[2], t[3]);
     }
 
     /// <param name="AssociationSeconds">Median time of a first request to a new node: TCP connect, (TLS handshake,) Akka handshake, reply.</param>
     /// <param name="PlaintextSeconds">Through the weight channel, as a cluster broadcasts; <paramref name="PlaintextStreamSeconds"/>: as stream refs.</param>
+    /// <param name="RawSeconds">Raw TCP to as many receivers; <paramref name="SealedSeconds"/>: the same with the bytes sealed once
+    /// per round and opened on receipt (AES-128-GCM, no TLS): the bound of any encryption of the bytes on this machine.</param>
     public sealed record Secured(int Nodes, double Megabytes, double PlaintextSeconds, double TlsSeconds,
         double PlaintextStreamSeconds, double TlsStreamSeconds,
-        double PlaintextAssociationSeconds, double TlsAssociationSeconds);
+        double PlaintextAssociationSeconds, double TlsAssociationSeconds, double RawSeconds, double SealedSeconds);
 
     /// <summary>
     /// The same broadcast in plaintext and with mutual TLS (<paramref name="tls"/>'s certificate on every system, as
-    /// `fedavg server --tls-cert … --tls-ca …`), both sets of systems up at once and their rounds alternated, so that
-    /// a machine whose load changes during the run weighs on both alike. Medians of <paramref name="repeats"/> each.
+    /// `fedavg server --tls-cert … --tls-ca …`), both sets of systems up at once, and raw TCP with and without the bytes
+    /// sealed beside them; all their rounds alternate, so that a machine whose load changes during the run weighs on
+    /// each alike. Medians of <paramref name="repeats"/> each.
     /// </summary>
     public static async Task<Secured> MeasureBroadcastWithTls(float[] weights, int nodes, int repeats, TransportSecurity tls)
     {
         await using var plain = await Rig.Start(weights, nodes, null);
         await using var secure = await Rig.Start(weights, nodes, tls);
-        var times = new Dictionary<(bool Tls, bool Channel), List<double>>();
-        foreach (bool channel in new[] { true, false })
-        {
-            await plain.Round(channel);
-            await secure.Round(channel);
-            times[(false, channel)] = [];
-            times[(true, channel)] = [];
-        }
-        for (int i = 0; i < repeats; i++)
-            foreach (bool channel in new[] { true, false })
-            {
-                var clock = Stopwatch.StartNew();
-                await plain.Round(channel);
-                times[(false, channel)].Add(clock.Elapsed.TotalSeconds);
-                clock.Restart();
-                await secure.Round(channel);
-                times[(true, channel)].Add(clock.Elapsed.TotalSeconds);
-            }
-        return new Secured(nodes, weights.Length * 4.0 * nodes / 1e6, Middle(times[(false, true)]), Middle(times[(true, true)]),
-            Middle(times[(false, false)]), Middle(times[(true, false)]), plain.AssociationSeconds, secure.AssociationSeconds);
+        var bytes = MemoryMarshal.AsBytes(weights.AsSpan()).ToArray();
+        await using var raw = await RawTcp.Start(bytes, nodes);
+        await using var sealedRaw = await RawTcp.Start(bytes, nodes, seal: true);
+        var t = await Alternate(repeats, () => plain.Round(channel: true), () => secure.Round(channel: true),
+            () => plain.Round(channel: false), () => secure.Round(channel: false), raw.Round, sealedRaw.Round);
+        return new Secured(nodes, weights.Length * 4.0 * nodes / 1e6, t[0], t[1], t[2], t[3], plain.AssociationSeconds, secure.AssociationSeconds,
+            t[4], t[5]);
     }
 
     /// <summary>A sender and <c>nodes</c> receiving actor systems on loopback, with or without TLS.</summary>
@@ -281,20 +255,41 @@ public static class WireBenchmark
         }
     }
 
-    /// <summary>The anchor: the same bytes to as many loopback sockets at once, each receiver reading them into one buffer and answering one byte.</summary>
+    /// <summary>
+    /// The anchor: the same bytes to as many loopback sockets at once, each receiver reading them into one buffer and
+    /// answering one byte. With <c>sealed</c>, the bound any encryption of the bytes has here: the sender seals the
+    /// vector once per round (AES-128-GCM, 256 KiB chunks, both cores) and every receiver opens each chunk as it lands,
+    /// with none of TLS's per-connection sealing, 16 KB records or stream layers.
+    /// </summary>
     sealed class RawTcp : IAsyncDisposable
     {
+        const int Chunk = 256 * 1024, Tag = 16;
         readonly byte[] bytes;
+        readonly byte[]? key;
+        readonly byte[] wire;
         readonly List<TcpListener> listeners = [];
         readonly List<TcpClient> senders = [];
         readonly List<Task> readers = [];
         readonly CancellationTokenSource stop = new();
 
-        RawTcp(byte[] bytes) => this.bytes = bytes;
-
-        public static async Task<RawTcp> Start(byte[] bytes, int receivers)
+        RawTcp(byte[] bytes, bool seal)
         {
-            var raw = new RawTcp(bytes);
+            this.bytes = bytes;
+            key = seal ? System.Security.Cryptography.RandomNumberGenerator.GetBytes(16) : null;
+            wire = seal ? new byte[bytes.Length + Chunks * Tag] : bytes;
+        }
+
+        int Chunks => (bytes.Length + Chunk - 1) / Chunk;
+
+        static void Nonce(Span<byte> nonce, int chunk)
+        {
+            nonce.Clear();
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(nonce, chunk);
+        }
+
+        public static async Task<RawTcp> Start(byte[] bytes, int receivers, bool seal = false)
+        {
+            var raw = new RawTcp(bytes, seal);
             for (int i = 0; i < receivers; i++)
             {
                 var listener = new TcpListener(IPAddress.Loopback, 0);
@@ -304,32 +299,62 @@ public static class WireBenchmark
                 await client.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
                 raw.senders.Add(client);
                 var accepted = await listener.AcceptTcpClientAsync();
-                raw.readers.Add(Task.Run(async () =>
-                {
-                    using var socket = accepted;
-                    var stream = socket.GetStream();
-                    var buffer = new byte[bytes.Length];
-                    try
-                    {
-                        while (!raw.stop.IsCancellationRequested)
-                        {
-                            await stream.ReadExactlyAsync(buffer, raw.stop.Token);
-                            await stream.WriteAsync(new byte[] { 1 }, raw.stop.Token);
-                        }
-                    }
-                    catch (Exception) when (raw.stop.IsCancellationRequested) { }
-                }));
+                raw.readers.Add(Task.Run(() => raw.Receive(accepted)));
             }
             return raw;
         }
 
-        public Task Round() => Task.WhenAll(senders.Select(async c =>
+        async Task Receive(TcpClient accepted)
         {
-            var stream = c.GetStream();
-            await stream.WriteAsync(bytes);
-            var ack = new byte[1];
-            await stream.ReadExactlyAsync(ack);
-        }));
+            using var socket = accepted;
+            var stream = socket.GetStream();
+            var buffer = new byte[bytes.Length];
+            using var aead = key is null ? null : new System.Security.Cryptography.AesGcm(key, Tag);
+            var sealedChunk = new byte[Chunk + Tag];
+            var nonce = new byte[12];
+            try
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    if (aead is null) await stream.ReadExactlyAsync(buffer, stop.Token);
+                    else
+                        for (int c = 0, at = 0; at < buffer.Length; c++, at += Chunk)
+                        {
+                            int n = Math.Min(Chunk, buffer.Length - at);
+                            await stream.ReadExactlyAsync(sealedChunk.AsMemory(0, n + Tag), stop.Token);
+                            Nonce(nonce, c);
+                            aead.Decrypt(nonce, sealedChunk.AsSpan(0, n), sealedChunk.AsSpan(n, Tag), buffer.AsSpan(at, n));
+                        }
+                    await stream.WriteAsync(new byte[] { 1 }, stop.Token);
+                }
+            }
+            catch (Exception) when (stop.IsCancellationRequested) { }
+        }
+
+        /// <summary>Seals the vector into <see cref="wire"/>, its chunks over both cores, as a server would once per round.</summary>
+        void Seal()
+        {
+            Parallel.For(0, Chunks, () => new System.Security.Cryptography.AesGcm(key!, Tag), (c, _, aead) =>
+            {
+                Span<byte> nonce = stackalloc byte[12];
+                Nonce(nonce, c);
+                int at = c * Chunk, n = Math.Min(Chunk, bytes.Length - at), to = at + c * Tag;
+                aead.Encrypt(nonce, bytes.AsSpan(at, n), wire.AsSpan(to, n), wire.AsSpan(to + n, Tag));
+                return aead;
+            }, aead => aead.Dispose());
+        }
+
+        public async Task Round()
+        {
+            if (key is not null) await Task.Run(Seal);
+            await Task.WhenAll(senders.Select(async c =>
+            {
+                var stream = c.GetStream();
+                await stream.WriteAsync(wire);
+                var ack = new byte[1];
+                await stream.ReadExactlyAsync(ack);
+            }));
+        }
 
         public async ValueTask DisposeAsync()
         {
@@ -356,6 +381,24 @@ public static class WireBenchmark
             times.Add(clock.Elapsed.TotalSeconds);
         }
         return Middle(times);
+    }
+
+    /// <summary>
+    /// Each of <paramref name="works"/> once to warm up, then <paramref name="repeats"/> passes over all of them in turn,
+    /// so that load changing during the run weighs on each alike; the median seconds of each.
+    /// </summary>
+    static async Task<double[]> Alternate(int repeats, params Func<Task>[] works)
+    {
+        foreach (var work in works) await work();
+        var times = works.Select(_ => new List<double>()).ToArray();
+        for (int i = 0; i < repeats; i++)
+            for (int w = 0; w < works.Length; w++)
+            {
+                var clock = Stopwatch.StartNew();
+                await works[w]();
+                times[w].Add(clock.Elapsed.TotalSeconds);
+            }
+        return times.Select(Middle).ToArray();
     }
 
     static async Task<double> MedianAsync(int repeats, Func<Task> work)
