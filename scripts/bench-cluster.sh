@@ -2,13 +2,14 @@
 # The "Across machines" figures of docs/benchmarks.md, each next to its anchor measured in the same run, on loopback:
 #   1. the weight codec (MB/s) against a memory copy, and one round's broadcast of mcmahan-cnn weights to two nodes
 #      against raw TCP (fedavg bench wire);
-#   2. a seed 001 round on a server and two nodes against `fedavg simulate` with the same two trainers, the final
-#      weights compared bit for bit, peak RSS of every process, and false UNREACHABLEs under that load;
+#   2. a seed 001 round on a server and two nodes against `fedavg simulate` with the same two trainers, three pairs
+#      and their median ratio, the final weights compared bit for bit, peak RSS of every process, and false
+#      UNREACHABLEs under that load;
 #   3. mcmahan-cnn (6.65 MB per vector) on 20 clients over two nodes: transfer and training load, false UNREACHABLEs;
 #   4. a late node: from its registration to the round its clients first train; a SIGKILLed node: from the kill to
 #      the server dropping its clients.
 # Usage: scripts/bench-cluster.sh [--out FILE]   (rewrites the section between the cluster markers of FILE,
-# default docs/benchmarks.md). Takes about 4 minutes here. Every process it starts is stopped on exit.
+# default docs/benchmarks.md). Takes about 8 minutes here. Every process it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=docs/benchmarks.md
@@ -46,19 +47,28 @@ unreachable() { { grep -h 'is unreachable' "$@" || true; } | wc -l; }
 echo "bench-cluster: 1/4 codec and broadcast …"
 "$bin" bench wire --repeats 21 2>/dev/null | grep '^{' >"$work/wire.jsonl"
 
-echo "bench-cluster: 2/4 seed 001: simulate, then server + two nodes …"
-seed001=(--rounds 4 --out)
-"$bin" simulate "${seed001[@]}" "$work/sim" --trainers 2 >"$work/simulate.log" 2>&1
-start server server "${seed001[@]}" "$work/srv" --port 0 --start-clients 100 --trainers 1
-await "$work/server.log" 'listening at'
-port=$(port_of "$work/server.log")
-start nodea node --join "127.0.0.1:$port" --clients 0-49 --node-id node-a --trainers 1
-start nodeb node --join "127.0.0.1:$port" --clients 50-99 --node-id node-b --trainers 1
-wait "$pid_server"; wait "$pid_nodea"; wait "$pid_nodeb"
-sim_round=$(median_round "$work/sim/rounds.csv"); clu_round=$(median_round "$work/srv/rounds.csv")
-same_bits=no; cmp -s "$work/sim/checkpoint.bin" "$work/srv/checkpoint.bin" && same_bits=yes
-rss_sim=$(peak "$work/simulate.log"); rss_srv=$(peak "$work/server.log"); rss_a=$(peak "$work/nodea.log"); rss_b=$(peak "$work/nodeb.log")
-fd_seed001=$(unreachable "$work/server.log" "$work/nodea.log" "$work/nodeb.log")
+# three pairs, each simulate then the cluster: on this shared machine one pair moved from 1.02x to 1.29x with the
+# load, so the table gives every pair's ratio and their median
+pairs=3
+ratios=()
+for i in $(seq 1 $pairs); do
+  echo "bench-cluster: 2/4 seed 001, pair $i of $pairs: simulate, then server + two nodes …"
+  seed001=(--rounds 4 --out)
+  "$bin" simulate "${seed001[@]}" "$work/sim$i" --trainers 2 >"$work/simulate$i.log" 2>&1
+  start server server "${seed001[@]}" "$work/srv$i" --port 0 --start-clients 100 --trainers 1
+  await "$work/server.log" 'listening at'
+  port=$(port_of "$work/server.log")
+  start nodea node --join "127.0.0.1:$port" --clients 0-49 --node-id node-a --trainers 1
+  start nodeb node --join "127.0.0.1:$port" --clients 50-99 --node-id node-b --trainers 1
+  wait "$pid_server"; wait "$pid_nodea"; wait "$pid_nodeb"
+  ratios+=("$(median_round "$work/sim$i/rounds.csv"):$(median_round "$work/srv$i/rounds.csv")")
+  cmp -s "$work/sim$i/checkpoint.bin" "$work/srv$i/checkpoint.bin" || same_bits_failed=1
+  if [ "$i" = 1 ]; then
+    rss_sim=$(peak "$work/simulate$i.log"); rss_srv=$(peak "$work/server.log"); rss_a=$(peak "$work/nodea.log"); rss_b=$(peak "$work/nodeb.log")
+  fi
+  fd_seed001=$(( ${fd_seed001:-0} + $(unreachable "$work/server.log" "$work/nodea.log" "$work/nodeb.log") ))
+done
+same_bits=yes; [ "${same_bits_failed:-0}" = 1 ] && same_bits=no
 
 echo "bench-cluster: 3/4 mcmahan-cnn on 20 clients over two nodes …"
 cnn=(--model mcmahan-cnn --clients 20 --partition iid:600 --local-epochs 1 --batch 50 --lr 0.05 --rounds 4)
@@ -98,7 +108,10 @@ codec = next(w for w in wire if w["bench"] == "wire-codec")
 cast = next(w for w in wire if w["bench"] == "wire-broadcast")
 tls = next(w for w in wire if w["bench"] == "wire-broadcast-tls")
 def goal(ok, text): return text if ok else text + " (missed)"
-sim, clu = float("$sim_round"), float("$clu_round")
+pairs = [tuple(map(float, p.split(":"))) for p in "${ratios[*]}".split()]
+ratios = sorted(c / s for s, c in pairs)
+sim, clu = pairs[0]
+median_ratio = ratios[len(ratios) // 2]
 section = f"""<!-- cluster:begin (written by scripts/bench-cluster.sh; scripts/bench.sh keeps it) -->
 ## Across machines (server and nodes on loopback)
 
@@ -117,10 +130,10 @@ to its anchor from the same run.
 | the channel's broadcast with mutual TLS, rounds alternated with plaintext ones | {tls['tls_mb_s']:,.0f} MB/s | plaintext {tls['plaintext_mb_s']:,.0f} MB/s | {tls['tls_vs_plaintext']:.0%} | {goal(tls['tls_vs_plaintext'] >= 0.7, "≥ 70%")} |
 | the bound of any encryption here: raw TCP with the vector sealed once per round (AES-128-GCM, both cores) and opened as it lands, no TLS | {tls['sealed_raw_tcp_mb_s']:,.0f} MB/s | raw TCP {tls['raw_tcp_mb_s']:,.0f} MB/s | {tls['sealed_vs_raw_tcp']:.0%} | |
 | TLS: a bare mutual handshake; a first request to a new node (TCP, TLS, Akka handshakes) | {tls['tls_handshake_ms']:.1f} ms; {tls['tls_association_ms']:.0f} ms | plaintext first request {tls['plaintext_association_ms']:.0f} ms | | |
-| seed 001 round (median of rounds 2–4): server + 2 nodes × 1 trainer | {clu:.2f} s | \`simulate\` with 2 trainers {sim:.2f} s | {clu/sim:.2f}× | ≤ 1.10× |
-| final weights after 4 seed 001 rounds, cluster against simulate | checkpoint.bin identical: $same_bits | | | bit-identical |
+| seed 001 round (median of rounds 2–4): server + 2 nodes × 1 trainer, {len(pairs)} pairs each run after its simulate | {", ".join(f"{c:.2f}" for _, c in pairs)} s | \`simulate\` with 2 trainers {", ".join(f"{s:.2f}" for s, _ in pairs)} s | {", ".join(f"{c/s:.2f}×" for s, c in pairs)}; median {median_ratio:.2f}× | {goal(median_ratio <= 1.10, "≤ 1.10×")} |
+| final weights after 4 seed 001 rounds, cluster against simulate (every pair) | checkpoint.bin identical: $same_bits | | | bit-identical |
 | \`mcmahan-cnn\`, 20 clients on 2 nodes, E=1, 600 samples each (median round) | {float("$cnn_round"):.2f} s | | | |
-| false UNREACHABLE under those loads (seed 001 run / mcmahan-cnn run, all processes) | $fd_seed001 / $fd_cnn | | | 0 |
+| false UNREACHABLE under those loads (seed 001 runs / mcmahan-cnn run, all processes) | $fd_seed001 / $fd_cnn | | | 0 |
 | from a node's registration to its clients training | registered for round $eligible, first trained round $first | | | the next round |
 | from SIGKILL of a node to its clients leaving the round | $detection s | | | ≤ 10 s |
 
