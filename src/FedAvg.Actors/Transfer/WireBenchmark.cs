@@ -281,10 +281,13 @@ public static class WireBenchmark
 
         int Chunks => (bytes.Length + Chunk - 1) / Chunk;
 
-        static void Nonce(Span<byte> nonce, int chunk)
+        int round; // the sender's; each receiver counts its own. Nonces never repeat under the key: (round, chunk)
+
+        static void Nonce(Span<byte> nonce, int round, int chunk)
         {
             nonce.Clear();
             System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(nonce, chunk);
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(nonce[4..], round);
         }
 
         public static async Task<RawTcp> Start(byte[] bytes, int receivers, bool seal = false)
@@ -314,7 +317,7 @@ public static class WireBenchmark
             var nonce = new byte[12];
             try
             {
-                while (!stop.IsCancellationRequested)
+                for (int received = 1; !stop.IsCancellationRequested; received++)
                 {
                     if (aead is null) await stream.ReadExactlyAsync(buffer, stop.Token);
                     else
@@ -322,7 +325,7 @@ public static class WireBenchmark
                         {
                             int n = Math.Min(Chunk, buffer.Length - at);
                             await stream.ReadExactlyAsync(sealedChunk.AsMemory(0, n + Tag), stop.Token);
-                            Nonce(nonce, c);
+                            Nonce(nonce, received, c);
                             aead.Decrypt(nonce, sealedChunk.AsSpan(0, n), sealedChunk.AsSpan(n, Tag), buffer.AsSpan(at, n));
                         }
                     await stream.WriteAsync(new byte[] { 1 }, stop.Token);
@@ -334,10 +337,11 @@ public static class WireBenchmark
         /// <summary>Seals the vector into <see cref="wire"/>, its chunks over both cores, as a server would once per round.</summary>
         void Seal()
         {
+            int r = ++round;
             Parallel.For(0, Chunks, () => new System.Security.Cryptography.AesGcm(key!, Tag), (c, _, aead) =>
             {
                 Span<byte> nonce = stackalloc byte[12];
-                Nonce(nonce, c);
+                Nonce(nonce, r, c);
                 int at = c * Chunk, n = Math.Min(Chunk, bytes.Length - at), to = at + c * Tag;
                 aead.Encrypt(nonce, bytes.AsSpan(at, n), wire.AsSpan(to, n), wire.AsSpan(to + n, Tag));
                 return aead;
