@@ -84,5 +84,41 @@ public sealed class RevocationTests : IDisposable
         Assert.Contains("not its NAME.pfx", e.Message);
     }
 
+    [Fact]
+    public void A_revocation_copied_to_a_running_node_takes_effect_at_its_next_check_and_a_broken_copy_keeps_the_list_in_force()
+    {
+        string server = Issue("server", FederationCertificates.RoleServer), late = Issue("node-d"), later = Issue("node-e");
+        using var security = Load(server); // no revoked.txt yet
+        var changes = new List<string>();
+        security.OnRevocationsChanged = changes.Add;
+        using var lateCert = Crt(late);
+        using var laterCert = Crt(later);
+        Assert.Null(security.Check(lateCert));
+        Assert.Empty(changes); // nothing changed, nothing read again
+
+        // revoked while the server runs, and revoked.txt copied into its bundle as the README says
+        FederationCertificates.Revoke(Path.ChangeExtension(late, ".crt"), ca);
+        string bundled = Path.Combine(Path.GetDirectoryName(server)!, FederationCertificates.RevokedFile);
+        File.Copy(Path.Combine(ca, FederationCertificates.RevokedFile), bundled, overwrite: true);
+        Assert.Contains("is revoked", security.Check(lateCert));
+        Assert.Null(security.Check(laterCert));
+        Assert.Equal([$"{bundled} changed: 1 revoked certificate(s) now (1 added, 0 removed)"], changes);
+
+        // a broken list (a copy cut short, a typo) is said once and does not lift the revocation in force
+        File.AppendAllText(bundled, "not-a-serial\n");
+        Assert.Contains("is revoked", security.Check(lateCert));
+        Assert.Contains("is revoked", security.Check(lateCert));
+        Assert.Equal(2, changes.Count);
+        Assert.Contains("'not-a-serial' is not a certificate serial number", changes[1]);
+        Assert.Contains("Kept the previous list (1 revoked certificate(s))", changes[1]);
+
+        // mended, with the second node revoked as well
+        FederationCertificates.Revoke(Path.ChangeExtension(later, ".crt"), ca);
+        File.Copy(Path.Combine(ca, FederationCertificates.RevokedFile), bundled, overwrite: true);
+        Assert.Contains("is revoked", security.Check(laterCert));
+        Assert.Contains("is revoked", security.Check(lateCert));
+        Assert.Equal($"{bundled} changed: 2 revoked certificate(s) now (1 added, 0 removed)", changes[^1]);
+    }
+
     public void Dispose() => Directory.Delete(root, recursive: true);
 }

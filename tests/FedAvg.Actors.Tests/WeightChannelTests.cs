@@ -217,6 +217,50 @@ public sealed class WeightChannelTests : TestKit
         }
     }
 
+    [Fact]
+    public async Task A_node_revoked_while_connected_fetches_nothing_more_and_the_refusal_names_its_certificate()
+    {
+        var dir = Directory.CreateTempSubdirectory("fedavg-channel-revoked-");
+        try
+        {
+            string ca = Path.Combine(dir.FullName, "ca");
+            FederationCertificates.Init(ca, "ours", null, 2).Dispose();
+            var now = DateTimeOffset.UtcNow;
+            string Issue(string name) => FederationCertificates.Issue(name, ca, Path.Combine(dir.FullName, name), FederationCertificates.RoleClient,
+                null, null, [], now.AddMinutes(-5), now.AddDays(1));
+            TransportSecurity Of(string pfx) => new(TransportSecurity.LoadNodeCertificate(pfx, null, "none"),
+                TransportSecurity.LoadCaCertificate(Path.Combine(ca, FederationCertificates.CaCertificateFile), "--tls-ca"));
+            string serverPfx = Issue("server"), memberPfx = Issue("member");
+            using var serverTls = Of(serverPfx);
+            string list = Path.Combine(dir.FullName, "server", FederationCertificates.RevokedFile); // beside its ca.crt
+            serverTls.ReadRevoked(list);
+            using var memberTls = Of(memberPfx);
+            using var secure = WeightChannelServer.Start("127.0.0.1", 0, serverTls, Logging.GetLogger(Sys, "weight-channel"));
+            var offer = secure.Offer(weights, HeaderOf(weights));
+            using var member = new WeightChannelClient(memberTls);
+            Assert.Equal(weights, await member.Fetch(offer, "127.0.0.1")); // authenticated, and the connection pooled
+
+            FederationCertificates.Revoke(Path.ChangeExtension(memberPfx, ".crt"), ca);
+            File.Copy(Path.Combine(ca, FederationCertificates.RevokedFile), list);
+            await EventFilter.Warning(contains: "is revoked").ExpectAsync(1, async () =>
+            {
+                var e = await Assert.ThrowsAsync<WeightTransferException>(() => member.Fetch(offer, "127.0.0.1"));
+                Assert.Contains("CN=member", e.Message);
+                Assert.Contains("is revoked", e.Message);
+            });
+            // and a new connection is refused at its handshake
+            await EventFilter.Warning(contains: "is revoked").ExpectAsync(1, async () =>
+            {
+                using var again = new WeightChannelClient(memberTls);
+                await Assert.ThrowsAsync<WeightTransferException>(() => again.Fetch(offer, "127.0.0.1"));
+            });
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
     static TransportSecurity Security(string root, string federation)
     {
         string ca = Path.Combine(root, federation, "ca");

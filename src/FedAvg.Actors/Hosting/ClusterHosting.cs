@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Configuration;
+using Akka.Event;
 using FedAvg.Core;
 
 namespace FedAvg.Actors.Hosting;
@@ -165,7 +166,10 @@ public static class ClusterHosting
         try
         {
             if (tls is null) return ActorSystem.Create(SystemName, config);
-            return ActorSystem.Create(SystemName, BootstrapSetup.Create().WithConfig(config).And(tls.Setup()));
+            var system = ActorSystem.Create(SystemName, BootstrapSetup.Create().WithConfig(config).And(tls.Setup()));
+            var log = Logging.GetLogger(system, "tls");
+            tls.OnRevocationsChanged = line => log.Warning("TLS: {0}", line);
+            return system;
         }
         catch (Exception e) when (e.GetBaseException() is SocketException or System.Net.Sockets.SocketException)
         {

@@ -102,9 +102,65 @@ public sealed class TransportSecurity : IDisposable
     /// <summary>How the user gave the CA (--tls-ca or fedavg.cluster.tls.ca), for errors after start that concern it.</summary>
     public string CaSetting { get; init; } = TlsNames.Flags.Ca;
 
-    /// <summary>Serial numbers of certificates the federation revoked (the revoked.txt beside ca.crt, read at start).</summary>
-    public IReadOnlySet<string> Revoked { get; init; } = new HashSet<string>();
-    public string RevokedPath { get; init; } = "";
+    /// <summary>
+    /// Serial numbers of certificates the federation revoked: the revoked.txt beside ca.crt (<see cref="RevokedPath"/>),
+    /// read at start and again whenever the file changes (its time or size, looked at on each handshake and each weight
+    /// channel request: one stat), so a revocation copied to a running node takes effect without a restart.
+    /// </summary>
+    public IReadOnlySet<string> Revoked
+    {
+        get
+        {
+            Reread();
+            lock (revokedGate) return revoked;
+        }
+    }
+
+    public string RevokedPath { get; private set; } = "";
+
+    readonly object revokedGate = new();
+    IReadOnlySet<string> revoked = new HashSet<string>();
+    (DateTime Time, long Length) revokedStamp = (DateTime.MinValue, -1), unreadable = (DateTime.MinValue, -1);
+
+    static (DateTime, long) StampOf(string path)
+    {
+        var info = new FileInfo(path);
+        return info.Exists ? (info.LastWriteTimeUtc, info.Length) : (DateTime.MinValue, -1);
+    }
+
+    /// <summary>Reads <paramref name="path"/> now (a malformed list is a <see cref="UsageException"/>: at start, a mistake), and watches it after.</summary>
+    public void ReadRevoked(string path)
+    {
+        var stamp = StampOf(path);
+        var serials = FederationCertificates.ReadRevoked(path);
+        lock (revokedGate) (RevokedPath, revoked, revokedStamp) = (path, serials, stamp);
+    }
+
+    void Reread()
+    {
+        if (RevokedPath.Length == 0) return;
+        var stamp = StampOf(RevokedPath);
+        lock (revokedGate)
+        {
+            if (stamp == revokedStamp || stamp == unreadable) return;
+            try
+            {
+                var serials = FederationCertificates.ReadRevoked(RevokedPath);
+                int added = serials.Count(s => !revoked.Contains(s)), removed = revoked.Count(s => !serials.Contains(s));
+                (revoked, revokedStamp) = (serials, stamp);
+                OnRevocationsChanged?.Invoke($"{RevokedPath} changed: {serials.Count} revoked certificate(s) now ({added} added, {removed} removed)");
+            }
+            catch (Exception e) when (e is UsageException or IOException or UnauthorizedAccessException)
+            {
+                // a list being copied in, or a mistake: keep the one in force, say so once per version of the file
+                unreadable = stamp;
+                OnRevocationsChanged?.Invoke($"{e.Message} Kept the previous list ({revoked.Count} revoked certificate(s)).");
+            }
+        }
+    }
+
+    /// <summary>Called (on the thread that noticed) when revoked.txt was read again, or could not be.</summary>
+    public Action<string>? OnRevocationsChanged { get; set; }
 
     /// <summary>Called (on a transport thread) for every peer refused, with who and why.</summary>
     public Action<string>? OnRefused { get; set; }
@@ -143,8 +199,8 @@ public sealed class TransportSecurity : IDisposable
         var ca = LoadCaCertificate(caFile, n.Ca);
         var certificate = LoadNodeCertificate(settings.Certificate, password, source, n.Certificate);
         string revoked = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(caFile))!, FederationCertificates.RevokedFile);
-        var security = new TransportSecurity(certificate, ca, settings.Certificate)
-            { CaSetting = n.Ca, Revoked = FederationCertificates.ReadRevoked(revoked), RevokedPath = revoked };
+        var security = new TransportSecurity(certificate, ca, settings.Certificate) { CaSetting = n.Ca };
+        security.ReadRevoked(revoked);
         string cert = TlsNames.Show(n.Certificate, settings.Certificate);
         if (security.Check(certificate) is { } why)
             throw new UsageException($"{cert}: {why} ({TlsNames.Show(n.Ca, settings.Ca)}: {ca.Subject}). Issue it with `fedavg certs issue NAME --ca CA-DIR`.");
@@ -253,8 +309,7 @@ public sealed class TransportSecurity : IDisposable
     /// <summary>Null if <paramref name="peer"/> chains to the federation's CA and is valid now; else why not.</summary>
     public string? Check(X509Certificate2 peer)
     {
-        if (Revoked.Contains(peer.SerialNumber))
-            return $"the certificate '{peer.Subject}' (serial {peer.SerialNumber}) is revoked ({RevokedPath})";
+        if (RevokedWhy(peer) is { } revokedWhy) return revokedWhy;
         using var chain = ChainTo(Ca, ignoreTime: false);
         bool built = chain.Build(peer);
         if (built && chain.ChainElements.Count >= 2 && EndsAt(chain, Ca)) return null;
@@ -263,6 +318,13 @@ public sealed class TransportSecurity : IDisposable
         if (status.Contains(X509ChainStatusFlags.PartialChain) || status.Contains(X509ChainStatusFlags.UntrustedRoot) || !built)
             return $"the certificate '{peer.Subject}' (issuer '{peer.Issuer}') is not signed by the federation's CA";
         return $"the certificate '{peer.Subject}' does not verify ({string.Join(", ", status)})";
+    }
+
+    /// <summary>Null unless <paramref name="peer"/> is on the revoked list as it stands now; then why. Cheap: a set lookup.</summary>
+    public string? RevokedWhy(X509Certificate peer)
+    {
+        string serial = peer.GetSerialNumberString();
+        return Revoked.Contains(serial) ? $"the certificate '{peer.Subject}' (serial {serial}) is revoked ({RevokedPath})" : null;
     }
 
     /// <summary>True if <paramref name="certificate"/> was signed by <paramref name="ca"/> (whatever its validity period).</summary>

@@ -450,6 +450,14 @@ public sealed class WeightChannelServer : IDisposable
                         peer, got, Convert.ToHexString(request, 0, Math.Min(got, 8)));
                     return;
                 }
+                if (tls is not null && (stream as SslStream)?.RemoteCertificate is { } presented && tls.RevokedWhy(presented) is { } revoked)
+                {
+                    // revoked since this connection was authenticated (revoked.txt is read again when it changes):
+                    // a node already connected fetches and uploads nothing more
+                    log.Warning("weight channel: refused a request from {0}: {1}", peer, revoked);
+                    await WeightChannel.WriteStatus(stream, WeightChannel.Refused, revoked, stopping.Token).ConfigureAwait(false);
+                    return;
+                }
                 var ticket = new Guid(request.AsSpan(5, 16));
                 bool keepOpen = request[4] switch
                 {
