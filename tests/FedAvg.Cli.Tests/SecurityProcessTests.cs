@@ -173,6 +173,35 @@ public sealed class SecurityProcessTests : FederationProcessTest
     }
 
     [Fact]
+    public async Task A_node_revoked_while_the_server_runs_gets_no_more_weights_and_the_other_trains_on()
+    {
+        var (ca, _) = MakeCa("alpha");
+        string serverBundle = Issue(ca, "server", "server"), keptBundle = Issue(ca, "node-a"), revokedBundle = Issue(ca, "node-b");
+        string run = Path.Combine(root, "run");
+        var (server, port) = await StartServer(run, 100_000, Tls(serverBundle), "--start-clients", "4");
+        var kept = StartNode("node-a", port, "0-1", Tls(keptBundle));
+        var revoked = StartNode("node-b", port, "2-3", Tls(revokedBundle));
+        await server.WaitForLine(@"^round 1/.* 4/4 clients", Start);
+
+        // as the README says: revoke, then copy revoked.txt beside the server's ca.crt; no restart
+        var (code, error, _) = Fedavg("certs", "revoke", Path.Combine(revokedBundle, "node-b.crt"), "--ca", ca);
+        Assert.True(code == 0, error);
+        File.Copy(Path.Combine(ca, "revoked.txt"), Path.Combine(serverBundle, "revoked.txt"));
+        await server.WaitForLine(@"revoked\.txt changed: 1 revoked certificate\(s\) now \(1 added, 0 removed\)", Start);
+        await server.WaitForLine(@"weight channel: refused a request from 127\.0\.0\.1:\d+: the certificate 'CN=node-b[^']*' \(serial [0-9A-F]+\) is revoked", Start);
+
+        // from the round after the refusal: node-b's clients fail by name, node-a's train
+        int refusedIn = LastRound(server) + 1;
+        await server.WaitForLine($"^round {refusedIn + 1}/", Start);
+        var after = Rounds(run).Where(r => r.Round > refusedIn).ToList();
+        Assert.NotEmpty(after);
+        Assert.All(after, r => Assert.Equal((4, 2, 2), (r.Sampled, r.Succeeded, r.Failed)));
+        Assert.Contains("is revoked", revoked.Output);
+        Assert.False(kept.Output.Contains("run is over"), kept.Output);
+        foreach (var p in new[] { server, kept, revoked }) Assert.DoesNotContain("   at ", p.Output);
+    }
+
+    [Fact]
     public async Task A_tls_federation_trains_two_rounds_with_the_bits_of_the_plaintext_run_and_no_secret_in_its_outputs()
     {
         var (ca, _) = MakeCa("alpha");
