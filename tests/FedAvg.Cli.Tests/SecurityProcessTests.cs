@@ -38,6 +38,18 @@ public sealed class SecurityProcessTests : FederationProcessTest
         return (server, int.Parse(listening.Groups[2].Value));
     }
 
+    /// <summary>
+    /// A TLS `fedavg server` on ROOT/run whose run lasts until the test ends, with a certificate from the CA "alpha";
+    /// the test issues its nodes from the same CA.
+    /// </summary>
+    async Task<(string Ca, string ServerBundle, string Run, FedavgProcess Server, int Port)> StartTlsServer(int startClients)
+    {
+        var (ca, _) = MakeCa("alpha");
+        string serverBundle = Issue(ca, "server", "server"), run = Path.Combine(root, "run");
+        var (server, port) = await StartServer(run, 100_000, Tls(serverBundle), "--start-clients", startClients.ToString());
+        return (ca, serverBundle, run, server, port);
+    }
+
     static int LastRound(FedavgProcess server) =>
         Regex.Matches(server.Output, @"^round (\d+)/", RegexOptions.Multiline).Select(m => int.Parse(m.Groups[1].Value)).DefaultIfEmpty(0).Max();
 
@@ -175,10 +187,8 @@ public sealed class SecurityProcessTests : FederationProcessTest
     [Fact]
     public async Task A_node_revoked_while_the_server_runs_gets_no_more_weights_and_the_other_trains_on()
     {
-        var (ca, _) = MakeCa("alpha");
-        string serverBundle = Issue(ca, "server", "server"), keptBundle = Issue(ca, "node-a"), revokedBundle = Issue(ca, "node-b");
-        string run = Path.Combine(root, "run");
-        var (server, port) = await StartServer(run, 100_000, Tls(serverBundle), "--start-clients", "4");
+        var (ca, serverBundle, run, server, port) = await StartTlsServer(startClients: 4);
+        string keptBundle = Issue(ca, "node-a"), revokedBundle = Issue(ca, "node-b");
         var kept = StartNode("node-a", port, "0-1", Tls(keptBundle));
         var revoked = StartNode("node-b", port, "2-3", Tls(revokedBundle));
         await server.WaitForLine(@"^round 1/.* 4/4 clients", Start);
@@ -242,10 +252,9 @@ public sealed class SecurityProcessTests : FederationProcessTest
     [Fact]
     public async Task Peers_without_a_certificate_from_another_ca_or_in_plaintext_are_refused_and_the_server_keeps_training()
     {
-        var (ca, _) = MakeCa("alpha");
+        var (ca, _, run, server, port) = await StartTlsServer(startClients: 2);
         var (otherCa, _) = MakeCa("mallory");
-        string serverBundle = Issue(ca, "server", "server"), goodBundle = Issue(ca, "node-a"), evilBundle = Issue(otherCa, "evil");
-        var (server, port) = await StartServer(Path.Combine(root, "run"), 100_000, Tls(serverBundle), "--start-clients", "2");
+        string goodBundle = Issue(ca, "node-a"), evilBundle = Issue(otherCa, "evil");
         var good = StartNode("node-a", port, "0-1", Tls(goodBundle));
         await server.WaitForLine(@"^round 1/", Start);
 
@@ -286,7 +295,7 @@ public sealed class SecurityProcessTests : FederationProcessTest
         await server.WaitForLine($"^round {seen + 1}/", Start);
         Assert.DoesNotContain("evil", server.Output.Split('\n').Where(l => l.Contains("joined") || l.Contains("registered")));
         Assert.DoesNotContain("stranger", server.Output.Split('\n').Where(l => l.Contains("joined") || l.Contains("registered")));
-        Assert.All(Rounds(Path.Combine(root, "run")), r => Assert.Equal((2, 2, 0), (r.Sampled, r.Succeeded, r.Failed)));
+        Assert.All(Rounds(run), r => Assert.Equal((2, 2, 0), (r.Sampled, r.Succeeded, r.Failed)));
         Assert.False(good.Output.Contains("run is over"), good.Output);
         foreach (var p in new[] { server, good, evil, plaintext, stranger }) Assert.DoesNotContain("   at ", p.Output);
     }
@@ -322,10 +331,8 @@ public sealed class SecurityProcessTests : FederationProcessTest
     [Fact]
     public async Task Hostile_bytes_from_strangers_and_from_an_authenticated_peer_are_refused_with_a_reason_and_the_server_keeps_training()
     {
-        var (ca, _) = MakeCa("alpha");
-        string serverBundle = Issue(ca, "server", "server"), goodBundle = Issue(ca, "node-a"), peerBundle = Issue(ca, "fuzzer");
-        string run = Path.Combine(root, "run");
-        var (server, port) = await StartServer(run, 100_000, Tls(serverBundle), "--start-clients", "2");
+        var (ca, _, run, server, port) = await StartTlsServer(startClients: 2);
+        string goodBundle = Issue(ca, "node-a"), peerBundle = Issue(ca, "fuzzer");
         var good = StartNode("node-a", port, "0-1", Tls(goodBundle));
         await server.WaitForLine(@"^round 1/", Start);
         var random = new Random(12);
