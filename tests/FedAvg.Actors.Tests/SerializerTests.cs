@@ -32,6 +32,8 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
         new UpdateSubmitted(3, "client-007", 450, 0.25, 0.93, 1.75, new LocalWeights(HeaderOf(SomeWeights), SomeWeights)),
         new TrainRound(4, 1, [new ClientTask("client-001", 1)], RoundConfig.Of(("epochs", 1)),
             new ChanneledWeights(HeaderOf(SomeWeights, client: "", samples: 0), 4054, Guid.Parse("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"))),
+        new TrainRound(5, 1, [new ClientTask("client-001", 1)], RoundConfig.Of(("epochs", 1)),
+            new ChanneledWeights(HeaderOf(SomeWeights, client: "", samples: 0), 4054, Guid.Parse("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f1"), Pushed: true)),
         new UpdateSubmitted(4, "client-001", 450, 0.25, 0.93, 1.75, new ChanneledWeights(HeaderOf(SomeWeights), 65535, Guid.NewGuid())),
         new TrainingFailed(4, "client-001", "boom"),
         new FaultsFired("client-003", [new FaultFired(4, "client-003", "delay:20s"), new FaultFired(4, "client-003", "stale")]),

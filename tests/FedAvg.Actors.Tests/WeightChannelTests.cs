@@ -50,6 +50,89 @@ public sealed class WeightChannelTests : TestKit
         Assert.Equal(1, server.Connections);
     }
 
+    ChanneledWeights Payload(WeightChannelServer channel, float[] w, (Guid Ticket, bool Pushed) offer) => new(HeaderOf(w), channel.Port, offer.Ticket, offer.Pushed);
+
+    [Fact]
+    public async Task After_a_first_fetch_the_node_subscribes_and_what_is_offered_to_it_next_is_pushed_bit_for_bit_without_a_request()
+    {
+        var first = server.Offer(weights, "node-a");
+        Assert.False(first.Pushed); // not subscribed yet
+        Assert.Equal(weights, await client.Fetch(Payload(server, weights, first), "127.0.0.1"));
+        await AwaitAssertAsync(() => Assert.True(server.IsSubscribed("node-a")));
+
+        var next = Vector(weights.Length, 2);
+        var offer = server.Offer(next, "node-a");
+        Assert.True(offer.Pushed);
+        Assert.False(server.Offer(next, "node-b").Pushed); // another node's offer: that node is not subscribed
+        long fetches = server.Served.Fetches;
+        var received = await client.Fetch(Payload(server, next, offer), "127.0.0.1");
+        Assert.Equal(MemoryMarshal.AsBytes(next.AsSpan()).ToArray(), MemoryMarshal.AsBytes(received.AsSpan()).ToArray());
+        Assert.Equal(fetches, server.Served.Fetches); // no request: it came on the subscription
+        Assert.Equal(1, client.PushesReceived);
+        // a round's second message to the node (a batch of more clients) gets the same array, not a second transfer
+        Assert.Same(received, await client.Fetch(Payload(server, next, offer), "127.0.0.1"));
+        Assert.Equal(fetches, server.Served.Fetches);
+    }
+
+    [Fact]
+    public async Task A_pushed_vector_that_does_not_match_its_header_is_fetched_again_and_refused_as_damaged()
+    {
+        var warnings = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var node = new WeightChannelClient(null, warnings.Enqueue);
+        await node.Fetch(Payload(server, weights, server.Offer(weights, "node-a")), "127.0.0.1");
+        await AwaitAssertAsync(() => Assert.True(server.IsSubscribed("node-a")));
+        var offer = server.Offer(weights, "node-a");
+        Assert.True(offer.Pushed);
+        var lying = new ChanneledWeights(HeaderOf(weights) with { Checksum = HeaderOf(weights).Checksum ^ 1 }, server.Port, offer.Ticket, Pushed: true);
+        long fetches = server.Served.Fetches;
+        var e = await Assert.ThrowsAsync<WeightTransferException>(() => node.Fetch(lying, "127.0.0.1"));
+        Assert.Contains("checksum mismatch", e.Message);
+        Assert.Equal(fetches + 1, server.Served.Fetches); // fetched again before it was refused
+        Assert.Contains(warnings, w => w.Contains("do not match their header (checksum mismatch); fetching them"));
+    }
+
+    [Fact]
+    public async Task A_node_whose_server_restarted_fetches_and_subscribes_again()
+    {
+        var restartable = WeightChannelServer.Start("127.0.0.1", 0, null, Logging.GetLogger(Sys, "weight-channel"));
+        int port = restartable.Port;
+        await client.Fetch(Payload(restartable, weights, restartable.Offer(weights, "node-a")), "127.0.0.1");
+        await AwaitAssertAsync(() => Assert.True(restartable.IsSubscribed("node-a")));
+        Assert.True(client.IsSubscribed("127.0.0.1", port));
+        restartable.Dispose();
+        await AwaitAssertAsync(() => Assert.False(client.IsSubscribed("127.0.0.1", port)), TimeSpan.FromSeconds(10));
+
+        using var restarted = WeightChannelServer.Start("127.0.0.1", port, null, Logging.GetLogger(Sys, "weight-channel"));
+        var offer = restarted.Offer(weights, "node-a");
+        Assert.False(offer.Pushed); // the old subscription died with the old server
+        Assert.Equal(weights, await client.Fetch(Payload(restarted, weights, offer), "127.0.0.1"));
+        await AwaitAssertAsync(() => Assert.True(restarted.IsSubscribed("node-a")));
+        var next = Vector(weights.Length, 4);
+        var pushed = restarted.Offer(next, "node-a");
+        Assert.True(pushed.Pushed);
+        Assert.Equal(next, await client.Fetch(Payload(restarted, next, pushed), "127.0.0.1"));
+    }
+
+    [Fact]
+    public async Task A_subscription_needs_a_ticket_offered_to_a_node_and_a_stranger_gets_nothing_pushed()
+    {
+        server.Offer(weights, "node-a"); // offered, and its ticket never leaves the server in this test
+        var common = server.Offer(weights, HeaderOf(weights)); // an offer to no node in particular
+        foreach (var ticket in new[] { Guid.NewGuid(), common.Ticket })
+        {
+            using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+            await socket.ConnectAsync(IPAddress.Loopback, server.Port);
+            // the wire format of WeightChannel's remarks: "FAW" 1, subscribe (3), the ticket
+            await socket.SendAsync("FAW\u0001\u0003"u8.ToArray().Concat(ticket.ToByteArray()).ToArray());
+            var answer = new byte[2 + 200];
+            int got = await socket.ReceiveAsync(answer);
+            Assert.Equal(1, answer[0]); // unknown
+            Assert.Contains("no weights offered to a node", System.Text.Encoding.UTF8.GetString(answer, 2, got - 2));
+        }
+        Assert.False(server.IsSubscribed("node-a"));
+        Assert.False(server.Offer(weights, "node-a").Pushed);
+    }
+
     [Fact]
     public async Task A_connection_the_server_closed_while_pooled_is_replaced_not_failed_on()
     {
@@ -236,12 +319,19 @@ public sealed class WeightChannelTests : TestKit
             serverTls.ReadRevoked(list);
             using var memberTls = Of(memberPfx);
             using var secure = WeightChannelServer.Start("127.0.0.1", 0, serverTls, Logging.GetLogger(Sys, "weight-channel"));
-            var offer = secure.Offer(weights, HeaderOf(weights));
+            var offer = Payload(secure, weights, secure.Offer(weights, "member"));
             using var member = new WeightChannelClient(memberTls);
-            Assert.Equal(weights, await member.Fetch(offer, "127.0.0.1")); // authenticated, and the connection pooled
+            Assert.Equal(weights, await member.Fetch(offer, "127.0.0.1")); // authenticated, the connection pooled, and subscribed
+            await AwaitAssertAsync(() => Assert.True(secure.IsSubscribed("member")));
 
             FederationCertificates.Revoke(Path.ChangeExtension(memberPfx, ".crt"), ca);
             File.Copy(Path.Combine(ca, FederationCertificates.RevokedFile), list);
+            // nothing more is pushed to it: its subscription ends at the next offer, by name
+            await EventFilter.Warning(contains: "ended the subscription of member").ExpectAsync(1, () =>
+            {
+                Assert.False(secure.Offer(weights, "member").Pushed);
+                return Task.CompletedTask;
+            });
             await EventFilter.Warning(contains: "is revoked").ExpectAsync(1, async () =>
             {
                 var e = await Assert.ThrowsAsync<WeightTransferException>(() => member.Fetch(offer, "127.0.0.1"));

@@ -67,6 +67,11 @@ public sealed class ClusterProcessTests : FederationProcessTest
                      Rounds(dir).Select(r => (r.TestAccuracy, r.TestLoss, r.MeanTrainLoss)));
         Assert.Contains("round 3: training 2 clients", a.Output);
         Assert.Contains("the run is over", b.Output);
+        // round 1's vectors are fetched, and the nodes subscribe: later rounds' are pushed as the round is sent
+        var served = System.Text.RegularExpressions.Regex.Match(server.Output, @"weight channel: (\d+) global vectors pushed on the nodes' subscriptions, (\d+) fetched");
+        Assert.True(served.Success, server.Output);
+        Assert.InRange(int.Parse(served.Groups[1].Value), 1, 4);
+        Assert.InRange(int.Parse(served.Groups[2].Value), 2, 5);
         foreach (var file in new[] { "rounds.csv", "config.conf", "summary.json", "model.ts", "accuracy.png" })
             Assert.True(File.Exists(Path.Combine(dir, file)), file);
     }

@@ -93,6 +93,8 @@ public sealed class ClusterServer
 
             using var registration = cancel.Register(() => outcome.TrySetCanceled(cancel));
             var end = await outcome.Task.ConfigureAwait(false);
+            var (fetched, pushed) = channel.Served;
+            OnEvent?.Invoke($"weight channel: {pushed} global vectors pushed on the nodes' subscriptions, {fetched} fetched");
             // The coordinator told every node the run is over; let them leave first, so none sees its server vanish.
             await ClusterHosting.WhenRoleGone(system, ClusterHosting.ClientRole, cluster.LeaveTimeout).ConfigureAwait(false);
             await ClusterHosting.Leave(system).ConfigureAwait(false);

@@ -98,8 +98,10 @@ public sealed record StreamedWeights(WeightHeader Header, Akka.Streams.ISourceRe
 /// Another node, through the server's weight channel (Transfer/WeightChannel): the vector is fetched from, or was
 /// uploaded to, port <paramref name="Port"/> of the server's host (the host of its Akka address, never one the
 /// message names) under <paramref name="Ticket"/>, 128 random bits that only the sender and receiver know.
+/// <paramref name="Pushed"/>: the server is already writing the vector on the node's subscription to the channel
+/// (the node waits for it there, and fetches it under the same ticket if it does not come).
 /// </summary>
-public sealed record ChanneledWeights(WeightHeader Header, int Port, Guid Ticket) : WeightsPayload(Header);
+public sealed record ChanneledWeights(WeightHeader Header, int Port, Guid Ticket, bool Pushed = false) : WeightsPayload(Header);
 
 /// <summary>One client's work in a round: who trains, and the seed of its local shuffling.</summary>
 public sealed record ClientTask(string ClientId, int ShuffleSeed);

@@ -301,7 +301,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 w.Bytes(serializer.ToBinary(streamed.Chunks));
                 break;
             case ChanneledWeights channeled:
-                w.Byte(3);
+                w.Byte(channeled.Pushed ? (byte)4 : (byte)3);
                 w.Int(channeled.Port);
                 w.Bytes(channeled.Ticket.ToByteArray());
                 break;
@@ -317,7 +317,8 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
         if (header.FormatVersion != WeightStream.FormatVersion)
             throw new InvalidDataException($"weights are format version {header.FormatVersion}, this build reads version {WeightStream.FormatVersion}");
         if (header.Length < 0) throw new InvalidDataException($"weights length {header.Length}");
-        switch (r.Byte("weights carrier"))
+        byte carrier = r.Byte("weights carrier");
+        switch (carrier)
         {
             case 1:
                 var weights = r.Floats("weights");
@@ -346,12 +347,12 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 return decoded is ISourceRef<byte[]> chunks
                     ? new StreamedWeights(header, chunks)
                     : throw new InvalidDataException($"stream ref decodes to {decoded.GetType().Name}, not a source of byte chunks");
-            case 3:
+            case 3 or 4: // 4: the same, and the vector is pushed on the node's subscription
                 int port = r.Int("weight channel port");
                 if (port is < 1 or > 65535) throw new InvalidDataException($"weight channel port {port} is not a port");
                 var ticket = r.Bytes("weight channel ticket");
                 if (ticket.Length != 16) throw new InvalidDataException($"a weight channel ticket of {ticket.Length} bytes, expected 16");
-                return new ChanneledWeights(header, port, new Guid(ticket));
+                return new ChanneledWeights(header, port, new Guid(ticket), Pushed: carrier == 4);
             case var k:
                 throw new InvalidDataException($"unknown weights carrier {k}");
         }

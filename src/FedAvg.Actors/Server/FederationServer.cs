@@ -37,7 +37,9 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     readonly Func<float[], Task<Evaluation>> evaluate;
     readonly IActorRef observer;
     readonly WeightChannelServer? channel;
-    Guid? offered; // the weight channel's ticket for the current global weights
+    // the weight channel's tickets for the current global weights (one per node) and the (round, attempt) they are for
+    readonly HashSet<Guid> offered = new();
+    (int Round, int Attempt) offeredFor;
     readonly ILoggingAdapter log = Context.GetLogger();
     IMaterializer materializer = null!;
 
@@ -178,7 +180,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     /// <summary>One TrainRound per node, carrying the global weights once for all of that node's sampled clients.</summary>
     void FanOut(IEnumerable<string> targets)
     {
-        var byNode = new Dictionary<IActorRef, List<ClientTask>>();
+        var byNode = new Dictionary<IActorRef, (string NodeId, List<ClientTask> Tasks)>();
         foreach (var id in targets)
         {
             if (!clients.TryGetValue(id, out var client))
@@ -187,15 +189,15 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
                 continue;
             }
             var agent = nodes[client.NodeId].Agent;
-            if (!byNode.TryGetValue(agent, out var tasks)) byNode[agent] = tasks = new List<ClientTask>();
-            tasks.Add(new ClientTask(id, Seeds.ForClient(settings.Seed, round, id)));
+            if (!byNode.TryGetValue(agent, out var node)) byNode[agent] = node = (client.NodeId, new List<ClientTask>());
+            node.Tasks.Add(new ClientTask(id, Seeds.ForClient(settings.Seed, round, id)));
         }
         int r = round, a = attempt;
         var weights = global;
         ulong layoutHash = settings.Layout.Hash;
         Lazy<EncodedWeights>? encoded = null; // once per round for every remote node, off the actor's thread
-        Lazy<WeightsPayload>? ticket = null;  // with a weight channel: one offer (its checksum) for every remote node
-        foreach (var (agent, tasks) in byNode)
+        Lazy<Task<WeightHeader>>? header = null; // with a weight channel: the checksum, once per round for every remote node
+        foreach (var (agent, (nodeId, tasks)) in byNode)
         {
             if (WeightStream.IsLocal(agent))
             {
@@ -206,12 +208,18 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             var config = plan.Config;
             if (channel is { } ch)
             {
-                // the vector stays where it is, read-only until the next round's offer withdraws it
-                var offer = ticket ??= new Lazy<WeightsPayload>(() => ch.Offer(weights, WeightStream.Header(layoutHash, r, "", 0, weights)));
+                // The vector stays where it is, read-only until the next round's offers are withdrawn. Each node gets
+                // its own offer, pushed at once on its subscription while the checksum (which the TrainRound carries)
+                // is computed beside it: the push does not wait for the hash, nor the node for the message and a request.
+                var checksum = header ??= new Lazy<Task<WeightHeader>>(() => Task.Run(() => WeightStream.Header(layoutHash, r, "", 0, weights)));
+                var offer = Task.Run(async () =>
+                {
+                    var (ticket, pushed) = ch.Offer(weights, nodeId);
+                    return (WeightsPayload)new ChanneledWeights(await checksum.Value.ConfigureAwait(false), ch.Port, ticket, pushed);
+                });
                 foreach (var batch in tasks.Chunk(TasksPerMessage))
-                    Task.Run(() => offer.Value)
-                        .PipeTo(Self, success: payload => new Dispatch(target, new TrainRound(r, a, batch, config, payload)),
-                            failure: e => new DispatchFailed(r, a, batch, e.GetBaseException().Message));
+                    offer.PipeTo(Self, success: payload => new Dispatch(target, new TrainRound(r, a, batch, config, payload)),
+                        failure: e => new DispatchFailed(r, a, batch, e.GetBaseException().Message));
                 continue;
             }
             var chunks = encoded ??= new Lazy<EncodedWeights>(() => WeightStream.Encode(weights, layoutHash, r, "", 0));
@@ -231,12 +239,14 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         Receive<Dispatch>(d =>
         {
             bool current = d.Message.Round == round && d.Message.Attempt == attempt;
-            if (d.Message.Weights is ChanneledWeights c && c.Ticket != offered)
+            if (d.Message.Weights is ChanneledWeights c && !offered.Contains(c.Ticket))
             {
                 if (current)
                 {
-                    Withdraw(); // a fetch of the previous round's weights from now on is told the round moved on
-                    offered = c.Ticket;
+                    // a fetch of an earlier round's weights from now on is told the round moved on
+                    if (offeredFor != (round, attempt)) Withdraw();
+                    offeredFor = (round, attempt);
+                    offered.Add(c.Ticket);
                 }
                 else channel?.Withdraw(c.Ticket);
             }
@@ -715,8 +725,8 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
 
     void Withdraw()
     {
-        if (offered is { } ticket) channel?.Withdraw(ticket);
-        offered = null;
+        foreach (var ticket in offered) channel?.Withdraw(ticket);
+        offered.Clear();
     }
 
     void Join(JoinFederation join)

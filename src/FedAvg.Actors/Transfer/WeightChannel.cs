@@ -28,9 +28,15 @@ namespace FedAvg.Actors.Transfer;
 /// <remarks>
 /// <para>Wire format (little-endian). A request is <c>"FAW" 1</c>, an operation byte and a 16-byte ticket:
 /// <list type="bullet">
-/// <item>fetch (1): the server answers a status byte, then the vector's byte length (int64) and its bytes;</item>
+/// <item>fetch (1): the server answers a status byte, then the vector's byte length (int64) and its bytes; the
+/// status is 4 instead of 0 when the ticket was offered to one node, which may then subscribe with it;</item>
 /// <item>upload (2): the request goes on with the float count (int32) and XxHash3 (uint64), then the bytes; the
-/// server answers a status byte once the vector is stored and checked.</item>
+/// server answers a status byte once the vector is stored and checked;</item>
+/// <item>subscribe (3), with the ticket of weights offered to this node: the server answers a status byte, and the
+/// connection is from then on the node's subscription. For each later round in which the node has work, the server
+/// writes the ticket, the byte length (int64) and the bytes on it, as soon as it offers them and while the round's
+/// <see cref="TrainRound"/> (whose header holds the checksum the node checks them against) is on its way through
+/// Akka; the node sends nothing more on it. A push saves the Akka hop and the request that a fetch waits for.</item>
 /// </list>
 /// A status other than 0 is followed by a reason (one length byte, UTF-8). One connection carries any number of
 /// requests, one at a time; the node keeps its connections open between rounds (a TLS handshake costs 5–11 ms).</para>
@@ -43,10 +49,13 @@ namespace FedAvg.Actors.Transfer;
 public static class WeightChannel
 {
     internal static ReadOnlySpan<byte> Magic => "FAW\u0001"u8;
-    internal const byte Fetch = 1, Upload = 2;
+    internal const byte Fetch = 1, Upload = 2, Subscribe = 3;
     internal const byte Ok = 0, Unknown = 1, Refused = 2, Damaged = 3;
+    /// <summary>A fetch's answer when the weights were offered to the node: they follow, and the node may subscribe with that ticket.</summary>
+    internal const byte OkSubscribe = 4;
     internal const int RequestBytes = 4 + 1 + 16;
     internal const int UploadHeaderBytes = 4 + 8;
+    internal const int PushHeadBytes = 16 + 8;
 
     /// <summary>Bytes read (and hashed) per call: big enough that a call moves a lot, small enough to stay in L2 for the hash.</summary>
     internal const int Window = 256 * 1024;
@@ -292,13 +301,33 @@ public sealed class WeightChannelServer : IDisposable
     readonly TransportSecurity? tls;
     readonly ILoggingAdapter log;
     readonly CancellationTokenSource stopping = new();
-    readonly ConcurrentDictionary<Guid, float[]> offers = new();
+    readonly ConcurrentDictionary<Guid, Offered> offers = new();
+    readonly ConcurrentDictionary<string, Subscription> subscriptions = new();
     readonly ConcurrentDictionary<Guid, Stored> uploads = new();
     long uploadBytes;
     int connections;
     int uploadLength = -1;
 
     sealed record Stored(float[] Weights, ulong Checksum, DateTime At);
+    sealed record Offered(float[] Weights, string? Node);
+
+    /// <summary>A node's subscription: the connection the server pushes that node's vectors on, one at a time.</summary>
+    sealed class Subscription(Stream stream, string peer, X509Certificate? certificate, CancellationTokenSource ended)
+    {
+        public Stream Stream => stream;
+        public string Peer => peer;
+        public X509Certificate? Certificate => certificate;
+        public CancellationTokenSource Ended => ended;
+        public int Busy;
+    }
+
+    long fetchesServed, pushes;
+
+    /// <summary>Fetch requests answered with a vector, and vectors pushed to subscribed nodes, since the start.</summary>
+    public (long Fetches, long Pushes) Served => (Interlocked.Read(ref fetchesServed), Interlocked.Read(ref pushes));
+
+    /// <summary>Whether <paramref name="node"/> holds a subscription now.</summary>
+    public bool IsSubscribed(string node) => subscriptions.ContainsKey(node);
 
     /// <summary>Connections open now.</summary>
     public int Connections => Volatile.Read(ref connections);
@@ -343,15 +372,97 @@ public sealed class WeightChannelServer : IDisposable
     public void AcceptUploadsOf(int length) => uploadLength = length;
 
     /// <summary>Offers <paramref name="weights"/> (read-only until withdrawn) under a new ticket.</summary>
-    public ChanneledWeights Offer(float[] weights, WeightHeader header)
+    public ChanneledWeights Offer(float[] weights, WeightHeader header) => new(header, Port, Offer(weights, node: null).Ticket);
+
+    /// <summary>
+    /// Offers <paramref name="weights"/> (read-only until withdrawn) to <paramref name="node"/> under a new ticket, and
+    /// pushes them at once on that node's subscription if it holds one that is not busy with an earlier push
+    /// (<c>Pushed</c>); the node fetches them otherwise. A node may subscribe with a ticket offered to it.
+    /// </summary>
+    public (Guid Ticket, bool Pushed) Offer(float[] weights, string? node)
     {
         var ticket = WeightChannel.NewTicket();
-        offers[ticket] = weights;
-        return new ChanneledWeights(header, Port, ticket);
+        offers[ticket] = new Offered(weights, node);
+        return (ticket, node is not null && Push(node, ticket, weights));
+    }
+
+    bool Push(string node, Guid ticket, float[] weights)
+    {
+        if (!subscriptions.TryGetValue(node, out var sub) || Interlocked.CompareExchange(ref sub.Busy, 1, 0) != 0) return false;
+        if (tls is not null && sub.Certificate is { } presented && tls.RevokedWhy(presented) is { } revoked)
+        {
+            log.Warning("weight channel: ended the subscription of {0} ({1}): {2}", node, sub.Peer, revoked);
+            sub.Ended.Cancel();
+            return false;
+        }
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(sub.Ended.Token);
+                timeout.CancelAfter(Idle);
+                var head = new byte[WeightChannel.PushHeadBytes];
+                ticket.TryWriteBytes(head);
+                BinaryPrimitives.WriteInt64LittleEndian(head.AsSpan(16), (long)weights.Length * sizeof(float));
+                await sub.Stream.WriteAsync(head, timeout.Token).ConfigureAwait(false);
+                await WeightChannel.WriteVector(sub.Stream, WeightChannel.BytesOf(weights), timeout.Token).ConfigureAwait(false);
+                Interlocked.Increment(ref pushes);
+                sub.Ended.CancelAfter(IdleLimit); // a subscription without a push for this long ends, as an idle connection does
+            }
+            catch (Exception e)
+            {
+                // the node sees its subscription end, and fetches the vector under the same ticket
+                if (!stopping.IsCancellationRequested)
+                    log.Warning("weight channel: a push to {0} ({1}) failed, it fetches instead: {2}", node, sub.Peer, Describe(e));
+                sub.Ended.Cancel();
+            }
+            finally
+            {
+                Volatile.Write(ref sub.Busy, 0);
+            }
+        });
+        return true;
     }
 
     /// <summary>A fetch of <paramref name="ticket"/> from now on is refused (one already under way finishes).</summary>
     public void Withdraw(Guid ticket) => offers.TryRemove(ticket, out _);
+
+    /// <summary>Holds the connection as <paramref name="ticket"/>'s node's subscription until either end closes it; false: the connection closes.</summary>
+    async Task<bool> ServeSubscription(Stream stream, Guid ticket, string peer)
+    {
+        if (!offers.TryGetValue(ticket, out var offer) || offer.Node is not { } node)
+        {
+            log.Info("weight channel: {0} asked to subscribe with a ticket not offered to a node (any more)", peer);
+            await WeightChannel.WriteStatus(stream, WeightChannel.Unknown, "that ticket names no weights offered to a node (any more)", stopping.Token).ConfigureAwait(false);
+            return false;
+        }
+        // not disposed: a push that ends as the subscription does may still touch it
+        var ended = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token);
+        ended.CancelAfter(IdleLimit);
+        var sub = new Subscription(stream, peer, (stream as SslStream)?.RemoteCertificate, ended);
+        if (subscriptions.TryGetValue(node, out var old)) old.Ended.Cancel(); // a node holds one: its newest
+        subscriptions[node] = sub;
+        try
+        {
+            await stream.WriteAsync(new[] { WeightChannel.Ok }, stopping.Token).ConfigureAwait(false);
+            await stream.FlushAsync(stopping.Token).ConfigureAwait(false);
+            // the node sends nothing more: a read ends when it closes the connection, or when the subscription ends
+            var nothing = new byte[1];
+            try
+            {
+                if (await stream.ReadAsync(nothing, ended.Token).ConfigureAwait(false) > 0)
+                    log.Warning("weight channel: ended the subscription of {0} ({1}): it sent bytes on it", node, peer);
+            }
+            catch (OperationCanceledException) when (!stopping.IsCancellationRequested) { }
+            // a push under way fails with the connection, and the node fetches what it missed
+            return false;
+        }
+        finally
+        {
+            subscriptions.TryRemove(new KeyValuePair<string, Subscription>(node, sub));
+            sub.Ended.Cancel();
+        }
+    }
 
     /// <summary>
     /// The uploaded vector <paramref name="payload"/> names, checked against its header; the caller owns it (rented
@@ -463,6 +574,7 @@ public sealed class WeightChannelServer : IDisposable
                 {
                     WeightChannel.Fetch => await ServeFetch(stream, ticket, peer).ConfigureAwait(false),
                     WeightChannel.Upload => await ReceiveUpload(stream, ticket, peer).ConfigureAwait(false),
+                    WeightChannel.Subscribe => await ServeSubscription(stream, ticket, peer).ConfigureAwait(false),
                     var op => Bad($"unknown operation {op}"),
                 };
                 if (!keepOpen) return;
@@ -500,17 +612,19 @@ public sealed class WeightChannelServer : IDisposable
 
     async Task<bool> ServeFetch(Stream stream, Guid ticket, string peer)
     {
-        if (!offers.TryGetValue(ticket, out var offer))
+        if (!offers.TryGetValue(ticket, out var offered))
         {
             log.Info("weight channel: {0} asked for weights that are not offered (any more): a round that has moved on", peer);
             await WeightChannel.WriteStatus(stream, WeightChannel.Unknown, "these weights are not offered any more (the round moved on)", stopping.Token).ConfigureAwait(false);
             return true;
         }
+        var offer = offered.Weights;
         var head = new byte[9];
-        head[0] = WeightChannel.Ok;
+        head[0] = offered.Node is null ? WeightChannel.Ok : WeightChannel.OkSubscribe;
         BinaryPrimitives.WriteInt64LittleEndian(head.AsSpan(1), (long)offer.Length * sizeof(float));
         await stream.WriteAsync(head, stopping.Token).ConfigureAwait(false);
         await WeightChannel.WriteVector(stream, WeightChannel.BytesOf(offer), stopping.Token).ConfigureAwait(false);
+        Interlocked.Increment(ref fetchesServed);
         return true;
     }
 
@@ -585,7 +699,7 @@ public sealed class WeightChannelServer : IDisposable
 public sealed class WeightChannelClient : IDisposable
 {
     static readonly TimeSpan Idle = TimeSpan.FromSeconds(30);
-    static readonly TimeSpan Connect = TimeSpan.FromSeconds(10);
+    static readonly TimeSpan ConnectLimit = TimeSpan.FromSeconds(10);
 
     /// <summary>
     /// Transfers at once, hence connections a node opens: more gain nothing on one link, and a node of 2,100 tiny
@@ -611,20 +725,153 @@ public sealed class WeightChannelClient : IDisposable
     /// address: a payload cannot send a node elsewhere), checked against its header. It lands in
     /// <paramref name="allocate"/>'s array, which the caller owns.
     /// </summary>
+    /// <remarks>
+    /// After its first fetch from a server the node subscribes to it, and from then on the server pushes the vectors
+    /// it offers this node (<see cref="ChanneledWeights.Pushed"/>) as it sends the round: this waits for that push,
+    /// checks it against the header, and fetches under the same ticket if it does not come. Every batch of a round
+    /// gets the same array.
+    /// </remarks>
     public async Task<float[]> Fetch(ChanneledWeights payload, string host, Func<int, float[]>? allocate = null, CancellationToken cancel = default)
     {
+        if (payload.Pushed && subscribed.TryGetValue((host, payload.Port), out var subscription)
+            && await Pushed(subscription, payload, cancel).ConfigureAwait(false) is { } pushed)
+            return pushed;
+        float[] weights;
+        bool subscribable;
         await transfers.WaitAsync(cancel).ConfigureAwait(false);
         try
         {
-            return await FetchOnce(payload, host, allocate, cancel).ConfigureAwait(false);
+            (weights, subscribable) = await FetchOnce(payload, host, allocate, cancel).ConfigureAwait(false);
         }
         finally
         {
             transfers.Release();
         }
+        if (subscribable) Subscribe(host, payload.Port, payload.Ticket, weights.Length, allocate);
+        return weights;
     }
 
-    async Task<float[]> FetchOnce(ChanneledWeights payload, string host, Func<int, float[]>? allocate, CancellationToken cancel)
+    /// <summary>Pushes received on subscriptions, and whether a subscription is open, for tests and the benchmark.</summary>
+    public long PushesReceived => Interlocked.Read(ref pushesReceived);
+    long pushesReceived;
+
+    /// <summary>Whether this node holds a subscription to the channel at <paramref name="host"/>:<paramref name="port"/>.</summary>
+    public bool IsSubscribed(string host, int port) => subscribed.ContainsKey((host, port));
+
+    readonly ConcurrentDictionary<(string Host, int Port), Subscribed> subscribed = new();
+
+    /// <summary>A subscription's vectors by ticket: the newest push (and any a round's messages wait for).</summary>
+    sealed class Subscribed
+    {
+        readonly ConcurrentDictionary<Guid, TaskCompletionSource<(float[] Weights, ulong Hash)>> vectors = new();
+        readonly ConcurrentDictionary<Guid, byte> dropped = new();
+        volatile Exception? ended;
+
+        /// <summary>Cancelled when the node's channel client is disposed: the subscription closes.</summary>
+        public readonly CancellationTokenSource Closing = new();
+
+        public TaskCompletionSource<(float[] Weights, ulong Hash)> Expect(Guid ticket)
+        {
+            var entry = vectors.GetOrAdd(ticket, _ => new(TaskCreationOptions.RunContinuationsAsynchronously));
+            if (ended is { } e) entry.TrySetException(e);
+            else if (dropped.ContainsKey(ticket)) entry.TrySetException(new WeightTransferException("a later push replaced it"));
+            return entry;
+        }
+
+        /// <summary>A push of <paramref name="ticket"/> begins: vectors of earlier rounds are dropped, and whoever waits for one of them fetches it.</summary>
+        public TaskCompletionSource<(float[] Weights, ulong Hash)> Begin(Guid ticket)
+        {
+            if (dropped.Count > 64) dropped.Clear();
+            foreach (var (other, entry) in vectors)
+                if (other != ticket && vectors.TryRemove(other, out _))
+                {
+                    dropped[other] = 0;
+                    entry.TrySetException(new WeightTransferException("a later push replaced it"));
+                }
+            return Expect(ticket);
+        }
+
+        public void End(Exception reason)
+        {
+            ended = reason;
+            foreach (var entry in vectors.Values) entry.TrySetException(reason);
+        }
+    }
+
+    async Task<float[]?> Pushed(Subscribed subscription, ChanneledWeights payload, CancellationToken cancel)
+    {
+        try
+        {
+            var (weights, hash) = await subscription.Expect(payload.Ticket).Task.WaitAsync(Idle, cancel).ConfigureAwait(false);
+            if (weights.Length == payload.Header.Length && hash == payload.Header.Checksum) return weights;
+            warn($"weight channel: the weights pushed for round {payload.Header.Round} do not match their header " +
+                 (weights.Length != payload.Header.Length ? $"({weights.Length} weights, the header says {payload.Header.Length})" : "(checksum mismatch)") +
+                 "; fetching them");
+        }
+        catch (Exception e) when (!cancel.IsCancellationRequested)
+        {
+            warn($"weight channel: the weights pushed for round {payload.Header.Round} did not arrive ({e.GetBaseException().Message}); fetching them");
+        }
+        return null;
+    }
+
+    /// <summary>Opens this node's subscription to the channel at <paramref name="host"/>:<paramref name="port"/> (one per server), if none is open.</summary>
+    void Subscribe(string host, int port, Guid ticket, int length, Func<int, float[]>? allocate)
+    {
+        if (disposed || subscribed.ContainsKey((host, port))) return;
+        var subscription = new Subscribed();
+        if (subscribed.TryAdd((host, port), subscription)) _ = Subscription(subscription, host, port, ticket, length, allocate);
+    }
+
+    async Task Subscription(Subscribed subscription, string host, int port, Guid ticket, int length, Func<int, float[]>? allocate)
+    {
+        Stream? stream = null;
+        Exception reason = new WeightTransferException("the subscription ended");
+        try
+        {
+            var closing = subscription.Closing.Token;
+            stream = await Connect(host, port, closing).ConfigureAwait(false);
+            var request = new byte[WeightChannel.RequestBytes];
+            WeightChannel.WriteRequest(request, WeightChannel.Subscribe, ticket);
+            await stream.WriteAsync(request, closing).ConfigureAwait(false);
+            await stream.FlushAsync(closing).ConfigureAwait(false);
+            var status = new byte[1];
+            await stream.ReadExactlyAsync(status, closing).ConfigureAwait(false);
+            if (status[0] != WeightChannel.Ok)
+            {
+                reason = new WeightTransferException($"the server refused the subscription: {await WeightChannel.ReadReason(stream, default).ConfigureAwait(false)}");
+                return;
+            }
+            var head = new byte[WeightChannel.PushHeadBytes];
+            while (true)
+            {
+                // no time limit: the next push comes with the next round; the server ends an idle subscription
+                await stream.ReadExactlyAsync(head, closing).ConfigureAwait(false);
+                var pushed = new Guid(head.AsSpan(0, 16));
+                long bytes = BinaryPrimitives.ReadInt64LittleEndian(head.AsSpan(16));
+                if (bytes != (long)length * sizeof(float))
+                    throw new WeightTransferException($"the server pushed {bytes} bytes, its weights are {(long)length * sizeof(float)}");
+                var entry = subscription.Begin(pushed);
+                var weights = (allocate ?? (n => new float[n]))(length);
+                var hash = new XxHash3();
+                await WeightChannel.ReadHashed(stream, WeightChannel.BytesOf(weights), hash, Idle, closing).ConfigureAwait(false);
+                Interlocked.Increment(ref pushesReceived);
+                entry.TrySetResult((weights, hash.GetCurrentHashAsUInt64()));
+            }
+        }
+        catch (Exception e)
+        {
+            reason = e as WeightTransferException ?? new WeightTransferException($"the subscription ended: {e.GetBaseException().Message}", e);
+        }
+        finally
+        {
+            subscribed.TryRemove(new KeyValuePair<(string, int), Subscribed>((host, port), subscription));
+            subscription.End(reason);
+            if (stream is not null) await stream.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    async Task<(float[] Weights, bool Subscribable)> FetchOnce(ChanneledWeights payload, string host, Func<int, float[]>? allocate, CancellationToken cancel)
     {
         var header = payload.Header;
         var stream = await Rent(host, payload.Port, cancel).ConfigureAwait(false);
@@ -638,7 +885,7 @@ public sealed class WeightChannelClient : IDisposable
             await stream.FlushAsync(cancel).ConfigureAwait(false);
             var head = new byte[1];
             await stream.ReadExactlyAsync(head, cancel).ConfigureAwait(false);
-            if (head[0] != WeightChannel.Ok)
+            if (head[0] is not (WeightChannel.Ok or WeightChannel.OkSubscribe))
             {
                 string reason = await WeightChannel.ReadReason(stream, cancel).ConfigureAwait(false);
                 pooled = Return(host, payload.Port, stream);
@@ -657,7 +904,7 @@ public sealed class WeightChannelClient : IDisposable
                 throw new WeightTransferException("checksum mismatch: the weights were damaged in transit");
             var result = weights;
             weights = null;
-            return result;
+            return (result, head[0] == WeightChannel.OkSubscribe);
         }
         catch (Exception e) when (e is not WeightTransferException)
         {
@@ -732,6 +979,12 @@ public sealed class WeightChannelClient : IDisposable
                 if (!pooled.Socket.Poll(0, SelectMode.SelectRead) || pooled.Socket.Available > 0) return pooled.Stream;
                 await pooled.Stream.DisposeAsync().ConfigureAwait(false);
             }
+        return await Connect(host, port, cancel).ConfigureAwait(false);
+    }
+
+    /// <summary>A new connection to the channel, authenticated when TLS is on.</summary>
+    async Task<Stream> Connect(string host, int port, CancellationToken cancel)
+    {
         // socket buffers stay the kernel's: setting SO_RCVBUF turns off Linux's receive-buffer autotuning, which a
         // real network's bandwidth-delay product needs (4 MiB buffers were within the noise on loopback here)
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
@@ -739,7 +992,7 @@ public sealed class WeightChannelClient : IDisposable
         try
         {
             using var connect = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-            connect.CancelAfter(Connect);
+            connect.CancelAfter(ConnectLimit);
             await socket.ConnectAsync(host, port, connect.Token).ConfigureAwait(false);
             stream = new NetworkStream(socket, ownsSocket: true);
             sockets.AddOrUpdate(stream, socket);
@@ -761,7 +1014,7 @@ public sealed class WeightChannelClient : IDisposable
         {
             socket.Dispose();
             throw new WeightTransferException($"cannot reach the server's weight channel at {host}:{port}: " +
-                                              (e is OperationCanceledException ? $"no connection within {Connect.TotalSeconds:0} s" : e.GetBaseException().Message), e);
+                                              (e is OperationCanceledException ? $"no connection within {ConnectLimit.TotalSeconds:0} s" : e.GetBaseException().Message), e);
         }
     }
 
@@ -776,6 +1029,7 @@ public sealed class WeightChannelClient : IDisposable
     public void Dispose()
     {
         disposed = true;
+        foreach (var subscription in subscribed.Values) subscription.Closing.Cancel();
         foreach (var bag in idle.Values)
             while (bag.TryTake(out var pooled))
                 pooled.Stream.Dispose();

@@ -53,8 +53,9 @@ public static class WireBenchmark
     /// <param name="AkkaSeconds">The same vector as stream refs of 64 KiB chunks through Akka.Remote (what a system without a channel does).</param>
     /// <param name="AssociationSeconds">Median time of a first request to a new node: TCP connect, Akka handshake, reply.</param>
     /// <param name="MessageSeconds">One request and reply through Akka.Remote to every node at once, no weights: the part of a channel round that is not the bytes.</param>
+    /// <param name="PushedShare">Of the channel's rounds' vectors, the share pushed on the nodes' subscriptions (the rest were fetched).</param>
     public sealed record Broadcast(int Nodes, double Megabytes, double ChannelSeconds, double AkkaSeconds, double RawTcpSeconds, double AssociationSeconds,
-        double MessageSeconds, double FetchSeconds);
+        double MessageSeconds, double FetchSeconds, double PushedShare);
 
     /// <summary>
     /// One round's broadcast: the same vector to <paramref name="nodes"/> actor systems over loopback TCP, each receiver
@@ -70,7 +71,7 @@ public static class WireBenchmark
         var akka = await MedianAsync(repeats, () => rig.Round(channel: false));
         await using var raw = await RawTcp.Start(MemoryMarshal.AsBytes(weights.AsSpan()).ToArray(), nodes);
         var t = await Alternate(repeats, () => rig.Round(channel: true), raw.Round, rig.Ping, rig.FetchOnly);
-        return new Broadcast(nodes, weights.Length * 4.0 * nodes / 1e6, t[0], akka, t[1], rig.AssociationSeconds, t[2], t[3]);
+        return new Broadcast(nodes, weights.Length * 4.0 * nodes / 1e6, t[0], akka, t[1], rig.AssociationSeconds, t[2], t[3], rig.PushedShare);
     }
 
     /// <param name="AssociationSeconds">Median time of a first request to a new node: TCP connect, (TLS handshake,) Akka handshake, reply.</param>
@@ -149,6 +150,10 @@ public static class WireBenchmark
         }
 
         readonly List<WeightChannelClient> nodeFetchers = [];
+        long roundVectors;
+
+        /// <summary>Of the vectors the channel rounds sent, the share pushed on a subscription (the rest were fetched).</summary>
+        public double PushedShare => roundVectors == 0 ? 0 : (double)channel.Served.Pushes / roundVectors;
         readonly List<float[]> nodeBuffers = [];
 
         /// <summary>The channel alone: every node's fetch at once, no Akka message around it.</summary>
@@ -172,19 +177,25 @@ public static class WireBenchmark
         {
             if (channel)
             {
-                // as the server does: the checksum once per round, one offer for every node, the vector itself on the socket
-                var offer = this.channel.Offer(weights, WeightStream.Header(0x1234, 1, "", 0, weights));
+                // as the server does: an offer for each node, pushed at once to a subscribed node, the checksum (which
+                // the message carries) computed beside the pushes, the vector itself on the socket
+                var ch = this.channel;
+                var header = Task.Run(() => WeightStream.Header(0x1234, 1, "", 0, weights));
+                var offers = sinks.Select((_, i) => ch.Offer(weights, $"node-{i}")).ToList();
+                roundVectors += offers.Count;
                 try
                 {
-                    await Task.WhenAll(sinks.Select(async sink =>
+                    var h = await header;
+                    await Task.WhenAll(sinks.Select(async (sink, i) =>
                     {
-                        var ack = await sink.Ask<Registered>(new TrainRound(1, 1, [], RoundConfig.Of(("epochs", 1)), offer), TimeSpan.FromMinutes(1));
+                        var payload = new ChanneledWeights(h, ch.Port, offers[i].Ticket, offers[i].Pushed);
+                        var ack = await sink.Ask<Registered>(new TrainRound(1, 1, [], RoundConfig.Of(("epochs", 1)), payload), TimeSpan.FromMinutes(1));
                         if (ack.Clients != weights.Length) throw new InvalidOperationException($"a node received {ack.Clients} weights");
                     }));
                 }
                 finally
                 {
-                    this.channel.Withdraw(offer.Ticket);
+                    foreach (var (ticket, _) in offers) ch.Withdraw(ticket);
                 }
                 return;
             }
