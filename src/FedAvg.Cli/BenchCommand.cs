@@ -57,7 +57,8 @@ public static class BenchCommand
                 channel_seconds = broadcast.ChannelSeconds, akka_seconds = broadcast.AkkaSeconds, raw_tcp_seconds = broadcast.RawTcpSeconds,
                 channel_mb_s = broadcast.Megabytes / broadcast.ChannelSeconds, akka_mb_s = broadcast.Megabytes / broadcast.AkkaSeconds,
                 raw_tcp_mb_s = broadcast.Megabytes / broadcast.RawTcpSeconds, channel_vs_raw_tcp = broadcast.RawTcpSeconds / broadcast.ChannelSeconds,
-                message_round_trip_ms = broadcast.MessageSeconds * 1000, fetch_only_mb_s = broadcast.Megabytes / broadcast.FetchSeconds, pushed_share = broadcast.PushedShare });
+                message_round_trip_ms = broadcast.MessageSeconds * 1000, fetch_only_mb_s = broadcast.Megabytes / broadcast.FetchSeconds,
+                push_only_mb_s = broadcast.Megabytes / broadcast.PushSeconds, pushed_share = broadcast.PushedShare });
 
             // the same broadcast with mutual TLS (a throwaway federation CA and certificate), rounds alternated with plaintext ones
             var dir = Directory.CreateTempSubdirectory("fedavg-bench-tls-");

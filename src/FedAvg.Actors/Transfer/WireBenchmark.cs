@@ -49,13 +49,15 @@ public static class WireBenchmark
         return new Codec(mb / encode, mb / decode, mb / memcpy, mb / hash);
     }
 
-    /// <param name="ChannelSeconds">The weight channel's broadcast, as a cluster runs it: TrainRound through Akka, the bytes over the channel, an Akka reply.</param>
+    /// <param name="ChannelSeconds">The weight channel's broadcast, as a cluster runs it: the bytes pushed on each node's subscription while the TrainRound goes through Akka, an Akka reply.</param>
     /// <param name="AkkaSeconds">The same vector as stream refs of 64 KiB chunks through Akka.Remote (what a system without a channel does).</param>
     /// <param name="AssociationSeconds">Median time of a first request to a new node: TCP connect, Akka handshake, reply.</param>
     /// <param name="MessageSeconds">One request and reply through Akka.Remote to every node at once, no weights: the part of a channel round that is not the bytes.</param>
+    /// <param name="FetchSeconds">The channel's fetch alone (a request and the vector, checked on the node; no Akka message), as round 1 moves it.</param>
+    /// <param name="PushSeconds">The channel's push alone (the vector on each node's subscription, checked there; no Akka message), as later rounds move it.</param>
     /// <param name="PushedShare">Of the channel's rounds' vectors, the share pushed on the nodes' subscriptions (the rest were fetched).</param>
     public sealed record Broadcast(int Nodes, double Megabytes, double ChannelSeconds, double AkkaSeconds, double RawTcpSeconds, double AssociationSeconds,
-        double MessageSeconds, double FetchSeconds, double PushedShare);
+        double MessageSeconds, double FetchSeconds, double PushSeconds, double PushedShare);
 
     /// <summary>
     /// One round's broadcast: the same vector to <paramref name="nodes"/> actor systems over loopback TCP, each receiver
@@ -70,8 +72,8 @@ public static class WireBenchmark
         await rig.Round(channel: false);
         var akka = await MedianAsync(repeats, () => rig.Round(channel: false));
         await using var raw = await RawTcp.Start(MemoryMarshal.AsBytes(weights.AsSpan()).ToArray(), nodes);
-        var t = await Alternate(repeats, () => rig.Round(channel: true), raw.Round, rig.Ping, rig.FetchOnly);
-        return new Broadcast(nodes, weights.Length * 4.0 * nodes / 1e6, t[0], akka, t[1], rig.AssociationSeconds, t[2], t[3], rig.PushedShare);
+        var t = await Alternate(repeats, () => rig.Round(channel: true), raw.Round, rig.Ping, rig.FetchOnly, rig.PushOnly);
+        return new Broadcast(nodes, weights.Length * 4.0 * nodes / 1e6, t[0], akka, t[1], rig.AssociationSeconds, t[2], t[3], t[4], rig.PushedShare);
     }
 
     /// <param name="AssociationSeconds">Median time of a first request to a new node: TCP connect, (TLS handshake,) Akka handshake, reply.</param>
@@ -140,6 +142,7 @@ public static class WireBenchmark
                 rig.nodeFetchers.Add(direct);
                 rig.nodeBuffers.Add(new float[weights.Length]);
                 system.ActorOf(Props.Create(() => new Sink(fetcher)), "sink");
+                rig.sinkFetchers.Add(fetcher);
                 var address = ((ExtendedActorSystem)system).Provider.DefaultAddress;
                 var clock = Stopwatch.StartNew();
                 rig.sinks.Add(await rig.sender.ActorSelection(new RootActorPath(address) / "user" / "sink").ResolveOne(TimeSpan.FromSeconds(10)));
@@ -150,10 +153,28 @@ public static class WireBenchmark
         }
 
         readonly List<WeightChannelClient> nodeFetchers = [];
-        long roundVectors;
+        readonly List<WeightChannelClient> sinkFetchers = [];
+
+        /// <summary>The channel's push alone: an offer to every node, pushed on its subscription and checked there against the header, no Akka message around it.</summary>
+        public async Task PushOnly()
+        {
+            var header = Task.Run(() => WeightStream.Header(0x1234, 1, "", 0, weights));
+            var offers = sinkFetchers.Select((_, i) => channel.Offer(weights, $"node-{i}")).ToList();
+            try
+            {
+                var h = await header;
+                await Task.WhenAll(sinkFetchers.Select((f, i) => f.Fetch(new ChanneledWeights(h, channel.Port, offers[i].Ticket, offers[i].Pushed), "127.0.0.1",
+                    n => nodeBuffers[i])));
+            }
+            finally
+            {
+                foreach (var (ticket, _) in offers) channel.Withdraw(ticket);
+            }
+        }
+        long roundVectors, roundPushes;
 
         /// <summary>Of the vectors the channel rounds sent, the share pushed on a subscription (the rest were fetched).</summary>
-        public double PushedShare => roundVectors == 0 ? 0 : (double)channel.Served.Pushes / roundVectors;
+        public double PushedShare => roundVectors == 0 ? 0 : (double)roundPushes / roundVectors;
         readonly List<float[]> nodeBuffers = [];
 
         /// <summary>The channel alone: every node's fetch at once, no Akka message around it.</summary>
@@ -183,6 +204,7 @@ public static class WireBenchmark
                 var header = Task.Run(() => WeightStream.Header(0x1234, 1, "", 0, weights));
                 var offers = sinks.Select((_, i) => ch.Offer(weights, $"node-{i}")).ToList();
                 roundVectors += offers.Count;
+                roundPushes += offers.Count(o => o.Pushed);
                 try
                 {
                     var h = await header;
