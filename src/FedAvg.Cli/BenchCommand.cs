@@ -58,7 +58,8 @@ public static class BenchCommand
                 channel_mb_s = broadcast.Megabytes / broadcast.ChannelSeconds, akka_mb_s = broadcast.Megabytes / broadcast.AkkaSeconds,
                 raw_tcp_mb_s = broadcast.Megabytes / broadcast.RawTcpSeconds, channel_vs_raw_tcp = broadcast.RawTcpSeconds / broadcast.ChannelSeconds,
                 message_round_trip_ms = broadcast.MessageSeconds * 1000, fetch_only_mb_s = broadcast.Megabytes / broadcast.FetchSeconds,
-                push_only_mb_s = broadcast.Megabytes / broadcast.PushSeconds, pushed_share = broadcast.PushedShare });
+                push_only_mb_s = broadcast.Megabytes / broadcast.PushSeconds, pushed_share = broadcast.PushedShare,
+                akka_reply_seconds = broadcast.ChannelAkkaReplySeconds, akka_reply_vs_raw_tcp = broadcast.RawTcpSeconds / broadcast.ChannelAkkaReplySeconds });
 
             // the same broadcast with mutual TLS (a throwaway federation CA and certificate), rounds alternated with plaintext ones
             var dir = Directory.CreateTempSubdirectory("fedavg-bench-tls-");

@@ -318,7 +318,9 @@ public sealed class WeightChannelServer : IDisposable
         public string Peer => peer;
         public X509Certificate? Certificate => certificate;
         public CancellationTokenSource Ended => ended;
-        public int Busy;
+        /// <summary>Pushes written or waiting to be: one connection writes one vector at a time.</summary>
+        public int Pending;
+        public readonly SemaphoreSlim Writing = new(1);
     }
 
     long fetchesServed, pushes;
@@ -376,8 +378,8 @@ public sealed class WeightChannelServer : IDisposable
 
     /// <summary>
     /// Offers <paramref name="weights"/> (read-only until withdrawn) to <paramref name="node"/> under a new ticket, and
-    /// pushes them at once on that node's subscription if it holds one that is not busy with an earlier push
-    /// (<c>Pushed</c>); the node fetches them otherwise. A node may subscribe with a ticket offered to it.
+    /// pushes them at once on that node's subscription if it holds one (after the push being written, if any; not
+    /// behind two) (<c>Pushed</c>); the node fetches them otherwise. A node may subscribe with a ticket offered to it.
     /// </summary>
     public (Guid Ticket, bool Pushed) Offer(float[] weights, string? node)
     {
@@ -388,17 +390,28 @@ public sealed class WeightChannelServer : IDisposable
 
     bool Push(string node, Guid ticket, float[] weights)
     {
-        if (!subscriptions.TryGetValue(node, out var sub) || Interlocked.CompareExchange(ref sub.Busy, 1, 0) != 0) return false;
+        if (!subscriptions.TryGetValue(node, out var sub)) return false;
+        // one push may wait behind the one being written (a round that follows the last at once); a node that is
+        // slower than that fetches instead
+        if (Interlocked.Increment(ref sub.Pending) > 2)
+        {
+            Interlocked.Decrement(ref sub.Pending);
+            return false;
+        }
         if (tls is not null && sub.Certificate is { } presented && tls.RevokedWhy(presented) is { } revoked)
         {
             log.Warning("weight channel: ended the subscription of {0} ({1}): {2}", node, sub.Peer, revoked);
             sub.Ended.Cancel();
+            Interlocked.Decrement(ref sub.Pending);
             return false;
         }
         _ = Task.Run(async () =>
         {
+            bool writing = false;
             try
             {
+                await sub.Writing.WaitAsync(sub.Ended.Token).ConfigureAwait(false);
+                writing = true;
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(sub.Ended.Token);
                 timeout.CancelAfter(Idle);
                 var head = new byte[WeightChannel.PushHeadBytes];
@@ -418,7 +431,8 @@ public sealed class WeightChannelServer : IDisposable
             }
             finally
             {
-                Volatile.Write(ref sub.Busy, 0);
+                if (writing) sub.Writing.Release();
+                Interlocked.Decrement(ref sub.Pending);
             }
         });
         return true;

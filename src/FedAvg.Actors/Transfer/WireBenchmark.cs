@@ -49,7 +49,9 @@ public static class WireBenchmark
         return new Codec(mb / encode, mb / decode, mb / memcpy, mb / hash);
     }
 
-    /// <param name="ChannelSeconds">The weight channel's broadcast, as a cluster runs it: the bytes pushed on each node's subscription while the TrainRound goes through Akka, an Akka reply.</param>
+    /// <param name="ChannelSeconds">The weight channel's broadcast, as a cluster runs it: the bytes pushed on each node's subscription while the
+    /// TrainRound goes through Akka; each node, once it holds both, says so with one byte on a socket, as raw TCP's receivers do.</param>
+    /// <param name="ChannelAkkaReplySeconds">The same, each node saying so with a reply through Akka instead (about half an Akka round trip more).</param>
     /// <param name="AkkaSeconds">The same vector as stream refs of 64 KiB chunks through Akka.Remote (what a system without a channel does).</param>
     /// <param name="AssociationSeconds">Median time of a first request to a new node: TCP connect, Akka handshake, reply.</param>
     /// <param name="MessageSeconds">One request and reply through Akka.Remote to every node at once, no weights: the part of a channel round that is not the bytes.</param>
@@ -57,7 +59,7 @@ public static class WireBenchmark
     /// <param name="PushSeconds">The channel's push alone (the vector on each node's subscription, checked there; no Akka message), as later rounds move it.</param>
     /// <param name="PushedShare">Of the channel's rounds' vectors, the share pushed on the nodes' subscriptions (the rest were fetched).</param>
     public sealed record Broadcast(int Nodes, double Megabytes, double ChannelSeconds, double AkkaSeconds, double RawTcpSeconds, double AssociationSeconds,
-        double MessageSeconds, double FetchSeconds, double PushSeconds, double PushedShare);
+        double MessageSeconds, double FetchSeconds, double PushSeconds, double PushedShare, double ChannelAkkaReplySeconds);
 
     /// <summary>
     /// One round's broadcast: the same vector to <paramref name="nodes"/> actor systems over loopback TCP, each receiver
@@ -72,8 +74,9 @@ public static class WireBenchmark
         await rig.Round(channel: false);
         var akka = await MedianAsync(repeats, () => rig.Round(channel: false));
         await using var raw = await RawTcp.Start(MemoryMarshal.AsBytes(weights.AsSpan()).ToArray(), nodes);
-        var t = await Alternate(repeats, () => rig.Round(channel: true), raw.Round, rig.Ping, rig.FetchOnly, rig.PushOnly);
-        return new Broadcast(nodes, weights.Length * 4.0 * nodes / 1e6, t[0], akka, t[1], rig.AssociationSeconds, t[2], t[3], t[4], rig.PushedShare);
+        var t = await Alternate(repeats, () => rig.Round(channel: true, socketAck: true), raw.Round, rig.Ping, rig.FetchOnly, rig.PushOnly,
+            () => rig.Round(channel: true));
+        return new Broadcast(nodes, weights.Length * 4.0 * nodes / 1e6, t[0], akka, t[1], rig.AssociationSeconds, t[2], t[3], t[4], rig.PushedShare, t[5]);
     }
 
     /// <param name="AssociationSeconds">Median time of a first request to a new node: TCP connect, (TLS handshake,) Akka handshake, reply.</param>
@@ -141,7 +144,17 @@ public static class WireBenchmark
                 system.RegisterOnTermination(direct.Dispose);
                 rig.nodeFetchers.Add(direct);
                 rig.nodeBuffers.Add(new float[weights.Length]);
-                system.ActorOf(Props.Create(() => new Sink(fetcher)), "sink");
+                // a socket on which the node says "I have it" with one byte, as the raw TCP receivers do
+                var ackListener = new TcpListener(IPAddress.Loopback, 0);
+                ackListener.Start();
+                var ackClient = new TcpClient { NoDelay = true };
+                await ackClient.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)ackListener.LocalEndpoint).Port);
+                var ackServer = await ackListener.AcceptTcpClientAsync();
+                ackServer.NoDelay = true;
+                ackListener.Stop();
+                rig.ackSockets.Add(ackServer);
+                system.RegisterOnTermination(ackClient.Dispose);
+                system.ActorOf(Props.Create(() => new Sink(fetcher, ackClient.GetStream())), "sink");
                 rig.sinkFetchers.Add(fetcher);
                 var address = ((ExtendedActorSystem)system).Provider.DefaultAddress;
                 var clock = Stopwatch.StartNew();
@@ -154,6 +167,7 @@ public static class WireBenchmark
 
         readonly List<WeightChannelClient> nodeFetchers = [];
         readonly List<WeightChannelClient> sinkFetchers = [];
+        readonly List<TcpClient> ackSockets = [];
 
         /// <summary>The channel's push alone: an offer to every node, pushed on its subscription and checked there against the header, no Akka message around it.</summary>
         public async Task PushOnly()
@@ -194,7 +208,12 @@ public static class WireBenchmark
         /// <summary>A message to every node and its reply, nothing else.</summary>
         public Task Ping() => Task.WhenAll(sinks.Select(sink => sink.Ask<Registered>(RegisterAgain.Instance, TimeSpan.FromMinutes(1))));
 
-        public async Task Round(bool channel)
+        /// <summary>
+        /// One round: through the weight channel (<paramref name="channel"/>) or as stream refs. Each node says it holds
+        /// the vector and its <see cref="TrainRound"/> with one byte on a socket (<paramref name="socketAck"/>, as the raw
+        /// TCP receivers do), or with a reply through Akka.
+        /// </summary>
+        public async Task Round(bool channel, bool socketAck = false)
         {
             if (channel)
             {
@@ -210,9 +229,18 @@ public static class WireBenchmark
                     var h = await header;
                     await Task.WhenAll(sinks.Select(async (sink, i) =>
                     {
-                        var payload = new ChanneledWeights(h, ch.Port, offers[i].Ticket, offers[i].Pushed);
-                        var ack = await sink.Ask<Registered>(new TrainRound(1, 1, [], RoundConfig.Of(("epochs", 1)), payload), TimeSpan.FromMinutes(1));
-                        if (ack.Clients != weights.Length) throw new InvalidOperationException($"a node received {ack.Clients} weights");
+                        var round = new TrainRound(1, 1, [], RoundConfig.Of(("epochs", 1)), new ChanneledWeights(h, ch.Port, offers[i].Ticket, offers[i].Pushed));
+                        if (socketAck)
+                        {
+                            sink.Tell(round, ActorRefs.NoSender);
+                            var got = new byte[1];
+                            using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+                            await ackSockets[i].GetStream().ReadExactlyAsync(got, limit.Token);
+                            if (got[0] != 1) throw new InvalidOperationException("a node did not receive the weights");
+                            return;
+                        }
+                        var reply = await sink.Ask<Registered>(round, TimeSpan.FromMinutes(1));
+                        if (reply.Clients != weights.Length) throw new InvalidOperationException($"a node received {reply.Clients} weights");
                     }));
                 }
                 finally
@@ -236,6 +264,7 @@ public static class WireBenchmark
         {
             await Task.WhenAll(receivers.Select(r => r.Terminate()).Append(sender.Terminate()));
             channel.Dispose();
+            foreach (var ack in ackSockets) ack.Dispose();
         }
     }
 
@@ -271,7 +300,7 @@ public static class WireBenchmark
     /// <summary>Receives the round's weights like a node does (stream ref, length and checksum), then acknowledges.</summary>
     sealed class Sink : ReceiveActor
     {
-        public Sink(WeightChannelClient fetcher)
+        public Sink(WeightChannelClient fetcher, NetworkStream ack)
         {
             var materializer = Context.System.Materializer();
             var buffer = new float[0];
@@ -281,8 +310,16 @@ public static class WireBenchmark
                 var replyTo = Sender;
                 // a node's round: the weights land in one vector (reused here, as a node reuses its buffers)
                 var received = round.Weights is ChanneledWeights c
-                    ? fetcher.Fetch(c, replyTo.Path.Address.Host!, n => buffer.Length == n ? buffer : buffer = new float[n])
+                    ? fetcher.Fetch(c, replyTo.IsNobody() ? "127.0.0.1" : replyTo.Path.Address.Host!, n => buffer.Length == n ? buffer : buffer = new float[n])
                     : WeightStream.Receive(round.Weights, materializer);
+                if (replyTo.IsNobody())
+                {
+                    // one byte on the socket once the vector is here and checked; 0 if it is not
+                    int expected = round.Weights.Header.Length;
+                    received.ContinueWith(t => ack.WriteAsync(new[] { (byte)(t.IsCompletedSuccessfully && t.Result.Length == expected ? 1 : 0) }).AsTask(),
+                        TaskScheduler.Default).Unwrap();
+                    return;
+                }
                 received.PipeTo(replyTo, success: w => new Registered("bench", w.Length));
             });
         }
