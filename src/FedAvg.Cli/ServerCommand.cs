@@ -55,11 +55,12 @@ public static class ServerCommand
                     OnListening = address =>
                     {
                         onStarted();
-                        Console.WriteLine($"server: listening at {address} (nodes join with --join {address.Host}:{address.Port}); " +
-                                          $"waiting for {start ?? options.MinClients} clients");
+                        ConsoleLines.Write($"server: listening at {address} (nodes join with --join {address.Host}:{address.Port}); " +
+                                           $"waiting for {start ?? options.MinClients} clients");
                     },
                     OnRound = onRound,
-                    OnEvent = text => Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{DateTime.Now:HH:mm:ss} server: {text}")),
+                    // through the progress bar when there is one (ConsoleLines)
+                    OnEvent = text => ConsoleLines.Write(string.Create(CultureInfo.InvariantCulture, $"{DateTime.Now:HH:mm:ss} server: {text}")),
                 }.RunAsync(options, cluster, endpoint, layered, store, cancel);
             }));
     }

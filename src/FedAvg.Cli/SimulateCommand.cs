@@ -128,10 +128,12 @@ public static class SimulateCommand
         {
             result = await AnsiConsole.Progress()
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
-                .StartAsync(ctx =>
+                .StartAsync(async ctx =>
                 {
+                    // Akka's log and the server's membership lines print above the bar, not through it
+                    using var lines = ConsoleLines.Through((line, _) => AnsiConsole.WriteLine(line));
                     var bar = ctx.AddTask($"round {firstRound}/{options.Rounds} · training", maxValue: options.Rounds - firstRound + 1);
-                    return Run(m =>
+                    return await Run(m =>
                     {
                         bar.Increment(1);
                         bar.Description = $"round {m.Round}/{options.Rounds} · acc {m.TestAccuracy:F4} · {m.RoundSeconds:F1}s/round";

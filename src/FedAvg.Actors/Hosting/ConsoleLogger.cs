@@ -25,8 +25,7 @@ public sealed class ConsoleLogger : ReceiveActor, IRequiresMessageQueue<ILoggerM
         // our own messages already say who speaks ("server: …", "node …: …")
         string who = message.StartsWith(source, StringComparison.Ordinal) ? "" : source + ": ";
         var line = $"{e.Timestamp.ToLocalTime():HH:mm:ss} {Level(e.LogLevel())} {who}{message}{cause}";
-        if (e.LogLevel() >= LogLevel.WarningLevel) Console.Error.WriteLine(line);
-        else Console.WriteLine(line);
+        ConsoleLines.Write(line, error: e.LogLevel() >= LogLevel.WarningLevel);
     }
 
     static bool IsConnectionNoise(LogEvent e) =>
