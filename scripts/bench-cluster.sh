@@ -145,8 +145,10 @@ data (a node its dataset, the server the test set).
 
 How to read the broadcast: raw TCP moves the buffer with one write per node and a one-byte reply. The channel does
 the same with the vector itself (no copy on the server, received straight into the node's array and hashed per
-256 KiB window), plus what a round needs around it: the \`TrainRound\` message, the fetch request and the reply
-through Akka (the row below it; on a loaded machine that is most of the gap). Stream refs carry each 64 KiB chunk as
+256 KiB window), and ends the same way, with one byte from each node; around it is what a round needs: the
+checksum (computed beside the push) and the \`TrainRound\` message, which the node waits for as well. On two cores
+the message does not overlap the push (both cores are copying bytes), so it is most of what separates the round
+from the push alone. Round 1 is fetched (the node asks for the vector after the message), and the nodes subscribe. Stream refs carry each 64 KiB chunk as
 an Akka message (serialized, framed, wrapped by the stream-ref protocol). With TLS every byte is encrypted once per
 node on the server and decrypted on the node, and the server and both nodes share 2 cores. The sealed raw-TCP row is
 the floor under any encryption of the bytes on this machine: the cheapest scheme there is (seal once for every node,
