@@ -134,6 +134,28 @@ public sealed class WeightChannelTests : TestKit
     }
 
     [Fact]
+    public async Task A_subscriber_that_takes_no_bytes_fails_its_push_after_the_stall_limit_and_is_pushed_to_no_more()
+    {
+        using var strict = WeightChannelServer.Start("127.0.0.1", 0, null, Logging.GetLogger(Sys, "weight-channel"), stalled: TimeSpan.FromSeconds(1));
+        var big = new float[10_000_000]; // 40 MB: more than loopback's socket buffers hold
+        var first = strict.Offer(big, "node-a");
+        // a machine that vanished: subscribed, then it reads nothing (a small receive buffer, so the push blocks soon)
+        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 64 * 1024 };
+        await socket.ConnectAsync(IPAddress.Loopback, strict.Port);
+        await socket.SendAsync("FAW\u0001\u0003"u8.ToArray().Concat(first.Ticket.ToByteArray()).ToArray());
+        var status = new byte[1];
+        Assert.Equal(1, await socket.ReceiveAsync(status));
+        Assert.Equal(0, status[0]); // ok: subscribed
+        await AwaitAssertAsync(() => Assert.True(strict.IsSubscribed("node-a")));
+        await EventFilter.Warning(contains: "a push to node-a").ExpectAsync(1, async () => // "… it took none of the vector's bytes for 1 s"
+        {
+            Assert.True(strict.Offer(big, "node-a").Pushed);
+            await AwaitAssertAsync(() => Assert.False(strict.IsSubscribed("node-a")), TimeSpan.FromSeconds(20));
+        }, TimeSpan.FromSeconds(20));
+        Assert.False(strict.Offer(big, "node-a").Pushed);
+    }
+
+    [Fact]
     public async Task A_connection_the_server_closed_while_pooled_is_replaced_not_failed_on()
     {
         var offer = server.Offer(weights, HeaderOf(weights));

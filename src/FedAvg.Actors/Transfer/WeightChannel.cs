@@ -183,20 +183,33 @@ public static class WeightChannel
         }
     }
 
-    /// <summary>Writes a vector's bytes and flushes; under TLS its records are gathered into big socket writes.</summary>
-    internal static async Task WriteVector(Stream stream, ReadOnlyMemory<byte> bytes, CancellationToken cancel)
+    /// <summary>
+    /// Writes a vector's bytes and flushes; under TLS its records are gathered into big socket writes. A peer that
+    /// takes no window of it for <paramref name="idle"/> fails it: a slow link is fine, a vanished machine is not.
+    /// </summary>
+    const int IdleCheckBytes = 1 << 20;
+
+    internal static async Task WriteVector(Stream stream, ReadOnlyMemory<byte> bytes, TimeSpan idle, CancellationToken cancel)
     {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         var gathering = (stream as Secured)?.Gathering;
         if (gathering is not null) gathering.Corked = true;
         try
         {
-            await stream.WriteAsync(bytes, cancel).ConfigureAwait(false);
+            // a MiB per call, each with its own idle limit: alternated with one call for the whole vector (which has
+            // no idle limit), the broadcast read 0.79-0.83 of raw TCP against 0.73-0.81 (`fedavg bench wire`, 3 pairs)
+            for (int at = 0; at < bytes.Length; at += IdleCheckBytes)
+            {
+                timeout.CancelAfter(idle);
+                await stream.WriteAsync(bytes.Slice(at, Math.Min(IdleCheckBytes, bytes.Length - at)), timeout.Token).ConfigureAwait(false);
+            }
         }
         finally
         {
             if (gathering is not null) gathering.Corked = false;
         }
-        await stream.FlushAsync(cancel).ConfigureAwait(false);
+        timeout.CancelAfter(idle);
+        await stream.FlushAsync(timeout.Token).ConfigureAwait(false);
     }
 
     /// <summary>A strong random ticket: the vector's only name, never derived from the run's seed.</summary>
@@ -291,7 +304,8 @@ public sealed class WeightChannelServer : IDisposable
 
     /// <summary>The TLS handshake and the first request must come this soon, so a silent stranger cannot hold a slot.</summary>
     public TimeSpan FirstRequest { get; init; } = TimeSpan.FromSeconds(10);
-    static readonly TimeSpan Idle = TimeSpan.FromSeconds(30);
+    /// <summary>A transfer (a fetch or push written, an upload read) that moves none of a vector's bytes for this long fails: a slow link is fine, a vanished machine is not.</summary>
+    public TimeSpan Idle { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>A connection without a request for this long is closed, so idle nodes do not hold sockets and TLS state.</summary>
     public TimeSpan IdleLimit { get; init; } = TimeSpan.FromMinutes(10);
     /// <summary>An upload nobody claimed (its update was lost or refused) is dropped after this.</summary>
@@ -351,7 +365,7 @@ public sealed class WeightChannelServer : IDisposable
 
     /// <summary>Listens on <paramref name="bind"/>:<paramref name="port"/> (0: any free port); a taken port is a usage error naming <paramref name="option"/>.</summary>
     public static WeightChannelServer Start(string bind, int port, TransportSecurity? tls, ILoggingAdapter log, string option = "--data-port",
-        TimeSpan? firstRequest = null, TimeSpan? idleLimit = null)
+        TimeSpan? firstRequest = null, TimeSpan? idleLimit = null, TimeSpan? stalled = null)
     {
         var address = IPAddress.TryParse(bind, out var ip) ? ip : Dns.GetHostAddresses(bind).First();
         var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -367,7 +381,10 @@ public sealed class WeightChannelServer : IDisposable
                 ? $"{option} {port}: {bind}:{port} is already in use; choose another port."
                 : $"{option} {port}: cannot listen on {bind}:{port} ({e.Message}).");
         }
-        return new WeightChannelServer(socket, tls, log) { FirstRequest = firstRequest ?? TimeSpan.FromSeconds(10), IdleLimit = idleLimit ?? TimeSpan.FromMinutes(10) };
+        return new WeightChannelServer(socket, tls, log)
+        {
+            FirstRequest = firstRequest ?? TimeSpan.FromSeconds(10), IdleLimit = idleLimit ?? TimeSpan.FromMinutes(10), Idle = stalled ?? TimeSpan.FromSeconds(30),
+        };
     }
 
     /// <summary>The model's length: uploads of 1 to twice this many floats are taken (the server judges the length); before this is set, none.</summary>
@@ -412,13 +429,11 @@ public sealed class WeightChannelServer : IDisposable
             {
                 await sub.Writing.WaitAsync(sub.Ended.Token).ConfigureAwait(false);
                 writing = true;
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(sub.Ended.Token);
-                timeout.CancelAfter(Idle);
                 var head = new byte[WeightChannel.PushHeadBytes];
                 ticket.TryWriteBytes(head);
                 BinaryPrimitives.WriteInt64LittleEndian(head.AsSpan(16), (long)weights.Length * sizeof(float));
-                await sub.Stream.WriteAsync(head, timeout.Token).ConfigureAwait(false);
-                await WeightChannel.WriteVector(sub.Stream, WeightChannel.BytesOf(weights), timeout.Token).ConfigureAwait(false);
+                await sub.Stream.WriteAsync(head, sub.Ended.Token).ConfigureAwait(false);
+                await WeightChannel.WriteVector(sub.Stream, WeightChannel.BytesOf(weights), Idle, sub.Ended.Token).ConfigureAwait(false);
                 Interlocked.Increment(ref pushes);
                 sub.Ended.CancelAfter(IdleLimit); // a subscription without a push for this long ends, as an idle connection does
             }
@@ -426,7 +441,10 @@ public sealed class WeightChannelServer : IDisposable
             {
                 // the node sees its subscription end, and fetches the vector under the same ticket
                 if (!stopping.IsCancellationRequested)
-                    log.Warning("weight channel: a push to {0} ({1}) failed, it fetches instead: {2}", node, sub.Peer, Describe(e));
+                    log.Warning("weight channel: a push to {0} ({1}) failed: {2}; a node still there fetches the vector instead", node, sub.Peer,
+                        e is not OperationCanceledException ? Describe(e)
+                        : sub.Ended.IsCancellationRequested ? "its subscription ended"
+                        : $"it took none of the vector's bytes for {Idle.TotalSeconds:0} s");
                 sub.Ended.Cancel();
             }
             finally
@@ -637,7 +655,7 @@ public sealed class WeightChannelServer : IDisposable
         head[0] = offered.Node is null ? WeightChannel.Ok : WeightChannel.OkSubscribe;
         BinaryPrimitives.WriteInt64LittleEndian(head.AsSpan(1), (long)offer.Length * sizeof(float));
         await stream.WriteAsync(head, stopping.Token).ConfigureAwait(false);
-        await WeightChannel.WriteVector(stream, WeightChannel.BytesOf(offer), stopping.Token).ConfigureAwait(false);
+        await WeightChannel.WriteVector(stream, WeightChannel.BytesOf(offer), Idle, stopping.Token).ConfigureAwait(false);
         Interlocked.Increment(ref fetchesServed);
         return true;
     }
@@ -960,7 +978,7 @@ public sealed class WeightChannelClient : IDisposable
             BinaryPrimitives.WriteInt32LittleEndian(request.AsSpan(WeightChannel.RequestBytes), weights.Length);
             BinaryPrimitives.WriteUInt64LittleEndian(request.AsSpan(WeightChannel.RequestBytes + 4), header.Checksum);
             await stream.WriteAsync(request, cancel).ConfigureAwait(false);
-            await WeightChannel.WriteVector(stream, WeightChannel.BytesOf(weights), cancel).ConfigureAwait(false);
+            await WeightChannel.WriteVector(stream, WeightChannel.BytesOf(weights), Idle, cancel).ConfigureAwait(false);
             var status = new byte[1];
             await stream.ReadExactlyAsync(status, cancel).ConfigureAwait(false);
             if (status[0] != WeightChannel.Ok)
