@@ -792,41 +792,56 @@ public sealed class WeightChannelClient : IDisposable
 
     readonly ConcurrentDictionary<(string Host, int Port), Subscribed> subscribed = new();
 
+    /// <summary>A pushed vector: <see cref="Started"/> once its first bytes come, <see cref="Done"/> once all are in and hashed.</summary>
+    sealed class Push
+    {
+        public readonly TaskCompletionSource Started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public readonly TaskCompletionSource<(float[] Weights, ulong Hash)> Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Fail(Exception reason)
+        {
+            Started.TrySetException(reason);
+            Done.TrySetException(reason);
+        }
+    }
+
     /// <summary>A subscription's vectors by ticket: the newest push (and any a round's messages wait for).</summary>
     sealed class Subscribed
     {
-        readonly ConcurrentDictionary<Guid, TaskCompletionSource<(float[] Weights, ulong Hash)>> vectors = new();
+        readonly ConcurrentDictionary<Guid, Push> vectors = new();
         readonly ConcurrentDictionary<Guid, byte> dropped = new();
         volatile Exception? ended;
 
         /// <summary>Cancelled when the node's channel client is disposed: the subscription closes.</summary>
         public readonly CancellationTokenSource Closing = new();
 
-        public TaskCompletionSource<(float[] Weights, ulong Hash)> Expect(Guid ticket)
+        public Push Expect(Guid ticket)
         {
-            var entry = vectors.GetOrAdd(ticket, _ => new(TaskCreationOptions.RunContinuationsAsynchronously));
-            if (ended is { } e) entry.TrySetException(e);
-            else if (dropped.ContainsKey(ticket)) entry.TrySetException(new WeightTransferException("a later push replaced it"));
+            var entry = vectors.GetOrAdd(ticket, _ => new Push());
+            if (ended is { } e) entry.Fail(e);
+            else if (dropped.ContainsKey(ticket)) entry.Fail(new WeightTransferException("a later push replaced it"));
             return entry;
         }
 
         /// <summary>A push of <paramref name="ticket"/> begins: vectors of earlier rounds are dropped, and whoever waits for one of them fetches it.</summary>
-        public TaskCompletionSource<(float[] Weights, ulong Hash)> Begin(Guid ticket)
+        public Push Begin(Guid ticket)
         {
             if (dropped.Count > 64) dropped.Clear();
             foreach (var (other, entry) in vectors)
                 if (other != ticket && vectors.TryRemove(other, out _))
                 {
                     dropped[other] = 0;
-                    entry.TrySetException(new WeightTransferException("a later push replaced it"));
+                    entry.Fail(new WeightTransferException("a later push replaced it"));
                 }
-            return Expect(ticket);
+            var push = Expect(ticket);
+            push.Started.TrySetResult();
+            return push;
         }
 
         public void End(Exception reason)
         {
             ended = reason;
-            foreach (var entry in vectors.Values) entry.TrySetException(reason);
+            foreach (var entry in vectors.Values) entry.Fail(reason);
         }
     }
 
@@ -834,7 +849,11 @@ public sealed class WeightChannelClient : IDisposable
     {
         try
         {
-            var (weights, hash) = await subscription.Expect(payload.Ticket).Task.WaitAsync(Idle, cancel).ConfigureAwait(false);
+            // the push must begin within the idle limit; once it has, the subscription's own per-window limit holds it,
+            // so a big vector on a slow link is not fetched a second time beside it
+            var push = subscription.Expect(payload.Ticket);
+            await push.Started.Task.WaitAsync(Idle, cancel).ConfigureAwait(false);
+            var (weights, hash) = await push.Done.Task.WaitAsync(cancel).ConfigureAwait(false);
             if (weights.Length == payload.Header.Length && hash == payload.Header.Checksum) return weights;
             warn($"weight channel: the weights pushed for round {payload.Header.Round} do not match their header " +
                  (weights.Length != payload.Header.Length ? $"({weights.Length} weights, the header says {payload.Header.Length})" : "(checksum mismatch)") +
@@ -888,7 +907,7 @@ public sealed class WeightChannelClient : IDisposable
                 var hash = new XxHash3();
                 await WeightChannel.ReadHashed(stream, WeightChannel.BytesOf(weights), hash, Idle, closing).ConfigureAwait(false);
                 Interlocked.Increment(ref pushesReceived);
-                entry.TrySetResult((weights, hash.GetCurrentHashAsUInt64()));
+                entry.Done.TrySetResult((weights, hash.GetCurrentHashAsUInt64()));
             }
         }
         catch (Exception e)
