@@ -113,6 +113,16 @@ public sealed class WeightChannelTests : TestKit
         Assert.Equal(next, await client.Fetch(Payload(restarted, next, pushed), "127.0.0.1"));
     }
 
+    /// <summary>A bare socket that sends a subscribe request, in the wire format of WeightChannel's remarks: "FAW" 1, subscribe (3), the ticket.</summary>
+    static async Task<Socket> Subscribing(int port, Guid ticket, int? receiveBuffer = null)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        if (receiveBuffer is { } size) socket.ReceiveBufferSize = size;
+        await socket.ConnectAsync(IPAddress.Loopback, port);
+        await socket.SendAsync("FAW\u0001\u0003"u8.ToArray().Concat(ticket.ToByteArray()).ToArray());
+        return socket;
+    }
+
     [Fact]
     public async Task A_subscription_needs_a_ticket_offered_to_a_node_and_a_stranger_gets_nothing_pushed()
     {
@@ -120,10 +130,7 @@ public sealed class WeightChannelTests : TestKit
         var common = server.Offer(weights, HeaderOf(weights)); // an offer to no node in particular
         foreach (var ticket in new[] { Guid.NewGuid(), common.Ticket })
         {
-            using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
-            await socket.ConnectAsync(IPAddress.Loopback, server.Port);
-            // the wire format of WeightChannel's remarks: "FAW" 1, subscribe (3), the ticket
-            await socket.SendAsync("FAW\u0001\u0003"u8.ToArray().Concat(ticket.ToByteArray()).ToArray());
+            using var socket = await Subscribing(server.Port, ticket);
             var answer = new byte[2 + 200];
             int got = await socket.ReceiveAsync(answer);
             Assert.Equal(1, answer[0]); // unknown
@@ -140,9 +147,7 @@ public sealed class WeightChannelTests : TestKit
         var big = new float[10_000_000]; // 40 MB: more than loopback's socket buffers hold
         var first = strict.Offer(big, "node-a");
         // a machine that vanished: subscribed, then it reads nothing (a small receive buffer, so the push blocks soon)
-        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 64 * 1024 };
-        await socket.ConnectAsync(IPAddress.Loopback, strict.Port);
-        await socket.SendAsync("FAW\u0001\u0003"u8.ToArray().Concat(first.Ticket.ToByteArray()).ToArray());
+        using var socket = await Subscribing(strict.Port, first.Ticket, receiveBuffer: 64 * 1024);
         var status = new byte[1];
         Assert.Equal(1, await socket.ReceiveAsync(status));
         Assert.Equal(0, status[0]); // ok: subscribed
