@@ -468,8 +468,11 @@ public sealed class WeightChannelServer : IDisposable
             await WeightChannel.WriteStatus(stream, WeightChannel.Unknown, "that ticket names no weights offered to a node (any more)", stopping.Token).ConfigureAwait(false);
             return false;
         }
-        // not disposed: a push that ends as the subscription does may still touch it
-        var ended = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token);
+        // Not disposed, since a push that ends as the subscription does may still touch it, and therefore not linked
+        // to the channel's stop either: a linked source that is never disposed stays registered on the channel's
+        // token for the channel's life. The registration below is undone when the subscription ends.
+        var ended = new CancellationTokenSource();
+        using var stop = stopping.Token.Register(static s => ((CancellationTokenSource)s!).Cancel(), ended);
         ended.CancelAfter(IdleLimit);
         var sub = new Subscription(stream, peer, (stream as SslStream)?.RemoteCertificate, ended);
         if (subscriptions.TryGetValue(node, out var old)) old.Ended.Cancel(); // a node holds one: its newest
