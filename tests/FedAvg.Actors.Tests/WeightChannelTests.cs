@@ -328,7 +328,7 @@ public sealed class WeightChannelTests : TestKit
     }
 
     [Fact]
-    public async Task A_node_revoked_while_connected_fetches_nothing_more_and_the_refusal_names_its_certificate()
+    public async Task A_node_revoked_while_connected_fetches_nothing_more_the_refusal_names_its_certificate_and_the_server_learns_which_node()
     {
         var dir = Directory.CreateTempSubdirectory("fedavg-channel-revoked-");
         try
@@ -346,6 +346,8 @@ public sealed class WeightChannelTests : TestKit
             serverTls.ReadRevoked(list);
             using var memberTls = Of(memberPfx);
             using var secure = WeightChannelServer.Start("127.0.0.1", 0, serverTls, Logging.GetLogger(Sys, "weight-channel"));
+            var told = new System.Collections.Concurrent.ConcurrentQueue<(string Node, string Reason)>();
+            secure.ReportRevokedNodes((node, reason) => told.Enqueue((node, reason)));
             var offer = Payload(secure, weights, secure.Offer(weights, "member"));
             using var member = new WeightChannelClient(memberTls);
             Assert.Equal(weights, await member.Fetch(offer, "127.0.0.1")); // authenticated, the connection pooled, and subscribed
@@ -359,12 +361,19 @@ public sealed class WeightChannelTests : TestKit
                 Assert.False(secure.Offer(weights, "member").Pushed);
                 return Task.CompletedTask;
             });
+            // and the server is told which node it was, to remove it from the federation
+            Assert.True(told.TryDequeue(out var atPush));
+            Assert.Equal("member", atPush.Node);
+            Assert.Contains("CN=member", atPush.Reason);
             await EventFilter.Warning(contains: "is revoked").ExpectAsync(1, async () =>
             {
                 var e = await Assert.ThrowsAsync<WeightTransferException>(() => member.Fetch(offer, "127.0.0.1"));
                 Assert.Contains("CN=member", e.Message);
                 Assert.Contains("is revoked", e.Message);
             });
+            // a request under a ticket offered to that node names it too (before the fetch above was refused)
+            Assert.True(told.TryDequeue(out var atFetch));
+            Assert.Equal(("member", atPush.Reason), atFetch);
             // and a new connection is refused at its handshake
             await EventFilter.Warning(contains: "is revoked").ExpectAsync(1, async () =>
             {

@@ -8,6 +8,7 @@ using Akka.Actor;
 using Akka.Configuration;
 using Akka.Serialization;
 using FedAvg.Actors.Hosting;
+using FedAvg.Cli;
 using FedAvg.Actors.Messages;
 using FedAvg.Actors.Serialization;
 using FedAvg.Core.Runtime;
@@ -185,7 +186,7 @@ public sealed class SecurityProcessTests : FederationProcessTest
     }
 
     [Fact]
-    public async Task A_node_revoked_while_the_server_runs_gets_no_more_weights_and_the_other_trains_on()
+    public async Task A_node_revoked_while_the_server_runs_is_removed_from_the_federation_and_the_other_trains_on()
     {
         var (ca, serverBundle, run, server, port) = await StartTlsServer(startClients: 4);
         string keptBundle = Issue(ca, "node-a"), revokedBundle = Issue(ca, "node-b");
@@ -198,15 +199,20 @@ public sealed class SecurityProcessTests : FederationProcessTest
         Assert.True(code == 0, error);
         File.Copy(Path.Combine(ca, "revoked.txt"), Path.Combine(serverBundle, "revoked.txt"));
         await server.WaitForLine(@"revoked\.txt changed: 1 revoked certificate\(s\) now \(1 added, 0 removed\)", Start);
-        await server.WaitForLine(@"weight channel: refused a request from 127\.0\.0\.1:\d+: the certificate 'CN=node-b[^']*' \(serial [0-9A-F]+\) is revoked", Start);
+        // seen at the next push or request of node-b's, which is then removed: told why, downed, its clients dropped
+        await server.WaitForLine(@"removing node node-b at \S+ from the federation: the certificate 'CN=node-b[^']*' \(serial [0-9A-F]+\) is revoked", Start);
+        var removed = await server.WaitForLine(@"node node-b at \S+ is removed from the federation \(its certificate is revoked\); its clients are dropped from round (\d+)", Start);
+        int removedIn = int.Parse(removed.Groups[1].Value);
 
-        // from the round after the refusal: node-b's clients fail by name, node-a's train
-        int refusedIn = LastRound(server) + 1;
-        await server.WaitForLine($"^round {refusedIn + 1}/", Start);
-        var after = Rounds(run).Where(r => r.Round > refusedIn).ToList();
+        // the revoked node exits non-zero with the reason, and is not a member any more
+        Assert.Equal(ExitCodes.NodeRefused, await revoked.WaitForExit(TimeSpan.FromSeconds(60)));
+        Assert.Matches(@"the server refused this node: the certificate 'CN=node-b[^']*' \(serial [0-9A-F]+\) is revoked .*; this node is removed from the federation", revoked.Output);
+
+        // every later round samples node-a's 2 clients alone, and both train
+        await server.WaitForLine($"^round {removedIn + 1}/", Start);
+        var after = Rounds(run).Where(r => r.Round > removedIn).ToList();
         Assert.NotEmpty(after);
-        Assert.All(after, r => Assert.Equal((4, 2, 2), (r.Sampled, r.Succeeded, r.Failed)));
-        Assert.Contains("is revoked", revoked.Output);
+        Assert.All(after, r => Assert.Equal((2, 2, 0), (r.Sampled, r.Succeeded, r.Failed)));
         Assert.False(kept.Output.Contains("run is over"), kept.Output);
         foreach (var p in new[] { server, kept, revoked }) Assert.DoesNotContain("   at ", p.Output);
     }

@@ -45,6 +45,9 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
 
     readonly Dictionary<string, RegisteredClient> clients = new();
     readonly Dictionary<string, NodeInfo> nodes = new();
+    // Nodes removed because their certificate was revoked: a join or registration from there is refused, whatever
+    // node id it claims, until the cluster has downed it (its TLS handshakes are refused from then on anyway).
+    readonly HashSet<Address> revokedAddresses = new();
     float[] global;
     int round;
     int attempt;
@@ -107,12 +110,15 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         if (IsCluster)
             Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
                 typeof(ClusterEvent.UnreachableMember), typeof(ClusterEvent.ReachableMember), typeof(ClusterEvent.MemberRemoved));
+        var self = Self;
+        channel?.ReportRevokedNodes((node, reason) => self.Tell(new NodeRevoked(node, reason)));
         log.Info("server: waiting for {0} clients", settings.MinClientsToStart);
         Timers.StartSingleTimer(WaitTimer, new WaitExpired(round + 1), settings.ClientWait);
     }
 
     protected override void PostStop()
     {
+        channel?.ReportRevokedNodes(null);
         Withdraw();
         if (IsCluster) Cluster.Get(Context.System).Unsubscribe(Self);
     }
@@ -667,6 +673,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         Receive<Dispatch>(_ => { });
         Receive<DispatchFailed>(_ => { });
         Receive<Terminated>(t => ClientGone(t.ActorRef));
+        Receive<NodeRevoked>(Revoked);
         Receive<ClusterEvent.UnreachableMember>(u => NodeLost(u.Member.Address, "unreachable", forget: false));
         Receive<ClusterEvent.MemberRemoved>(m => NodeLost(m.Member.Address, "removed from the cluster", forget: true));
         Receive<ClusterEvent.ReachableMember>(m =>
@@ -750,6 +757,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
 
     string? JoinRejection(JoinFederation join)
     {
+        if (revokedAddresses.Contains(Sender.Path.Address)) return "a node at this address was removed from the federation: its certificate is revoked";
         if (join.Federation != spec.Federation) return $"it asks for federation '{join.Federation}', this server runs '{spec.Federation}'";
         if (string.IsNullOrWhiteSpace(join.NodeId)) return "it has no node id";
         switch (join.Request)
@@ -794,6 +802,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
 
     string? RegistrationRejection(RegisterClients registration, IActorRef sender)
     {
+        if (revokedAddresses.Contains(sender.Path.Address)) return "a node at this address was removed from the federation: its certificate is revoked";
         if (registration.LayoutHash != settings.Layout.Hash)
             return $"its model layout {registration.LayoutHash:x16} is not this run's {settings.ModelName} ({settings.Layout.Hash:x16}): " +
                    "the node was built with another model or version";
@@ -821,6 +830,23 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         clients.Remove(entry.Key);
         log.Warning("server: client {0} is gone", entry.Key);
         LoseFromRound([entry.Key], "its actor stopped");
+    }
+
+    /// <summary>
+    /// A node whose certificate was revoked while it was a member (the weight channel saw it at a push or a request):
+    /// it is told why and downed, and its clients leave the federation at once, so no later round samples them. Before,
+    /// it stayed a member and its clients failed every round they were sampled in.
+    /// </summary>
+    void Revoked(NodeRevoked revoked)
+    {
+        if (!nodes.TryGetValue(revoked.NodeId, out var node)) return; // gone already, or told twice
+        var address = node.Agent.Path.Address;
+        revokedAddresses.Add(address);
+        log.Warning("server: removing node {0} at {1} from the federation: {2}", revoked.NodeId, address, revoked.Reason);
+        // told before it is downed: the message leaves now, the down with the next gossip
+        node.Agent.Tell(new JoinRefused($"{revoked.Reason}; this node is removed from the federation"));
+        NodeLost(address, "removed from the federation (its certificate is revoked)", forget: true);
+        if (IsCluster) Cluster.Get(Context.System).Down(address);
     }
 
     void NodeLost(Address address, string how, bool forget)
@@ -872,6 +898,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     sealed record AcceptedUpdate(string ClientId, int SampleCount, double TrainLoss, double TrainSeconds, double Norm);
     sealed record RoundDeadline(int Round, int Attempt) : INoSerializationVerificationNeeded;
     sealed record WaitExpired(int Round) : INoSerializationVerificationNeeded;
+    sealed record NodeRevoked(string NodeId, string Reason) : INoSerializationVerificationNeeded;
     sealed record Dispatch(IActorRef Agent, TrainRound Message) : INoSerializationVerificationNeeded;
     sealed record DispatchFailed(int Round, int Attempt, IReadOnlyList<ClientTask> Clients, string Reason) : INoSerializationVerificationNeeded;
     sealed record UpdateReceived(int Round, UpdateSubmitted Update, float[] Weights) : INoSerializationVerificationNeeded;

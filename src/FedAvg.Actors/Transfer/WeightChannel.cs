@@ -338,6 +338,15 @@ public sealed class WeightChannelServer : IDisposable
     }
 
     long fetchesServed, pushes;
+    volatile Action<string, string>? revokedNode;
+
+    /// <summary>
+    /// Told (node, reason), on the channel's thread, when a node this channel offers weights to presents a certificate
+    /// that revoked.txt now lists: at its next push, or at its next request under a ticket offered to it. The server
+    /// removes that node from the federation; without this it stayed a member whose clients failed every round.
+    /// Null: no one is told (the refusal is still logged).
+    /// </summary>
+    public void ReportRevokedNodes(Action<string, string>? report) => revokedNode = report;
 
     /// <summary>Fetch requests answered with a vector, and vectors pushed to subscribed nodes, since the start.</summary>
     public (long Fetches, long Pushes) Served => (Interlocked.Read(ref fetchesServed), Interlocked.Read(ref pushes));
@@ -420,6 +429,7 @@ public sealed class WeightChannelServer : IDisposable
             log.Warning("weight channel: ended the subscription of {0} ({1}): {2}", node, sub.Peer, revoked);
             sub.Ended.Cancel();
             Interlocked.Decrement(ref sub.Pending);
+            revokedNode?.Invoke(node, revoked);
             return false;
         }
         _ = Task.Run(async () =>
@@ -601,6 +611,8 @@ public sealed class WeightChannelServer : IDisposable
                     // revoked since this connection was authenticated (revoked.txt is read again when it changes):
                     // a node already connected fetches and uploads nothing more
                     log.Warning("weight channel: refused a request from {0}: {1}", peer, revoked);
+                    if (offers.TryGetValue(new Guid(request.AsSpan(5, 16)), out var offered) && offered.Node is { } revokedAs)
+                        revokedNode?.Invoke(revokedAs, revoked); // the ticket was sent to that node alone
                     await WeightChannel.WriteStatus(stream, WeightChannel.Refused, revoked, stopping.Token).ConfigureAwait(false);
                     return;
                 }
