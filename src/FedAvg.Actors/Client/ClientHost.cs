@@ -3,6 +3,7 @@ using Akka.Event;
 using Akka.Streams;
 using FedAvg.Actors.Messages;
 using FedAvg.Actors.Transfer;
+using FedAvg.Core.Runtime;
 using FedAvg.Core.Training;
 
 namespace FedAvg.Actors.Client;
@@ -55,6 +56,15 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
     readonly WeightChannelClient? channel;
     readonly ILoggingAdapter log = Context.GetLogger();
     readonly Dictionary<string, IActorRef> children = new();
+    // Round vectors this node received over the weight channel (rented from WeightBuffers), and how many holders each
+    // has: every client told to train on it until it stops reading it, and this host until the server moves to another
+    // (round, attempt), so a later batch of the same round, which the channel answers with the same array, never finds
+    // it recycled. At zero the vector goes back to the pool and the next push lands in it: a node allocates no
+    // 6.65 MB (`mcmahan-cnn`) vector per round. A holder that never lets go (a stalled or stopped client) only keeps
+    // its vector out of the pool.
+    readonly Dictionary<float[], int> holders = new(ReferenceEqualityComparer.Instance);
+    readonly List<float[]> heldForRound = new();
+    (int Round, int Attempt) heldFor;
     IMaterializer materializer = null!;
     ulong layoutHash;
 
@@ -180,7 +190,7 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
                 return;
             }
             var receive = round.Weights is ChanneledWeights offered
-                ? channel?.Fetch(offered, server.Path.Address.Host!)
+                ? channel?.Fetch(offered, server.Path.Address.Host!, WeightBuffers.Rent)
                   ?? Task.FromException<float[]>(new WeightTransferException("the server offers its weights on a weight channel, and this node has no channel client"))
                 : WeightStream.Receive(round.Weights, materializer);
             receive.PipeTo(Self,
@@ -201,17 +211,58 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
                 return;
             }
             report(new NodeEvent($"round {w.Round.Round}{(w.Round.Attempt > 1 ? $" (attempt {w.Round.Attempt})" : "")}: training {w.Round.Clients.Count} clients"));
+            bool recycled = w.Round.Weights is ChanneledWeights;
+            if (recycled) Hold(w.Round, w.Weights);
+            var self = Self;
             foreach (var task in w.Round.Clients)
             {
                 if (children.TryGetValue(task.ClientId, out var child))
                     child.Tell(new LocalTrain(w.Round.Round, w.Round.Attempt, w.Weights, config, task.ShuffleSeed, w.Server,
-                        w.Round.Weights is ChanneledWeights c ? c.Port : null));
+                        w.Round.Weights is ChanneledWeights c ? c.Port : null, recycled ? ReleaseOnce(self, w.Weights) : null));
                 else
                     w.Server.Tell(new TrainingFailed(w.Round.Round, task.ClientId, $"node {nodeId} does not host {task.ClientId}"));
             }
         });
         Receive<RoundWeightsFailed>(f => Unavailable(f.Round, f.Server, f.Reason));
+        Receive<WeightsReleased>(r => Release(r.Weights));
         Refusals();
+    }
+
+    /// <summary>This host holds <paramref name="weights"/> while the server is on <paramref name="round"/>'s (round, attempt), and lets go of the vectors of the one before.</summary>
+    void Hold(TrainRound round, float[] weights)
+    {
+        if (heldFor != (round.Round, round.Attempt))
+        {
+            foreach (var earlier in heldForRound) Release(earlier);
+            heldForRound.Clear();
+            heldFor = (round.Round, round.Attempt);
+        }
+        if (heldForRound.Contains(weights, ReferenceEqualityComparer.Instance)) return;
+        heldForRound.Add(weights);
+        holders[weights] = holders.GetValueOrDefault(weights) + 1;
+    }
+
+    /// <summary>A release for one client's LocalTrain; idempotent, since a client may end its request on more than one path.</summary>
+    Action ReleaseOnce(IActorRef self, float[] weights)
+    {
+        holders[weights] = holders.GetValueOrDefault(weights) + 1;
+        int released = 0;
+        return () =>
+        {
+            if (Interlocked.Exchange(ref released, 1) == 0) self.Tell(new WeightsReleased(weights));
+        };
+    }
+
+    void Release(float[] weights)
+    {
+        if (!holders.TryGetValue(weights, out int count)) return;
+        if (count > 1)
+        {
+            holders[weights] = count - 1;
+            return;
+        }
+        holders.Remove(weights);
+        WeightBuffers.Return(weights);
     }
 
     void Unavailable(TrainRound round, IActorRef server, string reason)
@@ -251,4 +302,5 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
     sealed record PreparationFailed(Exception Error) : INoSerializationVerificationNeeded;
     sealed record RoundWeights(TrainRound Round, float[] Weights, IActorRef Server) : INoSerializationVerificationNeeded;
     sealed record RoundWeightsFailed(TrainRound Round, string Reason, IActorRef Server) : INoSerializationVerificationNeeded;
+    sealed record WeightsReleased(float[] Weights) : INoSerializationVerificationNeeded;
 }

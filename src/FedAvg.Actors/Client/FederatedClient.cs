@@ -100,6 +100,7 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
             if (request.Round == current!.Round)
             {
                 log.Debug("client {0}: round {1} asked again (attempt {2}) while training it: ignored", clientId, request.Round, request.Attempt);
+                request.Release?.Invoke();
                 return;
             }
             if (request.Round > current.Round) superseded = true;
@@ -110,6 +111,7 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
         {
             var r = done.Result;
             var request = current!;
+            request.Release?.Invoke(); // training has read the global weights for the last time
             ReportFaults(request.Server); // one that fired while training ran (a custom IClientFaults may fire late)
             if (superseded)
             {
@@ -158,6 +160,7 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
         {
             var cause = faulted.Error is AggregateException { InnerExceptions.Count: 1 } a ? a.InnerExceptions[0] : faulted.Error;
             log.Warning("client {0}: training round {1} failed: {2}", clientId, faulted.Round, cause.Message);
+            current?.Release?.Invoke(); // the training task has ended (or the upload after it failed)
             throw new ClientTrainingException(clientId, faulted.Round, cause);
         });
     }
@@ -205,8 +208,11 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
 /// <paramref name="Server"/>. Never leaves the node.
 /// </summary>
 /// <param name="UploadPort">The server's weight channel port, when the round's weights came over it: the update goes back the same way.</param>
+/// <param name="Release">Called when this client reads <paramref name="GlobalWeights"/> no more (its training ended, or
+/// it ignored the request), so that the node can recycle the vector; calling it again does nothing. Null: the array
+/// is not recycled (in a simulation it is the server's own).</param>
 public sealed record LocalTrain(int Round, int Attempt, float[] GlobalWeights, TrainConfig Config, int ShuffleSeed, IActorRef Server,
-    int? UploadPort = null) : INoSerializationVerificationNeeded;
+    int? UploadPort = null, Action? Release = null) : INoSerializationVerificationNeeded;
 
 /// <summary>
 /// Consulted by a <see cref="FederatedClient"/> just before an update leaves it: what to send instead (nothing, the

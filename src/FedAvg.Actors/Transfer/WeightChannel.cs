@@ -881,6 +881,13 @@ public sealed class WeightChannelClient : IDisposable
         return null;
     }
 
+    /// <summary>
+    /// A vector for received weights when the caller gives no allocator (a node's global weights each round): not
+    /// zeroed first, since every byte is read into it before anyone sees it, and an array whose read fails is dropped.
+    /// Zeroing 6.65 MB (`mcmahan-cnn`) costs a memset on the receive path of every round.
+    /// </summary>
+    static float[] NewVector(int length) => GC.AllocateUninitializedArray<float>(length);
+
     /// <summary>Opens this node's subscription to the channel at <paramref name="host"/>:<paramref name="port"/> (one per server), if none is open.</summary>
     void Subscribe(string host, int port, Guid ticket, int length, Func<int, float[]>? allocate)
     {
@@ -918,7 +925,7 @@ public sealed class WeightChannelClient : IDisposable
                 if (bytes != (long)length * sizeof(float))
                     throw new WeightTransferException($"the server pushed {bytes} bytes, its weights are {(long)length * sizeof(float)}");
                 var entry = subscription.Begin(pushed);
-                var weights = (allocate ?? (n => new float[n]))(length);
+                var weights = (allocate ?? NewVector)(length);
                 var hash = new XxHash3();
                 await WeightChannel.ReadHashed(stream, WeightChannel.BytesOf(weights), hash, Idle, closing).ConfigureAwait(false);
                 Interlocked.Increment(ref pushesReceived);
@@ -962,7 +969,7 @@ public sealed class WeightChannelClient : IDisposable
             long bytes = BinaryPrimitives.ReadInt64LittleEndian(length);
             if (bytes != (long)header.Length * sizeof(float))
                 throw new WeightTransferException($"the weight channel sends {bytes} bytes, the header announced {(long)header.Length * sizeof(float)}");
-            weights = (allocate ?? (n => new float[n]))(header.Length);
+            weights = (allocate ?? NewVector)(header.Length);
             var hash = new XxHash3();
             await WeightChannel.ReadHashed(stream, WeightChannel.BytesOf(weights), hash, Idle, cancel).ConfigureAwait(false);
             pooled = Return(host, payload.Port, stream);

@@ -7,6 +7,7 @@ using Akka.Configuration;
 using Akka.Streams;
 using FedAvg.Actors.Hosting;
 using FedAvg.Actors.Messages;
+using FedAvg.Core.Runtime;
 using FedAvg.Core.Strategies;
 
 namespace FedAvg.Actors.Transfer;
@@ -177,8 +178,10 @@ public static class WireBenchmark
             try
             {
                 var h = await header;
-                await Task.WhenAll(sinkFetchers.Select((f, i) => f.Fetch(new ChanneledWeights(h, channel.Port, offers[i].Ticket, offers[i].Pushed), "127.0.0.1",
+                var received = await Task.WhenAll(sinkFetchers.Select((f, i) => f.Fetch(new ChanneledWeights(h, channel.Port, offers[i].Ticket, offers[i].Pushed), "127.0.0.1",
                     n => nodeBuffers[i])));
+                // a push lands where the subscription's allocator (the sink's, as a node's) put it: back to the pool
+                foreach (var vector in received) WeightBuffers.Return(vector);
             }
             finally
             {
@@ -303,15 +306,21 @@ public static class WireBenchmark
         public Sink(WeightChannelClient fetcher, NetworkStream ack)
         {
             var materializer = Context.System.Materializer();
-            var buffer = new float[0];
             Receive<RegisterAgain>(_ => Sender.Tell(new Registered("bench", 0)));
             Receive<TrainRound>(round =>
             {
                 var replyTo = Sender;
-                // a node's round: the weights land in one vector (reused here, as a node reuses its buffers)
+                // a node's round, as ClientHost receives it: the weights land in a vector rented from WeightBuffers,
+                // which goes back once nothing reads it (here at once; on a node when its clients are done with it)
+                bool rented = round.Weights is ChanneledWeights;
                 var received = round.Weights is ChanneledWeights c
-                    ? fetcher.Fetch(c, replyTo.IsNobody() ? "127.0.0.1" : replyTo.Path.Address.Host!, n => buffer.Length == n ? buffer : buffer = new float[n])
+                    ? fetcher.Fetch(c, replyTo.IsNobody() ? "127.0.0.1" : replyTo.Path.Address.Host!, WeightBuffers.Rent)
                     : WeightStream.Receive(round.Weights, materializer);
+                if (rented) received = received.ContinueWith(t =>
+                {
+                    if (t.IsCompletedSuccessfully) WeightBuffers.Return(t.Result);
+                    return t;
+                }, TaskScheduler.Default).Unwrap();
                 if (replyTo.IsNobody())
                 {
                     // one byte on the socket once the vector is here and checked; 0 if it is not

@@ -1,0 +1,122 @@
+using System.Collections.Concurrent;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Event;
+using Akka.TestKit.Xunit2;
+using FedAvg.Actors.Client;
+using FedAvg.Actors.Hosting;
+using FedAvg.Actors.Messages;
+using FedAvg.Actors.Transfer;
+using FedAvg.Core.Strategies;
+using FedAvg.Core.Training;
+using Xunit;
+
+namespace FedAvg.Actors.Tests;
+
+/// <summary>
+/// A node's <see cref="ClientHost"/> in its own actor system, over Akka.Remote on loopback, with a test probe as the
+/// server and a real weight channel: what the host does with the round vectors it receives.
+/// </summary>
+public sealed class ClientHostTests : TestKit
+{
+    static readonly Config Remote = ConfigurationFactory.ParseString("""
+        akka.loglevel = INFO
+        akka.actor.provider = remote
+        akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
+        """).WithFallback(HoconFiles.Load("simulation.conf"));
+
+    // a length no other test uses, so WeightBuffers' pool of it holds this test's vectors alone
+    const int Length = 12_347;
+    const ulong Layout = 0x5eed;
+
+    public ClientHostTests() : base(Remote) { }
+
+    /// <summary>Records what each request's global weights were when its training began; a client named in
+    /// <paramref name="stallIn"/> holds its round open until <paramref name="release"/>, then checks the vector again.</summary>
+    sealed class Recording(string id, int? stallIn, Task release, ConcurrentQueue<(string Client, int Round, float[] Array, bool AsSent)> seen,
+        ConcurrentQueue<bool> intactAfterStall) : ILocalTraining
+    {
+        public int SampleCount => 10;
+
+        public async Task<TrainResult> Train(string clientId, LocalTrain request)
+        {
+            var global = request.GlobalWeights;
+            seen.Enqueue((id, request.Round, global, global.All(v => v == request.Round)));
+            if (request.Round == stallIn)
+            {
+                await release.ConfigureAwait(false);
+                intactAfterStall.Enqueue(global.All(v => v == request.Round));
+            }
+            // one weight longer than the round vectors: the channel server in this process rents uploads from the same
+            // WeightBuffers pool, by length, so the pool of Length holds the node's round vectors alone (the server judges
+            // an update's length; this test's probe does not)
+            return new TrainResult(new float[Length + 1], SampleCount, 0.5, 0.5, TimeSpan.Zero);
+        }
+    }
+
+    [Fact]
+    public async Task Round_vectors_from_the_channel_are_recycled_once_no_client_reads_them_and_never_while_one_still_does()
+    {
+        using var channel = WeightChannelServer.Start("127.0.0.1", 0, null, Logging.GetLogger(Sys, "weight-channel"));
+        channel.AcceptUploadsOf(Length);
+        var node = ActorSystem.Create("node", Remote);
+        using var fetcher = new WeightChannelClient(null);
+        try
+        {
+            var server = CreateTestProbe();
+            var serverAddress = ((ExtendedActorSystem)Sys).Provider.DefaultAddress;
+            var coordinator = await node.ActorSelection(server.Ref.Path.ToStringWithAddress(serverAddress)).ResolveOne(TimeSpan.FromSeconds(10));
+            var seen = new ConcurrentQueue<(string Client, int Round, float[] Array, bool AsSent)>();
+            var intact = new ConcurrentQueue<bool>();
+            var unstall = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var clients = new List<(string, ILocalTraining)>
+            {
+                ("client-000", new Recording("client-000", 1, unstall.Task, seen, intact)), // stalls in round 1
+                ("client-001", new Recording("client-001", null, unstall.Task, seen, intact)),
+            };
+            var host = node.ActorOf(ClientHost.Props("node-x", "fed", new ClientRange(0, 1), coordinator,
+                _ => Task.FromResult(new PreparedClients(Layout, clients)), _ => { }, fetcher), "node");
+
+            // the server reaches the host over Akka.Remote, as a server does (a local ref would skip the wire)
+            var nodeAddress = ((ExtendedActorSystem)node).Provider.DefaultAddress;
+            var hostRef = await Sys.ActorSelection(host.Path.ToStringWithAddress(nodeAddress)).ResolveOne(TimeSpan.FromSeconds(10));
+            server.ExpectMsg<JoinFederation>(TimeSpan.FromSeconds(30));
+            server.Reply(new Welcome(new RunSpec("fed", "mnist", "seed001-2nn", 2, "iid:10", 1, false, Layout)));
+            server.ExpectMsg<RegisterClients>(TimeSpan.FromSeconds(30));
+            server.Reply(new Registered("node-x", 2));
+
+            var config = RoundConfig.From(new TrainConfig(1, 10, 0.1));
+            var sent = new List<float[]>();
+            for (int round = 1; round <= 4; round++)
+            {
+                var weights = Enumerable.Repeat((float)round, Length).ToArray();
+                sent.Add(weights);
+                var (ticket, pushed) = channel.Offer(weights, "node-x");
+                // round 1 trains both clients; client-000 stalls in it, so later rounds sample client-001 alone
+                ClientTask[] tasks = round == 1 ? [new ClientTask("client-000", 1), new ClientTask("client-001", 2)] : [new ClientTask("client-001", 2)];
+                server.Send(hostRef, new TrainRound(round, 1, tasks, config,
+                    new ChanneledWeights(WeightStream.Header(Layout, round, "", 0, weights), channel.Port, ticket, pushed)));
+                var update = server.ExpectMsg<UpdateSubmitted>(TimeSpan.FromSeconds(30));
+                Assert.Equal((round, "client-001"), (update.Round, update.ClientId));
+                if (round > 1) Assert.True(pushed, $"round {round} was not pushed: the node never subscribed"); // pushed from round 2 on
+            }
+
+            var byRound = seen.Where(s => s.Client == "client-001").OrderBy(s => s.Round).ToList();
+            Assert.Equal([1, 2, 3, 4], byRound.Select(s => s.Round));
+            Assert.All(seen, s => Assert.True(s.AsSent, $"{s.Client} saw round {s.Round}'s vector with other values than the server sent"));
+            float[] stalledOn = seen.Single(s => s.Client == "client-000").Array;
+            // the vector client-000 still reads is never handed out again; round 2's, free once round 3 began, carries round 4
+            Assert.All(byRound.Skip(1), s => Assert.False(ReferenceEquals(stalledOn, s.Array), $"round {s.Round} reused the vector a client still reads"));
+            Assert.Same(byRound[1].Array, byRound[3].Array);
+            Assert.NotSame(byRound[2].Array, byRound[3].Array);
+
+            // the stalled client finds its vector as it was, and its late update is dropped as superseded
+            unstall.SetResult();
+            await AwaitAssertAsync(() => Assert.Equal([true], intact), TimeSpan.FromSeconds(10));
+        }
+        finally
+        {
+            await node.Terminate();
+        }
+    }
+}
