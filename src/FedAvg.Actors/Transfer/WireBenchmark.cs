@@ -265,6 +265,9 @@ public static class WireBenchmark
 
         public async ValueTask DisposeAsync()
         {
+            // the systems stop at once, so DotNetty and remoting warn that connections closed mid-flush ("Unable to
+            // REMOVE channel", "flushing might not have been successful"): true of any teardown, nothing about the figures
+            foreach (var system in receivers.Append(sender)) system.EventStream.SetLogLevel(Akka.Event.LogLevel.ErrorLevel);
             await Task.WhenAll(receivers.Select(r => r.Terminate()).Append(sender.Terminate()));
             channel.Dispose();
             foreach (var ack in ackSockets) ack.Dispose();
