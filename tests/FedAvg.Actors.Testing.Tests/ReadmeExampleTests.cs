@@ -16,15 +16,22 @@ public class MyFaultTests
         var faults = FaultKit.For(options)
             .Add(Fault.NaN.OnClients(1))                 // every round
             .Add(Fault.Crash.OnClients(2).InRound(1));   // round 1 only
-        string checkpoint = Path.Combine(Path.GetTempPath(), Guid.NewGuid().ToString("N"), "checkpoint.bin");
+        var dir = Directory.CreateTempSubdirectory("my-fault-test-");
+        try
+        {
+            string checkpoint = Path.Combine(dir.FullName, "checkpoint.bin");
+            var result = await new Simulation { Faults = faults, CheckpointPath = checkpoint, TestSamples = 1000 }
+                .RunAsync(options, HoconFiles.Load("simulation.conf"), new DatasetStore(Environment.GetEnvironmentVariable("FEDAVG_DATA") ?? "data"));
 
-        var result = await new Simulation { Faults = faults, CheckpointPath = checkpoint, TestSamples = 1000 }
-            .RunAsync(options, HoconFiles.Load("simulation.conf"), new DatasetStore(Environment.GetEnvironmentVariable("FEDAVG_DATA") ?? "data"));
-
-        Assert.True(result.Completed, result.FailureReason);
-        CompletedRounds.Verify(result, options.Rounds, checkpoint); // every round's metrics and the checkpoint are there
-        Assert.Equal([4, 5], result.Rounds.Select(r => r.Succeeded));
-        Assert.Contains(result.Rounds[0].RejectedOrEmpty, r => r.ClientId == "client-001" && r.Reason.StartsWith("non-finite"));
-        Assert.Equal(faults.Fired.Count, result.Rounds.Sum(r => r.FaultsOrEmpty.Count));
+            Assert.True(result.Completed, result.FailureReason);
+            CompletedRounds.Verify(result, options.Rounds, checkpoint); // every round's metrics and the checkpoint are there
+            Assert.Equal([4, 5], result.Rounds.Select(r => r.Succeeded));
+            Assert.Contains(result.Rounds[0].RejectedOrEmpty, r => r.ClientId == "client-001" && r.Reason.StartsWith("non-finite"));
+            Assert.Equal(faults.Fired.Count, result.Rounds.Sum(r => r.FaultsOrEmpty.Count));
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
     }
 }
