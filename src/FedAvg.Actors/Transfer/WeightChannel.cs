@@ -882,9 +882,9 @@ public sealed class WeightChannelClient : IDisposable
     }
 
     /// <summary>
-    /// A vector for received weights when the caller gives no allocator (a node's global weights each round): not
-    /// zeroed first, since every byte is read into it before anyone sees it, and an array whose read fails is dropped.
-    /// Zeroing 6.65 MB (`mcmahan-cnn`) costs a memset on the receive path of every round.
+    /// A vector for received weights when the caller gives no allocator (a node's ClientHost rents from WeightBuffers
+    /// instead): not zeroed first, since every byte is read into it before anyone sees it, and an array whose read
+    /// fails is dropped. Zeroing 6.65 MB (`mcmahan-cnn`) would cost a memset on the receive path.
     /// </summary>
     static float[] NewVector(int length) => GC.AllocateUninitializedArray<float>(length);
 
