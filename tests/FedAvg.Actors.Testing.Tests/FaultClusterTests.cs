@@ -137,12 +137,14 @@ public class FaultClusterTests
         using var federation = new Federation();
         var cut = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Task? restored = null;
+        // node-b's clients answer round 2 only after 5 s, so the cut has taken effect by then: without the delay a quick
+        // round 2 could close with all 4 updates first (a delay, not a stall, since node-b may come back as it was)
         await federation.Start(options, m =>
         {
             if (m.Round == 1) cut.TrySetResult(); // cut after round 1: round 2 is under way when the link goes
             // restore while the server still runs (node-b rejoins on a new address anyway once it has downed itself)
             if (m.Round == 2) restored = NodeFaults.RestoreLink(federation.ServerSystem.Task.Result, Cluster.Get(federation.NodeBSystem.Task.Result).SelfAddress);
-        });
+        }, faultsB: FaultKit.For(options).Add(Fault.Delay(TimeSpan.FromSeconds(5)).OnClients(2, 3).InRound(2)));
         await cut.Task.WaitAsync(TimeSpan.FromMinutes(2));
         await NodeFaults.CutLink(await federation.ServerSystem.Task, Cluster.Get(await federation.NodeBSystem.Task).SelfAddress);
 
@@ -164,10 +166,12 @@ public class FaultClusterTests
         using var federation = new Federation();
         using var cancelB = new CancellationTokenSource();
         var kill = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        // node-b's clients stall in round 2, so round 2 is still waiting for them when the node dies: without the stall
+        // a quick round 2 could close with all 4 updates before the kill took effect (it did once in CI)
         await federation.Start(options, m =>
         {
             if (m.Round == 1) kill.TrySetResult();
-        }, cancelB.Token);
+        }, cancelB.Token, faultsB: FaultKit.For(options).Add(Fault.Stall.OnClients(2, 3).InRound(2)));
         await kill.Task.WaitAsync(TimeSpan.FromMinutes(2));
         // cut off from everyone, then terminated; its host is cancelled in between so that it does not rejoin
         var killed = NodeFaults.KillAbruptly(await federation.NodeBSystem.Task, whenIsolated: cancelB.Cancel);
