@@ -306,6 +306,14 @@ public static class WireBenchmark
     /// <summary>Receives the round's weights like a node does (stream ref, length and checksum), then acknowledges.</summary>
     sealed class Sink : ReceiveActor
     {
+        /// <summary>The vector back to the pool once it is here and checked; only its length is read after that.</summary>
+        static async Task<float[]> Returned(Task<float[]> fetch)
+        {
+            var weights = await fetch.ConfigureAwait(false);
+            WeightBuffers.Return(weights);
+            return weights;
+        }
+
         public Sink(WeightChannelClient fetcher, NetworkStream ack)
         {
             var materializer = Context.System.Materializer();
@@ -315,15 +323,9 @@ public static class WireBenchmark
                 var replyTo = Sender;
                 // a node's round, as ClientHost receives it: the weights land in a vector rented from WeightBuffers,
                 // which goes back once nothing reads it (here at once; on a node when its clients are done with it)
-                bool rented = round.Weights is ChanneledWeights;
                 var received = round.Weights is ChanneledWeights c
-                    ? fetcher.Fetch(c, replyTo.IsNobody() ? "127.0.0.1" : replyTo.Path.Address.Host!, WeightBuffers.Rent)
+                    ? Returned(fetcher.Fetch(c, replyTo.IsNobody() ? "127.0.0.1" : replyTo.Path.Address.Host!, WeightBuffers.Rent))
                     : WeightStream.Receive(round.Weights, materializer);
-                if (rented) received = received.ContinueWith(t =>
-                {
-                    if (t.IsCompletedSuccessfully) WeightBuffers.Return(t.Result);
-                    return t;
-                }, TaskScheduler.Default).Unwrap();
                 if (replyTo.IsNobody())
                 {
                     // one byte on the socket once the vector is here and checked; 0 if it is not
