@@ -273,6 +273,53 @@ public sealed class WeightChannelTests : TestKit
         Assert.Equal(weights, await client.Fetch(server.Offer(weights, HeaderOf(weights)), "127.0.0.1"));
     }
 
+    [Fact]
+    public async Task One_address_holding_its_share_of_silent_connections_is_refused_more_and_logged_once_while_others_are_served()
+    {
+        // 127.0.0.2 is this machine too (all of 127/8 is loopback on Linux), but another address to the server
+        var stranger = IPAddress.Parse("127.0.0.2");
+        using var patient = WeightChannelServer.Start("127.0.0.1", 0, null, Logging.GetLogger(Sys, "weight-channel"), firstRequest: TimeSpan.FromMinutes(2));
+        var silent = new List<TcpClient>();
+        try
+        {
+            for (int i = 0; i < WeightChannelServer.MaxUnansweredPerAddress; i++)
+            {
+                var socket = new TcpClient(new IPEndPoint(stranger, 0));
+                silent.Add(socket);
+                await socket.ConnectAsync(IPAddress.Loopback, patient.Port);
+            }
+            await AwaitAssertAsync(() => Assert.Equal(WeightChannelServer.MaxUnansweredPerAddress, patient.UnansweredFrom(stranger)));
+
+            // one more from that address is closed at once (it is not held for the 2 minutes) and named in the log
+            await EventFilter.Warning(contains: "refused 1 connection(s) from 127.0.0.2").ExpectOneAsync(async () =>
+                Assert.True(await ClosedAtOnce(patient.Port, stranger)));
+            // the next refusal inside the report interval is summed, not logged again
+            await EventFilter.Warning(contains: "refused").ExpectAsync(0, async () =>
+                Assert.True(await ClosedAtOnce(patient.Port, stranger)));
+
+            // another address is served meanwhile
+            Assert.Equal(weights, await client.Fetch(patient.Offer(weights, HeaderOf(weights)), "127.0.0.1"));
+
+            // once the silent ones are gone, the summed refusal is reported and the address connects again
+            await EventFilter.Warning(contains: "refused 1 connection(s) from 127.0.0.2").ExpectOneAsync(async () =>
+            {
+                foreach (var socket in silent) socket.Dispose();
+                await AwaitAssertAsync(() => Assert.Equal(0, patient.UnansweredFrom(stranger)), TimeSpan.FromSeconds(10));
+            });
+            // its request is served again: one for weights that are not offered gets its status (1, unknown), not a closed socket
+            using var again = new TcpClient(new IPEndPoint(stranger, 0));
+            await again.ConnectAsync(IPAddress.Loopback, patient.Port);
+            await again.GetStream().WriteAsync(RawRequest(1));
+            var status = new byte[1];
+            await again.GetStream().ReadExactlyAsync(status);
+            Assert.Equal(1, status[0]);
+        }
+        finally
+        {
+            foreach (var socket in silent) socket.Dispose();
+        }
+    }
+
     /// <summary>A channel request as the protocol lays it out: magic, operation, a zero ticket, and for an upload its length and checksum.</summary>
     static byte[] RawRequest(byte operation, int? uploadLength = null)
     {
@@ -281,6 +328,22 @@ public sealed class WeightChannelTests : TestKit
         request[4] = operation;
         if (uploadLength is { } n) BitConverter.TryWriteBytes(request.AsSpan(21), n);
         return request;
+    }
+
+    /// <summary>Whether a connection from <paramref name="from"/> is closed by the server without a word (within 10 s; it sends nothing).</summary>
+    static async Task<bool> ClosedAtOnce(int port, IPAddress from)
+    {
+        using var socket = new TcpClient(new IPEndPoint(from, 0));
+        await socket.ConnectAsync(IPAddress.Loopback, port);
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        try
+        {
+            return await socket.GetStream().ReadAsync(new byte[1], limit.Token) == 0;
+        }
+        catch (IOException) // reset: closed as well
+        {
+            return true;
+        }
     }
 
     /// <summary>Sends <paramref name="bytes"/> on a new plaintext connection and returns all the server answers until it closes it.</summary>

@@ -302,6 +302,12 @@ public sealed class WeightChannelServer : IDisposable
     /// <summary>Connections at once: a node keeps one or two; more than this is someone else's doing.</summary>
     public const int MaxConnections = 1024;
 
+    /// <summary>
+    /// Connections from one IP address that have not made their first request: see <see cref="UnansweredConnections"/>.
+    /// Past this, that address's new connections are closed at once (logged, summed), and other addresses are served.
+    /// </summary>
+    public const int MaxUnansweredPerAddress = 64;
+
     /// <summary>The TLS handshake and the first request must come this soon, so a silent stranger cannot hold a slot.</summary>
     public TimeSpan FirstRequest { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>A transfer (a fetch or push written, an upload read) that moves none of a vector's bytes for this long fails: a slow link is fine, a vanished machine is not.</summary>
@@ -321,6 +327,7 @@ public sealed class WeightChannelServer : IDisposable
     long uploadBytes;
     int connections;
     int uploadLength = -1;
+    readonly UnansweredConnections unanswered;
 
     sealed record Stored(float[] Weights, ulong Checksum, DateTime At);
     sealed record Offered(float[] Weights, string? Node);
@@ -357,6 +364,9 @@ public sealed class WeightChannelServer : IDisposable
     /// <summary>Connections open now.</summary>
     public int Connections => Volatile.Read(ref connections);
 
+    /// <summary>Connections from <paramref name="address"/> open now that have not made their first request.</summary>
+    public int UnansweredFrom(IPAddress address) => unanswered.OpenFrom(address);
+
     /// <summary>The port it listens on (the one asked for, or the one the OS gave for 0).</summary>
     public int Port { get; }
 
@@ -368,6 +378,7 @@ public sealed class WeightChannelServer : IDisposable
         this.listener = listener;
         this.tls = tls;
         this.log = log;
+        unanswered = new UnansweredConnections(MaxUnansweredPerAddress, line => log.Warning(line));
         Port = ((IPEndPoint)listener.LocalEndPoint!).Port;
         _ = AcceptLoop();
     }
@@ -552,20 +563,35 @@ public sealed class WeightChannelServer : IDisposable
                 log.Warning("weight channel: accept failed: {0}", e.Message);
                 continue;
             }
+            // an address over its share is refused before it counts against everyone's
+            var from = (socket.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
+            if (!unanswered.TryOpen(from))
+            {
+                socket.Dispose();
+                continue;
+            }
             if (Interlocked.Increment(ref connections) > MaxConnections)
             {
                 Interlocked.Decrement(ref connections);
+                unanswered.Answered(from);
                 log.Warning("weight channel: refused {0}: {1} connections open already", socket.RemoteEndPoint, MaxConnections);
                 socket.Dispose();
                 continue;
             }
-            _ = Serve(socket);
+            _ = Serve(socket, from);
         }
     }
 
-    async Task Serve(Socket socket)
+    async Task Serve(Socket socket, IPAddress from)
     {
         string peer = socket.RemoteEndPoint?.ToString() ?? "a peer";
+        bool answered = false;
+        void Answered()
+        {
+            if (answered) return;
+            answered = true;
+            unanswered.Answered(from); // its first request came (or the connection ended): the slot goes back
+        }
         socket.NoDelay = true;
         Stream stream = new NetworkStream(socket, ownsSocket: true);
         try
@@ -599,6 +625,7 @@ public sealed class WeightChannelServer : IDisposable
                 {
                     return; // a node's pooled connection, idle for long: closed quietly, the node opens a new one when it needs it
                 }
+                Answered();
                 if (got == 0) return; // the node closed its connection
                 if (got < request.Length || !request.AsSpan(0, 4).SequenceEqual(WeightChannel.Magic))
                 {
@@ -639,6 +666,7 @@ public sealed class WeightChannelServer : IDisposable
         }
         finally
         {
+            Answered();
             Interlocked.Decrement(ref connections);
             await stream.DisposeAsync().ConfigureAwait(false);
         }
