@@ -40,6 +40,14 @@ public static class FedAvgCommand
         void Stop(PosixSignalContext context)
         {
             context.Cancel = true;
+            if (stop.IsCancellationRequested)
+            {
+                // the second signal: a command that does not watch the token (centralized, the benches) or a stop that
+                // takes too long ends now; what was written is whole (every result file is written atomically)
+                (error ?? Console.Error).WriteLine("fedavg: interrupted again: stopping now.");
+                Environment.Exit(ExitCodes.Interrupted);
+            }
+            (error ?? Console.Error).WriteLine("fedavg: stopping (Ctrl-C again to stop at once) …");
             stop.Cancel();
         }
         using var sigint = output is null ? PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop) : null;
