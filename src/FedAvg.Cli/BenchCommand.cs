@@ -112,7 +112,7 @@ public static class BenchCommand
             string name = parse.GetValue(model)!;
             ModelZoo.Validate(name);
             int p = parse.GetValue(trainers), t = parse.GetValue(threads), n = parse.GetValue(samples), r = parse.GetValue(repeats);
-            Require.AtLeast(p, 1, "--trainers");
+            TrainerPool.ValidateShape(p, t, Environment.ProcessorCount, "--trainers", "--threads-per-trainer");
             Require.AtLeast(r, 1, "--repeats");
             var config = new TrainConfig(1, parse.GetValue(batch), 0.01, 0.9);
             config.Validate();

@@ -58,8 +58,7 @@ public static class NodeCommand
             endpoint.Validate();
             var tls = TlsOptions.Load(layered, endpoint, ClusterHosting.ClientRole, "node", tlsOptions.Given(parse));
             int p = parse.GetValue(trainers) ?? TrainerPool.DefaultShape(Environment.ProcessorCount).Trainers;
-            Require.AtLeast(p, 1, "--trainers");
-            Require.AtLeast(parse.GetValue(threads), 1, "--threads-per-trainer");
+            TrainerPool.ValidateShape(p, parse.GetValue(threads), Environment.ProcessorCount, "--trainers", "--threads-per-trainer");
             string id = parse.GetValue(nodeId) ?? (own is not null
                 ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(own)))
                 : $"{Environment.MachineName}:{range}");

@@ -80,6 +80,7 @@ public sealed record SimulationOptions
     public void Validate()
     {
         foreach (var setting in RunSettings.All) setting.Validate(this);
+        TrainerPool.ValidateShape(Trainers, ThreadsPerTrainer, Environment.ProcessorCount, RunSettings.Trainers.Label, RunSettings.ThreadsPerTrainer.Label);
         if (MinClients > Clients)
             throw new UsageException($"{RunSettings.MinClients.Label} ({MinClients}) is more than the {Clients} clients that exist ({RunSettings.Clients.Label}).");
         FaultPlan.Validate($"{RunSettings.Faults.Path}"); // a fault aimed at a client that does not exist

@@ -49,6 +49,24 @@ public sealed class TrainerPool : IDisposable
     /// <summary>The usual choice: as many one-thread trainers as cores (measured fastest here, see docs/benchmarks.md).</summary>
     public static (int Trainers, int Threads) DefaultShape(int cores) => (Math.Max(1, cores), 1);
 
+    /// <summary>Threads of training (P × T) allowed per core: past one per core they only share the same cores.</summary>
+    public const int MaxThreadsPerCore = 8;
+
+    /// <summary>
+    /// Refuses a shape of at least one trainer and one thread each whose P × T is more than
+    /// <see cref="MaxThreadsPerCore"/> per core of this machine, naming the two options. Before, `--trainers 1000000`
+    /// was taken: the process started threads and models until it held gigabytes, and no signal could stop it.
+    /// </summary>
+    public static void ValidateShape(int trainers, int threadsPerTrainer, int cores, string trainersOption, string threadsOption)
+    {
+        Require.AtLeast(trainers, 1, trainersOption);
+        Require.AtLeast(threadsPerTrainer, 1, threadsOption);
+        long asked = (long)trainers * threadsPerTrainer, allowed = (long)MaxThreadsPerCore * Math.Max(1, cores);
+        if (asked > allowed)
+            throw new UsageException($"{trainersOption} is {trainers} and {threadsOption} is {threadsPerTrainer}: that asks for {asked:N0} training threads; " +
+                                     $"this machine has {cores} core(s), and at most {allowed} ({MaxThreadsPerCore} per core) are taken: more only share the same cores.");
+    }
+
     /// <param name="order">Where the job queues: by (round, client id) ordinally; without one, ahead of all training.</param>
     public Task<TrainResult> Train(float[] globalWeights, LabeledImages data, int[] indices, TrainConfig config, int seed,
         TrainingOrder? order = null) =>
