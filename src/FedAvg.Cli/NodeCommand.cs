@@ -81,7 +81,10 @@ public static class NodeCommand
         };
         var finished = await node.RunAsync(options, cluster, endpoint, layered, cancel);
         Console.WriteLine($"node: done ({finished.Reason}); peak RSS {ProcessMemory.PeakResidentBytes() / 1048576.0:F0} MB");
-        return ExitCodes.Success;
+        if (finished.Completed) return ExitCodes.Success;
+        // the server exits with RunFailed for this run, and so does each node: a script that waits for them sees it
+        Console.Error.WriteLine($"fedavg: the run failed on the server: {finished.Reason}");
+        return ExitCodes.RunFailed;
     }
 
     /// <summary>"0-49" or "7": inclusive client indices.</summary>

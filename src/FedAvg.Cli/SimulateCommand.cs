@@ -151,7 +151,10 @@ public static class SimulateCommand
         if (!result.Completed)
         {
             AnsiConsole.MarkupLine($"[red]Run failed:[/] {Markup.Escape(result.FailureReason ?? "unknown reason")}");
-            AnsiConsole.MarkupLine(Markup.Escape($"The last checkpoint is in {outputs.Directory}; continue with --resume {outputs.Directory}."));
+            // a run that failed in its first round has no checkpoint, and --resume would refuse the directory
+            AnsiConsole.MarkupLine(Markup.Escape(File.Exists(outputs.PathOf(Checkpoint.FileName))
+                ? $"The last checkpoint is in {outputs.Directory}; continue with --resume {outputs.Directory}."
+                : $"No round completed, so {outputs.Directory} holds no checkpoint to resume from: start the run again."));
             return ExitCodes.RunFailed;
         }
 

@@ -28,4 +28,42 @@ public class BadInputTests
         Assert.Contains(named, error);
         Assert.DoesNotContain("   at ", error);
     }
+
+    [Fact]
+    public void A_nodes_own_images_of_another_size_are_a_data_error_at_start_naming_the_file_and_both_sizes()
+    {
+        // before, 32×32 images were taken, the node joined, and every round failed inside libtorch with a shape error
+        string dir = TestData.TempDir();
+        File.WriteAllBytes(Path.Combine(dir, "train-images-idx3-ubyte"), Idx(0x0803, [10, 32, 32]));
+        File.WriteAllBytes(Path.Combine(dir, "train-labels-idx1-ubyte"), Idx(0x0801, [10]));
+        var (code, error) = Fedavg("node", "--join", "127.0.0.1:1", "--own-data", dir);
+        Assert.Equal(ExitCodes.DataError, code);
+        Assert.Contains($"{Path.Combine(dir, "train-images-idx3-ubyte")} holds 32×32 images; the models take 28×28.", error);
+        Assert.DoesNotContain("   at ", error);
+    }
+
+    [Fact]
+    public async Task A_run_that_fails_before_any_round_completed_does_not_point_to_a_checkpoint_it_lacks()
+    {
+        string dir = Path.Combine(TestData.TempDir(), "run");
+        // a deadline far shorter than one local training: round 1 gets no update, and the run fails
+        using var run = new FedavgProcess("simulate", "simulate", "--clients", "2", "--partition", "iid:50", "--local-epochs", "1",
+            "--rounds", "2", "--round-timeout", "1ms", "--round-attempts", "1", "--out", dir);
+        Assert.Equal(ExitCodes.RunFailed, await run.WaitForExit(TimeSpan.FromMinutes(2)));
+        Assert.False(File.Exists(Path.Combine(dir, "checkpoint.bin")));
+        string output = System.Text.RegularExpressions.Regex.Replace(run.Output, @"\s+", " "); // the console wraps at 80 columns
+        Assert.Contains($"No round completed, so {dir} holds no checkpoint to resume from", output);
+        Assert.DoesNotContain("continue with --resume", output);
+    }
+
+    /// <summary>An IDX file of zero bytes with the given magic and dimensions.</summary>
+    static byte[] Idx(int magic, int[] dimensions)
+    {
+        int items = dimensions.Aggregate(1, (a, b) => a * b);
+        var bytes = new byte[4 + 4 * dimensions.Length + items];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(bytes, magic);
+        for (int i = 0; i < dimensions.Length; i++)
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(4 + 4 * i), dimensions[i]);
+        return bytes;
+    }
 }

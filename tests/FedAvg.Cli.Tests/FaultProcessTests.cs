@@ -1,3 +1,4 @@
+using FedAvg.Cli;
 using FedAvg.Actors.Testing;
 using FedAvg.Tests.Shared;
 
@@ -38,5 +39,21 @@ public sealed class FaultProcessTests : FederationProcessTest
             Assert.EndsWith($",client-000: sign-flip; {nan},{rejected}", line);
         }
         Assert.Equal([1, 2, 2], Rounds(dir).Select(r => r.FaultsOrEmpty.Count));
+    }
+
+    [Fact]
+    public async Task A_run_that_fails_on_the_server_ends_its_nodes_with_the_same_exit_code_and_reason()
+    {
+        // every client of the one node sends NaN: round 1 has no update to aggregate, and the run fails
+        string root = TestData.TempDir();
+        string dir = Path.Combine(root, "server"), faults = Path.Combine(root, "faults.conf");
+        File.WriteAllText(faults, "fedavg.faults = [ { behaviour = nan } ]");
+        var (server, port) = await StartServer(dir, rounds: 3, extra: ["--start-clients", "2", "--round-attempts", "1"]);
+        var node = StartNode("node-a", port, "0-1", "--config", faults);
+
+        Assert.Equal(ExitCodes.RunFailed, await server.WaitForExit(TimeSpan.FromMinutes(3)));
+        // before, the node said "done" and exited 0, as if the run had completed
+        Assert.Equal(ExitCodes.RunFailed, await node.WaitForExit(TimeSpan.FromSeconds(60)));
+        await node.WaitForLine("^fedavg: the run failed on the server: ", TimeSpan.FromSeconds(1));
     }
 }

@@ -63,10 +63,17 @@ public sealed class ClusterNode : IDisposable
         OwnData? own = null;
         if (options.OwnDataDir is { } dir)
         {
-            // the sample count is all the server learns of the node's data; both files must exist before it joins
-            var (_, labels) = OwnDataFiles(dir);
-            own = new OwnData(IdxFile.Read(labels, 1).Count);
+            // the sample count is all the server learns of the node's data; both files must be readable, pair up and
+            // hold images of the size every dataset (hence every model) here has before it joins: the dataset itself,
+            // and the label range with it, is known once the server answers (Prepare reads the files again then)
+            var (images, labels) = OwnDataFiles(dir);
+            var labelFile = IdxFile.Read(labels, 1);
+            own = new OwnData(labelFile.Count);
             if (own.SampleCount == 0) throw new DataException($"--own-data {dir}: {labels} holds no samples.");
+            var imageFile = IdxFile.Read(images, 3);
+            var fitting = DatasetCatalog.All.FirstOrDefault(d => d.Height == imageFile.Dimensions[1] && d.Width == imageFile.Dimensions[2])
+                          ?? DatasetCatalog.All[0]; // fits no dataset here: refused with the first one's size
+            LabeledImages.CheckShape(imageFile, labelFile, fitting.Height, fitting.Width);
         }
         ClientRequest request = (ClientRequest?)options.Clients ?? own!;
         var serverAddress = new Address(ClusterHosting.Protocol(Tls), ClusterHosting.SystemName, options.ServerHost, options.ServerPort);

@@ -6,7 +6,7 @@ namespace FedAvg.Core.Data;
 public sealed record DatasetInfo(
     string Name,
     string TrainImages, string TrainLabels, string TestImages, string TestLabels,
-    float Mean, float Std, int Classes, string Source)
+    float Mean, float Std, int Classes, string Source, int Height = 28, int Width = 28)
 {
     public IEnumerable<string> Files => [TrainImages, TrainLabels, TestImages, TestLabels];
 }

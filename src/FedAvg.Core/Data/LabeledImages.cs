@@ -25,10 +25,22 @@ public sealed class LabeledImages : IDisposable
         Classes = classes;
     }
 
-    public static LabeledImages FromIdx(IdxFile images, IdxFile labels, DatasetInfo info, bool standardize)
+    /// <summary>
+    /// Refuses images and labels that do not pair up, or images of another size than <paramref name="height"/> ×
+    /// <paramref name="width"/>: the models' first layer is built for the dataset's size, and a node's own data of
+    /// 32×32 images had reached training, where libtorch failed every round with a shape error and a native trace.
+    /// </summary>
+    public static void CheckShape(IdxFile images, IdxFile labels, int height, int width)
     {
         if (images.Count != labels.Count)
             throw new DataException($"{images.Path} holds {images.Count} images but {labels.Path} holds {labels.Count} labels.");
+        if (images.Dimensions[1] != height || images.Dimensions[2] != width)
+            throw new DataException($"{images.Path} holds {images.Dimensions[1]}×{images.Dimensions[2]} images; the models take {height}×{width}.");
+    }
+
+    public static LabeledImages FromIdx(IdxFile images, IdxFile labels, DatasetInfo info, bool standardize)
+    {
+        CheckShape(images, labels, info.Height, info.Width);
         foreach (var label in labels.Data)
             if (label >= info.Classes)
                 throw new DataException($"{labels.Path}: label {label} is outside 0..{info.Classes - 1}.");
