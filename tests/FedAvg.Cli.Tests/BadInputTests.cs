@@ -21,6 +21,10 @@ public class BadInputTests
     [InlineData(new[] { "simulate", "--threads-per-trainer", "100000" }, "(--threads-per-trainer) is 100000: that asks for")]
     [InlineData(new[] { "bench", "train", "--trainers", "100000" }, "asks for 100,000 training threads")]
     [InlineData(new[] { "node", "--join", "127.0.0.1:1", "--clients", "0-1", "--trainers", "4", "--threads-per-trainer", "100000" }, "asks for 400,000 training threads")]
+    // 192.0.2.1 is TEST-NET-1 (RFC 5737), assigned to no machine: a bind address that is not this one's, with any port
+    [InlineData(new[] { "server", "--rounds", "1", "--port", "0", "--bind-hostname", "192.0.2.1", "--insecure" }, "--bind-hostname '192.0.2.1': cannot listen on 192.0.2.1:0")]
+    [InlineData(new[] { "node", "--join", "127.0.0.1:1", "--clients", "0-1", "--bind-hostname", "192.0.2.1", "--insecure" }, "--bind-hostname '192.0.2.1': cannot listen on 192.0.2.1:0")]
+    [InlineData(new[] { "server", "--rounds", "1", "--port", "0", "--bind-hostname", "999.1.1.1", "--insecure" }, "--bind-hostname '999.1.1.1'")]
     public void Usage_errors_exit_2_and_name_the_problem(string[] args, string named)
     {
         var (code, error) = Fedavg([.. args, "--data-dir", TestData.DataDir]);

@@ -116,8 +116,9 @@ public sealed record Endpoint(string Hostname, string? BindHostname, int Port, i
 
     void CheckFree(int port, string portOption)
     {
+        // port 0 (any free port) is probed too: it still finds a bind address that is not this machine's, which
+        // otherwise reached Akka and came back as a RemoteTransportException with DotNetty's stack trace
         var Port = port;
-        if (Port == 0) return;
         try
         {
             var addresses = IPAddress.TryParse(Bind, out var ip) ? [ip] : Dns.GetHostAddresses(Bind);
@@ -171,10 +172,26 @@ public static class ClusterHosting
             tls.OnRevocationsChanged = line => log.Warning("TLS: {0}", line);
             return system;
         }
-        catch (Exception e) when (e.GetBaseException() is SocketException or System.Net.Sockets.SocketException)
+        catch (Exception e) when (SocketErrorIn(e) is { } socket)
         {
-            throw new UsageException($"cannot listen on {endpoint.Bind}:{endpoint.Port}: {e.GetBaseException().Message}");
+            // the port was free when probed and taken since, or the bind failed for a reason the probe did not meet
+            throw new UsageException($"--bind-hostname '{endpoint.Bind}', --port {endpoint.Port}: cannot listen on {endpoint.Bind}:{endpoint.Port} ({socket.Message}).");
         }
+    }
+
+    /// <summary>
+    /// The socket error under <paramref name="e"/>, following every inner exception: GetBaseException stops at the
+    /// first exception under an AggregateException, which for a failed bind is Akka's RemoteTransportException.
+    /// </summary>
+    static SocketException? SocketErrorIn(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+        {
+            if (e is SocketException socket) return socket;
+            if (e is AggregateException { InnerExceptions.Count: > 1 } many)
+                return many.InnerExceptions.Select(SocketErrorIn).FirstOrDefault(s => s is not null);
+        }
+        return null;
     }
 
     /// <summary>Completes when this member is Up; false after <paramref name="timeout"/>.</summary>
