@@ -46,6 +46,7 @@ public static class CentralizedCommand
             int threadCount = parse.GetValue(threads);
             Require.AtLeast(threadCount, 1, "--threads");
             string csvPath = parse.GetValue(output) ?? Path.Combine("runs", $"centralized-{info.Name}-{modelName}.csv");
+            OutputPath.CheckFile(csvPath, "--out"); // before the training whose table it holds, not after
             return Execute(new DatasetStore(parse.GetValue(dataDir)!), info, modelName, config, parse.GetValue(seed),
                 threadCount, parse.GetValue(standardize), csvPath);
         });
@@ -90,7 +91,14 @@ public static class CentralizedCommand
             Train(() => { });
             AnsiConsole.Write(table);
         }
-        AtomicFile.WriteAllText(csvPath, csv.ToString());
+        try
+        {
+            AtomicFile.WriteAllText(csvPath, csv.ToString());
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw OutputPath.WriteFailed(csvPath, e); // the table above still holds every epoch
+        }
         AnsiConsole.MarkupLine($"Wrote [green]{Markup.Escape(csvPath)}[/].");
         return ExitCodes.Success;
     }

@@ -72,6 +72,9 @@ public static class FedAvgCommand
             case DataException d:
                 error.WriteLine($"fedavg: data error: {d.Message}");
                 return ExitCodes.DataError;
+            case OutputException o:
+                error.WriteLine($"fedavg: {o.Message}");
+                return ExitCodes.RuntimeFailure;
             case ServerUnreachableException s:
                 error.WriteLine($"fedavg: {s.Message}");
                 return ExitCodes.ServerUnreachable;

@@ -25,6 +25,8 @@ public static class PartitionCommand
         {
             var info = DatasetCatalog.Get(parse.GetValue(dataset)!);
             var partitioner = Partitioner.Parse(parse.GetValue(partition)!);
+            string outPath = parse.GetValue(output)!;
+            OutputPath.CheckFile(outPath, "--out");
             var store = new DatasetStore(parse.GetValue(dataDir)!);
             store.Verify(info);
             var labels = IdxFile.Read(store.PathOf(info, info.TrainLabels), 1).Data;
@@ -33,8 +35,15 @@ public static class PartitionCommand
             {
                 dataset = info.Name, partition = partitioner.Spec, clients = shards.Length, seed = parse.GetValue(seed), indices = shards,
             });
-            AtomicFile.WriteAllText(parse.GetValue(output)!, json);
-            Console.WriteLine($"{shards.Length} clients, {shards.Sum(s => s.Length)} samples → {parse.GetValue(output)}");
+            try
+            {
+                AtomicFile.WriteAllText(outPath, json);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw OutputPath.WriteFailed(outPath, e);
+            }
+            Console.WriteLine($"{shards.Length} clients, {shards.Sum(s => s.Length)} samples → {outPath}");
             return ExitCodes.Success;
         });
         return command;

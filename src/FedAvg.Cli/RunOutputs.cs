@@ -28,18 +28,19 @@ public sealed class RunOutputs(string directory)
     public string PathOf(string file) => Path.Combine(Directory, file);
 
     /// <summary>
-    /// Checks, creating nothing, that the directory can take this run: not a file, and not an earlier run unless the
+    /// Checks, creating nothing, that the directory can take this run: not a file, writable, and not an earlier run unless the
     /// user said so (--force or --resume); a resumed run's rounds are read back. <see cref="Create"/> comes once the
     /// run has started, so a run refused at start leaves no directory behind.
     /// </summary>
     public void Check(bool force, bool resume)
     {
         string flag = resume ? "--resume" : "--out";
-        for (var dir = Directory; !string.IsNullOrEmpty(dir); dir = Path.GetDirectoryName(dir))
-            if (File.Exists(dir))
-                throw new UsageException(dir == Directory
-                    ? $"{flag} {Directory} is a file; give the run directory (a new or empty one, or an earlier run's with --resume)."
-                    : $"{flag} {Directory}: {dir} is a file, so no directory can be made under it.");
+        if (OutputPath.FileAtOrAbove(Directory) is { } file)
+            throw new UsageException(file == Directory
+                ? $"{flag} {Directory} is a file; give the run directory (a new or empty one, or an earlier run's with --resume)."
+                : $"{flag} {Directory}: {file} is a file, so no directory can be made under it.");
+        // an existing empty directory this user cannot write in would pass everything else and fail at the first round
+        OutputPath.CheckWritable(Directory, flag, Directory);
         if (resume)
         {
             if (!File.Exists(PathOf(Checkpoint.FileName)))

@@ -6,6 +6,12 @@ public sealed class UsageException(string message) : Exception(message);
 /// <summary>A data file is missing, corrupt or not what it claims to be.</summary>
 public sealed class DataException(string message) : Exception(message);
 
+/// <summary>
+/// A result file could not be written once the work was done, although its path passed the checks at start (the disk
+/// filled, the directory went away or was made read-only meanwhile). The message names the file and the reason.
+/// </summary>
+public sealed class OutputException(string message, Exception inner) : Exception(message, inner);
+
 /// <summary>Guards that turn impossible numbers into a <see cref="UsageException"/> naming the option.</summary>
 public static class Require
 {

@@ -195,6 +195,69 @@ public class CliTests
         Assert.Contains("is a file", error);
     }
 
+    // sysfs refuses new files even to root, so this is a directory no test user can write in
+    const string Unwritable = "/sys/fedavg-tests";
+
+    [Fact]
+    public void A_bad_out_file_is_a_usage_error_found_before_any_data_is_read()
+    {
+        string dir = TestData.TempDir();
+        string file = Path.Combine(dir, "notes.txt");
+        File.WriteAllText(file, "mine");
+        // an empty data directory: a check made after loading the data would exit 3 (data missing), not 2
+        string noData = Path.Combine(TestData.TempDir(), "empty");
+        var cases = new (string Out, string Reason)[]
+        {
+            (dir, $"--out {dir} is a directory"),
+            (Path.Combine(file, "x.csv"), $"{file} is a file, so no directory can be made under it"),
+            (Path.Combine(Unwritable, "sub", "x.csv"), "cannot write in /sys (permission denied)"),
+        };
+        foreach (var command in new[] { "centralized", "partition" })
+            foreach (var (output, reason) in cases)
+            {
+                var (code, error) = Fedavg(command, "--data-dir", noData, "--out", output);
+                Assert.True(code == ExitCodes.UsageError, $"{command} --out {output}: exit {code}: {error}");
+                Assert.Contains(reason, error);
+                Assert.DoesNotContain("   at ", error);
+                Assert.Single(error.TrimEnd().Split('\n'));
+            }
+        Assert.Equal("mine", File.ReadAllText(file));
+        Assert.Equal(["notes.txt"], Directory.GetFileSystemEntries(dir).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void Partition_into_an_existing_directory_is_refused_and_a_good_out_still_works()
+    {
+        string dir = TestData.TempDir();
+        var (code, error) = Fedavg("partition", "--data-dir", TestData.DataDir, "--clients", "10", "--out", dir);
+        Assert.Equal(ExitCodes.UsageError, code);
+        Assert.Contains("is a directory", error);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(dir)); // no temporary file left either
+
+        string json = Path.Combine(dir, "new", "shards.json");
+        (code, error) = Fedavg("partition", "--data-dir", TestData.DataDir, "--clients", "10", "--out", json);
+        Assert.True(code == ExitCodes.Success, error);
+        Assert.Equal(10, System.Text.Json.JsonDocument.Parse(File.ReadAllText(json)).RootElement.GetProperty("clients").GetInt32());
+    }
+
+    [Fact]
+    public void Simulate_refuses_an_out_it_cannot_write_in_before_any_data_is_read()
+    {
+        var (code, error) = Fedavg("simulate", "--data-dir", Path.Combine(TestData.TempDir(), "empty"), "--out", Path.Combine(Unwritable, "run"));
+        Assert.True(code == ExitCodes.UsageError, $"exit {code}: {error}");
+        Assert.Contains($"--out {Unwritable}/run: cannot write in /sys (permission denied)", error);
+        Assert.DoesNotContain("   at ", error);
+    }
+
+    [Fact]
+    public void A_result_file_that_cannot_be_written_after_the_work_is_one_line_naming_it()
+    {
+        var error = new StringWriter();
+        int code = FedAvgCommand.Report(OutputPath.WriteFailed("runs/x.csv", new IOException("No space left on device : '/runs/.x.csv.1.2.tmp'")), error);
+        Assert.Equal(ExitCodes.RuntimeFailure, code);
+        Assert.Equal($"fedavg: cannot write {Path.GetFullPath("runs/x.csv")}: No space left on device : '/runs/.x.csv.1.2.tmp'.", error.ToString().TrimEnd());
+    }
+
     [Fact]
     public void A_run_refused_once_the_data_is_loaded_leaves_no_directory_behind()
     {
