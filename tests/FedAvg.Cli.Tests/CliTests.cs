@@ -250,6 +250,25 @@ public class CliTests
     }
 
     [Fact]
+    public void Data_install_names_a_data_dir_it_cannot_use()
+    {
+        string file = Path.Combine(TestData.TempDir(), "data");
+        File.WriteAllText(file, "not a directory");
+        var cases = new (string DataDir, string Reason)[]
+        {
+            (file, $"--data-dir {file} is a file"),
+            (Unwritable, $"--data-dir {Unwritable}: cannot write in /sys (permission denied)"),
+        };
+        foreach (var (dataDir, reason) in cases)
+        {
+            var (code, error) = Fedavg("data", "install", "--data-dir", dataDir, "--dataset", "fashion-mnist");
+            Assert.True(code == ExitCodes.UsageError, $"--data-dir {dataDir}: exit {code}: {error}");
+            Assert.Contains(reason, error);
+            Assert.DoesNotContain("   at ", error);
+        }
+    }
+
+    [Fact]
     public void A_result_file_that_cannot_be_written_after_the_work_is_one_line_naming_it()
     {
         var error = new StringWriter();

@@ -163,6 +163,30 @@ public class InstallerTests
     }
 
     [Fact]
+    public void A_directory_where_a_dataset_file_belongs_is_named_before_the_copy_and_nothing_is_left_behind()
+    {
+        string dir = TestData.TempDir();
+        string blocker = Path.Combine(dir, "fashion-mnist", "train-images-idx3-ubyte.gz");
+        Directory.CreateDirectory(blocker);
+        var log = new List<string>();
+        var e = Assert.Throws<DataException>(() => new DatasetInstaller(dir, log.Add).Install(DatasetCatalog.FashionMnist));
+        Assert.Contains(blocker, e.Message);
+        Assert.Contains("is a directory", e.Message);
+        Assert.DoesNotContain(log, l => l.Contains("copying")); // refused before 26 MB were copied for nothing
+        Assert.Equal(["train-images-idx3-ubyte.gz"], Directory.GetFileSystemEntries(Path.Combine(dir, "fashion-mnist")).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void A_data_dir_that_is_a_file_is_a_usage_error_naming_it()
+    {
+        string file = Path.Combine(TestData.TempDir(), "data");
+        File.WriteAllText(file, "x");
+        var e = Assert.Throws<UsageException>(() => new DatasetInstaller(file, _ => { }).Install(DatasetCatalog.FashionMnist));
+        Assert.Equal($"--data-dir {file} is a file; give a directory.", e.Message);
+        Assert.Equal("x", File.ReadAllText(file));
+    }
+
+    [Fact]
     public void A_damaged_installed_file_is_replaced_on_the_next_install()
     {
         string dir = TestData.TempDir();

