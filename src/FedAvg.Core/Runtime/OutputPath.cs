@@ -1,7 +1,7 @@
 namespace FedAvg.Core.Runtime;
 
 /// <summary>
-/// Checks, creating nothing, that a command can write where it was told to, so that a bad path is refused with a
+/// Checks, leaving nothing behind, that a command can write where it was told to, so that a bad path is refused with a
 /// usage error before the work whose results it would hold (a training run, a dataset copy), not after it.
 /// </summary>
 public static class OutputPath
