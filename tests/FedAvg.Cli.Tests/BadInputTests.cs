@@ -33,6 +33,24 @@ public class BadInputTests
         Assert.DoesNotContain("   at ", error);
     }
 
+    [Theory]
+    [InlineData("akka.actor.provider = bogus", "'akka.actor.provider' is not a valid type name : 'bogus'")]
+    [InlineData("akka.loglevel = LOUD", "Unknown LogLevel: \"LOUD\"")]
+    public void An_akka_setting_that_akka_refuses_is_a_usage_error_with_its_reason(string hocon, string reason)
+    {
+        string config = Path.Combine(TestData.TempDir(), "akka.conf"), dir = Path.Combine(TestData.TempDir(), "run");
+        File.WriteAllText(config, hocon);
+        foreach (var command in new[] { ["simulate"], new[] { "server", "--port", "0" } })
+        {
+            var (code, error) = Fedavg([.. command, "--clients", "2", "--partition", "iid:50", "--rounds", "1",
+                "--out", dir, "--config", config, "--data-dir", TestData.DataDir]);
+            Assert.Equal(ExitCodes.UsageError, code);
+            Assert.Contains($"an akka setting (hocon/*.conf or --config) is not valid: {reason}", error);
+            Assert.DoesNotContain("   at ", error);
+            Assert.False(Directory.Exists(dir), $"{command[0]} left {dir} behind");
+        }
+    }
+
     [Fact]
     public void A_nodes_own_images_of_another_size_are_a_data_error_at_start_naming_the_file_and_both_sizes()
     {

@@ -161,13 +161,30 @@ public static class ClusterHosting
             akka.remote.dot-netty.tcp.enable-ssl = {{(tls is null ? "off" : "on")}}
             """).WithFallback(layered);
 
+    /// <summary>
+    /// Creates an actor system from settings that a user's HOCON (hocon/*.conf, --config) took part in: Akka's refusal of
+    /// one of them (`akka.actor.provider = bogus`, `akka.loglevel = LOUD`) is a usage error with Akka's reason, not a
+    /// ConfigurationException or ArgumentException with its stack trace.
+    /// </summary>
+    public static ActorSystem Create(Func<ActorSystem> create)
+    {
+        try
+        {
+            return create();
+        }
+        catch (Exception e) when (e is ConfigurationException or ArgumentException or TypeLoadException)
+        {
+            throw new UsageException($"an akka setting (hocon/*.conf or --config) is not valid: {e.Message}");
+        }
+    }
+
     /// <summary>Starts the actor system (with TLS: <paramref name="tls"/>'s certificate and validator); a bind failure becomes a usage error that names the address.</summary>
     public static ActorSystem Start(Config config, Endpoint endpoint, TransportSecurity? tls = null)
     {
         try
         {
-            if (tls is null) return ActorSystem.Create(SystemName, config);
-            var system = ActorSystem.Create(SystemName, BootstrapSetup.Create().WithConfig(config).And(tls.Setup()));
+            if (tls is null) return Create(() => ActorSystem.Create(SystemName, config));
+            var system = Create(() => ActorSystem.Create(SystemName, BootstrapSetup.Create().WithConfig(config).And(tls.Setup())));
             var log = Logging.GetLogger(system, "tls");
             tls.OnRevocationsChanged = line => log.Warning("TLS: {0}", line);
             return system;

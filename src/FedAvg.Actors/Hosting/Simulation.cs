@@ -85,7 +85,7 @@ public sealed class Simulation
         var rounds = new List<RoundMetrics>();
         var outcome = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        var system = ActorSystem.Create("fedavg", akkaConfig);
+        var system = ClusterHosting.Create(() => ActorSystem.Create("fedavg", akkaConfig));
         try
         {
             OnStarted?.Invoke();
