@@ -34,6 +34,24 @@ public class BadInputTests
     }
 
     [Theory]
+    [InlineData("simulate", "fedavg.server { max-update-nrom = 2 }", "fedavg.server.max-update-nrom is not a setting. Valid settings in fedavg.server: max-update-norm.")]
+    [InlineData("simulate", "fedavg.server { bogus = 1 }", "fedavg.server.bogus is not a setting.")]
+    [InlineData("server", "fedavg.server.max-update-nrom = 2", "fedavg.server.max-update-nrom is not a setting.")]
+    [InlineData("node", "fedavg { roundz = 3 }", "fedavg.roundz is not a setting. Valid settings: ")]
+    [InlineData("node", "fedavg.server { bogus = 1 }", "fedavg.server.bogus is not a setting.")]
+    public void A_misspelt_key_in_a_section_of_settings_is_refused_by_every_command(string command, string hocon, string message)
+    {
+        string config = Path.Combine(TestData.TempDir(), "misspelt.conf"), dir = Path.Combine(TestData.TempDir(), "run");
+        File.WriteAllText(config, hocon);
+        string[] args = command == "node"
+            ? ["node", "--join", "127.0.0.1:1", "--clients", "0-1", "--join-timeout", "1s"]
+            : [command, "--clients", "2", "--partition", "iid:50", "--rounds", "1", "--out", dir, .. command == "server" ? new[] { "--port", "0" } : []];
+        var (code, error) = Fedavg([.. args, "--config", config, "--data-dir", TestData.DataDir]);
+        Assert.Equal(ExitCodes.UsageError, code);
+        Assert.Contains(message, error);
+    }
+
+    [Theory]
     [InlineData("akka.actor.provider = bogus", "'akka.actor.provider' is not a valid type name : 'bogus'")]
     [InlineData("akka.loglevel = LOUD", "Unknown LogLevel: \"LOUD\"")]
     public void An_akka_setting_that_akka_refuses_is_a_usage_error_with_its_reason(string hocon, string reason)

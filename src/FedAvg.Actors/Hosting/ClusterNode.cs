@@ -57,9 +57,11 @@ public sealed class ClusterNode : IDisposable
         endpoint.Validate();
         if (options.Clients is null == options.OwnDataDir is null)
             throw new UsageException("give either --clients RANGE (research mode) or --own-data DIR (own-data mode).");
-        // `fedavg.faults` is read before anything starts; its client ids are checked once the run's K is known (Prepare)
-        faultRules = layered.HasPath(RunSettings.Section) && layered.GetValue(RunSettings.Section).IsObject()
-            ? RunSettings.Faults.Read(layered.GetConfig(RunSettings.Section)) : [];
+        // `fedavg.faults` is read before anything starts; its client ids are checked once the run's K is known (Prepare).
+        // A node takes the run's other settings from the server, but a misspelt key is refused here as by the server.
+        var runSection = layered.HasPath(RunSettings.Section) && layered.GetValue(RunSettings.Section).IsObject() ? layered.GetConfig(RunSettings.Section) : null;
+        if (runSection is not null) SimulationOptions.CheckKeys(runSection);
+        faultRules = runSection is not null ? RunSettings.Faults.Read(runSection) : [];
         OwnData? own = null;
         if (options.OwnDataDir is { } dir)
         {

@@ -66,14 +66,32 @@ public sealed record SimulationOptions
         if (section is null && config.HasPath(RunSettings.Section))
             throw new UsageException($"{RunSettings.Section} must be a section of settings, e.g. {RunSettings.Section} {{ clients = 10 }}.");
         section ??= Config.Empty;
-        if (!section.IsEmpty)
-            foreach (var key in section.AsEnumerable().Select(kv => kv.Key))
-                if (!RunSettings.TopLevelKeys.Contains(key) && !RunSettings.OtherSections.Contains(key))
-                    throw new UsageException($"{RunSettings.Section}.{key} is not a setting. Valid settings: {string.Join(", ", RunSettings.TopLevelKeys)}.");
+        CheckKeys(section);
         var options = RunSettings.Defaults;
         foreach (var setting in RunSettings.All) options = setting.ReadInto(options, section);
         options.Validate();
         return options;
+    }
+
+    /// <summary>
+    /// Refuses a key of the `fedavg` section that is no setting, naming it and listing the valid ones: at the top
+    /// (`fedavg.roundz`), and inside a section made only of settings (`fedavg.server.max-update-nrom` was taken in
+    /// silence, and the run went on without its norm rule). `fedavg.strategy`'s keys are the strategy's to check, and
+    /// `fedavg.cluster`'s are <see cref="ClusterSettings"/>'.
+    /// </summary>
+    public static void CheckKeys(Config section)
+    {
+        if (section.IsEmpty) return;
+        foreach (var (key, value) in section.AsEnumerable())
+        {
+            if (!RunSettings.TopLevelKeys.Contains(key) && !RunSettings.OtherSections.Contains(key))
+                throw new UsageException($"{RunSettings.Section}.{key} is not a setting. Valid settings: {string.Join(", ", RunSettings.TopLevelKeys)}.");
+            if (RunSettings.OtherSections.Contains(key) || RunSettings.All.Any(s => s.Key == key) || !value.IsObject()) continue;
+            var valid = RunSettings.All.Where(s => s.Key.StartsWith(key + ".", StringComparison.Ordinal)).Select(s => s.Key[(key.Length + 1)..]).ToList();
+            foreach (var (inner, _) in section.GetConfig(key).AsEnumerable())
+                if (!valid.Contains(inner))
+                    throw new UsageException($"{RunSettings.Section}.{key}.{inner} is not a setting. Valid settings in {RunSettings.Section}.{key}: {string.Join(", ", valid)}.");
+        }
     }
 
     /// <summary>Each setting's own check, then the ones between settings.</summary>
