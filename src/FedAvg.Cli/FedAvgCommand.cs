@@ -26,7 +26,7 @@ public static class FedAvgCommand
         if (parse.Errors.Count > 0)
         {
             var err = error ?? Console.Error;
-            foreach (var e in parse.Errors) err.WriteLine($"fedavg: {e.Message}");
+            foreach (var e in parse.Errors) err.WriteLine($"fedavg: {Plain(e.Message)}");
             err.WriteLine("Run `fedavg --help` (or `fedavg COMMAND --help`) for usage.");
             return ExitCodes.UsageError;
         }
@@ -61,6 +61,20 @@ public static class FedAvgCommand
             return Report(e, error ?? Console.Error);
         }
     }
+
+    /// <summary>
+    /// System.CommandLine's message with .NET type names put in words: "as expected type
+    /// 'System.Nullable`1[System.Int32]'" reads "as a whole number".
+    /// </summary>
+    static string Plain(string message) => System.Text.RegularExpressions.Regex.Replace(message,
+        @"as expected type '(?:System\.Nullable`1\[)?System\.(\w+)\]?'", m => m.Groups[1].Value switch
+        {
+            "Int32" or "Int64" => "as a whole number",
+            "Double" or "Single" => "as a number",
+            "Boolean" => "as true or false",
+            "TimeSpan" => "as a duration",
+            var other => $"as a value of type {other}",
+        });
 
     public static int Report(Exception e, TextWriter error)
     {

@@ -17,6 +17,7 @@ public class BadInputTests
     }
 
     [Theory]
+    [InlineData(new[] { "server", "--port", "abc" }, "Cannot parse argument 'abc' for option '--port' as a whole number.")]
     [InlineData(new[] { "simulate", "--trainers", "1000000" }, "(--trainers) is 1000000 and fedavg.threads-per-trainer (--threads-per-trainer) is 1: that asks for 1,000,000 training threads")]
     [InlineData(new[] { "simulate", "--threads-per-trainer", "100000" }, "(--threads-per-trainer) is 100000: that asks for")]
     [InlineData(new[] { "bench", "train", "--trainers", "100000" }, "asks for 100,000 training threads")]
@@ -49,6 +50,22 @@ public class BadInputTests
         var (code, error) = Fedavg([.. args, "--config", config, "--data-dir", TestData.DataDir]);
         Assert.Equal(ExitCodes.UsageError, code);
         Assert.Contains(message, error);
+    }
+
+    [Theory]
+    [InlineData("fedavg.faults = [ { behaviour = crash, clients = [-1] } ]", "fedavg.faults[0].clients: client -1 does not exist; client ids start at 0.")]
+    [InlineData("fedavg.faults = [ { behaviour = \"delay:xyz\" } ]", "delay needs a duration such as 30s or 500ms, got 'xyz'")]
+    [InlineData("fedavg.rounds = 2\ninclude \"nonexistent.conf\"", "line 2: include is not supported")]
+    public void A_bad_config_gets_a_message_that_gives_the_real_reason(string hocon, string message)
+    {
+        string config = Path.Combine(TestData.TempDir(), "bad.conf"), dir = Path.Combine(TestData.TempDir(), "run");
+        File.WriteAllText(config, hocon);
+        var (code, error) = Fedavg("simulate", "--clients", "4", "--partition", "iid:50", "--rounds", "1", "--out", dir, "--config", config, "--data-dir", TestData.DataDir);
+        Assert.Equal(ExitCodes.UsageError, code);
+        Assert.Contains(message, error);
+        Assert.DoesNotContain("2147483647", error);
+        Assert.DoesNotContain("was not in a correct format", error);
+        Assert.DoesNotContain("Object reference", error);
     }
 
     [Theory]

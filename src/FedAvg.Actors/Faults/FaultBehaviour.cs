@@ -122,7 +122,7 @@ public sealed record FaultBehaviour
         {
             return ConfigurationFactory.ParseString($"d = {arg}").GetTimeSpan("d", null, allowInfinite: false);
         }
-        catch (Exception e) when (e is not FormatException)
+        catch (Exception) // Akka's own FormatException says only "The input string 'xyz' was not in a correct format"
         {
             throw new FormatException($"delay needs a duration such as 30s or 500ms, got '{arg}'");
         }

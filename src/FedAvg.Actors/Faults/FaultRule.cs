@@ -36,8 +36,12 @@ public sealed record FaultRule(FaultBehaviour Behaviour, IReadOnlyList<int>? Cli
         {
             if (Clients.Count == 0) throw new UsageException($"{label}.clients is empty; leave it out to target every client.");
             foreach (int k in Clients)
-                if (k < 0 || k >= clientCount)
+            {
+                // checked once when read, before the run's K is known (clientCount int.MaxValue), and again with K
+                if (k < 0) throw new UsageException($"{label}.clients: client {k} does not exist; client ids start at 0.");
+                if (k >= clientCount)
                     throw new UsageException($"{label}.clients: client {k} does not exist; this run has {clientCount} clients, 0..{clientCount - 1}.");
+            }
         }
     }
 

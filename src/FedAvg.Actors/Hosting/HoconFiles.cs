@@ -44,6 +44,10 @@ public static class HoconFiles
         // Akka's HOCON parser accepts almost anything (an unclosed brace, a key with no value) and silently
         // drops what it cannot read, so we check the structure ourselves first.
         Lint(text, origin);
+        // Akka's parser has no file to resolve an include against and fails with a NullReferenceException
+        if (System.Text.RegularExpressions.Regex.Match(text, @"^[ \t]*include\b", System.Text.RegularExpressions.RegexOptions.Multiline) is { Success: true } include)
+            throw new UsageException($"{origin}: line {text[..include.Index].Count(ch => ch == '\n') + 1}: include is not supported; " +
+                                     "put the settings in this file (each command takes one --config, layered over hocon/*.conf).");
         try
         {
             return ConfigurationFactory.ParseString(text);
