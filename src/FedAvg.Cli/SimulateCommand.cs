@@ -81,6 +81,8 @@ public static class SimulateCommand
             string dir = resumeDir ?? parse.GetValue(output) ?? Path.Combine("runs", $"{host.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
             var outputs = new RunOutputs(dir);
             outputs.Check(parse.GetValue(force), resumeDir is not null);
+            if (resumeDir is not null) // --clients 50 on a run of 100 was taken, and went on with another partition
+                options.CheckResumableFrom(SimulationOptions.FromConfig(HoconFiles.Load(host.HoconFiles, userConfig, "")), resumeDir);
             var curves = new ReferenceCurves(
                 parse.GetValue(baseline) is { } b ? AccuracyPlot.ReadCurve(b, "epoch", "--baseline") : null,
                 parse.GetValue(reference) is { } r ? AccuracyPlot.ReadCurve(r, "round", "--reference") : null,

@@ -1,3 +1,4 @@
+using FedAvg.Core.Runtime;
 using FedAvg.Cli;
 using FedAvg.Tests.Shared;
 
@@ -111,6 +112,25 @@ public class BadInputTests
         string output = System.Text.RegularExpressions.Regex.Replace(run.Output, @"\s+", " "); // the console wraps at 80 columns
         Assert.Contains($"No round completed, so {dir} holds no checkpoint to resume from", output);
         Assert.DoesNotContain("continue with --resume", output);
+    }
+
+    [Fact]
+    public void A_resumed_run_may_go_on_longer_but_not_become_another_experiment()
+    {
+        string dir = Path.Combine(TestData.TempDir(), "run");
+        var (code, error) = Fedavg("simulate", "--clients", "4", "--partition", "iid:50", "--local-epochs", "1", "--rounds", "1",
+            "--trainers", "1", "--out", dir, "--data-dir", TestData.DataDir);
+        Assert.True(code == ExitCodes.Success, error);
+        // another K (hence another partition) and another learning rate: refused, each named with the run's own value
+        (code, error) = Fedavg("simulate", "--resume", dir, "--rounds", "2", "--clients", "5", "--lr", "0.5", "--data-dir", TestData.DataDir);
+        Assert.Equal(ExitCodes.UsageError, code);
+        Assert.Contains("fedavg.clients (--clients) 5 (the run has 4)", error);
+        Assert.Contains("fedavg.lr (--lr) 0.5 (the run has 0.01)", error);
+        Assert.Equal(1, Checkpoint.Load(Path.Combine(dir, Checkpoint.FileName)).Round); // nothing ran
+        // more rounds on other trainers, as the run's own: taken
+        (code, error) = Fedavg("simulate", "--resume", dir, "--rounds", "2", "--trainers", "2", "--data-dir", TestData.DataDir);
+        Assert.True(code == ExitCodes.Success, error);
+        Assert.Equal(2, Checkpoint.Load(Path.Combine(dir, Checkpoint.FileName)).Round);
     }
 
     /// <summary>An IDX file of zero bytes with the given magic and dimensions.</summary>

@@ -94,6 +94,29 @@ public sealed record SimulationOptions
         }
     }
 
+    /// <summary>
+    /// The settings a resumed run may change from those its run directory's config.conf holds: how long it goes on and
+    /// how hard it waits, and how this machine trains. The others make another experiment (another partition, another
+    /// local optimiser), whose rounds would follow the checkpoint's as if one run had made them all.
+    /// </summary>
+    public static IReadOnlyList<Setting> ChangeableOnResume { get; } =
+    [
+        RunSettings.Rounds, RunSettings.TargetAccuracy, RunSettings.Trainers, RunSettings.ThreadsPerTrainer,
+        RunSettings.RoundTimeout, RunSettings.RoundAttempts, RunSettings.MinClients,
+    ];
+
+    /// <summary>Refuses a resumed run whose settings differ from <paramref name="stored"/> (config.conf) beyond <see cref="ChangeableOnResume"/>, naming each one.</summary>
+    public void CheckResumableFrom(SimulationOptions stored, string runDirectory)
+    {
+        // the model, the seed and the strategy are held against the checkpoint itself (RunStart), as a data error
+        Setting[] checkedByCheckpoint = [RunSettings.Model, RunSettings.Seed, RunSettings.StrategyName];
+        var changed = RunSettings.All.Where(s => !ChangeableOnResume.Contains(s) && !checkedByCheckpoint.Contains(s) && !s.SameValue(this, stored))
+            .Select(s => $"{s.Label} {s.Write(this)} (the run has {s.Write(stored)})").ToList();
+        if (changed.Count > 0)
+            throw new UsageException($"--resume {runDirectory}: a resumed run keeps its settings, and these differ from its config.conf: {string.Join("; ", changed)}. " +
+                                     $"Only {string.Join(", ", ChangeableOnResume.Select(s => s.Flag ?? s.Path))} may change.");
+    }
+
     /// <summary>Each setting's own check, then the ones between settings.</summary>
     public void Validate()
     {
