@@ -62,6 +62,8 @@ public static class SimulateCommand
             if (resumeDir is not null && string.IsNullOrWhiteSpace(resumeDir)) throw new UsageException("--resume needs a run directory.");
             if (resumeDir is not null && parse.GetValue(output) is not null)
                 throw new UsageException("--resume DIR continues the run in DIR; do not pass --out as well.");
+            if (resumeDir is not null && parse.GetValue(force))
+                throw new UsageException("--resume DIR continues the run in DIR; --force (start over, replacing it) contradicts it.");
             if (resumeDir is not null && userConfig is not null)
                 throw new UsageException("--resume DIR reads its configuration from DIR/config.conf; do not pass --config as well.");
             if (resumeDir is not null)

@@ -127,6 +127,8 @@ public class BadInputTests
         Assert.Contains("fedavg.clients (--clients) 5 (the run has 4)", error);
         Assert.Contains("fedavg.lr (--lr) 0.5 (the run has 0.01)", error);
         Assert.Equal(1, Checkpoint.Load(Path.Combine(dir, Checkpoint.FileName)).Round); // nothing ran
+        Assert.Contains("--force (start over, replacing it) contradicts it",
+            Fedavg("simulate", "--resume", dir, "--rounds", "2", "--force", "--data-dir", TestData.DataDir).Error);
         // more rounds on other trainers, as the run's own: taken
         (code, error) = Fedavg("simulate", "--resume", dir, "--rounds", "2", "--trainers", "2", "--data-dir", TestData.DataDir);
         Assert.True(code == ExitCodes.Success, error);
