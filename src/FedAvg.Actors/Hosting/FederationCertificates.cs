@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using FedAvg.Core;
+using FedAvg.Core.Runtime;
 
 namespace FedAvg.Actors.Hosting;
 
@@ -21,7 +22,6 @@ public static class FederationCertificates
     public const string RoleClient = "client";
     /// <summary>Organization of every subject this CA signs; the role is the OU.</summary>
     const string Organization = "fedavg federation";
-    static readonly UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
     static readonly PbeParameters KeyEncryption = new(PbeEncryptionAlgorithm.Aes256Cbc, HashAlgorithmName.SHA256, 200_000);
 
     /// <summary>Makes a CA in <paramref name="outDir"/>; refuses to replace an existing one unless <paramref name="force"/>.</summary>
@@ -32,7 +32,6 @@ public static class FederationCertificates
         string keyPath = Path.Combine(outDir, CaKeyFile);
         if (!force && (File.Exists(keyPath) || File.Exists(Path.Combine(outDir, CaCertificateFile))))
             throw new UsageException($"{outOption} {outDir} already holds a CA ({CaKeyFile}); every certificate it signed depends on it. Pass --force to replace it.");
-        Directory.CreateDirectory(outDir);
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest(Subject(name + " CA", "ca"), key, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, true, 0, true));
@@ -40,8 +39,11 @@ public static class FederationCertificates
         request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
         var now = DateTimeOffset.UtcNow;
         var ca = request.CreateSelfSigned(now.AddMinutes(-5), now.AddDays(days));
-        WriteSecret(keyPath, string.IsNullOrEmpty(password) ? key.ExportPkcs8PrivateKeyPem() : key.ExportEncryptedPkcs8PrivateKeyPem(password, KeyEncryption));
-        File.WriteAllText(Path.Combine(outDir, CaCertificateFile), ca.ExportCertificatePem() + "\n");
+        string pem = string.IsNullOrEmpty(password) ? key.ExportPkcs8PrivateKeyPem() : key.ExportEncryptedPkcs8PrivateKeyPem(password, KeyEncryption);
+        // together: a new ca.key beside the old ca.crt (or the reverse) would be a CA that can sign nothing, and the old
+        // key, which every certificate issued so far depends on, would be gone
+        WriteFiles(outOption, outDir,
+            (keyPath, Ascii(pem), true), (Path.Combine(outDir, CaCertificateFile), Ascii(ca.ExportCertificatePem() + "\n"), false));
         return X509CertificateLoader.LoadCertificate(ca.RawData);
     }
 
@@ -56,7 +58,6 @@ public static class FederationCertificates
         if (notAfter <= notBefore) throw new UsageException("--days: the certificate must be valid for at least 1 day.");
         using var ca = LoadAuthority(caDir, caPassword);
         if (File.Exists(outDir)) throw new UsageException($"--out {outDir} is a file; give a directory for the node's certificate.");
-        Directory.CreateDirectory(outDir);
         // a certificate cannot be valid outside its issuer's validity
         if (notAfter > ca.NotAfter) notAfter = ca.NotAfter;
         if (notBefore < ca.NotBefore) notBefore = ca.NotBefore;
@@ -87,11 +88,16 @@ public static class FederationCertificates
         using var withKey = signed.CopyWithPrivateKey(key);
 
         string pfx = Path.Combine(outDir, name + ".pfx");
-        WriteSecret(pfx, withKey.ExportPkcs12(Pkcs12ExportPbeParameters.Pbes2Aes256Sha256, pfxPassword));
-        File.WriteAllText(Path.Combine(outDir, name + ".crt"), signed.ExportCertificatePem() + "\n");
+        var files = new List<(string, byte[], bool)>
+        {
+            (pfx, withKey.ExportPkcs12(Pkcs12ExportPbeParameters.Pbes2Aes256Sha256, pfxPassword), true),
+            (Path.Combine(outDir, name + ".crt"), Ascii(signed.ExportCertificatePem() + "\n"), false),
+        };
         string caCopy = Path.Combine(outDir, CaCertificateFile);
         if (Path.GetFullPath(caCopy) != Path.GetFullPath(Path.Combine(caDir, CaCertificateFile)))
-            File.WriteAllText(caCopy, ca.ExportCertificatePem() + "\n");
+            files.Add((caCopy, Ascii(ca.ExportCertificatePem() + "\n"), false));
+        // together, so that a bundle is never half old and half new
+        WriteFiles("--out", outDir, [.. files]);
         return pfx;
     }
 
@@ -200,16 +206,28 @@ public static class FederationCertificates
         return null;
     }
 
-    static void WriteSecret(string path, string text) => WriteSecret(path, System.Text.Encoding.ASCII.GetBytes(text));
+    static byte[] Ascii(string text) => System.Text.Encoding.ASCII.GetBytes(text);
 
-    /// <summary>Created owner-only (0600) from the first byte: the key is never readable by others, not even briefly.</summary>
-    static void WriteSecret(string path, byte[] bytes)
+    /// <summary>
+    /// Writes <paramref name="files"/> into <paramref name="dir"/> with <see cref="AtomicFile.WriteTogether"/> (a secret
+    /// one owner-only, 0600, from its first byte); a failure is an error naming the directory and the reason, after
+    /// which the old files are as they were and a directory made here is removed again.
+    /// </summary>
+    static void WriteFiles(string option, string dir, params (string Path, byte[] Content, bool OwnerOnly)[] files)
     {
-        if (File.Exists(path)) File.Delete(path);
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = OwnerOnly;
-        using var stream = new FileStream(path, options);
-        stream.Write(bytes);
-        stream.Flush(flushToDisk: true);
+        bool made = !Directory.Exists(dir);
+        try
+        {
+            Directory.CreateDirectory(dir);
+            AtomicFile.WriteTogether(files);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            if (made)
+                try { Directory.Delete(dir); } catch (Exception d) when (d is IOException or UnauthorizedAccessException) { }
+            // a directory in a file's place makes the rename fail with "already exists", which hides the reason
+            string why = files.FirstOrDefault(f => Directory.Exists(f.Path)).Path is { } taken ? $"{taken} is a directory" : e.Message.TrimEnd('.');
+            throw new UsageException($"{option} {dir}: cannot write {string.Join(", ", files.Select(f => Path.GetFileName(f.Path)))} ({why}); nothing in it was changed.");
+        }
     }
 }

@@ -1,0 +1,62 @@
+using FedAvg.Actors.Hosting;
+using FedAvg.Cli;
+
+namespace FedAvg.Cli.Tests;
+
+/// <summary>
+/// `fedavg certs` given bad input or an output it cannot write: a usage error naming the thing and the reason, no stack
+/// trace, and nothing made or lost (the old CA key above all, which every certificate it signed depends on).
+/// </summary>
+[Collection("processes")]
+public sealed class CertsCommandTests : FederationProcessTest
+{
+    static void AssertRefused(int code, string error, string expected)
+    {
+        Assert.True(code == ExitCodes.UsageError && error.Contains(expected), $"{code}: {error}");
+        Assert.DoesNotContain("   at ", error);
+    }
+
+    static bool OwnerOnly(string path) =>
+        OperatingSystem.IsWindows() || File.GetUnixFileMode(path) == (UnixFileMode.UserRead | UnixFileMode.UserWrite);
+
+    /// <summary>The names of the entries in <paramref name="dir"/>, temp files included (they start with '.').</summary>
+    static string[] Entries(string dir) => Directory.EnumerateFileSystemEntries(dir).Select(Path.GetFileName).Order().ToArray()!;
+
+    [Fact]
+    public void Init_force_and_issue_that_cannot_write_keep_the_old_files_and_leave_no_temp()
+    {
+        var (ca, passwordFile) = MakeCa("alpha");
+        string key = Path.Combine(ca, "ca.key"), crt = Path.Combine(ca, "ca.crt");
+        byte[] oldKey = File.ReadAllBytes(key);
+
+        // ca.crt cannot be replaced (a directory is in its place): the old ca.key must stay, not a new key without its certificate
+        File.Move(crt, crt + ".old");
+        Directory.CreateDirectory(crt);
+        var (code, error, _) = Fedavg("certs", "init", "--out", ca, "--force");
+        AssertRefused(code, error, $"--out {ca}: cannot write ca.key, ca.crt ({crt} is a directory); nothing in it was changed");
+        Assert.Equal(oldKey, File.ReadAllBytes(key));
+        Assert.True(OwnerOnly(key));
+        Assert.Equal(["ca.crt", "ca.crt.old", "ca.key"], Entries(ca));
+
+        // with ca.crt back, --force replaces both, a pair that signs again, the key still owner-only
+        Directory.Delete(crt);
+        File.Move(crt + ".old", crt);
+        (code, error, _) = Fedavg("certs", "init", "--out", ca, "--force");
+        Assert.True(code == 0, error);
+        Assert.NotEqual(oldKey, File.ReadAllBytes(key));
+        Assert.True(OwnerOnly(key));
+        FederationCertificates.LoadAuthority(ca, null).Dispose();
+        Assert.Equal(["ca.crt", "ca.key"], Entries(ca));
+
+        // issuing again over a bundle whose NAME.crt cannot be replaced leaves its NAME.pfx as it was
+        string bundle = Issue(ca, "node-a"), pfx = Path.Combine(bundle, "node-a.pfx"), nodeCrt = Path.Combine(bundle, "node-a.crt");
+        byte[] oldPfx = File.ReadAllBytes(pfx);
+        File.Delete(nodeCrt);
+        Directory.CreateDirectory(nodeCrt);
+        (code, error, _) = Fedavg("certs", "issue", "node-a", "--ca", ca, "--out", bundle, "--password-file", passwordFile);
+        AssertRefused(code, error, $"--out {bundle}: cannot write node-a.pfx, node-a.crt, ca.crt ({nodeCrt} is a directory)");
+        Assert.Equal(oldPfx, File.ReadAllBytes(pfx));
+        Assert.True(OwnerOnly(pfx));
+        Assert.Equal(["ca.crt", "node-a.crt", "node-a.pfx"], Entries(bundle));
+    }
+}
