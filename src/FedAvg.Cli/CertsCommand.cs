@@ -77,7 +77,7 @@ public static class CertsCommand
         command.SetAction(parse =>
         {
             int d = parse.GetValue(days);
-            if (d < 1) throw new UsageException($"--days {d}: a certificate must be valid for at least 1 day.");
+            FederationCertificates.CheckDays(d, "a certificate");
             var (caPassword, _) = TransportSecurity.Password(parse.GetValue(caPasswordFile) ?? "", "--ca-password-file", TransportSecurity.CaPasswordVariable);
             var (password, _) = TransportSecurity.Password(parse.GetValue(passwordFile) ?? "", "--password-file", TransportSecurity.PasswordVariable);
             var now = DateTimeOffset.UtcNow;

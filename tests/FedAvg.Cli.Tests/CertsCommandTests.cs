@@ -1,3 +1,4 @@
+using System.Security.Cryptography.X509Certificates;
 using FedAvg.Actors.Hosting;
 using FedAvg.Cli;
 
@@ -58,5 +59,24 @@ public sealed class CertsCommandTests : FederationProcessTest
         Assert.Equal(oldPfx, File.ReadAllBytes(pfx));
         Assert.True(OwnerOnly(pfx));
         Assert.Equal(["ca.crt", "node-a.crt", "node-a.pfx"], Entries(bundle));
+    }
+
+    [Fact]
+    public void Days_out_of_range_are_usage_errors_that_make_nothing()
+    {
+        var (ca, _) = MakeCa("alpha");
+        string x = Path.Combine(root, "x"), y = Path.Combine(root, "y");
+        foreach (var days in new[] { "0", "36501", "99999999", "2147483647" })
+        {
+            var (code, error, _) = Fedavg("certs", "init", "--out", x, "--days", days);
+            AssertRefused(code, error, $"--days {days}: a CA ");
+            Assert.False(Directory.Exists(x), $"--days {days} made {x}");
+            (code, error, _) = Fedavg("certs", "issue", "y", "--ca", ca, "--out", y, "--days", days);
+            AssertRefused(code, error, $"--days {days}: a certificate ");
+            Assert.False(Directory.Exists(y), $"--days {days} made {y}");
+        }
+        // the largest allowed works (a certificate is still cut at the CA's own expiry)
+        var (c, e, _) = Fedavg("certs", "issue", "y", "--ca", ca, "--out", y, "--days", "36500");
+        Assert.True(c == 0, e);
     }
 }

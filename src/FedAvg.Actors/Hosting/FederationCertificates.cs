@@ -22,12 +22,14 @@ public static class FederationCertificates
     public const string RoleClient = "client";
     /// <summary>Organization of every subject this CA signs; the role is the OU.</summary>
     const string Organization = "fedavg federation";
+    /// <summary>The longest validity `--days` may ask for (100 years): past it is a typo, and DateTime ends at year 9999.</summary>
+    public const int MaxDays = 36_500;
     static readonly PbeParameters KeyEncryption = new(PbeEncryptionAlgorithm.Aes256Cbc, HashAlgorithmName.SHA256, 200_000);
 
     /// <summary>Makes a CA in <paramref name="outDir"/>; refuses to replace an existing one unless <paramref name="force"/>.</summary>
     public static X509Certificate2 Init(string outDir, string name, string? password, int days, bool force = false, string outOption = "--out")
     {
-        if (days < 1) throw new UsageException($"--days {days}: a CA must be valid for at least 1 day.");
+        CheckDays(days, "a CA");
         if (File.Exists(outDir)) throw new UsageException($"{outOption} {outDir} is a file; give a directory for the CA.");
         string keyPath = Path.Combine(outDir, CaKeyFile);
         if (!force && (File.Exists(keyPath) || File.Exists(Path.Combine(outDir, CaCertificateFile))))
@@ -204,6 +206,13 @@ public static class FederationCertificates
         foreach (var rdn in cert.SubjectName.EnumerateRelativeDistinguishedNames())
             if (rdn.GetSingleElementType().Value == "2.5.4.11") return rdn.GetSingleElementValue();
         return null;
+    }
+
+    /// <summary>A certificate's validity in days, from 1 to <see cref="MaxDays"/>; checked before anything is made.</summary>
+    public static void CheckDays(int days, string what)
+    {
+        if (days < 1) throw new UsageException($"--days {days}: {what} must be valid for at least 1 day.");
+        if (days > MaxDays) throw new UsageException($"--days {days}: {what} may be valid for at most {MaxDays} days (100 years).");
     }
 
     static byte[] Ascii(string text) => System.Text.Encoding.ASCII.GetBytes(text);
