@@ -79,4 +79,33 @@ public sealed class CertsCommandTests : FederationProcessTest
         var (c, e, _) = Fedavg("certs", "issue", "y", "--ca", ca, "--out", y, "--days", "36500");
         Assert.True(c == 0, e);
     }
+
+    [Fact]
+    public async Task An_empty_password_file_or_variable_is_refused_not_taken_for_no_password()
+    {
+        var (ca, _) = MakeCa("alpha");
+        string pfx = Path.Combine(Issue(ca, "node-a"), "node-a.pfx"), caCrt = Path.Combine(root, "node-a", "ca.crt");
+        string empty = Path.Combine(root, "empty.txt"), blank = Path.Combine(root, "blank.txt");
+        File.WriteAllText(empty, "");
+        File.WriteAllText(blank, "\n");
+        string x = Path.Combine(root, "x"), y = Path.Combine(root, "y");
+        foreach (var (file, why) in new[] { (empty, "the file is empty"), (blank, "its first line is empty") })
+        {
+            var (code, error, _) = Fedavg("certs", "init", "--out", x, "--ca-password-file", file);
+            AssertRefused(code, error, $"--ca-password-file {file}: {why}");
+            Assert.False(Directory.Exists(x));
+            (code, error, _) = Fedavg("certs", "issue", "y", "--ca", ca, "--out", y, "--password-file", file);
+            AssertRefused(code, error, $"--password-file {file}: {why}");
+            Assert.False(Directory.Exists(y));
+            // `fedavg node` and `fedavg server` read theirs the same way
+            (code, error, _) = Fedavg("node", "--join", "127.0.0.1:4053", "--clients", "0-1", "--join-timeout", "1s",
+                "--tls-cert", pfx, "--tls-ca", caCrt, "--tls-password-file", file);
+            AssertRefused(code, error, $"--tls-password-file {file}: {why}");
+        }
+        // a variable set but empty, in a process of its own (this one's environment is shared)
+        var init = Launch("init", new Dictionary<string, string> { [TransportSecurity.CaPasswordVariable] = "" }, "certs", "init", "--out", x);
+        Assert.Equal(ExitCodes.UsageError, await init.WaitForExit(Start));
+        Assert.Contains($"${TransportSecurity.CaPasswordVariable} is set but empty", init.Output);
+        Assert.False(Directory.Exists(x));
+    }
 }

@@ -211,7 +211,12 @@ public sealed class TransportSecurity : IDisposable
         return security;
     }
 
-    /// <summary>A password from FILE (its first line) if given, else from the environment variable, else none.</summary>
+    /// <summary>
+    /// A password from FILE (its first line) if given, else from the environment variable, else none. An empty one is
+    /// refused: a file or variable given on purpose but left empty is a mistake (an unset variable in `echo $X > FILE`),
+    /// and taken as "no password" it would write a CA key unencrypted or a .pfx unprotected while the user thinks
+    /// otherwise. No password is said by giving neither.
+    /// </summary>
     public static (string? Password, string Source) Password(string file, string option, string variable)
     {
         if (file.Length > 0)
@@ -222,7 +227,11 @@ public sealed class TransportSecurity : IDisposable
             {
                 string text = File.ReadAllText(file);
                 int end = text.IndexOfAny(['\r', '\n']);
-                return (end >= 0 ? text[..end] : text, named);
+                string password = end >= 0 ? text[..end] : text;
+                if (password.Length == 0)
+                    throw new UsageException($"{named}: {(text.Length == 0 ? "the file is empty" : "its first line is empty")}; " +
+                                             $"write the password on its first line, or give neither {option} nor ${variable} for no password.");
+                return (password, named);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -230,7 +239,10 @@ public sealed class TransportSecurity : IDisposable
             }
         }
         string? env = Environment.GetEnvironmentVariable(variable);
-        return string.IsNullOrEmpty(env) ? (null, $"no password given (${variable} or {option})") : (env, $"${variable}");
+        if (env is null) return (null, $"no password given (${variable} or {option})");
+        if (env.Length == 0)
+            throw new UsageException($"${variable} is set but empty; set it to the password, or unset it (and give no {option}) for no password.");
+        return (env, $"${variable}");
     }
 
     static string CaFile(string path, string option)
