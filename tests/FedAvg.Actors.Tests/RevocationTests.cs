@@ -85,6 +85,16 @@ public sealed class RevocationTests : IDisposable
     }
 
     [Fact]
+    public void The_ca_certificate_itself_is_refused_and_the_list_stays_unwritten()
+    {
+        // its serial on its own list would shut out no node: peers are checked by their own serials
+        var e = Assert.Throws<UsageException>(() => FederationCertificates.Revoke(Path.Combine(ca, FederationCertificates.CaCertificateFile), ca));
+        Assert.Contains("is the CA certificate, not a node's", e.Message);
+        Assert.Contains("fedavg certs init", e.Message);
+        Assert.False(File.Exists(Path.Combine(ca, FederationCertificates.RevokedFile)));
+    }
+
+    [Fact]
     public void A_revocation_copied_to_a_running_node_takes_effect_at_its_next_check_and_a_broken_copy_keeps_the_list_in_force()
     {
         string server = Issue("server", FederationCertificates.RoleServer), late = Issue("node-d"), later = Issue("node-e");

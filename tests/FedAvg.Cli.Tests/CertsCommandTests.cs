@@ -1,4 +1,3 @@
-using System.Security.Cryptography.X509Certificates;
 using FedAvg.Actors.Hosting;
 using FedAvg.Cli;
 
@@ -107,5 +106,17 @@ public sealed class CertsCommandTests : FederationProcessTest
         Assert.Equal(ExitCodes.UsageError, await init.WaitForExit(Start));
         Assert.Contains($"${TransportSecurity.CaPasswordVariable} is set but empty", init.Output);
         Assert.False(Directory.Exists(x));
+    }
+
+    [Fact]
+    public void An_empty_federation_name_is_refused()
+    {
+        foreach (var name in new[] { "", "  " })
+        {
+            string x = Path.Combine(root, "x");
+            var (code, error, _) = Fedavg("certs", "init", "--out", x, "--name", name);
+            AssertRefused(code, error, $"--name '{name}': the federation needs a name");
+            Assert.False(Directory.Exists(x));
+        }
     }
 }

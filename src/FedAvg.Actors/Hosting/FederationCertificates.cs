@@ -30,6 +30,7 @@ public static class FederationCertificates
     public static X509Certificate2 Init(string outDir, string name, string? password, int days, bool force = false, string outOption = "--out")
     {
         CheckDays(days, "a CA");
+        if (string.IsNullOrWhiteSpace(name)) throw new UsageException($"--name '{name}': the federation needs a name (the CA's subject is CN=NAME CA).");
         if (File.Exists(outDir)) throw new UsageException($"{outOption} {outDir} is a file; give a directory for the CA.");
         string keyPath = Path.Combine(outDir, CaKeyFile);
         if (!force && (File.Exists(keyPath) || File.Exists(Path.Combine(outDir, CaCertificateFile))))
@@ -121,6 +122,11 @@ public static class FederationCertificates
         {
             if (!TransportSecurity.ChainsTo(cert, ca))
                 throw new UsageException($"CERT {certPath}: '{cert.Subject}' was not issued by the CA in {caDir} ({ca.Subject}).");
+            // a CA's serial on its own list would shut out no node (their serials are checked, not their issuer's); to
+            // withdraw the CA, make a new one and reissue
+            if (cert.Extensions.OfType<X509BasicConstraintsExtension>().Any(b => b.CertificateAuthority))
+                throw new UsageException($"CERT {certPath}: '{cert.Subject}' is the CA certificate, not a node's; to replace the CA, " +
+                                         $"make a new one (`fedavg certs init --out DIR`) and issue every node's certificate from it.");
             string path = Path.Combine(caDir, RevokedFile);
             var revoked = ReadRevoked(path);
             if (revoked.Contains(cert.SerialNumber)) return (cert.SerialNumber, cert.Subject, false);
