@@ -1,3 +1,4 @@
+using System.Security.Cryptography.X509Certificates;
 using FedAvg.Actors.Hosting;
 using FedAvg.Cli;
 
@@ -109,7 +110,7 @@ public sealed class CertsCommandTests : FederationProcessTest
     }
 
     [Fact]
-    public void An_empty_federation_name_is_refused()
+    public void An_empty_federation_name_and_a_node_named_like_the_ca_certificate_are_refused()
     {
         foreach (var name in new[] { "", "  " })
         {
@@ -118,5 +119,17 @@ public sealed class CertsCommandTests : FederationProcessTest
             AssertRefused(code, error, $"--name '{name}': the federation needs a name");
             Assert.False(Directory.Exists(x));
         }
+        // NAME.crt would be ca.crt: in the CA directory, the node's certificate would replace the CA's own
+        var (ca, _) = MakeCa("alpha");
+        byte[] caCrt = File.ReadAllBytes(Path.Combine(ca, "ca.crt"));
+        foreach (var name in new[] { "ca", "CA" })
+        {
+            var (code, error, _) = Fedavg("certs", "issue", name, "--ca", ca, "--out", ca);
+            AssertRefused(code, error, $"certificate name '{name}': {name}.crt is the name of the CA's certificate");
+        }
+        Assert.Equal(caCrt, File.ReadAllBytes(Path.Combine(ca, "ca.crt")));
+        Assert.Equal(["ca.crt", "ca.key"], Entries(ca));
+        using var cert = X509CertificateLoader.LoadCertificateFromFile(Path.Combine(ca, "ca.crt"));
+        Assert.Contains("CN=alpha CA", cert.Subject);
     }
 }

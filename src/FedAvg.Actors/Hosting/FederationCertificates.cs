@@ -57,6 +57,9 @@ public static class FederationCertificates
     {
         if (string.IsNullOrWhiteSpace(name) || name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 || name.Contains(',') || name.Contains('='))
             throw new UsageException($"certificate name '{name}': use letters, digits, '-', '_' or '.' (it names the files NAME.pfx and NAME.crt).");
+        // NAME.crt would be the bundle's ca.crt, and with --out the CA directory it would replace the CA's own certificate
+        if (name + ".crt" is var crt && crt.Equals(CaCertificateFile, StringComparison.OrdinalIgnoreCase))
+            throw new UsageException($"certificate name '{name}': {crt} is the name of the CA's certificate in every bundle; choose another name.");
         if (role is not (RoleServer or RoleClient)) throw new UsageException($"--role {role}: expected {RoleServer} or {RoleClient}.");
         if (notAfter <= notBefore) throw new UsageException("--days: the certificate must be valid for at least 1 day.");
         using var ca = LoadAuthority(caDir, caPassword);
