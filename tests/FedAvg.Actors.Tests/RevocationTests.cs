@@ -95,6 +95,17 @@ public sealed class RevocationTests : IDisposable
     }
 
     [Fact]
+    public void A_revoked_list_that_cannot_be_written_is_an_error_naming_it_and_leaves_no_temp()
+    {
+        string node = Issue("node-f");
+        string list = Path.Combine(ca, FederationCertificates.RevokedFile);
+        Directory.CreateDirectory(list);
+        var e = Assert.Throws<UsageException>(() => FederationCertificates.Revoke(Path.ChangeExtension(node, ".crt"), ca));
+        Assert.Contains($"cannot write {FederationCertificates.RevokedFile} ({list} is a directory); nothing was revoked", e.Message);
+        Assert.Equal(["ca.crt", "ca.key", FederationCertificates.RevokedFile], Directory.EnumerateFileSystemEntries(ca).Select(Path.GetFileName).Order());
+    }
+
+    [Fact]
     public void A_revocation_copied_to_a_running_node_takes_effect_at_its_next_check_and_a_broken_copy_keeps_the_list_in_force()
     {
         string server = Issue("server", FederationCertificates.RoleServer), late = Issue("node-d"), later = Issue("node-e");

@@ -135,9 +135,15 @@ public static class FederationCertificates
             if (revoked.Contains(cert.SerialNumber)) return (cert.SerialNumber, cert.Subject, false);
             string text = (File.Exists(path) ? File.ReadAllText(path) : "# serial numbers revoked by this federation's CA (fedavg certs revoke)\n")
                           + $"{cert.SerialNumber} # {cert.Subject}, revoked {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC\n";
-            string temp = path + ".tmp";
-            File.WriteAllText(temp, text);
-            File.Move(temp, path, overwrite: true);
+            try
+            {
+                AtomicFile.WriteAllText(path, text);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                string why = Directory.Exists(path) ? $"{path} is a directory" : e.Message.TrimEnd('.');
+                throw new UsageException($"--ca {caDir}: cannot write {RevokedFile} ({why}); nothing was revoked.");
+            }
             return (cert.SerialNumber, cert.Subject, true);
         }
     }
