@@ -47,7 +47,7 @@ public static class CertsCommand
     {
         var cert = new Argument<string>("CERT") { Description = "The node's NAME.crt (from `fedavg certs issue`)." };
         var ca = new Option<string>("--ca") { Description = "The CA directory of `fedavg certs init`; its revoked.txt gets the serial.", Required = true };
-        var command = new Command("revoke", "Revoke a node's certificate: its serial goes into CA-DIR/revoked.txt, which every node reads beside its ca.crt at start.");
+        var command = new Command("revoke", "Revoke a node's certificate: its serial goes into CA-DIR/revoked.txt, which every process reads beside its ca.crt at start and again whenever it changes.");
         command.Arguments.Add(cert);
         command.Options.Add(ca);
         command.SetAction(parse =>
@@ -55,7 +55,8 @@ public static class CertsCommand
             var (serial, subject, added) = FederationCertificates.Revoke(parse.GetValue(cert)!, parse.GetValue(ca)!);
             string file = Path.Combine(parse.GetValue(ca)!, FederationCertificates.RevokedFile);
             Console.WriteLine(added ? $"certs: revoked {subject} (serial {serial}) in {file}" : $"certs: {subject} (serial {serial}) is revoked already in {file}");
-            Console.WriteLine($"certs: copy {file} next to the ca.crt of the server (and of every node), and restart them (fedavg server --resume DIR) to refuse it");
+            // a running server reads the file again when it changes and removes the node (README, docs/security.md)
+            Console.WriteLine($"certs: copy {file} next to the ca.crt of the server (and of the nodes); a running server removes the node at its next request or push");
             return ExitCodes.Success;
         });
         return command;
