@@ -74,6 +74,14 @@ public sealed class RevocationTests : IDisposable
         File.WriteAllText(Path.Combine(ca, FederationCertificates.RevokedFile), "# ok\n0A1B2C\nnot-a-serial # oops\n");
         var e = Assert.Throws<UsageException>(() => Load(server));
         Assert.Contains($"{FederationCertificates.RevokedFile}, line 3: 'not-a-serial' is not a certificate serial number", e.Message);
+        // a directory in its place is refused too: it was read as an empty list, lifting every revocation
+        File.Delete(Path.Combine(ca, FederationCertificates.RevokedFile));
+        string beside = Path.Combine(Path.GetDirectoryName(server)!, FederationCertificates.RevokedFile);
+        File.Delete(beside);
+        Directory.CreateDirectory(beside);
+        e = Assert.Throws<UsageException>(() => Load(server));
+        Assert.Contains($"{beside} is a directory", e.Message);
+        Directory.Delete(beside);
 
         string other = Path.Combine(root, "other-ca");
         FederationCertificates.Init(other, "beta", null, 2).Dispose();
@@ -101,7 +109,7 @@ public sealed class RevocationTests : IDisposable
         string list = Path.Combine(ca, FederationCertificates.RevokedFile);
         Directory.CreateDirectory(list);
         var e = Assert.Throws<UsageException>(() => FederationCertificates.Revoke(Path.ChangeExtension(node, ".crt"), ca));
-        Assert.Contains($"cannot write {FederationCertificates.RevokedFile} ({list} is a directory); nothing was revoked", e.Message);
+        Assert.Contains($"{list} is a directory", e.Message); // found when the list is read, before anything is written
         Assert.Equal(["ca.crt", "ca.key", FederationCertificates.RevokedFile], Directory.EnumerateFileSystemEntries(ca).Select(Path.GetFileName).Order());
     }
 

@@ -152,6 +152,8 @@ public static class FederationCertificates
     public static IReadOnlySet<string> ReadRevoked(string path)
     {
         var serials = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        // a directory there was read as no list at all: every revocation lifted without a word
+        if (Directory.Exists(path)) throw new UsageException($"{path} is a directory; the revoked list is a file of serial numbers (`fedavg certs revoke` writes it).");
         if (!File.Exists(path)) return serials;
         int number = 0;
         foreach (var raw in File.ReadLines(path))
