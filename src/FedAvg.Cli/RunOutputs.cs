@@ -28,7 +28,7 @@ public sealed class RunOutputs(string directory)
     public string PathOf(string file) => Path.Combine(Directory, file);
 
     /// <summary>
-    /// Checks, creating nothing, that the directory can take this run: not a file, writable, and not an earlier run unless the
+    /// Checks, leaving nothing behind (its write probe is deleted at once), that the directory can take this run: not a file, writable, and not an earlier run unless the
     /// user said so (--force or --resume); a resumed run's rounds are read back. <see cref="Create"/> comes once the
     /// run has started, so a run refused at start leaves no directory behind.
     /// </summary>
