@@ -1,6 +1,7 @@
 using FedAvg.Core.Runtime;
 using FedAvg.Cli;
 using FedAvg.Tests.Shared;
+using static FedAvg.Cli.Tests.CliTests;
 
 namespace FedAvg.Cli.Tests;
 
@@ -10,13 +11,6 @@ namespace FedAvg.Cli.Tests;
 /// </summary>
 public class BadInputTests
 {
-    static (int Code, string Error) Fedavg(params string[] args)
-    {
-        var error = new StringWriter();
-        int code = FedAvgCommand.Run(args, TextWriter.Null, error);
-        return (code, error.ToString());
-    }
-
     [Theory]
     [InlineData(new[] { "server", "--port", "abc" }, "Cannot parse argument 'abc' for option '--port' as a whole number.")]
     [InlineData(new[] { "simulate", "--trainers", "1000000" }, "(--trainers) is 1000000 and fedavg.threads-per-trainer (--threads-per-trainer) is 1: that asks for 1,000,000 training threads")]

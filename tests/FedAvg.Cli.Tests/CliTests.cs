@@ -12,7 +12,8 @@ namespace FedAvg.Cli.Tests;
 /// <summary>The `fedavg` command as a user runs it: real arguments, real files, real exit codes.</summary>
 public class CliTests
 {
-    static (int Code, string Error) Fedavg(params string[] args)
+    /// <summary>`fedavg ARGS` in this process (as a user types it), its exit code and what it wrote to stderr.</summary>
+    internal static (int Code, string Error) Fedavg(params string[] args)
     {
         var error = new StringWriter();
         int code = FedAvgCommand.Run(args, TextWriter.Null, error);
