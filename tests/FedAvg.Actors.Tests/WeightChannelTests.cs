@@ -320,6 +320,26 @@ public sealed class WeightChannelTests : TestKit
         }
     }
 
+    [Fact]
+    public async Task A_peer_that_fails_again_and_again_before_its_first_request_is_logged_once_then_summed_per_address()
+    {
+        var stranger = IPAddress.Parse("127.0.0.2"); // loopback too, but another address to the server
+        using var noisy = WeightChannelServer.Start("127.0.0.1", 0, null, Logging.GetLogger(Sys, "weight-channel"), warnEvery: TimeSpan.FromSeconds(2));
+        var junk = "GET / HTTP/1.1\r\nHost: fedavg\r\n\r\n"u8.ToArray();
+        // ten in a row from one address: the first is logged, the other nine only counted (each is still closed at once)
+        await EventFilter.Warning(contains: "not a request").ExpectAsync(1, async () =>
+        {
+            for (int i = 0; i < 10; i++)
+                Assert.Empty(await SendRaw(noisy.Port, junk, stranger));
+        });
+        // another address is counted on its own: its first is logged meanwhile
+        await EventFilter.Warning(contains: "not a request").ExpectOneAsync(async () => Assert.Empty(await SendRaw(noisy.Port, junk)));
+        // once the interval is over, the nine are reported in one line with the last of them, and nothing else
+        await EventFilter.Warning(contains: "9 more like it from 127.0.0.2 in the last").ExpectOneAsync(TimeSpan.FromSeconds(10), () => Task.CompletedTask);
+        // and a federation node is served throughout
+        Assert.Equal(weights, await client.Fetch(noisy.Offer(weights, HeaderOf(weights)), "127.0.0.1"));
+    }
+
     /// <summary>A channel request as the protocol lays it out: magic, operation, a zero ticket, and for an upload its length and checksum.</summary>
     static byte[] RawRequest(byte operation, int? uploadLength = null)
     {
@@ -346,10 +366,10 @@ public sealed class WeightChannelTests : TestKit
         }
     }
 
-    /// <summary>Sends <paramref name="bytes"/> on a new plaintext connection and returns all the server answers until it closes it.</summary>
-    static async Task<byte[]> SendRaw(int port, byte[] bytes)
+    /// <summary>Sends <paramref name="bytes"/> on a new plaintext connection (from <paramref name="from"/>, or 127.0.0.1) and returns all the server answers until it closes it.</summary>
+    static async Task<byte[]> SendRaw(int port, byte[] bytes, IPAddress? from = null)
     {
-        using var socket = new TcpClient();
+        using var socket = from is null ? new TcpClient() : new TcpClient(new IPEndPoint(from, 0));
         await socket.ConnectAsync(IPAddress.Loopback, port);
         await socket.GetStream().WriteAsync(bytes);
         var answer = new MemoryStream();

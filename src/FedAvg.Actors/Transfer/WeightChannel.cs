@@ -328,6 +328,7 @@ public sealed class WeightChannelServer : IDisposable
     int connections;
     int uploadLength = -1;
     readonly UnansweredConnections unanswered;
+    readonly PeerWarnings warnings;
 
     sealed record Stored(float[] Weights, ulong Checksum, DateTime At);
     sealed record Offered(float[] Weights, string? Node);
@@ -373,19 +374,20 @@ public sealed class WeightChannelServer : IDisposable
     /// <summary>Bytes of uploads stored and not yet claimed, at most <see cref="MaxUploadBytes"/>.</summary>
     public long MaxUploadBytes { get; init; } = 1L << 30;
 
-    WeightChannelServer(Socket listener, TransportSecurity? tls, ILoggingAdapter log)
+    WeightChannelServer(Socket listener, TransportSecurity? tls, ILoggingAdapter log, TimeSpan? warnEvery)
     {
         this.listener = listener;
         this.tls = tls;
         this.log = log;
-        unanswered = new UnansweredConnections(MaxUnansweredPerAddress, line => log.Warning(line));
+        unanswered = new UnansweredConnections(MaxUnansweredPerAddress, line => log.Warning("{0}", line));
+        warnings = new PeerWarnings(line => log.Warning("{0}", line), warnEvery);
         Port = ((IPEndPoint)listener.LocalEndPoint!).Port;
         _ = AcceptLoop();
     }
 
     /// <summary>Listens on <paramref name="bind"/>:<paramref name="port"/> (0: any free port); a taken port is a usage error naming <paramref name="option"/>.</summary>
     public static WeightChannelServer Start(string bind, int port, TransportSecurity? tls, ILoggingAdapter log, string option = "--data-port",
-        TimeSpan? firstRequest = null, TimeSpan? idleLimit = null, TimeSpan? stalled = null)
+        TimeSpan? firstRequest = null, TimeSpan? idleLimit = null, TimeSpan? stalled = null, TimeSpan? warnEvery = null)
     {
         var address = IPAddress.TryParse(bind, out var ip) ? ip : Dns.GetHostAddresses(bind).First();
         var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -401,7 +403,7 @@ public sealed class WeightChannelServer : IDisposable
                 ? $"{option} {port}: {bind}:{port} is already in use; choose another port."
                 : $"{option} {port}: cannot listen on {bind}:{port} ({e.Message}).");
         }
-        return new WeightChannelServer(socket, tls, log)
+        return new WeightChannelServer(socket, tls, log, warnEvery)
         {
             FirstRequest = firstRequest ?? TimeSpan.FromSeconds(10), IdleLimit = idleLimit ?? TimeSpan.FromMinutes(10), Idle = stalled ?? TimeSpan.FromSeconds(30),
         };
@@ -574,7 +576,7 @@ public sealed class WeightChannelServer : IDisposable
             {
                 Interlocked.Decrement(ref connections);
                 unanswered.Answered(from);
-                log.Warning("weight channel: refused {0}: {1} connections open already", socket.RemoteEndPoint, MaxConnections);
+                warnings.Warn(from, "full", $"weight channel: refused {socket.RemoteEndPoint}: {MaxConnections} connections open already");
                 socket.Dispose();
                 continue;
             }
@@ -585,7 +587,7 @@ public sealed class WeightChannelServer : IDisposable
     async Task Serve(Socket socket, IPAddress from)
     {
         string peer = socket.RemoteEndPoint?.ToString() ?? "a peer";
-        bool answered = false;
+        bool answered = false, requested = false;
         void Answered()
         {
             if (answered) return;
@@ -608,7 +610,7 @@ public sealed class WeightChannelServer : IDisposable
                     ClientCertificateRequired = true,
                     CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
                     RemoteCertificateValidationCallback = (_, certificate, _, _) =>
-                        WeightChannel.Accept(tls, certificate, peer, line => log.Warning(line)),
+                        WeightChannel.Accept(tls, certificate, peer, line => warnings.Warn(from, line.Replace(peer, "…"), line)),
                 }, handshake.Token).ConfigureAwait(false);
             }
             var request = new byte[WeightChannel.RequestBytes];
@@ -629,10 +631,11 @@ public sealed class WeightChannelServer : IDisposable
                 if (got == 0) return; // the node closed its connection
                 if (got < request.Length || !request.AsSpan(0, 4).SequenceEqual(WeightChannel.Magic))
                 {
-                    log.Warning("weight channel: closed the connection from {0}: {1} bytes that are not a request (they start {2})",
-                        peer, got, Convert.ToHexString(request, 0, Math.Min(got, 8)));
+                    warnings.Warn(from, "not a request", $"weight channel: closed the connection from {peer}: {got} bytes that are not a request"
+                                                   + $" (they start {Convert.ToHexString(request, 0, Math.Min(got, 8))})");
                     return;
                 }
+                requested = true;
                 if (tls is not null && (stream as SslStream)?.RemoteCertificate is { } presented && tls.RevokedWhy(presented) is { } revoked)
                 {
                     // revoked since this connection was authenticated (revoked.txt is read again when it changes):
@@ -658,7 +661,12 @@ public sealed class WeightChannelServer : IDisposable
                                       or WeightTransferException or ObjectDisposedException)
         {
             if (!stopping.IsCancellationRequested)
-                log.Warning("weight channel: closed the connection from {0}: {1}", peer, Describe(e));
+            {
+                // before a first request it may be anyone, as often as it likes (summed); a node's transfer that fails is said each time
+                string why = Describe(e), line = $"weight channel: closed the connection from {peer}: {why}";
+                if (requested) log.Warning("{0}", line);
+                else warnings.Warn(from, why, line);
+            }
         }
         catch (Exception e)
         {
@@ -764,6 +772,7 @@ public sealed class WeightChannelServer : IDisposable
     {
         stopping.Cancel();
         listener.Dispose();
+        warnings.Dispose();
     }
 }
 
