@@ -49,6 +49,7 @@ public static class NodeCommand
             if (parse.GetValue(joinTimeout) is { } t) overrides.Add($"fedavg.cluster.join-timeout = \"{t}\"");
             if (parse.GetValue(federation) is { } f) overrides.Add($"fedavg.cluster.federation = \"{f}\"");
             overrides.AddRange(tlsOptions.Overrides(parse));
+            HoconFiles.CheckFileAlone(["simulation.conf", "cluster.conf"], parse.GetValue(config), c => ClusterSettings.FromConfig(c));
             var layered = HoconFiles.Load(["simulation.conf", "cluster.conf"], parse.GetValue(config),
                 string.Join("\n", [ClusterEnvironment.Overrides(), .. overrides])); // the environment, then flags
             var cluster = ClusterSettings.FromConfig(layered);

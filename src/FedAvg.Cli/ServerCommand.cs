@@ -62,6 +62,13 @@ public static class ServerCommand
                     // through the progress bar when there is one (ConsoleLines)
                     OnEvent = text => ConsoleLines.Write(string.Create(CultureInfo.InvariantCulture, $"{DateTime.Now:HH:mm:ss} server: {text}")),
                 }.RunAsync(options, cluster, endpoint, layered, store, cancel);
-            }));
+            })
+        {
+            CheckFile = c =>
+            {
+                SimulationOptions.CheckEach(c);
+                ClusterSettings.FromConfig(c);
+            },
+        });
     }
 }

@@ -26,7 +26,11 @@ public static class SimulateCommand
 
     /// <summary>The host of a run command: its HOCON files, its own flags, and how it runs.</summary>
     public sealed record Host(string Name, string Description, string[] HoconFiles, Option[] ExtraOptions,
-        Func<ParseResult, SimulationOptions, Akka.Configuration.Config, DatasetStore, Runner> Create);
+        Func<ParseResult, SimulationOptions, Akka.Configuration.Config, DatasetStore, Runner> Create)
+    {
+        /// <summary>Checks a --config file as it stands, before flags and the environment are laid over it (the run settings; a server also its `fedavg.cluster`).</summary>
+        public Action<Akka.Configuration.Config> CheckFile { get; init; } = SimulationOptions.CheckEach;
+    }
 
     public static Command Create() => Create(new Host("simulate", "Run a federation of K clients and a server on actors, in this process.",
         ["simulation.conf"], [],
@@ -78,6 +82,7 @@ public static class SimulateCommand
                 throw new UsageException($"--config {userConfig} is a directory; give a HOCON file.");
             }
 
+            if (resumeDir is null) HoconFiles.CheckFileAlone(host.HoconFiles, userConfig, host.CheckFile);
             var akka = HoconFiles.Load(host.HoconFiles, userConfig, RunSettingsOptions.Overrides(parse));
             var options = SimulationOptions.FromConfig(akka);
             string dir = resumeDir ?? parse.GetValue(output) ?? Path.Combine("runs", $"{host.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");

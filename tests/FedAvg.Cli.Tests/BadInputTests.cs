@@ -51,6 +51,9 @@ public class BadInputTests
     [InlineData("fedavg.faults = [ { behaviour = crash, clients = [-1] } ]", "fedavg.faults[0].clients: client -1 does not exist; client ids start at 0.")]
     [InlineData("fedavg.faults = [ { behaviour = \"delay:xyz\" } ]", "delay needs a duration such as 30s or 500ms, got 'xyz'")]
     [InlineData("fedavg.rounds = 2\ninclude \"nonexistent.conf\"", "line 2: include is not supported")]
+    [InlineData("fedavg.local-epochs = abc", "fedavg.local-epochs (--local-epochs): 'abc' is not a valid value (not a whole number).")]
+    [InlineData("fedavg.clients = 99999999999", "fedavg.clients (--clients): '99999999999' is not a valid value (a whole number from")]
+    [InlineData("fedavg.lr = fast", "fedavg.lr (--lr): 'fast' is not a valid value (not a number).")]
     public void A_bad_config_gets_a_message_that_gives_the_real_reason(string hocon, string message)
     {
         string config = Path.Combine(TestData.TempDir(), "bad.conf"), dir = Path.Combine(TestData.TempDir(), "run");
@@ -61,6 +64,28 @@ public class BadInputTests
         Assert.DoesNotContain("2147483647", error);
         Assert.DoesNotContain("was not in a correct format", error);
         Assert.DoesNotContain("Object reference", error);
+    }
+
+    [Theory]
+    [InlineData("simulate", "fedavg.rounds = abc", "--rounds", "fedavg.rounds (--rounds): 'abc' is not a valid value (not a whole number).")]
+    [InlineData("server", "fedavg.clients = -5", "--clients", "fedavg.clients (--clients) must be at least 1, got -5.")]
+    [InlineData("server", "fedavg.cluster.wait-for-clients = soon", "--wait-for-clients", "fedavg.cluster.wait-for-clients: 'soon' is not a valid value")]
+    [InlineData("node", "fedavg.cluster.join-timeout = abc", "--join-timeout", "fedavg.cluster.join-timeout: 'abc' is not a valid value")]
+    public void A_bad_value_in_a_config_file_is_refused_naming_the_file_even_when_a_flag_overrides_it(string command, string hocon, string flag, string reason)
+    {
+        // it used to be taken in silence: the flag's value ran, and the file misled the next run that used it alone
+        string config = Path.Combine(TestData.TempDir(), "overridden.conf"), dir = Path.Combine(TestData.TempDir(), "run");
+        File.WriteAllText(config, hocon);
+        string value = flag switch { "--rounds" => "1", "--clients" => "2", _ => "1s" };
+        string[] args = command == "node"
+            ? ["node", "--join", "127.0.0.1:1", "--clients", "0-1"]
+            : [command, "--partition", "iid:50", "--rounds", "1", "--out", dir, .. command == "server" ? new[] { "--port", "0" } : []];
+        if (flag != "--rounds" || command != "simulate") args = [.. args, flag, value];
+        var (code, error) = Fedavg([.. args, "--config", config, "--data-dir", TestData.DataDir]);
+        Assert.Equal(ExitCodes.UsageError, code);
+        Assert.Contains($"--config {config}: {reason}", error);
+        Assert.DoesNotContain("   at ", error);
+        Assert.False(Directory.Exists(dir), $"{command} left {dir} behind");
     }
 
     [Theory]

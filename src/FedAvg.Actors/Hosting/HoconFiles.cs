@@ -39,6 +39,25 @@ public static class HoconFiles
         return config;
     }
 
+    /// <summary>
+    /// Checks <paramref name="userFile"/> (if any) over the shipped files alone with <paramref name="check"/>, before
+    /// flags and the environment are laid over it, so that a bad value the flags override is refused too (it was taken
+    /// in silence, and misled the next run that used the file without the flag); the error names the file.
+    /// </summary>
+    public static void CheckFileAlone(IReadOnlyList<string> shippedNames, string? userFile, Action<Config> check)
+    {
+        if (userFile is null) return;
+        var alone = Load(shippedNames, userFile);
+        try
+        {
+            check(alone);
+        }
+        catch (UsageException e)
+        {
+            throw new UsageException($"--config {userFile}: {e.Message}");
+        }
+    }
+
     public static Config Parse(string text, string origin)
     {
         // Akka's HOCON parser accepts almost anything (an unclosed brace, a key with no value) and silently

@@ -177,7 +177,7 @@ public static class RunSettings
         TrainerPool.DefaultShape(Environment.ProcessorCount).Trainers,
         "P: trainings that run at once; auto is one one-thread trainer per core (faster here than fewer, wider ones).",
         o => o.Trainers, (o, v) => o with { Trainers = v },
-        (c, k) => c.GetString(k) == "auto" ? TrainerPool.DefaultShape(Environment.ProcessorCount).Trainers : c.GetInt(k),
+        (c, k) => c.GetString(k) == "auto" ? TrainerPool.DefaultShape(Environment.ProcessorCount).Trainers : Whole(c, k),
         v => v.ToString(CultureInfo.InvariantCulture), AtLeast(1), defaultHocon: "auto");
 
     public static readonly Setting<int> ThreadsPerTrainer = Int("threads-per-trainer", "--threads-per-trainer", 1,
@@ -199,7 +199,7 @@ public static class RunSettings
     public static readonly Setting<double?> TargetAccuracy = new("target-accuracy", "--target-accuracy", "X|off", null,
         "Stop once the test accuracy reaches X in (0, 1] and report the rounds it took; off runs every round.",
         o => o.TargetAccuracy, (o, v) => o with { TargetAccuracy = v },
-        (c, k) => c.GetString(k) == "off" ? null : c.GetDouble(k) is var t && t != 0 ? t : null,
+        (c, k) => c.GetString(k) == "off" ? null : Finite(c, k) is var t && t != 0 ? t : null,
         v => v is { } t ? HoconText.Number(t) : "off",
         (v, name) => { if (v is { } t) Require.InRange(t, 0, 1, name); });
 
@@ -212,7 +212,7 @@ public static class RunSettings
     public static readonly Setting<double?> MaxUpdateNorm = new("server.max-update-norm", "--max-update-norm", "K|off", null,
         "Refuse an update whose norm ‖Δ‖ exceeds K × the median ‖Δ‖ of the round's updates (K > 1; the server then holds a round's updates until it closes); off: no norm rule.",
         o => o.MaxUpdateNorm, (o, v) => o with { MaxUpdateNorm = v },
-        (c, k) => c.GetString(k) == "off" ? null : Finite(c.GetDouble(k)),
+        (c, k) => c.GetString(k) == "off" ? null : Finite(c, k),
         v => v is { } k ? HoconText.Number(k) : "off",
         (v, name) => { if (v is { } k && !(k > 1)) throw new UsageException($"{name} must be more than 1 (the median update itself is at 1×), or off; got {HoconText.Number(k)}."); });
 
@@ -268,13 +268,42 @@ public static class RunSettings
 
     static Setting<int> Int(string key, string flag, int @default, string help,
         Func<SimulationOptions, int> get, Func<SimulationOptions, int, SimulationOptions> set, Action<int, string>? validate = null) =>
-        new(key, flag, "N", @default, help, get, set, (c, k) => c.GetInt(k), v => v.ToString(CultureInfo.InvariantCulture), validate);
+        new(key, flag, "N", @default, help, get, set, (c, k) => Whole(c, k), v => v.ToString(CultureInfo.InvariantCulture), validate);
 
     static Setting<double> Number(string key, string flag, double @default, string help,
         Func<SimulationOptions, double> get, Func<SimulationOptions, double, SimulationOptions> set, Action<double, string> validate) =>
-        new(key, flag, "X", @default, help, get, set, (c, k) => Finite(c.GetDouble(k)), HoconText.Number, validate);
+        new(key, flag, "X", @default, help, get, set, (c, k) => Finite(c, k), HoconText.Number, validate);
 
-    static double Finite(double v) => double.IsFinite(v) ? v : throw new FormatException("not a finite number");
+    // the reason in our words: .NET's ("The input string 'abc' was not in a correct format.") repeats the value and names no type
+    static int Whole(Config c, string key)
+    {
+        try
+        {
+            return c.GetInt(key);
+        }
+        catch (FormatException)
+        {
+            throw new FormatException("not a whole number");
+        }
+        catch (OverflowException)
+        {
+            throw new FormatException($"a whole number from {int.MinValue:N0} to {int.MaxValue:N0} is expected");
+        }
+    }
+
+    static double Finite(Config c, string key)
+    {
+        double v;
+        try
+        {
+            v = c.GetDouble(key);
+        }
+        catch (Exception e) when (e is FormatException or OverflowException)
+        {
+            throw new FormatException("not a number");
+        }
+        return double.IsFinite(v) ? v : throw new FormatException("not a finite number");
+    }
 
     static Action<int, string> AtLeast(int minimum) => (v, name) => Require.AtLeast(v, minimum, name);
 }

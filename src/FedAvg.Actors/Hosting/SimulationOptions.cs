@@ -53,6 +53,27 @@ public sealed record SimulationOptions
     /// </summary>
     public static SimulationOptions FromConfig(Config config)
     {
+        var section = SectionOf(config);
+        var options = RunSettings.Defaults;
+        foreach (var setting in RunSettings.All) options = setting.ReadInto(options, section);
+        options.Validate();
+        return options;
+    }
+
+    /// <summary>
+    /// Checks each setting <paramref name="config"/> gives on its own (its key, type and range), without the checks
+    /// between settings: for a --config file that flags override. `rounds = abc` under `--rounds 5` was taken in
+    /// silence, and the file then failed, or meant something else, in the next run that used it without the flag.
+    /// </summary>
+    public static void CheckEach(Config config)
+    {
+        var section = SectionOf(config);
+        foreach (var setting in RunSettings.All) setting.Validate(setting.ReadInto(RunSettings.Defaults, section));
+    }
+
+    /// <summary>The `fedavg` section, its keys checked (<see cref="CheckKeys"/>); empty when there is none.</summary>
+    static Config SectionOf(Config config)
+    {
         Config? section;
         try
         {
@@ -67,10 +88,7 @@ public sealed record SimulationOptions
             throw new UsageException($"{RunSettings.Section} must be a section of settings, e.g. {RunSettings.Section} {{ clients = 10 }}.");
         section ??= Config.Empty;
         CheckKeys(section);
-        var options = RunSettings.Defaults;
-        foreach (var setting in RunSettings.All) options = setting.ReadInto(options, section);
-        options.Validate();
-        return options;
+        return section;
     }
 
     /// <summary>
