@@ -72,9 +72,12 @@ public static class FedAvgCommand
 
     /// <summary>
     /// System.CommandLine's message with .NET type names put in words: "as expected type
-    /// 'System.Nullable`1[System.Int32]'" reads "as a whole number".
+    /// 'System.Nullable`1[System.Int32]'" reads "as a whole number"; and a flag given twice is said to be
+    /// ("expects a single argument but 2 were provided" read as if one flag had been given two values).
     /// </summary>
-    static string Plain(string message) => System.Text.RegularExpressions.Regex.Replace(message,
+    static string Plain(string message) => System.Text.RegularExpressions.Regex.Replace(
+        System.Text.RegularExpressions.Regex.Replace(message, @"^Option '([^']+)' expects a single argument but (\d+) were provided\.$",
+            m => $"{m.Groups[1].Value} takes one value and was given {m.Groups[2].Value} (is it there twice?); give it once."),
         @"as expected type '(?:System\.Nullable`1\[)?System\.(\w+)\]?'", m => m.Groups[1].Value switch
         {
             "Int32" or "Int64" => "as a whole number",

@@ -13,6 +13,7 @@ public class BadInputTests
 {
     [Theory]
     [InlineData(new[] { "server", "--port", "abc" }, "Cannot parse argument 'abc' for option '--port' as a whole number.")]
+    [InlineData(new[] { "simulate", "--rounds", "1", "--rounds", "2" }, "--rounds takes one value and was given 2 (is it there twice?); give it once.")]
     [InlineData(new[] { "simulate", "--trainers", "1000000" }, "(--trainers) is 1000000 and fedavg.threads-per-trainer (--threads-per-trainer) is 1: that asks for 1,000,000 training threads")]
     [InlineData(new[] { "simulate", "--threads-per-trainer", "100000" }, "(--threads-per-trainer) is 100000: that asks for")]
     [InlineData(new[] { "bench", "train", "--trainers", "100000" }, "asks for 100,000 training threads")]
