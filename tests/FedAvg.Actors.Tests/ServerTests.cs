@@ -207,6 +207,46 @@ public sealed class ServerTests : TestKit
         for (int i = 0; i < global.Length; i += 997) Assert.Equal(global[i] + 2f, done.FinalWeights[i], 1e-5f);
     }
 
+    [Fact]
+    public void With_the_norm_rule_the_kept_updates_are_folded_off_the_servers_thread()
+    {
+        // The rule holds every update until the close, then folds them all at once: n·d multiply-adds (49 ms for 100
+        // mcmahan-cnn updates in `fedavg bench aggregate`, docs/benchmarks.md). While they fold the server still answers.
+        using var folding = new ManualResetEventSlim();
+        using var gate = new ManualResetEventSlim();
+        var server = StartServer(clients: 2, fraction: 1.0, rounds: 1, maxUpdateNorm: 3, strategy: new GatedAccept(Strategy(1.0), folding, gate));
+        var probes = Join(server, 2);
+        foreach (var p in probes) p.ExpectMsg<TrainRound>();
+        probes[0].Send(server, Update(1, Id(0, 2), Filled(1f)));
+        probes[1].Send(server, Update(1, Id(1, 2), Filled(3f)));
+        try
+        {
+            Assert.True(folding.Wait(TimeSpan.FromSeconds(15)), "the round never closed");
+            var stranger = CreateTestProbe();
+            stranger.Send(server, new JoinFederation("node-x", "another-federation", new ClientRange(0, 0)));
+            Assert.Contains("another-federation", stranger.ExpectMsg<JoinRefused>(TimeSpan.FromSeconds(5)).Reason);
+        }
+        finally
+        {
+            gate.Set();
+        }
+        Assert.Equal(2, observer.ExpectMsg<RoundCompleted>().Metrics.Succeeded);
+        Assert.All(observer.ExpectMsg<RunCompleted>().FinalWeights, w => Assert.Equal(2f, w));
+    }
+
+    [Fact]
+    public void With_the_norm_rule_a_strategy_that_throws_on_a_kept_update_fails_the_run_with_the_reason()
+    {
+        var server = StartServer(clients: 1, fraction: 1.0, rounds: 3, maxUpdateNorm: 3, strategy: new ThrowingOnAccept(Strategy(1.0)));
+        var probe = Join(server, 1)[0];
+        probe.ExpectMsg<TrainRound>(r => r.Round == 1);
+        probe.Send(server, Update(1, Id(0), Filled(1f)));
+        var failed = observer.ExpectMsg<RunFailed>();
+        Assert.Equal($"round 1: the strategy failed on the update from {Id(0)}: injected strategy failure", failed.Reason);
+        probe.ExpectMsg<RunFinished>(f => !f.Completed);
+        observer.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+    }
+
     static string Reason(RoundMetrics round, string client) => Assert.Single(round.RejectedOrEmpty, r => r.ClientId == client).Reason;
 
     [Fact]
@@ -347,6 +387,29 @@ public sealed class ServerTests : TestKit
         {
             public void Accept(ClientUpdate update) => throw new InvalidOperationException("injected strategy failure");
             public float[] Complete() => throw new InvalidOperationException("unreachable");
+        }
+    }
+
+    /// <summary>FedAvg whose aggregation, at its first update, says so (<paramref name="folding"/>) and waits for <paramref name="gate"/>.</summary>
+    sealed class GatedAccept(IStrategy inner, ManualResetEventSlim folding, ManualResetEventSlim gate) : IStrategy
+    {
+        public string Name => inner.Name;
+        public RoundPlan ConfigureRound(int round, IReadOnlyList<string> availableClients) => inner.ConfigureRound(round, availableClients);
+        public IRoundAggregator StartAggregation(RoundPlan plan, float[] current) => new Aggregator(inner.StartAggregation(plan, current), folding, gate);
+        public void Validate(int clientsPerRound) => inner.Validate(clientsPerRound);
+        public byte[] SaveState() => inner.SaveState();
+        public void LoadState(ReadOnlySpan<byte> state) => inner.LoadState(state);
+
+        sealed class Aggregator(IRoundAggregator inner, ManualResetEventSlim folding, ManualResetEventSlim gate) : IRoundAggregator
+        {
+            public void Accept(ClientUpdate update)
+            {
+                folding.Set();
+                gate.Wait(TimeSpan.FromMinutes(1));
+                inner.Accept(update);
+            }
+
+            public float[] Complete() => inner.Complete();
         }
     }
 

@@ -60,7 +60,10 @@ public interface IStrategy
 /// </remarks>
 public interface IRoundAggregator
 {
-    /// <summary>One accepted update (each client at most once). Called on the server's thread: keep it O(model).</summary>
+    /// <summary>
+    /// One accepted update (each client at most once). Called on the server's thread as updates arrive: keep it O(model).
+    /// With the server's norm rule on, the kept updates come at the close instead, on the thread that then calls Complete.
+    /// </summary>
     void Accept(ClientUpdate update);
 
     /// <summary>
