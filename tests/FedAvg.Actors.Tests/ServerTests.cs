@@ -6,6 +6,7 @@ using FedAvg.Actors.Messages;
 using FedAvg.Actors.Server;
 using FedAvg.Actors.Transfer;
 using FedAvg.Core.Models;
+using FedAvg.Core.Runtime;
 using FedAvg.Core.Strategies;
 using FedAvg.Core.Training;
 using FedAvg.Tests.Shared;
@@ -33,15 +34,15 @@ public sealed class ServerTests : TestKit
     }
 
     ServerSettings Settings(int clients, int rounds, TimeSpan? timeout = null, int attempts = 1, int minClients = 1, TimeSpan? wait = null,
-        double? maxUpdateNorm = null) =>
+        double? maxUpdateNorm = null, string? checkpoint = null) =>
         new(Model, layout, rounds, clients, timeout ?? TimeSpan.FromMinutes(1), attempts, Seed: 1, MinClients: minClients, WaitForClients: wait,
-            MaxUpdateNorm: maxUpdateNorm);
+            MaxUpdateNorm: maxUpdateNorm, CheckpointPath: checkpoint);
 
     IActorRef StartServer(int clients, double fraction, int rounds, TimeSpan? timeout = null, int minClients = 1, int attempts = 1,
-        IStrategy? strategy = null, TimeSpan? wait = null, double? maxUpdateNorm = null) =>
+        IStrategy? strategy = null, TimeSpan? wait = null, double? maxUpdateNorm = null, string? checkpoint = null) =>
         Sys.ActorOf(ServerGuardian.Props(FederationServer.Props(
             strategy ?? Strategy(fraction, minClients),
-            Settings(clients, rounds, timeout, attempts, minClients, wait, maxUpdateNorm),
+            Settings(clients, rounds, timeout, attempts, minClients, wait, maxUpdateNorm, checkpoint),
             initial, w => pool.Evaluate(w, TestData.MnistTest.Take(200)), observer), observer));
 
     static string Id(int k, int clients = 10) => ClientIds.Of(k, clients); // "client-007": three digits for K < 1000
@@ -247,6 +248,49 @@ public sealed class ServerTests : TestKit
         observer.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
     }
 
+    [Fact]
+    public void The_strategy_state_of_a_checkpoint_is_taken_off_the_servers_thread()
+    {
+        // FedAdam's m and v are two model sizes: for mcmahan-cnn a new 13.3 MB array, filled every round a checkpoint is
+        // written. While the state is taken, the server still answers.
+        using var saving = new ManualResetEventSlim();
+        using var gate = new ManualResetEventSlim();
+        string path = Path.Combine(TestData.TempDir(), "checkpoint.bin");
+        var server = StartServer(clients: 1, fraction: 1.0, rounds: 1, strategy: new GatedSaveState(Strategy(1.0), saving, gate), checkpoint: path);
+        var probe = Join(server, 1)[0];
+        probe.ExpectMsg<TrainRound>();
+        probe.Send(server, Update(1, Id(0), Filled(2f)));
+        try
+        {
+            Assert.True(saving.Wait(TimeSpan.FromSeconds(15)), "the round never reached its checkpoint");
+            var stranger = CreateTestProbe();
+            stranger.Send(server, new JoinFederation("node-x", "another-federation", new ClientRange(0, 0)));
+            Assert.Contains("another-federation", stranger.ExpectMsg<JoinRefused>(TimeSpan.FromSeconds(5)).Reason);
+        }
+        finally
+        {
+            gate.Set();
+        }
+        Assert.Equal(1, observer.ExpectMsg<RoundCompleted>().Metrics.Succeeded);
+        observer.ExpectMsg<RunCompleted>();
+        var saved = Checkpoint.Load(path, Model);
+        Assert.Equal(1, saved.Round);
+        Assert.All(saved.Weights, w => Assert.Equal(2f, w));
+    }
+
+    [Fact]
+    public void A_strategy_state_that_cannot_be_taken_fails_the_run_with_the_reason()
+    {
+        var server = StartServer(clients: 1, fraction: 1.0, rounds: 2, strategy: new ThrowingOnSaveState(Strategy(1.0)),
+            checkpoint: Path.Combine(TestData.TempDir(), "checkpoint.bin"));
+        var probe = Join(server, 1)[0];
+        probe.ExpectMsg<TrainRound>(r => r.Round == 1);
+        probe.Send(server, Update(1, Id(0), Filled(1f)));
+        Assert.Equal("round 1: evaluation or checkpoint failed: injected state failure", observer.ExpectMsg<RunFailed>().Reason);
+        probe.ExpectMsg<RunFinished>(f => !f.Completed);
+        probe.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // no round 2
+    }
+
     static string Reason(RoundMetrics round, string client) => Assert.Single(round.RejectedOrEmpty, r => r.ClientId == client).Reason;
 
     [Fact]
@@ -388,6 +432,34 @@ public sealed class ServerTests : TestKit
             public void Accept(ClientUpdate update) => throw new InvalidOperationException("injected strategy failure");
             public float[] Complete() => throw new InvalidOperationException("unreachable");
         }
+    }
+
+    /// <summary>FedAvg whose <see cref="IStrategy.SaveState"/> says so (<paramref name="saving"/>) and waits for <paramref name="gate"/>.</summary>
+    sealed class GatedSaveState(IStrategy inner, ManualResetEventSlim saving, ManualResetEventSlim gate) : IStrategy
+    {
+        public string Name => inner.Name;
+        public RoundPlan ConfigureRound(int round, IReadOnlyList<string> availableClients) => inner.ConfigureRound(round, availableClients);
+        public IRoundAggregator StartAggregation(RoundPlan plan, float[] current) => inner.StartAggregation(plan, current);
+        public void Validate(int clientsPerRound) => inner.Validate(clientsPerRound);
+        public void LoadState(ReadOnlySpan<byte> state) => inner.LoadState(state);
+
+        public byte[] SaveState()
+        {
+            saving.Set();
+            gate.Wait(TimeSpan.FromMinutes(1));
+            return inner.SaveState();
+        }
+    }
+
+    /// <summary>FedAvg whose state cannot be saved.</summary>
+    sealed class ThrowingOnSaveState(IStrategy inner) : IStrategy
+    {
+        public string Name => inner.Name;
+        public RoundPlan ConfigureRound(int round, IReadOnlyList<string> availableClients) => inner.ConfigureRound(round, availableClients);
+        public IRoundAggregator StartAggregation(RoundPlan plan, float[] current) => inner.StartAggregation(plan, current);
+        public void Validate(int clientsPerRound) => inner.Validate(clientsPerRound);
+        public void LoadState(ReadOnlySpan<byte> state) => inner.LoadState(state);
+        public byte[] SaveState() => throw new InvalidOperationException("injected state failure");
     }
 
     /// <summary>FedAvg whose aggregation, at its first update, says so (<paramref name="folding"/>) and waits for <paramref name="gate"/>.</summary>

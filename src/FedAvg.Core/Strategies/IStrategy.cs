@@ -18,7 +18,8 @@ public sealed record ClientUpdate(string ClientId, float[] Weights, int SampleCo
 /// update the strategy's own state (a server optimizer's momentum or moments), and the server never calls the
 /// strategy (<see cref="ConfigureRound"/>, <see cref="StartAggregation"/>, <see cref="SaveState"/>) while a Complete
 /// is running. Complete can be heavy (Krum is O(n²·d), Bulyan more): the server runs it on a dedicated thread,
-/// not on the actor thread pool, and gets the result back as a message.
+/// not on the actor thread pool, and gets the result back as a message. <see cref="SaveState"/> (a copy of the
+/// state, two model sizes for FedAdam) runs on the checkpoint's thread, after Complete and before the next round.
 /// </remarks>
 public interface IStrategy
 {
