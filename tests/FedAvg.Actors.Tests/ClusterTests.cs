@@ -118,6 +118,40 @@ public class ClusterTests
     }
 
     [Fact]
+    public async Task A_node_loads_and_prepares_its_clients_on_a_thread_of_its_own_not_on_the_pool_its_actors_run_on()
+    {
+        // Preparing loads the dataset (the checksums of its files, 55 MB for MNIST, then the tensors), partitions it and
+        // starts the trainers: seconds of disk and CPU, after the node has joined and while its actors run. The faults
+        // hook is called at its end, on the thread that did the work.
+        var options = Small(rounds: 1);
+        var listening = new TaskCompletionSource<Address>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var server = new ClusterServer { TestSamples = 200, StartClients = 4, OnListening = a => listening.TrySetResult(a) }
+            .RunAsync(options, Settings, Loopback, Layered, Store);
+        int port = (await listening.Task.WaitAsync(TimeSpan.FromSeconds(60))).Port!.Value;
+        var preparing = new PreparingThread();
+        using var node = new ClusterNode { Faults = preparing };
+        var run = node.RunAsync(new NodeOptions("node-a", "127.0.0.1", port, new ClientRange(0, 3), null, TestData.DataDir, 1, 1),
+            Settings, Loopback, Layered);
+        var result = await server.WaitAsync(TimeSpan.FromMinutes(3));
+        Assert.True(result.Completed, result.FailureReason);
+        Assert.True((await run.WaitAsync(TimeSpan.FromSeconds(30))).Completed);
+        Assert.False(preparing.OnPool ?? throw new InvalidOperationException("the node never prepared its clients"),
+            "the node prepared its clients on a thread of the pool that its actors (the default dispatcher) run on");
+    }
+
+    /// <summary>Changes nothing; records whether the node prepared its clients on a thread-pool thread.</summary>
+    sealed class PreparingThread : FedAvg.Actors.Faults.IClientFaults
+    {
+        public bool? OnPool { get; private set; }
+
+        public FedAvg.Actors.Client.PreparedClients Apply(FedAvg.Actors.Client.PreparedClients clients, Action<FaultFired> fired)
+        {
+            OnPool = Thread.CurrentThread.IsThreadPoolThread;
+            return clients;
+        }
+    }
+
+    [Fact]
     public void Cluster_settings_come_from_cluster_conf_then_the_environment_and_bad_values_name_their_key()
     {
         var shipped = ClusterSettings.FromConfig(HoconFiles.Load(["simulation.conf", "cluster.conf"]));

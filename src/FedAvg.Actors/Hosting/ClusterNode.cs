@@ -164,7 +164,12 @@ public sealed class ClusterNode : IDisposable
     }
 
     /// <summary>The node's clients for a run: loaded and partitioned once, kept across rejoins.</summary>
-    Task<PreparedClients> Prepare(RunSpec spec, NodeOptions options) => Task.Run(() =>
+    /// <remarks>
+    /// On a thread of its own, as the server's checkpoint is: the node has joined and its actors run meanwhile, and
+    /// this reads and checksums the dataset (55 MB for MNIST), builds its tensors, partitions it and starts the trainers,
+    /// seconds of disk and CPU that Task.Run put on the thread pool the default dispatcher runs the node's actors on.
+    /// </remarks>
+    Task<PreparedClients> Prepare(RunSpec spec, NodeOptions options) => Task.Factory.StartNew(() =>
     {
         string model = options.Model ?? spec.Model;
         ModelZoo.Validate(model);
@@ -193,7 +198,7 @@ public sealed class ClusterNode : IDisposable
         prepared = new FaultPlan(faultRules, spec.Seed, spec.Clients).Validate($"{RunSettings.Faults.Path}").Apply(prepared, fired);
         if (Faults is not null) prepared = Faults.Apply(prepared, fired);
         return prepared;
-    });
+    }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     /// <summary>The server's address with the transport adapters of the configuration in its protocol: akka.tcp becomes
     /// akka.trttl.tcp when the throttler adapter is applied (fault-injection tests).</summary>
