@@ -169,6 +169,40 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
     }
 
     [Fact]
+    public void A_reason_longer_than_a_wire_string_is_cut_to_fit_and_its_message_still_crosses()
+    {
+        // Reasons are free text, often an exception's message (libtorch's carry its C++ backtrace). Refused past 16 KiB,
+        // a TrainingFailed never left its node (a message its serializer refuses cannot be sent) and the server waited
+        // for the round's deadline; a RunFinished never told the nodes that the run was over.
+        string reason = "injected: " + string.Concat(Enumerable.Repeat("frame #7: c10::Error::Error(…) + 0x8c ✓ ", 800));
+        Assert.True(System.Text.Encoding.UTF8.GetByteCount(reason) > 16 * 1024);
+        IFedAvgMessage[] messages =
+        [
+            new TrainingFailed(4, "client-001", reason), new RunFinished(false, reason), new JoinRefused(reason),
+            new RegistrationRefused(reason), new RunFailed(3, reason),
+            new RoundCompleted(new RoundMetrics(5, 1, 0, 1, 1, 0.1, 0.9, 0.2, 1, 1, 0, 0, 1, Rejected: [new Rejection(5, "client-001", reason)])),
+        ];
+        foreach (var message in messages)
+        {
+            string got = RoundTrip(message) switch
+            {
+                TrainingFailed t => t.Reason,
+                RunFinished f => f.Reason,
+                JoinRefused j => j.Reason,
+                RegistrationRefused r => r.Reason,
+                RunFailed x => x.Reason,
+                RoundCompleted c => Assert.Single(c.Metrics.RejectedOrEmpty).Reason,
+                var other => throw new InvalidOperationException($"{other}"),
+            };
+            Assert.True(System.Text.Encoding.UTF8.GetByteCount(got) <= 16 * 1024, $"{message.GetType().Name}: {got.Length} chars");
+            Assert.EndsWith(" [cut]", got);
+            Assert.StartsWith(got[..^" [cut]".Length], reason);
+        }
+        // ids and names are not free text: a client id past the limit is still refused, not cut into another id
+        Assert.Throws<ArgumentException>(() => Serializer.ToBinary(new TrainingFailed(4, new string('x', 20_000), "boom")));
+    }
+
+    [Fact]
     public void Hostile_lengths_are_refused_before_anything_is_allocated()
     {
         var update = new UpdateSubmitted(1, "c", 10, 0, 0, 0, new LocalWeights(HeaderOf(SomeWeights, 1, "c", 10), SomeWeights));

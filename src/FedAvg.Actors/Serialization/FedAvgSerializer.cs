@@ -29,7 +29,10 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
     public const byte FormatVersion = 1;
     public override int Identifier => Id;
 
-    /// <summary>Strings on the wire are ids, names and reasons: refuse anything longer than this.</summary>
+    /// <summary>
+    /// Strings on the wire are ids, names and reasons: an id or a name longer than this is refused, a reason (free text,
+    /// often an exception's message) is cut to fit (<see cref="WireWriter.Reason"/>), and a reader refuses anything longer.
+    /// </summary>
     const int MaxStringBytes = 16 * 1024;
 
     // One manifest per message type, fixed forever: renaming a C# type does not change the wire.
@@ -78,7 +81,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 w.String(s.Federation); w.String(s.Dataset); w.String(s.Model); w.Int(s.Clients); w.String(s.Partition);
                 w.Int(s.Seed); w.Bool(s.Standardize); w.ULong(s.LayoutHash);
                 break;
-            case JoinRefused m: w.String(m.Reason); break;
+            case JoinRefused m: w.Reason(m.Reason); break;
             case RegisterClients m:
                 w.String(m.NodeId);
                 w.ULong(m.LayoutHash);
@@ -91,7 +94,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 }
                 break;
             case Registered m: w.String(m.NodeId); w.Int(m.Clients); break;
-            case RegistrationRefused m: w.String(m.Reason); break;
+            case RegistrationRefused m: w.Reason(m.Reason); break;
             case RegisterAgain: break;
             case TrainRound m:
                 w.Int(m.Round);
@@ -110,7 +113,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 w.Double(m.TrainLoss); w.Double(m.TrainAccuracy); w.Double(m.TrainSeconds);
                 WritePayload(ref w, m.Weights);
                 break;
-            case TrainingFailed m: w.Int(m.Round); w.String(m.ClientId); w.String(m.Reason); break;
+            case TrainingFailed m: w.Int(m.Round); w.String(m.ClientId); w.Reason(m.Reason); break;
             case FaultsFired m:
                 // every fault is of the message's client: its id goes once
                 w.String(m.ClientId);
@@ -122,14 +125,14 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                     w.String(f.Behaviour);
                 }
                 break;
-            case RunFinished m: w.Bool(m.Completed); w.String(m.Reason); break;
+            case RunFinished m: w.Bool(m.Completed); w.Reason(m.Reason); break;
             case RoundCompleted { Metrics: var r }:
                 w.Int(r.Round); w.Int(r.Sampled); w.Int(r.Succeeded); w.Int(r.Failed); w.Int(r.Attempts);
                 w.Double(r.TestLoss); w.Double(r.TestAccuracy); w.Double(r.MeanTrainLoss);
                 w.Double(r.TrainingSeconds); w.Double(r.TrainerBusySeconds); w.Double(r.AggregationSeconds);
                 w.Double(r.EvaluationSeconds); w.Double(r.RoundSeconds);
                 w.Int(r.RejectedOrEmpty.Count);
-                foreach (var x in r.RejectedOrEmpty) { w.Int(x.Round); w.String(x.ClientId); w.String(x.Reason); }
+                foreach (var x in r.RejectedOrEmpty) { w.Int(x.Round); w.String(x.ClientId); w.Reason(x.Reason); }
                 w.Int(r.FaultsOrEmpty.Count);
                 foreach (var f in r.FaultsOrEmpty) { w.Int(f.Round); w.String(f.ClientId); w.String(f.Behaviour); }
                 w.Double(r.MedianUpdateNorm ?? double.NaN);
@@ -138,7 +141,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 w.Int(m.Rounds); w.Double(m.FinalAccuracy); w.Int(m.TargetReachedAtRound ?? -1);
                 w.Floats(m.FinalWeights);
                 break;
-            case RunFailed m: w.Int(m.Round); w.String(m.Reason); break;
+            case RunFailed m: w.Int(m.Round); w.Reason(m.Reason); break;
             default:
                 throw new ArgumentException($"FedAvgSerializer cannot serialize {obj.GetType()}");
         }
@@ -410,6 +413,31 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
             if (count > MaxStringBytes) throw new ArgumentException($"a string of {count} bytes (at most {MaxStringBytes})");
             Int(count);
             Encoding.UTF8.GetBytes(v, Take(count));
+        }
+
+        /// <summary>
+        /// A reason, cut at <see cref="MaxStringBytes"/> (on a character, marked " [cut]") instead of refused: refused, its
+        /// message could not be sent at all, so a client's TrainingFailed whose exception message was long (libtorch's
+        /// carry a C++ backtrace) never reached the server, which then waited for the round's deadline.
+        /// </summary>
+        public void Reason(string v)
+        {
+            if (Encoding.UTF8.GetByteCount(v) > MaxStringBytes) v = Cut(v);
+            String(v);
+        }
+
+        const string CutMark = " [cut]";
+
+        static string Cut(string v)
+        {
+            int budget = MaxStringBytes - CutMark.Length, chars = Math.Min(v.Length, budget);
+            while (true)
+            {
+                if (chars > 0 && char.IsHighSurrogate(v[chars - 1])) chars--; // never half a surrogate pair
+                int over = Encoding.UTF8.GetByteCount(v.AsSpan(0, chars)) - budget;
+                if (over <= 0) return string.Concat(v.AsSpan(0, chars), CutMark);
+                chars -= Math.Max(1, over / 4); // a character is at most 4 bytes: never cuts more than needed by much
+            }
         }
 
         public void Bytes(ReadOnlySpan<byte> v)
