@@ -139,6 +139,40 @@ public class ClusterTests
             "the node prepared its clients on a thread of the pool that its actors (the default dispatcher) run on");
     }
 
+    [Fact]
+    public async Task A_node_whose_console_blocks_trains_on_and_its_lines_come_in_order_once_the_console_takes_them()
+    {
+        // a full pipe nobody reads, or a terminal paused with Ctrl-S: every write of a line waits until released
+        var options = Small(rounds: 2);
+        var listening = new TaskCompletionSource<Address>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var server = new ClusterServer { TestSamples = 200, StartClients = 4, OnListening = a => listening.TrySetResult(a) }
+            .RunAsync(options, Settings, Loopback, Layered, Store);
+        int port = (await listening.Task.WaitAsync(TimeSpan.FromSeconds(60))).Port!.Value;
+        using var console = new ManualResetEventSlim(false);
+        var written = new System.Collections.Concurrent.ConcurrentQueue<(string Line, bool OnPool)>();
+        using var node = new ClusterNode
+        {
+            OnEvent = line =>
+            {
+                console.Wait(TimeSpan.FromMinutes(4));
+                written.Enqueue((line, Thread.CurrentThread.IsThreadPoolThread));
+            },
+        };
+        var run = node.RunAsync(new NodeOptions("node-a", "127.0.0.1", port, new ClientRange(0, 3), null, TestData.DataDir, 1, 1),
+            Settings, Loopback, Layered);
+        var result = await server.WaitAsync(TimeSpan.FromMinutes(3)); // the rounds ran while the console took nothing
+        Assert.True(result.Completed, result.FailureReason);
+        Assert.Equal(2, result.Rounds.Count);
+        Assert.Empty(written);
+        console.Set();
+        Assert.True((await run.WaitAsync(TimeSpan.FromSeconds(30))).Completed);
+        var lines = written.Select(w => w.Line).ToList();
+        Assert.DoesNotContain(written, w => w.OnPool);
+        int joined = lines.FindIndex(l => l.StartsWith("joined the cluster")), first = lines.FindIndex(l => l.StartsWith("round 1:")),
+            second = lines.FindIndex(l => l.StartsWith("round 2:")), over = lines.FindIndex(l => l.StartsWith("the run is over"));
+        Assert.True(0 <= joined && joined < first && first < second && second < over, string.Join("\n", lines));
+    }
+
     /// <summary>Changes nothing; records whether the node prepared its clients on a thread-pool thread.</summary>
     sealed class PreparingThread : FedAvg.Actors.Faults.IClientFaults
     {

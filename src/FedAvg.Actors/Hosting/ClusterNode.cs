@@ -38,8 +38,15 @@ public sealed class ClusterNode : IDisposable
 
     IReadOnlyList<FaultRule> faultRules = [];
 
-    /// <summary>Progress lines for the console ("joined", "registered 50 clients", "lost the server, joining again").</summary>
+    /// <summary>
+    /// Progress lines for the console ("joined", "registered 50 clients", "lost the server, joining again"), called in
+    /// order on a thread of their own (<see cref="LineSink"/>), never on an actor's.
+    /// </summary>
     public Action<string>? OnEvent { get; init; }
+
+    LineSink? lines;
+
+    void Say(string text) => lines?.Write(text);
 
     /// <summary>Called when each actor system of this node is up, with its address.</summary>
     public Action<Address>? OnUp { get; init; }
@@ -53,6 +60,20 @@ public sealed class ClusterNode : IDisposable
 
     public async Task<NodeRunFinished> RunAsync(NodeOptions options, ClusterSettings cluster, Endpoint endpoint, Config layered,
         CancellationToken cancel = default)
+    {
+        using var sink = OnEvent is null ? null : new LineSink(OnEvent, "fedavg node lines");
+        lines = sink;
+        try
+        {
+            return await Run(options, cluster, endpoint, layered, cancel).ConfigureAwait(false);
+        }
+        finally
+        {
+            lines = null; // its last lines are written as it is disposed
+        }
+    }
+
+    async Task<NodeRunFinished> Run(NodeOptions options, ClusterSettings cluster, Endpoint endpoint, Config layered, CancellationToken cancel)
     {
         endpoint.Validate();
         if (options.Clients is null == options.OwnDataDir is null)
@@ -110,7 +131,7 @@ public sealed class ClusterNode : IDisposable
                 }
                 OnUp?.Invoke(Cluster.Get(system).SelfAddress);
                 OnSystem?.Invoke(system);
-                OnEvent?.Invoke(lostSince is null ? $"joined the cluster of {serverAddress}" : $"joined {serverAddress} again");
+                Say(lostSince is null ? $"joined the cluster of {serverAddress}" : $"joined {serverAddress} again");
                 lostSince = null;
 
                 var proxy = system.ActorOf(ClusterSingletonProxy.Props($"/user/{ClusterHosting.CoordinatorName}",
@@ -118,7 +139,7 @@ public sealed class ClusterNode : IDisposable
                 system.ActorOf(ClientHost.Props(options.NodeId, cluster.Federation, request, proxy, spec => Prepare(spec, options),
                     o =>
                     {
-                        if (o is NodeEvent e) OnEvent?.Invoke(e.Text);
+                        if (o is NodeEvent e) Say(e.Text);
                         else outcome.TrySetResult(o);
                     }, channel), "node");
 
@@ -130,7 +151,7 @@ public sealed class ClusterNode : IDisposable
                     switch (outcome.Task.Result)
                     {
                         case NodeRunFinished finished:
-                            OnEvent?.Invoke($"the run is over ({finished.Reason}); leaving the cluster");
+                            Say($"the run is over ({finished.Reason}); leaving the cluster");
                             return finished;
                         case NodeRefused refused:
                             throw new NodeRefusedException(refused.Reason);
@@ -144,7 +165,7 @@ public sealed class ClusterNode : IDisposable
                 terminated = true;
                 ThrowIfTlsRefused(system, options);
                 lostSince = DateTime.UtcNow;
-                OnEvent?.Invoke($"lost the server at {serverAddress}; waiting up to {cluster.ServerWait} for it to come back");
+                Say($"lost the server at {serverAddress}; waiting up to {cluster.ServerWait} for it to come back");
             }
             finally
             {
@@ -193,7 +214,7 @@ public sealed class ClusterNode : IDisposable
         Action<FaultFired> fired = f =>
         {
             reports.Add(f);
-            OnEvent?.Invoke($"round {f.Round}: injected fault {f.Behaviour} on {f.ClientId}");
+            Say($"round {f.Round}: injected fault {f.Behaviour} on {f.ClientId}");
         };
         prepared = new FaultPlan(faultRules, spec.Seed, spec.Clients).Validate($"{RunSettings.Faults.Path}").Apply(prepared, fired);
         if (Faults is not null) prepared = Faults.Apply(prepared, fired);
