@@ -67,6 +67,34 @@ public class BadInputTests
         Assert.DoesNotContain("Object reference", error);
     }
 
+    /// <summary>`simulate --config FILE` with one bad `fedavg.faults` entry: exit 2, the message, and no run directory.</summary>
+    static void RefusedBeforeAnyWork(string hocon, string message)
+    {
+        string config = Path.Combine(TestData.TempDir(), "faults.conf"), dir = Path.Combine(TestData.TempDir(), "run");
+        File.WriteAllText(config, hocon);
+        // a short deadline and one attempt: a fault that is not refused makes the run end soon (exit 4), not in 10 minutes
+        var (code, error) = Fedavg("simulate", "--clients", "4", "--partition", "iid:50", "--rounds", "1", "--local-epochs", "1",
+            "--round-timeout", "5s", "--round-attempts", "1", "--out", dir, "--config", config, "--data-dir", TestData.DataDir);
+        Assert.True(code == ExitCodes.UsageError, $"exit {code}: {error}");
+        Assert.Contains(message, error);
+        Assert.DoesNotContain("   at ", error);
+        Assert.DoesNotContain("was not in a correct format", error);
+        Assert.DoesNotContain("cannot be null", error);
+        Assert.False(Directory.Exists(dir), "a refused run left its directory behind");
+    }
+
+    [Theory]
+    [InlineData("fedavg.faults = [ { behaviour = drop, clients = [] } ]", "fedavg.faults[0].clients is empty; leave it out to target every client.")]
+    [InlineData("fedavg.faults = [ { behaviour = drop, clients = [ ] } ]", "fedavg.faults[0].clients is empty; leave it out to target every client.")]
+    [InlineData("fedavg.faults = [ { behaviour = drop, clients { a = 1 } } ]", "fedavg.faults[0].clients must be a list of client ids such as [1, 3], not an object.")]
+    [InlineData("fedavg.faults = [ { behaviour = drop, clients = [1.5] } ]", "fedavg.faults[0].clients must be a list of client ids (whole numbers from 0) such as [1, 3], got '[1.5]'.")]
+    [InlineData("fedavg.faults = [ { behaviour = drop, from-round = two } ]", "fedavg.faults[0].from-round must be a round number (a whole number from 1), got 'two'.")]
+    [InlineData("fedavg.faults = [ { behaviour = drop, to-round = 1.5 } ]", "fedavg.faults[0].to-round must be a round number (a whole number from 1), got '1.5'.")]
+    [InlineData("fedavg.faults = [ { behaviour = drop, probability = half } ]", "fedavg.faults[0].probability must be a number in [0, 1], got 'half'.")]
+    [InlineData("fedavg.faults = [ { behaviour = drop, fraction = most } ]", "fedavg.faults[0].fraction must be a number in (0, 1], got 'most'.")]
+    public void A_fault_entry_whose_value_has_the_wrong_form_says_what_the_key_takes(string hocon, string message) =>
+        RefusedBeforeAnyWork(hocon, message);
+
     [Theory]
     [InlineData("simulate", "fedavg.rounds = abc", "--rounds", "fedavg.rounds (--rounds): 'abc' is not a valid value (not a whole number).")]
     [InlineData("server", "fedavg.clients = -5", "--clients", "fedavg.clients (--clients) must be at least 1, got -5.")]

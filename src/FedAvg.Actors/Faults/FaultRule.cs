@@ -72,8 +72,7 @@ public sealed record FaultRule(FaultBehaviour Behaviour, IReadOnlyList<int>? Cli
     {
         if (!section.HasPath(key)) return [];
         var value = section.GetValue(key);
-        // Akka's HOCON says an empty `[]` is no array: it holds one empty HoconArray
-        if (value is null || value.Values.Count > 0 && value.Values.All(v => v is Akka.Configuration.Hocon.HoconArray { Count: 0 })) return [];
+        if (value is null || IsEmptyList(value)) return [];
         if (!value.IsArray())
             throw new UsageException($"{label} must be a list of faults, e.g. faults = [ {{ behaviour = sign-flip, fraction = 0.2 }} ].");
         var rules = new List<FaultRule>();
@@ -97,7 +96,9 @@ public sealed record FaultRule(FaultBehaviour Behaviour, IReadOnlyList<int>? Cli
             {
                 throw new UsageException($"{at}.behaviour: {e.Message}.");
             }
-            T Read<T>(string k, Func<T> get)
+            // what each key holds, for the message when it holds something else (.NET's own says only "The input
+            // string 'two' was not in a correct format")
+            T Read<T>(string k, Func<T> get, string expected)
             {
                 try
                 {
@@ -105,18 +106,23 @@ public sealed record FaultRule(FaultBehaviour Behaviour, IReadOnlyList<int>? Cli
                 }
                 catch (Exception e) when (e is not UsageException)
                 {
-                    throw new UsageException($"{at}.{k}: '{entry.GetValue(k)}' is not a valid value ({e.Message}).");
+                    throw new UsageException($"{at}.{k} must be {expected}, got '{entry.GetValue(k)}'.");
                 }
             }
-            IReadOnlyList<int>? clients = entry.HasPath("clients")
-                ? Read("clients", () => entry.GetValue("clients").IsArray()
-                    ? (IReadOnlyList<int>)entry.GetIntList("clients").ToArray()
-                    : [entry.GetInt("clients")])
-                : null;
-            double? fraction = entry.HasPath("fraction") ? Read("fraction", () => entry.GetDouble("fraction")) : null;
-            double probability = entry.HasPath("probability") ? Read("probability", () => entry.GetDouble("probability")) : 1.0;
-            int fromRound = entry.HasPath("from-round") ? Read("from-round", () => entry.GetInt("from-round")) : 1;
-            int? toRound = entry.HasPath("to-round") ? Read("to-round", () => entry.GetInt("to-round")) : null;
+            IReadOnlyList<int>? clients = entry.HasPath("clients") ? ReadClients() : null;
+            IReadOnlyList<int> ReadClients()
+            {
+                var v = entry.GetValue("clients");
+                if (IsEmptyList(v)) return []; // refused by Validate, with what to do instead
+                if (v.IsObject())
+                    throw new UsageException($"{at}.clients must be a list of client ids such as [1, 3], not an object.");
+                return Read("clients", () => v.IsArray() ? (IReadOnlyList<int>)entry.GetIntList("clients").ToArray() : [entry.GetInt("clients")],
+                    "a list of client ids (whole numbers from 0) such as [1, 3]");
+            }
+            double? fraction = entry.HasPath("fraction") ? Read("fraction", () => entry.GetDouble("fraction"), "a number in (0, 1]") : null;
+            double probability = entry.HasPath("probability") ? Read("probability", () => entry.GetDouble("probability"), "a number in [0, 1]") : 1.0;
+            int fromRound = entry.HasPath("from-round") ? Read("from-round", () => entry.GetInt("from-round"), "a round number (a whole number from 1)") : 1;
+            int? toRound = entry.HasPath("to-round") ? Read("to-round", () => entry.GetInt("to-round"), "a round number (a whole number from 1)") : null;
             var rule = new FaultRule(behaviour, clients, fraction, probability, fromRound, toRound);
             rule.Validate(int.MaxValue, at); // the clients against K: SimulationOptions.Validate, or a node once it knows the run
             rules.Add(rule);
@@ -124,6 +130,15 @@ public sealed record FaultRule(FaultBehaviour Behaviour, IReadOnlyList<int>? Cli
         }
         return rules;
     }
+
+    /// <summary>
+    /// Akka's HOCON says an empty `[]` is no array: it holds one empty HoconArray (`[ ]`: one empty element), and inside
+    /// an object also the whitespace before the next key or the closing brace, as a literal.
+    /// </summary>
+    static bool IsEmptyList(Akka.Configuration.Hocon.HoconValue value) =>
+        value.Values.Any(v => v is Akka.Configuration.Hocon.HoconArray)
+        && value.Values.All(v => v is Akka.Configuration.Hocon.HoconArray a ? a.All(e => e.IsEmpty)
+                                 : v is Akka.Configuration.Hocon.HoconLiteral l && string.IsNullOrWhiteSpace(l.Value));
 
     /// <summary>The list as HOCON (config.conf).</summary>
     public static string ListToHocon(IReadOnlyList<FaultRule> rules) =>
