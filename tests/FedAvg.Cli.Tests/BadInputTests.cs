@@ -118,6 +118,13 @@ public class BadInputTests
     }
 
     [Theory]
+    [InlineData("fedavg.faults = [ { behaviour = drop, behaviour = crash } ]", "line 1: fedavg.faults[0].behaviour is given twice in one entry")]
+    [InlineData("fedavg {\n  faults = [\n    { behaviour = drop }\n    { behaviour = nan\n      clients = [1], clients = [2] }\n  ]\n}", "line 5: fedavg.faults[1].clients is given twice in one entry")]
+    [InlineData("fedavg.faults = [ { behaviour = drop }, { \"from-round\" = 2, behaviour = nan, from-round = 3 } ]", "fedavg.faults[1].from-round is given twice in one entry")]
+    public void A_key_given_twice_in_one_fault_entry_is_refused_since_hocon_would_keep_only_the_last(string hocon, string message) =>
+        RefusedBeforeAnyWork(hocon, message);
+
+    [Theory]
     [InlineData("akka.actor.provider = bogus", "'akka.actor.provider' is not a valid type name : 'bogus'")]
     [InlineData("akka.loglevel = LOUD", "Unknown LogLevel: \"LOUD\"")]
     public void An_akka_setting_that_akka_refuses_is_a_usage_error_with_its_reason(string hocon, string reason)
