@@ -11,6 +11,8 @@ namespace FedAvg.Actors.Testing;
 public static partial class CompletedRounds
 {
     /// <summary>Throws <see cref="LostRoundException"/> naming what is missing or invalid.</summary>
+    /// <param name="result">What <see cref="Simulation.RunAsync(SimulationOptions, Akka.Configuration.Config, FedAvg.Core.Data.DatasetStore, CancellationToken)"/> returned.</param>
+    /// <param name="expectedRounds">The run's last round (its options' Rounds): rounds <paramref name="firstRound"/>..this must all be there.</param>
     /// <param name="firstRound">The first round this run trained (a resumed run starts later).</param>
     /// <param name="checkpointPath">The run's checkpoint file (null: the run kept none).</param>
     public static void Verify(SimulationResult result, int expectedRounds, string? checkpointPath = null, int firstRound = 1)

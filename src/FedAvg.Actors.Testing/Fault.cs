@@ -41,6 +41,7 @@ public static class Fault
     /// <summary>The update claims <paramref name="count"/> samples (its registration stays honest).</summary>
     public static FaultRule ClaimSamples(int count) => new(FaultBehaviour.Samples(count));
     /// <summary>A behaviour by its `fedavg.faults` name: "scale:10", "delay:30s".</summary>
+    /// <exception cref="FormatException">An unknown name (the message lists the valid ones) or a bad argument.</exception>
     public static FaultRule Named(string behaviour) => new(FaultBehaviour.Parse(behaviour));
 }
 
@@ -51,6 +52,7 @@ public static class FaultRuleExtensions
     public static FaultRule OnClients(this FaultRule rule, params int[] clients) => rule with { Clients = clients, Fraction = null };
     /// <summary>This share of the client ids, picked with the run's seed: the same ones every round.</summary>
     public static FaultRule OnFraction(this FaultRule rule, double fraction) => rule with { Fraction = fraction, Clients = null };
+    /// <summary>The first round it acts in (rounds count from 1); it acts in every later one unless <see cref="ToRound"/>.</summary>
     public static FaultRule FromRound(this FaultRule rule, int round) => rule with { FromRound = round };
     /// <summary>The last round it acts in (inclusive).</summary>
     public static FaultRule ToRound(this FaultRule rule, int round) => rule with { ToRound = round };

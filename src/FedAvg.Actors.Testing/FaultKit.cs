@@ -35,8 +35,11 @@ public sealed class FaultKit : IClientFaults
     /// <summary>A kit for the run these options describe (its seed and K).</summary>
     public static FaultKit For(SimulationOptions options) => new(options.Seed, options.Clients);
 
+    /// <summary>The run's seed, from which fractions and probabilities are drawn.</summary>
     public int Seed { get; }
+    /// <summary>The run's K: rules may aim at clients 0..K−1.</summary>
     public int Clients { get; }
+    /// <summary>The rules added so far, in order: rule i is the i of <see cref="TargetsOf"/>.</summary>
     public IReadOnlyList<FaultRule> Rules => rules;
 
     /// <summary>Adds a rule; an id outside 0..K−1, a probability outside [0, 1] and the like throw a <see cref="Core.UsageException"/> at once.</summary>
