@@ -180,4 +180,18 @@ public class FaultSimulationTests : TestKit
         Assert.All(first.Fired, f => Assert.Contains(f.ClientId, first.TargetsOf(0)!.Select(k => ClientIds.Of(k, 6))));
         Assert.Equal(a.Rounds.SelectMany(r => r.FaultsOrEmpty), first.Fired.OrderBy(f => (f.Round, f.ClientId)));
     }
+
+    [Fact]
+    public async Task A_fraction_smaller_than_one_client_still_makes_one_client_faulty()
+    {
+        var options = Small(rounds: 1); // 6 clients: 0.05 of them is 0.3, which rounded to no client at all
+        var faults = FaultKit.For(options).Add(Fault.NaN.OnFraction(0.05));
+        int picked = Assert.Single(faults.TargetsOf(0)!);
+        var result = await Run(options, faults);
+
+        var round = Assert.Single(result.Rounds);
+        Assert.Equal([new FaultFired(1, ClientIds.Of(picked, 6), "nan")], round.FaultsOrEmpty);
+        Assert.StartsWith("non-finite", Reason(round, ClientIds.Of(picked, 6)));
+        Assert.Equal(5, round.Succeeded);
+    }
 }

@@ -47,7 +47,9 @@ public sealed class FaultPlan(IReadOnlyList<FaultRule> rules, int seed, int clie
     {
         if (rule.Clients is not null) return rule.Clients.ToHashSet();
         if (rule.Fraction is not { } f) return null;
-        int count = (int)Math.Round(f * clients, MidpointRounding.AwayFromZero);
+        // f·K rounded, but at least one: a fraction above 0 (Validate refuses 0) asks for a faulty client, and 0.05 of 6
+        // clients rounded to none, so the fault never fired and nothing said so
+        int count = Math.Max(1, (int)Math.Round(f * clients, MidpointRounding.AwayFromZero));
         // a Fisher–Yates shuffle of 0..K−1 seeded by (seed, rule): the first `count` ids
         var ids = Enumerable.Range(0, clients).ToArray();
         var random = new Random(Seeds.Derive(seed, index, FractionPurpose));
