@@ -49,10 +49,10 @@ public static class NodeCommand
             if (parse.GetValue(joinTimeout) is { } t) overrides.Add($"fedavg.cluster.join-timeout = \"{t}\"");
             if (parse.GetValue(federation) is { } f) overrides.Add($"fedavg.cluster.federation = \"{f}\"");
             overrides.AddRange(tlsOptions.Overrides(parse));
-            HoconFiles.CheckFileAlone(["simulation.conf", "cluster.conf"], parse.GetValue(config), c => ClusterSettings.FromConfig(c));
+            HoconFiles.CheckFileAlone(["simulation.conf", "cluster.conf"], parse.GetValue(config), c => ClusterOptions.FromConfig(c));
             var layered = HoconFiles.Load(["simulation.conf", "cluster.conf"], parse.GetValue(config),
                 string.Join("\n", [ClusterEnvironment.Overrides(), .. overrides])); // the environment, then flags
-            var cluster = ClusterSettings.FromConfig(layered);
+            var cluster = ClusterOptions.FromConfig(layered);
             var endpoint = new Endpoint(parse.GetValue(hostname) ?? ClusterEnvironment.Text("FEDAVG_HOSTNAME", "127.0.0.1"),
                 parse.GetValue(bind) ?? Environment.GetEnvironmentVariable("FEDAVG_BIND_HOSTNAME"),
                 parse.GetValue(port) ?? ClusterEnvironment.Port("FEDAVG_PORT", 0));
@@ -69,7 +69,7 @@ public static class NodeCommand
         return command;
     }
 
-    static async Task<int> Run(NodeOptions options, ClusterSettings cluster, Endpoint endpoint, Akka.Configuration.Config layered,
+    static async Task<int> Run(NodeOptions options, ClusterOptions cluster, Endpoint endpoint, Akka.Configuration.Config layered,
         TransportSecurity? tls, CancellationToken cancel)
     {
         Console.WriteLine($"fedavg node {options.NodeId}: clients {(object?)options.Clients ?? $"own data in {options.OwnDataDir}"}, " +

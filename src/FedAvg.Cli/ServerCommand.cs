@@ -34,7 +34,7 @@ public static class ServerCommand
                 if (parse.GetValue(federation) is { } f) overrides.Add($"fedavg.cluster.federation = \"{f}\"");
                 overrides.AddRange(tlsOptions.Overrides(parse));
                 var layered = HoconFiles.Parse(string.Join("\n", overrides), "environment and command-line options").WithFallback(akka);
-                var cluster = ClusterSettings.FromConfig(layered);
+                var cluster = ClusterOptions.FromConfig(layered);
                 var endpoint = new Endpoint(parse.GetValue(hostname) ?? ClusterEnvironment.Text("FEDAVG_HOSTNAME", "127.0.0.1"),
                     parse.GetValue(bind) ?? Environment.GetEnvironmentVariable("FEDAVG_BIND_HOSTNAME"),
                     parse.GetValue(port) ?? ClusterEnvironment.Port("FEDAVG_PORT", DefaultPort),
@@ -67,7 +67,7 @@ public static class ServerCommand
             CheckFile = c =>
             {
                 SimulationOptions.CheckEach(c);
-                ClusterSettings.FromConfig(c);
+                ClusterOptions.FromConfig(c);
             },
         });
     }

@@ -2,7 +2,6 @@ using Akka.Actor;
 using Akka.Cluster;
 using FedAvg.Actors.Client;
 using FedAvg.Actors.Faults;
-using ClusterSettings = FedAvg.Actors.Hosting.ClusterSettings;
 using FedAvg.Actors.Hosting;
 using FedAvg.Actors.Messages;
 using FedAvg.Actors.Testing;
@@ -27,7 +26,7 @@ public class FaultClusterTests
 
     static Akka.Configuration.Config Layered => HoconFiles.Load(["simulation.conf", "cluster.conf"],
         overrides: "fedavg.cluster.leave-timeout = 10s\n" + NodeFaults.ThrottlerConfig);
-    static ClusterSettings Settings => ClusterSettings.FromConfig(Layered);
+    static ClusterOptions Settings => ClusterOptions.FromConfig(Layered);
     static DatasetStore Store => new(TestData.DataDir);
     static readonly Endpoint Loopback = new("127.0.0.1", null, 0);
 

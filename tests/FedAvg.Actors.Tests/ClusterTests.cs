@@ -20,7 +20,7 @@ public class ClusterTests
             """));
 
     static Akka.Configuration.Config Layered => HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides: "fedavg.cluster.leave-timeout = 10s");
-    static ClusterSettings Settings => ClusterSettings.FromConfig(Layered);
+    static ClusterOptions Settings => ClusterOptions.FromConfig(Layered);
     static DatasetStore Store => new(TestData.DataDir);
     static readonly Endpoint Loopback = new("127.0.0.1", null, 0);
 
@@ -188,17 +188,17 @@ public class ClusterTests
     [Fact]
     public void Cluster_settings_come_from_cluster_conf_then_the_environment_and_bad_values_name_their_key()
     {
-        var shipped = ClusterSettings.FromConfig(HoconFiles.Load(["simulation.conf", "cluster.conf"]));
+        var shipped = ClusterOptions.FromConfig(HoconFiles.Load(["simulation.conf", "cluster.conf"]));
         Assert.Equal(("fedavg", TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(10)),
             (shipped.Federation, shipped.JoinTimeout, shipped.ServerWait, shipped.WaitForClients));
         var environment = new Dictionary<string, string> { ["FEDAVG_FEDERATION"] = "hospitals", ["FEDAVG_JOIN_TIMEOUT"] = "5s" };
         string overrides = ClusterEnvironment.Overrides(v => environment.GetValueOrDefault(v));
-        var set = ClusterSettings.FromConfig(HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides: overrides));
+        var set = ClusterOptions.FromConfig(HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides: overrides));
         Assert.Equal(("hospitals", TimeSpan.FromSeconds(5), TimeSpan.FromMinutes(5)), (set.Federation, set.JoinTimeout, set.ServerWait));
         var bad = Assert.Throws<FedAvg.Core.UsageException>(() =>
-            ClusterSettings.FromConfig(HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides: "fedavg.cluster.server-wait = -1s")));
+            ClusterOptions.FromConfig(HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides: "fedavg.cluster.server-wait = -1s")));
         Assert.Contains("fedavg.cluster.server-wait", bad.Message);
         Assert.Contains("fedavg.cluster.leave-timout is not a setting", Assert.Throws<FedAvg.Core.UsageException>(() =>
-            ClusterSettings.FromConfig(HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides: "fedavg.cluster.leave-timout = 1s"))).Message);
+            ClusterOptions.FromConfig(HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides: "fedavg.cluster.leave-timout = 1s"))).Message);
     }
 }

@@ -8,16 +8,19 @@ using FedAvg.Core;
 
 namespace FedAvg.Actors.Hosting;
 
-/// <summary>The `fedavg.cluster` section of the layered HOCON (hocon/cluster.conf), checked; errors name the key.</summary>
-public sealed record ClusterSettings(string Federation, TimeSpan JoinTimeout, TimeSpan ServerWait, TimeSpan WaitForClients, TimeSpan LeaveTimeout)
+/// <summary>
+/// The `fedavg.cluster` section of the layered HOCON (hocon/cluster.conf), checked; errors name the key. (Not
+/// "ClusterSettings": a test that uses Akka.Cluster beside this namespace, as NodeFaults does, could not name both.)
+/// </summary>
+public sealed record ClusterOptions(string Federation, TimeSpan JoinTimeout, TimeSpan ServerWait, TimeSpan WaitForClients, TimeSpan LeaveTimeout)
 {
-    public static ClusterSettings FromConfig(Config config)
+    public static ClusterOptions FromConfig(Config config)
     {
         var c = config.GetConfig("fedavg.cluster") ?? throw new UsageException("configuration has no `fedavg.cluster` section.");
         string[] keys = ["federation", "join-timeout", "server-wait", "wait-for-clients", "leave-timeout", "tls"];
         foreach (var key in c.AsEnumerable().Select(kv => kv.Key))
             if (!keys.Contains(key)) throw new UsageException($"fedavg.cluster.{key} is not a setting. Valid settings: {string.Join(", ", keys)}.");
-        var settings = new ClusterSettings(
+        var settings = new ClusterOptions(
             Read(c, "federation", k => c.GetString(k)),
             Duration(c, "join-timeout"), Duration(c, "server-wait"), Duration(c, "wait-for-clients"), Duration(c, "leave-timeout"));
         if (string.IsNullOrWhiteSpace(settings.Federation)) throw new UsageException("fedavg.cluster.federation must not be empty.");

@@ -58,7 +58,7 @@ public sealed class ClusterNode : IDisposable
     TrainerPool? pool;
     (string Model, ulong Hash)? layout;
 
-    public async Task<NodeRunFinished> RunAsync(NodeOptions options, ClusterSettings cluster, Endpoint endpoint, Config layered,
+    public async Task<NodeRunFinished> RunAsync(NodeOptions options, ClusterOptions cluster, Endpoint endpoint, Config layered,
         CancellationToken cancel = default)
     {
         using var sink = OnEvent is null ? null : new LineSink(OnEvent, "fedavg node lines");
@@ -73,7 +73,7 @@ public sealed class ClusterNode : IDisposable
         }
     }
 
-    async Task<NodeRunFinished> Run(NodeOptions options, ClusterSettings cluster, Endpoint endpoint, Config layered, CancellationToken cancel)
+    async Task<NodeRunFinished> Run(NodeOptions options, ClusterOptions cluster, Endpoint endpoint, Config layered, CancellationToken cancel)
     {
         endpoint.Validate();
         if (options.Clients is null == options.OwnDataDir is null)

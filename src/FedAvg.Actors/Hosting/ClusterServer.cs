@@ -41,7 +41,7 @@ public sealed class ClusterServer
     /// <summary>Mutual TLS for the transport (null: plaintext, which the command allows on loopback or with --insecure).</summary>
     public TransportSecurity? Tls { get; init; }
 
-    public async Task<SimulationResult> RunAsync(SimulationOptions options, ClusterSettings cluster, Endpoint endpoint, Config layered,
+    public async Task<SimulationResult> RunAsync(SimulationOptions options, ClusterOptions cluster, Endpoint endpoint, Config layered,
         DatasetStore store, CancellationToken cancel = default)
     {
         options.Validate();

@@ -252,7 +252,7 @@ public static class RunSettings
 
     /// <summary>
     /// Sub-sections of `fedavg` that other hosts own and read themselves: `cluster` (hocon/cluster.conf, read by
-    /// <see cref="ClusterSettings"/>). A run's settings never include them, and config.conf does not carry them.
+    /// <see cref="ClusterOptions"/>). A run's settings never include them, and config.conf does not carry them.
     /// </summary>
     public static IReadOnlyList<string> OtherSections { get; } = ["cluster"];
 

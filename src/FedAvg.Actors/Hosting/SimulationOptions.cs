@@ -95,7 +95,7 @@ public sealed record SimulationOptions
     /// Refuses a key of the `fedavg` section that is no setting, naming it and listing the valid ones: at the top
     /// (`fedavg.roundz`), and inside a section made only of settings (`fedavg.server.max-update-nrom` was taken in
     /// silence, and the run went on without its norm rule). `fedavg.strategy`'s keys are the strategy's to check, and
-    /// `fedavg.cluster`'s are <see cref="ClusterSettings"/>'.
+    /// `fedavg.cluster`'s are <see cref="ClusterOptions"/>'.
     /// </summary>
     public static void CheckKeys(Config section)
     {
