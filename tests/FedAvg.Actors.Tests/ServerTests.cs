@@ -376,7 +376,8 @@ public sealed class ServerTests : TestKit
         replacement.ExpectMsg<TrainRound>(r => r.Round == 1);
         probes[0].Send(server, Update(1, Id(0), Filled(1f)));
         replacement.Send(server, Update(1, Id(1), Filled(3f)));
-        Assert.Equal((2, 0), (observer.ExpectMsg<RoundCompleted>().Metrics.Succeeded, 0));
+        var restarted = observer.ExpectMsg<RoundCompleted>().Metrics;
+        Assert.Equal((1, 2, 2, 0), (restarted.Round, restarted.Sampled, restarted.Succeeded, restarted.Failed)); // whole: the lost client is not carried over
         Assert.All(observer.ExpectMsg<RunCompleted>().FinalWeights, w => Assert.Equal(2f, w));
     }
 
