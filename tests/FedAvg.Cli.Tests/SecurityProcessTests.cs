@@ -269,14 +269,21 @@ public sealed class SecurityProcessTests : FederationProcessTest
         {
             await tcp.ConnectAsync(IPAddress.Loopback, port);
             using var ssl = new SslStream(tcp.GetStream(), false, (_, _, _, _) => true);
-            await Assert.ThrowsAnyAsync<Exception>(async () =>
+            // refused at the handshake, or closed right after it with nothing sent back (with TLS 1.3 the client's side of
+            // the handshake ends before the server has judged its certificate); a connection still open after 30 s fails
+            int answered;
+            try
             {
                 await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "server" });
                 await ssl.WriteAsync(new byte[64]);
                 await ssl.FlushAsync();
-                Assert.Equal(0, await ssl.ReadAsync(new byte[16])); // the server closes it
-                throw new IOException("closed");
-            });
+                answered = await ReadToEnd(ssl);
+            }
+            catch (Exception e) when (e is System.Security.Authentication.AuthenticationException or IOException)
+            {
+                answered = 0;
+            }
+            Assert.Equal(0, answered);
         }
         await server.WaitForLine(@"(did not provide a certificate|presented no certificate) from \[.*127\.0\.0\.1\]:\d+|Mutual TLS required but client did not provide a certificate", TimeSpan.FromSeconds(30));
 
@@ -299,8 +306,10 @@ public sealed class SecurityProcessTests : FederationProcessTest
 
         int seen = LastRound(server);
         await server.WaitForLine($"^round {seen + 1}/", Start);
-        Assert.DoesNotContain("evil", server.Output.Split('\n').Where(l => l.Contains("joined") || l.Contains("registered")));
-        Assert.DoesNotContain("stranger", server.Output.Split('\n').Where(l => l.Contains("joined") || l.Contains("registered")));
+        // a line that names them, not a line that is their name (the collection overload compares whole elements)
+        var membership = server.Output.Split('\n').Where(l => l.Contains("joined") || l.Contains("registered")).ToList();
+        Assert.DoesNotContain(membership, l => l.Contains("evil"));
+        Assert.DoesNotContain(membership, l => l.Contains("stranger"));
         Assert.All(Rounds(run), r => Assert.Equal((2, 2, 0), (r.Sampled, r.Succeeded, r.Failed)));
         Assert.False(good.Output.Contains("run is over"), good.Output);
         foreach (var p in new[] { server, good, evil, plaintext, stranger }) Assert.DoesNotContain("   at ", p.Output);
