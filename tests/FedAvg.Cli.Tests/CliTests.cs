@@ -172,11 +172,20 @@ public class CliTests
     public void A_run_that_cannot_get_enough_updates_exits_4_and_keeps_its_checkpoint_and_rounds()
     {
         string dir = Path.Combine(TestData.TempDir(), "run");
-        // round-timeout far shorter than one local training: no update ever arrives in time
-        var (code, error) = Fedavg(Small(dir, "--round-timeout", "1ms", "--round-attempts", "1", "--min-clients", "2"));
-        Assert.Equal(ExitCodes.RunFailed, code);
+        // round 1 completes; from round 2 every client sends NaN, refused on arrival: round 2 has none of the 2 it needs.
+        // (A run that fails in round 1 has no checkpoint to keep: that case is BadInputTests'.)
+        string conf = Path.Combine(TestData.TempDir(), "faults.conf");
+        File.WriteAllText(conf, "fedavg.faults = [ { behaviour = nan, from-round = 2 } ]");
+        var (code, error) = Fedavg(Small(dir, "--config", conf, "--round-attempts", "1", "--min-clients", "2"));
+        Assert.True(code == ExitCodes.RunFailed, $"exit {code}: {error}");
         Assert.True(File.Exists(Path.Combine(dir, RunOutputs.SummaryFile)));
         Assert.Contains("\"completed\": false", File.ReadAllText(Path.Combine(dir, RunOutputs.SummaryFile)));
+        // what the run completed is kept: round 1's checkpoint, and its record in rounds.csv and rounds.jsonl
+        Assert.Equal(1, Checkpoint.Load(Path.Combine(dir, Checkpoint.FileName)).Round);
+        var csv = File.ReadAllLines(Path.Combine(dir, RunOutputs.RoundsCsv));
+        Assert.Equal(2, csv.Length); // header + round 1
+        Assert.StartsWith("1,2,2,0,1,", csv[1]);
+        Assert.Single(File.ReadAllLines(Path.Combine(dir, RunOutputs.RoundsJsonl)));
     }
 
     [Fact]
