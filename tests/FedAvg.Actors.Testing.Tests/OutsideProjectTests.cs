@@ -35,19 +35,28 @@ public class OutsideProjectTests
         start.Environment["FEDAVG_DATA"] = TestData.DataDir;
         start.Environment["MSBUILDDISABLENODEREUSE"] = "1";
         using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(10));
+        string output;
         try
         {
-            await process.WaitForExitAsync(limit.Token);
+            var stdout = process.StandardOutput.ReadToEndAsync();
+            var stderr = process.StandardError.ReadToEndAsync();
+            using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(10));
+            try
+            {
+                await process.WaitForExitAsync(limit.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                Assert.Fail("dotnet test of the outside project did not finish in 10 minutes");
+            }
+            output = await stdout + await stderr;
         }
-        catch (OperationCanceledException)
+        finally
         {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail("dotnet test of the outside project did not finish in 10 minutes");
+            // whatever ended the wait (the limit, a failure reading its output, the test run cancelled): dotnet test and its
+            // test host, with the libtorch they loaded, do not outlive the test
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
         }
-        string output = await stdout + await stderr;
         try
         {
             Assert.True(process.ExitCode == 0, $"dotnet test exited {process.ExitCode}:\n{Tail(output)}");
