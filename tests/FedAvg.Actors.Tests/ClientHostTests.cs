@@ -110,7 +110,7 @@ public sealed class ClientHostTests : TestKit
             Assert.Same(byRound[1].Array, byRound[3].Array);
             Assert.NotSame(byRound[2].Array, byRound[3].Array);
 
-            // the stalled client finds its vector as it was, and its late update is dropped as superseded
+            // the stalled client finds its vector as it was (what becomes of its late update is the server's: ServerTests)
             unstall.SetResult();
             await AwaitAssertAsync(() => Assert.Equal([true], intact), TimeSpan.FromSeconds(10));
         }

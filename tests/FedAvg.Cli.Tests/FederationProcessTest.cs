@@ -30,8 +30,21 @@ public abstract class FederationProcessTest : IDisposable
 
     public virtual void Dispose()
     {
-        foreach (var p in processes) p.Dispose();
+        // every process is killed even if killing one throws: one left running holds its ports and CPU for the next tests
+        var failures = new List<Exception>();
+        foreach (var p in processes)
+        {
+            try
+            {
+                p.Dispose();
+            }
+            catch (Exception e)
+            {
+                failures.Add(e);
+            }
+        }
         GC.SuppressFinalize(this);
+        if (failures.Count > 0) throw new AggregateException("killing the test's fedavg processes failed", failures);
     }
 
     /// <summary>The run's settings, the same for `simulate` and `server`.</summary>
