@@ -24,21 +24,28 @@ public class ClusterTests
     static DatasetStore Store => new(TestData.DataDir);
     static readonly Endpoint Loopback = new("127.0.0.1", null, 0);
 
+    /// <summary>A server running <paramref name="options"/> on a loopback port the OS picks: its run, and that port once it listens.</summary>
+    static async Task<(Task<SimulationResult> Run, int Port)> StartServer(SimulationOptions options, int startClients, int testSamples,
+        Action<string>? onEvent = null)
+    {
+        var listening = new TaskCompletionSource<Address>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var run = new ClusterServer { TestSamples = testSamples, StartClients = startClients, OnListening = a => listening.TrySetResult(a), OnEvent = onEvent }
+            .RunAsync(options, Settings, Loopback, Layered, Store);
+        return (run, (await listening.Task.WaitAsync(TimeSpan.FromSeconds(60))).Port!.Value);
+    }
+
     [Fact]
     public async Task A_server_and_two_nodes_over_loopback_give_the_same_bits_as_the_simulation()
     {
         var options = Small();
         var simulated = await new Simulation { TestSamples = 500 }.RunAsync(options, HoconFiles.Load("simulation.conf"), Store);
 
-        var listening = new TaskCompletionSource<Address>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var server = new ClusterServer { TestSamples = 500, StartClients = 4, OnListening = a => listening.TrySetResult(a) }
-            .RunAsync(options, Settings, Loopback, Layered, Store);
-        var address = await listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        var (server, port) = await StartServer(options, startClients: 4, testSamples: 500);
         using var nodeA = new ClusterNode();
         using var nodeB = new ClusterNode();
-        var a = nodeA.RunAsync(new NodeOptions("node-a", "127.0.0.1", address.Port!.Value, new ClientRange(0, 1), null, TestData.DataDir, 1, 1),
+        var a = nodeA.RunAsync(new NodeOptions("node-a", "127.0.0.1", port, new ClientRange(0, 1), null, TestData.DataDir, 1, 1),
             Settings, Loopback, Layered);
-        var b = nodeB.RunAsync(new NodeOptions("node-b", "127.0.0.1", address.Port!.Value, new ClientRange(2, 3), null, TestData.DataDir, 1, 1),
+        var b = nodeB.RunAsync(new NodeOptions("node-b", "127.0.0.1", port, new ClientRange(2, 3), null, TestData.DataDir, 1, 1),
             Settings, Loopback, Layered);
 
         var result = await server.WaitAsync(TimeSpan.FromMinutes(3));
@@ -73,11 +80,8 @@ public class ClusterTests
     public async Task Nodes_with_their_own_data_are_one_client_each_and_only_their_sample_count_and_weights_reach_the_server()
     {
         var options = Small(rounds: 2);
-        var listening = new TaskCompletionSource<Address>(TaskCreationOptions.RunContinuationsAsynchronously);
         var events = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        var server = new ClusterServer { TestSamples = 500, StartClients = 2, OnListening = a => listening.TrySetResult(a), OnEvent = events.Enqueue }
-            .RunAsync(options, Settings, Loopback, Layered, Store);
-        int port = (await listening.Task.WaitAsync(TimeSpan.FromSeconds(60))).Port!.Value;
+        var (server, port) = await StartServer(options, startClients: 2, testSamples: 500, events.Enqueue);
         using var hospital = new ClusterNode();
         using var clinic = new ClusterNode();
         var a = hospital.RunAsync(new NodeOptions("hospital", "127.0.0.1", port, null, OwnData(0, 400), TestData.DataDir, 1, 1), Settings, Loopback, Layered);
@@ -103,10 +107,7 @@ public class ClusterTests
             fedavg { model = seed000-cnn, clients = {{clients}}, partition = "iid:5", rounds = 1, fraction = 1.0,
                      local-epochs = 1, batch = 5, lr = 0.05, seed = 5, trainers = 1, threads-per-trainer = 1, round-timeout = 5m }
             """));
-        var listening = new TaskCompletionSource<Address>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var server = new ClusterServer { TestSamples = 200, StartClients = clients, OnListening = a => listening.TrySetResult(a) }
-            .RunAsync(options, Settings, Loopback, Layered, Store);
-        int port = (await listening.Task.WaitAsync(TimeSpan.FromSeconds(60))).Port!.Value;
+        var (server, port) = await StartServer(options, startClients: clients, testSamples: 200);
         using var node = new ClusterNode();
         var run = node.RunAsync(new NodeOptions("big", "127.0.0.1", port, new ClientRange(0, clients - 1), null, TestData.DataDir, 1, 1),
             Settings, Loopback, Layered);
@@ -124,10 +125,7 @@ public class ClusterTests
         // starts the trainers: seconds of disk and CPU, after the node has joined and while its actors run. The faults
         // hook is called at its end, on the thread that did the work.
         var options = Small(rounds: 1);
-        var listening = new TaskCompletionSource<Address>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var server = new ClusterServer { TestSamples = 200, StartClients = 4, OnListening = a => listening.TrySetResult(a) }
-            .RunAsync(options, Settings, Loopback, Layered, Store);
-        int port = (await listening.Task.WaitAsync(TimeSpan.FromSeconds(60))).Port!.Value;
+        var (server, port) = await StartServer(options, startClients: 4, testSamples: 200);
         var preparing = new PreparingThread();
         using var node = new ClusterNode { Faults = preparing };
         var run = node.RunAsync(new NodeOptions("node-a", "127.0.0.1", port, new ClientRange(0, 3), null, TestData.DataDir, 1, 1),
@@ -144,10 +142,7 @@ public class ClusterTests
     {
         // a full pipe nobody reads, or a terminal paused with Ctrl-S: every write of a line waits until released
         var options = Small(rounds: 2);
-        var listening = new TaskCompletionSource<Address>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var server = new ClusterServer { TestSamples = 200, StartClients = 4, OnListening = a => listening.TrySetResult(a) }
-            .RunAsync(options, Settings, Loopback, Layered, Store);
-        int port = (await listening.Task.WaitAsync(TimeSpan.FromSeconds(60))).Port!.Value;
+        var (server, port) = await StartServer(options, startClients: 4, testSamples: 200);
         using var console = new ManualResetEventSlim(false);
         var written = new System.Collections.Concurrent.ConcurrentQueue<(string Line, bool OnPool)>();
         using var node = new ClusterNode

@@ -223,9 +223,7 @@ public sealed class ServerTests : TestKit
         try
         {
             Assert.True(folding.Wait(TimeSpan.FromSeconds(15)), "the round never closed");
-            var stranger = CreateTestProbe();
-            stranger.Send(server, new JoinFederation("node-x", "another-federation", new ClientRange(0, 0)));
-            Assert.Contains("another-federation", stranger.ExpectMsg<JoinRefused>(TimeSpan.FromSeconds(5)).Reason);
+            AnswersAJoin(server);
         }
         finally
         {
@@ -233,6 +231,14 @@ public sealed class ServerTests : TestKit
         }
         Assert.Equal(2, observer.ExpectMsg<RoundCompleted>().Metrics.Succeeded);
         Assert.All(observer.ExpectMsg<RunCompleted>().FinalWeights, w => Assert.Equal(2f, w));
+    }
+
+    /// <summary>The server is not held: a join from another federation is answered (refused) within 5 s.</summary>
+    void AnswersAJoin(IActorRef server)
+    {
+        var stranger = CreateTestProbe();
+        stranger.Send(server, new JoinFederation("node-x", "another-federation", new ClientRange(0, 0)));
+        Assert.Contains("another-federation", stranger.ExpectMsg<JoinRefused>(TimeSpan.FromSeconds(5)).Reason);
     }
 
     [Fact]
@@ -263,9 +269,7 @@ public sealed class ServerTests : TestKit
         try
         {
             Assert.True(saving.Wait(TimeSpan.FromSeconds(15)), "the round never reached its checkpoint");
-            var stranger = CreateTestProbe();
-            stranger.Send(server, new JoinFederation("node-x", "another-federation", new ClientRange(0, 0)));
-            Assert.Contains("another-federation", stranger.ExpectMsg<JoinRefused>(TimeSpan.FromSeconds(5)).Reason);
+            AnswersAJoin(server);
         }
         finally
         {
