@@ -74,7 +74,7 @@ public class FaultKitTests
         Assert.Equal(["crash"], plan.Firing(1, "client-002").Select(f => f.Behaviour.Name));
         Assert.Empty(plan.Firing(2, "client-002"));
         Assert.Empty(plan.Firing(1, "client-003"));
-        Assert.Equal(["delay:30000ms"], plan.Firing(2, "client-007").Select(f => f.Behaviour.Name));
+        Assert.Equal(["delay:30s"], plan.Firing(2, "client-007").Select(f => f.Behaviour.Name));
         Assert.Equal(TimeSpan.FromSeconds(30), plan.Firing(9, "client-003")[0].Behaviour.Delay);
     }
 

@@ -222,6 +222,21 @@ public class RunSettingsTests
     }
 
     [Theory]
+    [InlineData(0, "0ms")]
+    [InlineData(1_501, "1501ms")]
+    [InlineData(30_000, "30s")]
+    [InlineData(90_000, "90s")]
+    [InlineData(600_000, "10m")]
+    [InlineData(7_200_000, "2h")]
+    [InlineData(172_800_000, "2d")]
+    public void A_duration_is_written_in_the_largest_whole_unit_and_reads_back_to_the_same_millisecond(long ms, string text)
+    {
+        var t = TimeSpan.FromMilliseconds(ms);
+        Assert.Equal(text, HoconText.Duration(t));
+        Assert.Equal(t, Akka.Configuration.ConfigurationFactory.ParseString($"d = {HoconText.Duration(t)}").GetTimeSpan("d", null, allowInfinite: false));
+    }
+
+    [Theory]
     [InlineData("fedavg.target-accuracy = off")]
     [InlineData("fedavg.target-accuracy = 0")] // as config.conf of earlier versions says
     [InlineData("")]

@@ -31,7 +31,20 @@ public static class HoconText
     /// <summary>Durations are kept to the millisecond (Akka's HOCON reads no finer unit back), so they write exactly.</summary>
     public static TimeSpan WholeMilliseconds(TimeSpan t) => TimeSpan.FromMilliseconds(Math.Round(t.TotalMilliseconds, MidpointRounding.AwayFromZero));
 
-    public static string Duration(TimeSpan t) => $"{(long)t.TotalMilliseconds}ms";
+    /// <summary>
+    /// In the largest unit that holds it whole (`30s`, `10m`, `1500ms`), so that config.conf and rounds.csv show a
+    /// duration the way a user writes it; Akka's parser reads each back to the same millisecond.
+    /// </summary>
+    public static string Duration(TimeSpan t)
+    {
+        long ms = (long)t.TotalMilliseconds;
+        if (ms == 0) return "0ms";
+        foreach (var (unit, size) in Units)
+            if (ms % size == 0) return string.Create(CultureInfo.InvariantCulture, $"{ms / size}{unit}");
+        return string.Create(CultureInfo.InvariantCulture, $"{ms}ms");
+    }
+
+    static readonly (string Unit, long Milliseconds)[] Units = [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)];
 
     /// <summary>The value at KEY as the user wrote it, for an error message.</summary>
     public static string Describe(Config section, string key)
