@@ -17,8 +17,22 @@ namespace FedAvg.Core.Runtime;
 /// </remarks>
 public static class WeightBuffers
 {
-    /// <summary>Vectors kept per length: enough for every trainer's result plus the updates waiting to be folded.</summary>
+    /// <summary>Vectors always kept per length: enough for every trainer's result plus the updates waiting to be folded.</summary>
     public static readonly int CapacityPerLength = 2 * Environment.ProcessorCount + 2;
+
+    /// <summary>
+    /// Past <see cref="CapacityPerLength"/>, returned vectors are kept up to this many bytes per length. The pool only
+    /// ever holds vectors that were all out at once, so this keeps no more than the process already needed at its peak.
+    /// </summary>
+    /// <remarks>
+    /// A `fedavg server` holds many updates at once: it folds in client-id order, and with `--clients 0-49` on one
+    /// node and `50-99` on another, the second node's updates wait for client 49, the last of the first node's, so
+    /// about 50 `seed001-2nn` updates (40 MB) are out at the end of every round. With only
+    /// <see cref="CapacityPerLength"/> kept, each round received most of them into fresh pages: in `perf record` of
+    /// the server over rounds 4–6 of seed 001 (server and two nodes on this 2-core machine), a quarter of its samples
+    /// were the kernel zeroing those pages on the receive path.
+    /// </remarks>
+    public const long RetainedBytesPerLength = 256L << 20;
 
     static readonly ConcurrentDictionary<int, ConcurrentBag<float[]>> Free = new();
     static readonly ConditionalWeakTable<float[], object> Outstanding = new();
@@ -39,6 +53,10 @@ public static class WeightBuffers
     {
         if (!Outstanding.Remove(buffer)) return;
         var bag = Free.GetOrAdd(buffer.Length, _ => new ConcurrentBag<float[]>());
-        if (bag.Count < CapacityPerLength) bag.Add(buffer);
+        if (bag.Count < Keep(buffer.Length)) bag.Add(buffer);
     }
+
+    /// <summary>How many returned vectors of <paramref name="length"/> floats the pool keeps.</summary>
+    public static int Keep(int length) =>
+        (int)Math.Max(CapacityPerLength, Math.Min(int.MaxValue, RetainedBytesPerLength / Math.Max(1L, (long)length * sizeof(float))));
 }

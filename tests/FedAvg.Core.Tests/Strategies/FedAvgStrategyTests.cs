@@ -145,6 +145,24 @@ public class WeightBufferTests
     }
 
     [Fact]
+    public void As_many_vectors_as_were_out_at_once_come_back_from_the_pool_up_to_its_byte_limit()
+    {
+        // a server holding 50 seed001-2nn updates (one node's clients waiting for the other's) gets all 50 back
+        // next round, not CapacityPerLength of them and the rest from fresh pages
+        const int length = 10_004;
+        int many = Runtime.WeightBuffers.CapacityPerLength * 4;
+        Assert.True(Runtime.WeightBuffers.Keep(length) >= many);
+        var first = Enumerable.Range(0, many).Select(_ => Runtime.WeightBuffers.Rent(length)).ToList();
+        foreach (var v in first) Runtime.WeightBuffers.Return(v);
+        var again = Enumerable.Range(0, many).Select(_ => Runtime.WeightBuffers.Rent(length)).ToHashSet(ReferenceEqualityComparer.Instance);
+        Assert.All(first, v => Assert.Contains(v, again));
+
+        // the limit is in bytes: a vector of 6.65 MB (mcmahan-cnn) is kept 40 times, never fewer than CapacityPerLength
+        Assert.Equal(40, Runtime.WeightBuffers.Keep(1_663_370));
+        Assert.Equal(Runtime.WeightBuffers.CapacityPerLength, Runtime.WeightBuffers.Keep(int.MaxValue / 4));
+    }
+
+    [Fact]
     public void The_running_sum_gives_back_rented_updates_once_folded_and_leaves_others_alone()
     {
         var rented = Runtime.WeightBuffers.Rent(10_003);
