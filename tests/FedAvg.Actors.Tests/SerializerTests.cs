@@ -88,19 +88,19 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
     }
 
     [Fact]
-    public void Streamed_weights_cross_as_a_small_message_and_arrive_intact_in_chunks()
+    public async Task Streamed_weights_cross_as_a_small_message_and_arrive_intact_in_chunks()
     {
         var materializer = Sys.Materializer();
         var weights = Enumerable.Range(0, 100_000).Select(i => i * 0.5f - 7f).ToArray(); // 400 KB: 7 chunks
         var header = HeaderOf(weights);
-        var chunks = Source.From(WeightStream.Chunks(weights)).RunWith(StreamRefs.SourceRef<byte[]>(), materializer).Result;
+        var chunks = await Source.From(WeightStream.Chunks(weights)).RunWith(StreamRefs.SourceRef<byte[]>(), materializer);
         var message = new UpdateSubmitted(3, "client-007", 450, 0.25, 0.93, 1.75, new StreamedWeights(header, chunks));
 
         var bytes = Serializer.ToBinary(message);
         Assert.True(bytes.Length < 2_000, $"{bytes.Length} bytes: the vector must not travel inside the message");
         var back = (UpdateSubmitted)Serializer.FromBinary(bytes, Serializer.Manifest(message));
         Assert.Equal(header, back.Weights.Header);
-        var received = WeightStream.Receive(back.Weights, materializer).Result;
+        var received = await WeightStream.Receive(back.Weights, materializer);
         Assert.Equal(weights, received);
         Assert.All(WeightStream.Chunks(weights), c => Assert.True(c.Length <= WeightStream.ChunkBytes));
     }

@@ -55,6 +55,7 @@ public sealed class SecurityProcessTests : FederationProcessTest
         Regex.Matches(server.Output, @"^round (\d+)/", RegexOptions.Multiline).Select(m => int.Parse(m.Groups[1].Value)).DefaultIfEmpty(0).Max();
 
     [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")] // file modes are Unix's; the project runs on Linux
     public void Certs_writes_an_owner_only_ca_key_and_node_pfx_that_chain_to_the_ca_and_refuses_a_directory_that_is_not_a_ca()
     {
         var (ca, passwordFile) = MakeCa("alpha");
