@@ -12,7 +12,8 @@ public static class ExitCodes
     public const int DataError = 3;
     /// <summary>The federation could not finish (too few clients answered, a round failed for good).</summary>
     public const int RunFailed = 4;
-    /// <summary>A node could not reach its server, or the server was gone for longer than the node waits.</summary>
+    /// <summary>A node could not reach its server, or the server was gone for longer than the node waits; or a server
+    /// was cut off from the other members and removed from the cluster (a standby takes over).</summary>
     public const int ServerUnreachable = 5;
     /// <summary>The server refused this node (another federation, model or layout, or clients it cannot have).</summary>
     public const int NodeRefused = 6;

@@ -103,6 +103,9 @@ public static class FedAvgCommand
             case ServerUnreachableException s:
                 error.WriteLine($"fedavg: {s.Message}");
                 return ExitCodes.ServerUnreachable;
+            case ServerDownedException d:
+                error.WriteLine($"fedavg: {d.Message}");
+                return ExitCodes.ServerUnreachable;
             case NodeRefusedException r:
                 error.WriteLine($"fedavg: {r.Message}");
                 return ExitCodes.NodeRefused;

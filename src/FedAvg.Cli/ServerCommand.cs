@@ -22,11 +22,12 @@ public static class ServerCommand
         var startClients = new Option<int?>("--start-clients") { Description = "Registered clients to wait for before round 1 (default: --min-clients; K for results comparable with simulate)." };
         var wait = new Option<string?>("--wait-for-clients") { Description = "How long to wait for enough clients, before round 1 or when too few remain, e.g. 10m (fedavg.cluster.wait-for-clients)." };
         var federation = new Option<string?>("--federation") { Description = "The federation's name; nodes must ask for it (fedavg.cluster.federation)." };
+        var standbyOf = new Option<string?>("--standby-of") { Description = "Stand by for the server at HOST:PORT, with the same run settings: keep a replica of its run in this run directory, and take over if its machine is lost. Start it before the nodes." };
         var tlsOptions = new TlsOptions();
 
         return SimulateCommand.Create(new SimulateCommand.Host("server",
             "Serve a federation: evaluate and average, while `fedavg node` processes on this or other machines train its clients.",
-            ["simulation.conf", "cluster.conf"], [port, dataPort, hostname, bind, startClients, wait, federation, .. tlsOptions.All],
+            ["simulation.conf", "cluster.conf"], [port, dataPort, hostname, bind, startClients, wait, federation, standbyOf, .. tlsOptions.All],
             (parse, options, akka, store) =>
             {
                 var overrides = new List<string> { ClusterEnvironment.Overrides() }; // the environment, then flags
@@ -43,6 +44,7 @@ public static class ServerCommand
                 endpoint.CheckPortFree();
                 endpoint.CheckDataPortFree();
                 var tls = TlsOptions.Load(layered, endpoint, ClusterHosting.ServerRole, "server", tlsOptions.Given(parse));
+                (string Host, int Port)? active = parse.GetValue(standbyOf) is { } target ? Endpoint.ParseHostPort(target, "--standby-of") : null;
                 int? start = parse.GetValue(startClients);
                 if (start is { } s && (s < 1 || s > options.Clients))
                     throw new UsageException($"--start-clients {s}: must be between 1 and the run's {options.Clients} clients.");
@@ -52,11 +54,14 @@ public static class ServerCommand
                     ResumeFrom = checkpoint,
                     StartClients = start,
                     Tls = tls,
+                    StandbyOf = active is { } a ? new Akka.Actor.Address(ClusterHosting.Protocol(tls), ClusterHosting.SystemName, a.Host, a.Port) : null,
                     OnListening = address =>
                     {
                         onStarted();
-                        ConsoleLines.Write($"server: listening at {address} (nodes join with --join {address.Host}:{address.Port}); " +
-                                           $"waiting for {start ?? options.MinClients} clients");
+                        ConsoleLines.Write(active is { } a
+                            ? $"server: standby at {address}, in the cluster of the server at {a.Host}:{a.Port}"
+                            : $"server: listening at {address} (nodes join with --join {address.Host}:{address.Port}); " +
+                              $"waiting for {start ?? options.MinClients} clients");
                     },
                     OnRound = onRound,
                     // through the progress bar when there is one (ConsoleLines)

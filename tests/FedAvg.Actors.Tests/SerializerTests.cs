@@ -46,6 +46,9 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
         new RunCompleted(11, 0.943, 9, SomeWeights),
         new RunCompleted(11, 0.943, null, []),
         new RunFailed(2, "too few clients"),
+        new StandbyJoin("fedavg", "fedavg.simulation {\n  rounds = 11\n}\n"),
+        new StandbyAccepted(4),
+        new StandbyRefused("its run settings differ from this server's: it has rounds = 12"),
     ];
 
     public static TheoryData<IFedAvgMessage> Messages => new(All);
@@ -70,7 +73,7 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
     public void Every_message_type_of_the_protocol_has_a_manifest_and_a_round_trip_case()
     {
         var types = typeof(IFedAvgMessage).Assembly.GetTypes().Where(t => !t.IsAbstract && typeof(IFedAvgMessage).IsAssignableFrom(t)).ToList();
-        var covered = All.Select(m => m.GetType()).Append(typeof(RegisterClients)).ToHashSet();
+        var covered = All.Select(m => m.GetType()).Append(typeof(RegisterClients)).Append(typeof(CheckpointReplica)).ToHashSet();
         Assert.All(types, t => Assert.Contains(t, covered));
         Assert.Equal(types.Count, FedAvgSerializer.AllManifests.Count);
     }
@@ -103,6 +106,37 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
         var received = await WeightStream.Receive(back.Weights, materializer);
         Assert.Equal(weights, received);
         Assert.All(WeightStream.Chunks(weights), c => Assert.True(c.Length <= WeightStream.ChunkBytes));
+    }
+
+    [Fact]
+    public async Task A_checkpoint_replica_crosses_as_a_small_message_and_its_bytes_arrive_checked_in_chunks()
+    {
+        var materializer = Sys.Materializer();
+        var file = Enumerable.Range(0, 300_000).Select(i => (byte)(i * 7)).ToArray(); // 5 chunks, the last one short
+        var replica = await CheckpointTransfer.Offer(3, file, materializer);
+        var bytes = Serializer.ToBinary(replica);
+        Assert.True(bytes.Length < 2_000, $"{bytes.Length} bytes: the checkpoint must not travel inside the message");
+        var back = (CheckpointReplica)Serializer.FromBinary(bytes, Serializer.Manifest(replica));
+        Assert.Equal((3, file.LongLength, replica.Checksum), (back.Round, back.Length, back.Checksum));
+        Assert.Equal(file, await CheckpointTransfer.Receive(back, materializer));
+
+        // a lying or damaged sender: another checksum, or more or fewer bytes than announced, is refused by name
+        var other = await CheckpointTransfer.Offer(3, file, materializer);
+        var damaged = await Assert.ThrowsAsync<WeightTransferException>(() => CheckpointTransfer.Receive(other with { Checksum = other.Checksum ^ 1 }, materializer));
+        Assert.Contains("checksum mismatch", damaged.Message);
+        var longer = await CheckpointTransfer.Offer(3, file, materializer);
+        Assert.Contains("more than the", (await Assert.ThrowsAsync<WeightTransferException>(() =>
+            CheckpointTransfer.Receive(longer with { Length = file.Length - 1 }, materializer))).Message);
+        var shorter = await CheckpointTransfer.Offer(3, file, materializer);
+        Assert.Contains("ended after", (await Assert.ThrowsAsync<WeightTransferException>(() =>
+            CheckpointTransfer.Receive(shorter with { Length = file.Length + 1 }, materializer))).Message);
+
+        // and the header itself: a round before 1 or a length beyond the limit never reaches the stream
+        var wire = Serializer.ToBinary(replica with { Round = 0 });
+        Assert.Contains("checkpoint of round 0", Assert.Throws<System.Runtime.Serialization.SerializationException>(() =>
+            Serializer.FromBinary(wire, "CR")).Message);
+        wire = Serializer.ToBinary(replica with { Length = CheckpointTransfer.MaxBytes + 1 });
+        Assert.Contains("at most", Assert.Throws<System.Runtime.Serialization.SerializationException>(() => Serializer.FromBinary(wire, "CR")).Message);
     }
 
     [Fact]

@@ -166,6 +166,85 @@ public sealed class ClusterProcessTests : FederationProcessTest
         Assert.Equal(FinalWeights(simulated), FinalWeights(dir));
     }
 
+    /// <summary>
+    /// The mission's "survives the loss of its server node": a standby (`fedavg server --standby-of`) keeps a replica of
+    /// each round's record and checkpoint; the active server is SIGKILLed mid-run, the cluster downs it (keep-oldest:
+    /// it was alone against the standby and the node), the coordinator singleton starts on the standby from its last
+    /// replica, the node's clients register with it, and the run ends with the uninterrupted simulation's bits; under
+    /// mutual TLS too, the standby with a server certificate of its own. In plaintext, a standby with other run
+    /// settings is refused first, with the setting named.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_standby_takes_over_from_a_killed_server_and_ends_with_the_uninterrupted_bits(bool tls)
+    {
+        const int rounds = 6;
+        string simulated = Simulate(rounds, "iid");
+        string dir = Path.Combine(TestData.TempDir(), "server");
+        string standbyDir = Path.Combine(TestData.TempDir(), "standby");
+        var (active, port) = await StartServer(dir, rounds, "iid", tls: tls, extra: ["--start-clients", "4"]);
+
+        if (!tls)
+        {
+            var mismatched = Launch("mismatched", ["server", .. Run(Path.Combine(TestData.TempDir(), "mismatched"), rounds + 1, "iid"), "--port", "0",
+                "--standby-of", $"127.0.0.1:{port}"]);
+            Assert.Equal(ExitCodes.NodeRefused, await mismatched.WaitForExit(Start));
+            Assert.Contains("rounds = 7", mismatched.Output);
+            Assert.Contains("refused this standby", mismatched.Output);
+        }
+
+        // a certificate of its own, of the server role, from the federation's CA
+        var standby = Launch("standby", ["server", .. Run(standbyDir, rounds, "iid"), "--port", "0", "--standby-of", $"127.0.0.1:{port}",
+            "--start-clients", "4", .. Transport(tls, "standby", "server")]);
+        await standby.WaitForLine("standing by for the server at", Start);
+        var node = StartNode(tls, "node-a", port, "0-3");
+        await standby.WaitForLine("kept the replica of round 2", Start);
+        active.Kill();
+
+        Assert.Equal(0, await standby.WaitForExit(TimeSpan.FromMinutes(4)));
+        Assert.Equal(0, await node.WaitForExit(TimeSpan.FromSeconds(60)));
+        Assert.Matches(@"taking over the coordinator from the checkpoint of round [2-5]", standby.Output);
+        Assert.Contains("node node-a registered 4 clients", standby.Output);
+        Assert.DoesNotContain("TLS handshake", node.Output);
+        Assert.Equal(Enumerable.Range(1, rounds), Rounds(standbyDir).Select(r => r.Round));
+        Assert.Equal(FinalWeights(simulated), FinalWeights(standbyDir));
+        Assert.Equal(Rounds(simulated).Select(r => r.TestAccuracy), Rounds(standbyDir).Select(r => r.TestAccuracy));
+        Assert.True(File.Exists(Path.Combine(standbyDir, "model.ts")));
+    }
+
+    /// <summary>
+    /// keep-oldest's price (hocon/cluster.conf): a server cut off from two nodes for longer than detection and
+    /// stable-after is downed by them, and, once it can see again that it is alone, it exits 5 with the reason, keeping
+    /// its run directory for --resume; the nodes leave to join it again. The cut is SIGSTOP: nothing answers, as behind
+    /// a cut cable. The nodes are stopped once they have said so, so that the server wakes up to a cluster of none.
+    /// </summary>
+    [Fact]
+    public async Task A_server_cut_off_from_its_two_nodes_is_downed_by_them_and_exits_5_with_the_reason()
+    {
+        string dir = Path.Combine(TestData.TempDir(), "server");
+        var (server, port) = await StartServer(dir, rounds: 40, partition: "iid", extra: ["--start-clients", "4"]);
+        var a = StartNode(false, "node-a", port, "0-1");
+        var b = StartNode(false, "node-b", port, "2-3");
+        await server.WaitForLine("^round 1/40", Start);
+        server.Pause();
+        try
+        {
+            await a.WaitForLine("lost the server at", Start);
+            await b.WaitForLine("lost the server at", Start);
+        }
+        finally
+        {
+            a.Kill();
+            b.Kill();
+            server.Continue();
+        }
+        Assert.Equal(ExitCodes.ServerUnreachable, await server.WaitForExit(TimeSpan.FromMinutes(2)));
+        Assert.Contains("cut off from the other members", server.Output);
+        Assert.DoesNotContain("   at ", server.Output); // a reason, not a stack trace
+        Assert.True(Checkpoint.Load(Path.Combine(dir, Checkpoint.FileName)).Round >= 1);
+    }
+
     [Fact]
     public async Task Nodes_with_another_model_an_impossible_range_or_a_taken_range_are_refused_with_the_reason_on_both_sides()
     {

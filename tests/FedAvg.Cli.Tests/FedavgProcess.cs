@@ -130,6 +130,18 @@ public sealed class FedavgProcess : IDisposable
         if (SendSignal(process.Id, 15) != 0) throw new InvalidOperationException($"{Name}: kill(SIGTERM) failed");
     }
 
+    /// <summary>SIGSTOP: the process stops answering anyone, as behind a cut cable, until <see cref="Continue"/>.</summary>
+    public void Pause()
+    {
+        if (SendSignal(process.Id, 19) != 0) throw new InvalidOperationException($"{Name}: kill(SIGSTOP) failed");
+    }
+
+    /// <summary>SIGCONT after <see cref="Pause"/>.</summary>
+    public void Continue()
+    {
+        if (SendSignal(process.Id, 18) != 0) throw new InvalidOperationException($"{Name}: kill(SIGCONT) failed");
+    }
+
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     static extern int SendSignal(int pid, int signal);
 

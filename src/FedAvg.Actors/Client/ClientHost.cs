@@ -179,7 +179,14 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
             Timers.Cancel(RetryTimer);
             report(new NodeEvent($"{children.Count} clients registered with the server"));
         });
-        Receive<RegisterAgain>(_ => SendRegistration());
+        // A coordinator that lost track of this node, or a new one (a standby took over, or the server restarted), which
+        // knows no node yet and refuses clients of a node that has not joined: join again, then register (the proxy keeps
+        // the order of the two).
+        Receive<RegisterAgain>(_ =>
+        {
+            coordinator.Tell(new JoinFederation(nodeId, federation, request));
+            SendRegistration();
+        });
         Receive<Welcome>(_ => { });
         Receive<TrainRound>(round =>
         {

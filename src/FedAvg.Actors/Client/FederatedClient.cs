@@ -16,7 +16,8 @@ namespace FedAvg.Actors.Client;
 /// </summary>
 /// <remarks>
 /// A request for the round it is training already (the server asked again, or a retry overtook the answer) is
-/// ignored, so a round is never trained twice at once. A request for a later round waits; the earlier round's
+/// ignored, so a round is never trained twice at once; from another server (a standby that took over), the update
+/// goes to that one. A request for a later round waits; the earlier round's
 /// result is then dropped unsent, because the server has moved on.
 /// </remarks>
 public sealed class FederatedClient : ReceiveActor, IWithStash
@@ -99,7 +100,15 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
         {
             if (request.Round == current!.Round)
             {
-                log.Debug("client {0}: round {1} asked again (attempt {2}) while training it: ignored", clientId, request.Round, request.Attempt);
+                if (!request.Server.Equals(current.Server))
+                {
+                    // A new coordinator (a standby took over from the checkpoint of the round before) asks for the round
+                    // this client is training: the same global weights, config and seed, so the update it is computing is
+                    // the one asked for. It goes to the new server, through its weight channel, not to the lost one.
+                    log.Info("client {0}: round {1} asked for by a new server {2}: its update goes there", clientId, request.Round, request.Server.Path);
+                    current = current with { Server = request.Server, UploadPort = request.UploadPort, Attempt = request.Attempt };
+                }
+                else log.Debug("client {0}: round {1} asked again (attempt {2}) while training it: ignored", clientId, request.Round, request.Attempt);
                 request.Release?.Invoke();
                 return;
             }

@@ -151,6 +151,10 @@ public static class ClusterHosting
     public const string ClientRole = "client";
     /// <summary>The singleton manager's name: the coordinator is /user/coordinator/singleton on the oldest server node.</summary>
     public const string CoordinatorName = "coordinator";
+    /// <summary>A node's ClientHost: /user/node on every client member, which a new coordinator asks to register again.</summary>
+    public const string NodeAgentName = "node";
+    /// <summary>On every server member: /user/standby-feed replicates the run to standby servers (Server/StandbyFeed).</summary>
+    public const string StandbyFeedName = "standby-feed";
 
     /// <summary>The address protocol of a node: akka.ssl.tcp with TLS, akka.tcp without.</summary>
     public static string Protocol(TransportSecurity? tls) => tls is null ? "akka.tcp" : "akka.ssl.tcp";
@@ -224,23 +228,39 @@ public static class ClusterHosting
         return winner == up.Task;
     }
 
-    /// <summary>Completes once no member of <paramref name="role"/> is left in the cluster, or after <paramref name="timeout"/>.</summary>
+    /// <summary>
+    /// Completes once no member of <paramref name="role"/> other than this one is left in the cluster, or after
+    /// <paramref name="timeout"/>. An unreachable member counts as gone: it cannot answer any more.
+    /// </summary>
     public static Task WhenRoleGone(ActorSystem system, string role, TimeSpan timeout)
     {
         var gone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        system.ActorOf(Props.Create(() => new RoleWatcher(role, gone)));
+        system.ActorOf(Props.Create(() => new RoleWatcher(role, gone, true)));
         return Task.WhenAny(gone.Task, Task.Delay(timeout));
+    }
+
+    /// <summary>
+    /// Completes once every member of <paramref name="role"/> other than this one is downed, leaving or removed: the split
+    /// brain resolver's decision, not a moment's unreachability. A node learns so that its server is lost (and no
+    /// standby took over), and leaves to join again.
+    /// </summary>
+    public static Task WhenRoleDowned(ActorSystem system, string role)
+    {
+        var gone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        system.ActorOf(Props.Create(() => new RoleWatcher(role, gone, false)));
+        return gone.Task;
     }
 
     sealed class RoleWatcher : ReceiveActor
     {
-        public RoleWatcher(string role, TaskCompletionSource gone)
+        public RoleWatcher(string role, TaskCompletionSource gone, bool unreachableIsGone)
         {
             var cluster = Cluster.Get(Context.System);
             void Check()
             {
                 var state = cluster.State;
-                if (!state.Members.Any(m => m.HasRole(role) && !state.Unreachable.Contains(m)
+                if (!state.Members.Any(m => m.HasRole(role) && !m.Address.Equals(cluster.SelfAddress)
+                                            && (!unreachableIsGone || !state.Unreachable.Contains(m))
                                             && m.Status is MemberStatus.Up or MemberStatus.Joining or MemberStatus.WeaklyUp))
                 {
                     gone.TrySetResult();
@@ -253,6 +273,8 @@ public static class ClusterHosting
             cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot,
                 typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
         }
+
+        protected override void PostStop() => Cluster.Get(Context.System).Unsubscribe(Self);
     }
 
     /// <summary>Leaves the cluster cleanly (coordinated shutdown) and waits for the actor system to end.</summary>
@@ -265,6 +287,12 @@ public static class ClusterHosting
 
 /// <summary>No server answered, or the server was gone for longer than the node waits: the node gives up.</summary>
 public sealed class ServerUnreachableException(string message) : Exception(message);
+
+/// <summary>
+/// The split brain resolver removed this server from the cluster: it was cut off from two or more other members
+/// (hocon/cluster.conf, keep-oldest with down-if-alone). A standby, if there is one, has taken over.
+/// </summary>
+public sealed class ServerDownedException(string message) : Exception(message);
 
 /// <summary>The server refused this node (another federation, model or range); the node gives up with the reason.</summary>
 public sealed class NodeRefusedException(string message) : Exception(message);

@@ -141,10 +141,12 @@ public sealed class ClusterNode : IDisposable
                     {
                         if (o is NodeEvent e) Say(e.Text);
                         else outcome.TrySetResult(o);
-                    }, channel), "node");
+                    }, channel), ClusterHosting.NodeAgentName);
 
                 var cancelled = Task.Delay(Timeout.Infinite, cancel);
-                var ended = await Task.WhenAny(outcome.Task, system.WhenTerminated, cancelled).ConfigureAwait(false);
+                // every server downed (keep-oldest keeps this side when the lost server was alone): leave, join it again
+                var serversDowned = ClusterHosting.WhenRoleDowned(system, ClusterHosting.ServerRole);
+                var ended = await Task.WhenAny(outcome.Task, system.WhenTerminated, serversDowned, cancelled).ConfigureAwait(false);
                 cancel.ThrowIfCancellationRequested(); // Ctrl-C or SIGTERM: leave (below) and report it
                 if (ended == outcome.Task)
                 {
@@ -160,10 +162,11 @@ public sealed class ClusterNode : IDisposable
                             break;
                     }
                 }
-                // The actor system ended on its own: the split brain resolver downed this side because the server was lost,
-                // or (with TLS) a handshake failed, which Akka.Remote treats as fatal.
+                // The split brain resolver downed every server (this side kept, the server lost, and no standby), or it
+                // downed this side, or (with TLS) a handshake failed, which Akka.Remote treats as fatal.
+                if (ended == serversDowned) await ClusterHosting.Leave(system).ConfigureAwait(false);
+                else ThrowIfTlsRefused(system, options);
                 terminated = true;
-                ThrowIfTlsRefused(system, options);
                 lostSince = DateTime.UtcNow;
                 Say($"lost the server at {serverAddress}; waiting up to {cluster.ServerWait} for it to come back");
             }

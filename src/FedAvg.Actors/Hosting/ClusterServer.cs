@@ -41,6 +41,13 @@ public sealed class ClusterServer
     /// <summary>Mutual TLS for the transport (null: plaintext, which the command allows on loopback or with --insecure).</summary>
     public TransportSecurity? Tls { get; init; }
 
+    /// <summary>
+    /// Stand by for the server at this address instead of starting a run: join its cluster as a second `server` member,
+    /// keep a replica of its run (each round's record and checkpoint, in this server's run directory), and take over
+    /// the coordinator from the last replica if that server's node is lost. At the run's end it leaves first.
+    /// </summary>
+    public Address? StandbyOf { get; init; }
+
     public async Task<SimulationResult> RunAsync(SimulationOptions options, ClusterOptions cluster, Endpoint endpoint, Config layered,
         DatasetStore store, CancellationToken cancel = default)
     {
@@ -48,6 +55,8 @@ public sealed class ClusterServer
         if (options.Faults.Count > 0)
             throw new FedAvg.Core.UsageException($"{RunSettings.Faults.Path} acts on clients, and a server has none: give the faults to " +
                                                  "the nodes that host those clients (fedavg node --config FILE).");
+        if (StandbyOf is not null && (CheckpointPath is null || ResumeFrom is not null))
+            throw new FedAvg.Core.UsageException("a standby server keeps its replica in its own run directory: it needs one, and cannot --resume.");
         endpoint.Validate();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var info = DatasetCatalog.Get(options.Dataset);
@@ -56,47 +65,122 @@ public sealed class ClusterServer
         using var _test = fullTest;
         var test = TestSamples is { } n ? fullTest.Take(n) : fullTest;
         using var pool = new TrainerPool(options.Model, options.Trainers, options.ThreadsPerTrainer);
-        var strategy = options.CreateStrategy();
-        var (layout, initial, firstRound) = RunStart.InitialModel(options, strategy, ResumeFrom);
+        var (layout, _, _) = RunStart.InitialModel(options, options.CreateStrategy(), ResumeFrom); // checks the checkpoint before anything starts
         var spec = new RunSpec(cluster.Federation, options.Dataset, options.Model, options.Clients, options.Partition, options.Seed,
             options.Standardize, layout.Hash);
-        var settings = new ServerSettings(options.Model, layout, options.Rounds, StartClients ?? options.MinClients, options.RoundTimeout,
-            options.RoundAttempts, options.Seed, options.TargetAccuracy, CheckpointPath, firstRound,
-            MinClients: options.MinClients, MaxUpdateNorm: options.MaxUpdateNorm, WaitForClients: cluster.WaitForClients, Spec: spec);
+        // Built when the coordinator starts on this node: at once on the active server, and on a standby only when it
+        // takes over, from the last replica it kept.
+        long replicatedRound = 0; // written by the replica's callback, read as the coordinator starts
+        bool coordinatorStarted = false; // the coordinator started on this node (a standby: it took over)
+        Props Coordinator(IActorRef observer, WeightChannelServer channel)
+        {
+            var strategy = options.CreateStrategy();
+            var from = Interlocked.Read(ref replicatedRound) > 0 ? Checkpoint.Load(CheckpointPath!, options.Model, strategy.Name) : ResumeFrom;
+            var (_, initial, firstRound) = RunStart.InitialModel(options, strategy, from);
+            coordinatorStarted = true;
+            if (StandbyOf is not null) OnEvent?.Invoke($"taking over the coordinator from {(from is null ? "the initial model" : $"the checkpoint of round {from.Round}")}");
+            var settings = new ServerSettings(options.Model, layout, options.Rounds, StartClients ?? options.MinClients, options.RoundTimeout,
+                options.RoundAttempts, options.Seed, options.TargetAccuracy, CheckpointPath, firstRound,
+                MinClients: options.MinClients, MaxUpdateNorm: options.MaxUpdateNorm, WaitForClients: cluster.WaitForClients, Spec: spec);
+            return FederationServer.Props(strategy, settings, initial, w => pool.Evaluate(w, test), observer, channel);
+        }
 
         endpoint.CheckPortFree();
         var system = ClusterHosting.Start(ClusterHosting.Configure(layered, endpoint, ClusterHosting.ServerRole, Tls), endpoint, Tls);
         var rounds = new List<RoundMetrics>();
+        void AddRound(RoundMetrics m)
+        {
+            rounds.RemoveAll(r => r.Round >= m.Round); // a standby that took over runs again the round the lost server had not replicated
+            rounds.Add(m);
+            OnRound?.Invoke(m);
+        }
         var outcome = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var standbyEnd = new TaskCompletionSource<StandbyReport>(TaskCreationOptions.RunContinuationsAsynchronously);
         bool left = false;
         WeightChannelServer? channel = null;
         try
         {
             var self = Cluster.Get(system);
-            self.Join(self.SelfAddress);
-            if (!await ClusterHosting.WaitUntilUp(system, TimeSpan.FromSeconds(30), cancel).ConfigureAwait(false))
-                throw new InvalidOperationException($"the server's own cluster did not come up at {self.SelfAddress}.");
+            if (StandbyOf is { } active) self.JoinSeedNodes([active]);
+            else self.Join(self.SelfAddress);
+            if (!await ClusterHosting.WaitUntilUp(system, StandbyOf is null ? TimeSpan.FromSeconds(30) : cluster.JoinTimeout, cancel).ConfigureAwait(false))
+                throw StandbyOf is { } a
+                    ? new ServerUnreachableException($"no fedavg server answered at {a.Host}:{a.Port} within {cluster.JoinTimeout} (--join-timeout): a standby joins a running server.")
+                    : new InvalidOperationException($"the server's own cluster did not come up at {self.SelfAddress}.");
             channel = WeightChannelServer.Start(endpoint.Bind, endpoint.WeightChannelPort, Tls, Akka.Event.Logging.GetLogger(system, "weight-channel"),
                 endpoint.DataPort is null ? "--data-port (default --port + 1)" : "--data-port");
             OnSystem?.Invoke(system);
             OnListening?.Invoke(self.SelfAddress);
             OnEvent?.Invoke($"weight channel at {endpoint.Hostname}:{channel.Port}{(Tls is null ? "" : " (mutual TLS)")}");
 
+            string settingsText = options.ToHocon();
+            var feed = system.ActorOf(StandbyFeed.Props(cluster.Federation, CheckpointPath, theirs => SettingsRejection(settingsText, theirs)),
+                ClusterHosting.StandbyFeedName);
             var observer = RunStart.Observer(system, m =>
             {
-                rounds.Add(m);
-                OnRound?.Invoke(m);
+                AddRound(m);
+                feed.Tell(new RoundCompleted(m));
             }, outcome, OnEvent);
-            var server = FederationServer.Props(strategy, settings, initial, w => pool.Evaluate(w, test), observer, channel);
-            system.ActorOf(ClusterSingletonManager.Props(ServerGuardian.Props(server, observer), PoisonPill.Instance,
+            if (StandbyOf is { } activeServer)
+                system.ActorOf(StandbyReplica.Props(activeServer, new StandbyJoin(cluster.Federation, settingsText), CheckpointPath!, options.Model,
+                    options.CreateStrategy().Name, report =>
+                    {
+                        switch (report)
+                        {
+                            case StandbyEvent e: OnEvent?.Invoke(e.Text); break;
+                            case StandbyRound r: observer.Tell(new RoundCompleted(r.Metrics)); break; // in order with the coordinator's, if it starts here
+                            case StandbyKept k:
+                                Interlocked.Exchange(ref replicatedRound, k.Round);
+                                OnEvent?.Invoke($"kept the replica of round {k.Round}");
+                                break;
+                            default: standbyEnd.TrySetResult(report); break;
+                        }
+                    }, cluster.JoinTimeout), "standby");
+            var coordinatorChannel = channel;
+            system.ActorOf(ClusterSingletonManager.Props(ServerGuardian.Props(() => Coordinator(observer, coordinatorChannel), observer), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole(ClusterHosting.ServerRole)), ClusterHosting.CoordinatorName);
 
             using var registration = cancel.Register(() => outcome.TrySetCanceled(cancel));
+            var ended = await Task.WhenAny(outcome.Task, standbyEnd.Task, system.WhenTerminated).ConfigureAwait(false);
+            if (ended == system.WhenTerminated)
+            {
+                left = true;
+                throw new ServerDownedException(StandbyOf is null || coordinatorStarted
+                    ? "this server was cut off from the other members for longer than the cluster waits, and removed from the cluster " +
+                      "(hocon/cluster.conf, keep-oldest): a standby, if there is one, has taken over; otherwise continue with " +
+                      "`fedavg server --resume` on the run directory."
+                    : "this standby was cut off from the other members for longer than the cluster waits, and removed from the cluster " +
+                      "(hocon/cluster.conf, keep-oldest); the server it stood by for goes on without it.");
+            }
+            if (ended == standbyEnd.Task)
+            {
+                // a standby that never took over: the active server ended the run, and it leaves first
+                await ClusterHosting.Leave(system).ConfigureAwait(false);
+                left = true;
+                switch (standbyEnd.Task.Result)
+                {
+                    case StandbyRefusedBy refused:
+                        throw new NodeRefusedException($"the server at {StandbyOf!.Host}:{StandbyOf.Port} refused this standby: {refused.Reason}");
+                    case StandbyRunOver { Completed: true } when Interlocked.Read(ref replicatedRound) == 0:
+                        return new SimulationResult(false, "the server ended the run before this standby had a replica of it", rounds, null, null,
+                            layout, clock.Elapsed, pool.BusyTime);
+                    case StandbyRunOver { Completed: true }:
+                        var final = Checkpoint.Load(CheckpointPath!, options.Model);
+                        int? reachedAt = options.TargetAccuracy is { } target && rounds.LastOrDefault() is { } last && last.TestAccuracy >= target ? last.Round : null;
+                        return new SimulationResult(true, null, rounds, final.Weights, reachedAt, layout, clock.Elapsed, pool.BusyTime);
+                    case StandbyRunOver over:
+                        return new SimulationResult(false, over.Reason, rounds, null, null, layout, clock.Elapsed, pool.BusyTime);
+                }
+            }
             var end = await outcome.Task.ConfigureAwait(false);
+            feed.Tell(end is RunCompleted c ? new RunFinished(true, $"completed after round {c.Rounds}")
+                : new RunFinished(false, ((RunFailed)end).Reason));
             var (fetched, pushed) = channel.Served;
             OnEvent?.Invoke($"weight channel: {pushed} global vectors pushed on the nodes' subscriptions, {fetched} fetched");
-            // The coordinator told every node the run is over; let them leave first, so none sees its server vanish.
-            await ClusterHosting.WhenRoleGone(system, ClusterHosting.ClientRole, cluster.LeaveTimeout).ConfigureAwait(false);
+            // The coordinator told every node the run is over, and the feed every standby: let them leave first, so none
+            // sees its server vanish, and no standby starts the coordinator again as this one hands it over.
+            await Task.WhenAll(ClusterHosting.WhenRoleGone(system, ClusterHosting.ClientRole, cluster.LeaveTimeout),
+                ClusterHosting.WhenRoleGone(system, ClusterHosting.ServerRole, cluster.LeaveTimeout)).ConfigureAwait(false);
             await ClusterHosting.Leave(system).ConfigureAwait(false);
             left = true;
             return end switch
@@ -111,5 +195,24 @@ public sealed class ClusterServer
             if (!left) await ClusterHosting.Leave(system).ConfigureAwait(false);
             channel?.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Why a standby whose run settings are <paramref name="theirs"/> (SimulationOptions.ToHocon) cannot take over this
+    /// run, or null: every line must be the same, except the trainers each server evaluates with. The text is compared,
+    /// never parsed: it comes from the network.
+    /// </summary>
+    public static string? SettingsRejection(string ours, string theirs)
+    {
+        string[] local = [RunSettings.Trainers.Key, RunSettings.ThreadsPerTrainer.Key];
+        List<string> Lines(string text) => text.Split('\n').Select(l => l.TrimEnd())
+            .Where(l => l.Length > 0 && !local.Any(k => l.TrimStart().StartsWith(k + " =", StringComparison.Ordinal))).ToList();
+        var (a, b) = (Lines(ours), Lines(theirs));
+        var differ = a.Except(b).Select(l => l.Trim()).Take(3).ToList();
+        var extra = b.Except(a).Select(l => l.Trim()).Take(3).ToList();
+        if (differ.Count == 0 && extra.Count == 0 && a.Count == b.Count) return null;
+        return $"its run settings differ from this server's: it has {(extra.Count > 0 ? string.Join("; ", extra) : "fewer settings")}, " +
+               $"this server {(differ.Count > 0 ? string.Join("; ", differ) : "fewer settings")} (a standby takes the same run settings; only " +
+               "--trainers and --threads-per-trainer may differ)";
     }
 }

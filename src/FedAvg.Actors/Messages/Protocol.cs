@@ -138,6 +138,36 @@ public sealed record FaultsFired(string ClientId, IReadOnlyList<FaultFired> Faul
 /// <summary>The run is over (completed or failed): nodes leave the cluster and exit.</summary>
 public sealed record RunFinished(bool Completed, string Reason) : IFedAvgMessage;
 
+// ---- standby servers --------------------------------------------------------------------------------------
+//
+//   standby server (StandbyReplica)                        active server's host (StandbyFeed, /user/standby-feed)
+//     │── StandbyJoin(federation, run settings) ─────────────▶│   repeated until answered
+//     │◀────────────── StandbyAccepted | StandbyRefused ───────│   refused: another federation, or other settings
+//     │◀── RoundCompleted(metrics) … ──────────────────────────│   every round up to the checkpoint, not sent before
+//     │◀── CheckpointReplica(round, length, checksum, chunks) ─│   after each checkpoint is saved: 64 KiB chunks
+//     │◀──────────────────── RunFinished ──────────────────────│   after the last replica: the standby leaves first
+//
+// A standby is a `server` member that joined after the active one: the coordinator singleton runs on the oldest
+// server member, so it moves to the standby when the active server's node is downed, and starts there from the
+// last replica, as `fedavg server --resume` would.
+
+/// <summary>A standby server asks the active one to replicate its run. <paramref name="Settings"/>: its run settings as
+/// HOCON (SimulationOptions.ToHocon), which must match the active server's, except the trainers it runs with.</summary>
+public sealed record StandbyJoin(string Federation, string Settings) : IFedAvgMessage;
+
+/// <summary>The active server replicates to this standby from now on; <paramref name="Round"/>: its last checkpoint's (0: none yet).</summary>
+public sealed record StandbyAccepted(int Round) : IFedAvgMessage;
+
+/// <summary>The active server will not have this standby; it exits with the reason.</summary>
+public sealed record StandbyRefused(string Reason) : IFedAvgMessage;
+
+/// <summary>
+/// The checkpoint file after round <paramref name="Round"/> (Core.Runtime.Checkpoint, with its own sha256 trailer):
+/// <paramref name="Length"/> bytes with XxHash3 <paramref name="Checksum"/>, pulled as chunks of at most 64 KiB
+/// through an Akka.Streams stream ref, so that no message is near the remote frame.
+/// </summary>
+public sealed record CheckpointReplica(int Round, long Length, ulong Checksum, Akka.Streams.ISourceRef<byte[]> Chunks) : IFedAvgMessage;
+
 // ---- to the host that started the server ----------------------------------------------------------------
 
 /// <summary>

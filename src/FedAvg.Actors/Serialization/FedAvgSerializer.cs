@@ -53,6 +53,10 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
         [typeof(RoundCompleted)] = "RM",
         [typeof(RunCompleted)] = "RD",
         [typeof(RunFailed)] = "RX",
+        [typeof(StandbyJoin)] = "SJ",
+        [typeof(StandbyAccepted)] = "SA",
+        [typeof(StandbyRefused)] = "SX",
+        [typeof(CheckpointReplica)] = "CR",
     };
 
     /// <summary>The manifests, for tests that feed every one of them bad bytes.</summary>
@@ -142,6 +146,13 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 w.Floats(m.FinalWeights);
                 break;
             case RunFailed m: w.Int(m.Round); w.Reason(m.Reason); break;
+            case StandbyJoin m: w.String(m.Federation); w.String(m.Settings); break;
+            case StandbyAccepted m: w.Int(m.Round); break;
+            case StandbyRefused m: w.Reason(m.Reason); break;
+            case CheckpointReplica m:
+                w.Int(m.Round); w.Long(m.Length); w.ULong(m.Checksum);
+                WriteStreamRef(ref w, m.Chunks);
+                break;
             default:
                 throw new ArgumentException($"FedAvgSerializer cannot serialize {obj.GetType()}");
         }
@@ -180,6 +191,10 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 "RM" => ReadRoundCompleted(ref r),
                 "RD" => ReadRunCompleted(ref r),
                 "RX" => new RunFailed(r.Int("round"), r.String("reason")),
+                "SJ" => new StandbyJoin(r.String("federation"), r.String("settings")),
+                "SA" => new StandbyAccepted(r.Int("round")),
+                "SX" => new StandbyRefused(r.String("reason")),
+                "CR" => ReadCheckpointReplica(ref r),
                 _ => throw new UnknownManifest(),
             };
             r.End();
@@ -298,10 +313,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 break;
             case StreamedWeights streamed:
                 w.Byte(2);
-                var serializer = system.Serialization.FindSerializerFor(streamed.Chunks);
-                w.Int(serializer.Identifier);
-                w.String(Akka.Serialization.Serialization.ManifestFor(serializer, streamed.Chunks));
-                w.Bytes(serializer.ToBinary(streamed.Chunks));
+                WriteStreamRef(ref w, streamed.Chunks);
                 break;
             case ChanneledWeights channeled:
                 w.Byte(channeled.Pushed ? (byte)4 : (byte)3);
@@ -331,25 +343,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                     throw new InvalidDataException("weights checksum mismatch");
                 return new LocalWeights(header, weights);
             case 2:
-                int serializerId = r.Int("stream ref serializer");
-                string manifest = r.String("stream ref manifest");
-                var bytes = r.Bytes("stream ref");
-                // Only Akka.Streams' own stream-ref serializer may decode what is nested here: a peer cannot pick
-                // another serializer (such as a type-naming JSON one) through this field.
-                if (serializerId != StreamRefSerializerId)
-                    throw new InvalidDataException($"stream ref names serializer {serializerId}, expected {StreamRefSerializerId}");
-                object decoded;
-                try
-                {
-                    decoded = system.Serialization.Deserialize(bytes, serializerId, manifest);
-                }
-                catch (Exception e)
-                {
-                    throw new InvalidDataException($"stream ref does not decode: {e.Message}");
-                }
-                return decoded is ISourceRef<byte[]> chunks
-                    ? new StreamedWeights(header, chunks)
-                    : throw new InvalidDataException($"stream ref decodes to {decoded.GetType().Name}, not a source of byte chunks");
+                return new StreamedWeights(header, ReadStreamRef(ref r));
             case 3 or 4: // 4: the same, and the vector is pushed on the node's subscription
                 int port = r.Int("weight channel port");
                 if (port is < 1 or > 65535) throw new InvalidDataException($"weight channel port {port} is not a port");
@@ -359,6 +353,45 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
             case var k:
                 throw new InvalidDataException($"unknown weights carrier {k}");
         }
+    }
+
+    void WriteStreamRef(ref WireWriter w, ISourceRef<byte[]> chunks)
+    {
+        var serializer = system.Serialization.FindSerializerFor(chunks);
+        w.Int(serializer.Identifier);
+        w.String(Akka.Serialization.Serialization.ManifestFor(serializer, chunks));
+        w.Bytes(serializer.ToBinary(chunks));
+    }
+
+    ISourceRef<byte[]> ReadStreamRef(ref WireReader r)
+    {
+        int serializerId = r.Int("stream ref serializer");
+        string manifest = r.String("stream ref manifest");
+        var bytes = r.Bytes("stream ref");
+        // Only Akka.Streams' own stream-ref serializer may decode what is nested here: a peer cannot pick
+        // another serializer (such as a type-naming JSON one) through this field.
+        if (serializerId != StreamRefSerializerId)
+            throw new InvalidDataException($"stream ref names serializer {serializerId}, expected {StreamRefSerializerId}");
+        object decoded;
+        try
+        {
+            decoded = system.Serialization.Deserialize(bytes, serializerId, manifest);
+        }
+        catch (Exception e)
+        {
+            throw new InvalidDataException($"stream ref does not decode: {e.Message}");
+        }
+        return decoded as ISourceRef<byte[]> ?? throw new InvalidDataException($"stream ref decodes to {decoded.GetType().Name}, not a source of byte chunks");
+    }
+
+    CheckpointReplica ReadCheckpointReplica(ref WireReader r)
+    {
+        int round = r.Int("round");
+        if (round < 1) throw new InvalidDataException($"a checkpoint of round {round}");
+        long length = r.Long("length");
+        if (length is < 1 or > Transfer.CheckpointTransfer.MaxBytes)
+            throw new InvalidDataException($"a checkpoint of {length} bytes (at most {Transfer.CheckpointTransfer.MaxBytes})");
+        return new CheckpointReplica(round, length, r.ULong("checksum"), ReadStreamRef(ref r));
     }
 
     int? streamRefSerializerId;
@@ -383,6 +416,8 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
             UpdateSubmitted u => 128 + Encoding.UTF8.GetMaxByteCount(u.ClientId.Length) + PayloadSize(u.Weights),
             RunCompleted c => 64 + c.FinalWeights.Length * sizeof(float),
             RegisterClients rc => 128 + rc.Clients.Count * 256,
+            StandbyJoin j => 64 + Encoding.UTF8.GetMaxByteCount(j.Federation.Length + j.Settings.Length),
+            CheckpointReplica => 1024,
             _ => 256,
         };
     }
@@ -405,6 +440,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
         public void Bool(bool v) => Byte(v ? (byte)1 : (byte)0);
         public void Int(int v) => BinaryPrimitives.WriteInt32LittleEndian(Take(4), v);
         public void ULong(ulong v) => BinaryPrimitives.WriteUInt64LittleEndian(Take(8), v);
+        public void Long(long v) => BinaryPrimitives.WriteInt64LittleEndian(Take(8), v);
         public void Double(double v) => BinaryPrimitives.WriteDoubleLittleEndian(Take(8), v);
 
         public void String(string v)
@@ -481,6 +517,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
 
         public int Int(string field) => BinaryPrimitives.ReadInt32LittleEndian(Take(4, field));
         public ulong ULong(string field) => BinaryPrimitives.ReadUInt64LittleEndian(Take(8, field));
+        public long Long(string field) => BinaryPrimitives.ReadInt64LittleEndian(Take(8, field));
         public double Double(string field) => BinaryPrimitives.ReadDoubleLittleEndian(Take(8, field));
 
         public string String(string field)

@@ -110,10 +110,23 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         if (IsCluster)
             Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
                 typeof(ClusterEvent.UnreachableMember), typeof(ClusterEvent.ReachableMember), typeof(ClusterEvent.MemberRemoved));
+        if (IsCluster) AskNodesToRegister();
         var self = Self;
         channel?.ReportRevokedNodes((node, reason) => self.Tell(new NodeRevoked(node, reason)));
         log.Info("server: waiting for {0} clients", settings.MinClientsToStart);
         Timers.StartSingleTimer(WaitTimer, new WaitExpired(round + 1), settings.ClientWait);
+    }
+
+    /// <summary>
+    /// A coordinator that starts in a running cluster (a standby taking over, the singleton moving) knows no node yet,
+    /// while the nodes' clients are up and would only retry their join if their own actor system restarted: each
+    /// client member's node agent is asked to join and register again. On a fresh cluster there is none to ask.
+    /// </summary>
+    void AskNodesToRegister()
+    {
+        var cluster = Cluster.Get(Context.System);
+        foreach (var member in cluster.State.Members.Where(m => m.HasRole(Hosting.ClusterHosting.ClientRole) && m.Status == MemberStatus.Up))
+            Context.ActorSelection(new RootActorPath(member.Address) / "user" / Hosting.ClusterHosting.NodeAgentName).Tell(RegisterAgain.Instance);
     }
 
     protected override void PostStop()

@@ -12,13 +12,14 @@ namespace FedAvg.Actors.Server;
 /// </summary>
 public sealed class ServerGuardian : ReceiveActor
 {
-    readonly Props serverProps;
+    readonly Func<Props> serverProps;
     readonly IActorRef observer;
     readonly ILoggingAdapter log = Context.GetLogger();
     IActorRef server = ActorRefs.Nobody;
     Exception? crash;
 
-    public ServerGuardian(Props serverProps, IActorRef observer)
+    /// <param name="serverProps">Called as the guardian starts: a standby builds its server from the replica it holds then.</param>
+    public ServerGuardian(Func<Props> serverProps, IActorRef observer)
     {
         this.serverProps = serverProps;
         this.observer = observer;
@@ -35,10 +36,28 @@ public sealed class ServerGuardian : ReceiveActor
         ReceiveAny(message => server.Forward(message));
     }
 
-    public static Props Props(Props serverProps, IActorRef observer) =>
+    public static Props Props(Props serverProps, IActorRef observer) => Props(() => serverProps, observer);
+
+    public static Props Props(Func<Props> serverProps, IActorRef observer) =>
         Akka.Actor.Props.Create(() => new ServerGuardian(serverProps, observer));
 
-    protected override void PreStart() => server = Context.Watch(Context.ActorOf(serverProps, "server"));
+    protected override void PreStart()
+    {
+        Props props;
+        try
+        {
+            props = serverProps();
+        }
+        catch (Exception e)
+        {
+            // a standby's replica that cannot be resumed from: the run fails with the reason, it does not start over
+            log.Error("server: cannot start: {0}", e.Message);
+            observer.Tell(new RunFailed(-1, $"the server cannot start: {e.GetBaseException().Message}"));
+            Context.Stop(Self);
+            return;
+        }
+        server = Context.Watch(Context.ActorOf(props, "server"));
+    }
 
     protected override SupervisorStrategy SupervisorStrategy() =>
         new OneForOneStrategy(0, Timeout.InfiniteTimeSpan, localOnlyDecider: e =>

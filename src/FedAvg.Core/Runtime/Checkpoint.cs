@@ -80,7 +80,12 @@ public sealed record Checkpoint(string ModelName, WeightLayout Layout, int Round
     public static Checkpoint Load(string path, string? expectedModel = null, string? expectedStrategy = null)
     {
         if (!File.Exists(path)) throw new DataException($"{path}: checkpoint not found.");
-        var bytes = File.ReadAllBytes(path);
+        return Read(File.ReadAllBytes(path), path, expectedModel, expectedStrategy);
+    }
+
+    /// <summary>As <see cref="Load"/>, from a checkpoint's bytes (a standby's replica); <paramref name="path"/> names them in errors.</summary>
+    public static Checkpoint Read(byte[] bytes, string path, string? expectedModel = null, string? expectedStrategy = null)
+    {
         if (bytes.Length < Magic.Length + 4 + 32 || !bytes.AsSpan(0, Magic.Length).SequenceEqual(Magic))
             throw new DataException($"{path}: not a FedAvg.Actors checkpoint (bad magic).");
         var body = bytes.AsSpan(0, bytes.Length - 32);

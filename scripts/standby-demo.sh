@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# A standby server taking over, on one machine: a `fedavg server`, a standby (`fedavg server --standby-of`, the same
+# run settings) and two `fedavg node` processes on localhost. After round R (--kill-after, default 2) the active
+# server is SIGKILLed, as if its machine were lost; the cluster downs it, the coordinator moves to the standby, which
+# goes on from its replica of round R's checkpoint, and the nodes train on without restarting. At the end the
+# standby's checkpoint is compared, byte for byte, with `fedavg simulate`'s of the same settings. Everything it
+# started is stopped on exit, Ctrl-C included.
+#
+# Usage: scripts/standby-demo.sh [--rounds N] [--kill-after R]     (defaults: 6 rounds, kill after round 2)
+# The run directories are under runs/standby-demo-TIME/: active/, standby/ and simulate/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=6
+kill_after=2
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) rounds="$2"; shift 2 ;;
+    --kill-after) kill_after="$2"; shift 2 ;;
+    *) echo "standby-demo: unknown option $1 (--rounds N, --kill-after R)" >&2; exit 2 ;;
+  esac
+done
+[[ "$rounds" =~ ^[0-9]+$ && "$kill_after" =~ ^[0-9]+$ && "$kill_after" -ge 1 && "$kill_after" -lt "$rounds" ]] ||
+  { echo "standby-demo: need 1 <= --kill-after < --rounds (got $kill_after and $rounds)" >&2; exit 2; }
+scripts/install-data.sh >/dev/null
+scripts/fedavg.sh --help >/dev/null   # builds once, so that every process starts from the same build
+bin=src/FedAvg.Cli/bin/Release/net10.0/fedavg
+out="runs/standby-demo-$(date +%Y%m%d-%H%M%S)"
+
+# 10 clients of MNIST's 2NN, IID, E=1: a round takes seconds, so the takeover is the demo's longest part
+run=(--clients 10 --partition iid --local-epochs 1 --batch 32 --lr 0.05 --momentum 0.5 --rounds "$rounds" --seed 5 --trainers 1)
+
+logs="$(mktemp -d)"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$logs"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+prefix() { while IFS= read -r line; do printf '%-9s %s\n' "[$1]" "$line"; done; }
+
+# wait_for FILE PATTERN PID WHAT: until FILE has a line matching PATTERN, while PID runs (at most 5 minutes)
+wait_for() {
+  for _ in $(seq 1 1500); do
+    grep -qE "$2" "$1" && return 0
+    kill -0 "$3" 2>/dev/null || { echo "standby-demo: $4 exited first" >&2; exit 1; }
+    sleep 0.2
+  done
+  echo "standby-demo: $4 did not say /$2/ within 5 minutes" >&2
+  exit 1
+}
+
+"$bin" server "${run[@]}" --start-clients 10 --port 0 --out "$out/active" > >(tee "$logs/active" | prefix active) 2>&1 &
+active=$!
+pids+=("$active")
+wait_for "$logs/active" 'listening at akka\.tcp://fedavg@[^:]+:[0-9]+' "$active" "the server"
+port=$(grep -oE 'listening at akka\.tcp://fedavg@[^:]+:[0-9]+' "$logs/active" | grep -oE '[0-9]+$')
+
+# the standby joins before the nodes: it is older than they are (docs/architecture.md, "Downing")
+"$bin" server "${run[@]}" --start-clients 10 --port 0 --standby-of "127.0.0.1:$port" --out "$out/standby" \
+  > >(tee "$logs/standby" | prefix standby) 2>&1 &
+standby=$!
+pids+=("$standby")
+wait_for "$logs/standby" 'standing by for the server' "$standby" "the standby"
+
+"$bin" node --join "127.0.0.1:$port" --clients 0-4 --node-id node-a --trainers 1 > >(prefix node-a) 2>&1 &
+pids+=($!)
+"$bin" node --join "127.0.0.1:$port" --clients 5-9 --node-id node-b --trainers 1 > >(prefix node-b) 2>&1 &
+pids+=($!)
+
+wait_for "$logs/standby" "kept the replica of round $kill_after\$" "$standby" "the standby"
+echo "[demo]    $(date +%H:%M:%S) SIGKILL to the active server (pid $active) after round $kill_after"
+kill -KILL "$active"
+wait "$active" 2>/dev/null || true
+
+status=0
+for pid in "${pids[@]:1}"; do wait "$pid" || status=$(( status == 0 ? $? : status )); done
+pids=()
+[ "$status" = 0 ] || { echo "standby-demo: a process exited $status" >&2; exit "$status"; }
+
+echo "[demo]    the same run in one process, for comparison: fedavg simulate ${run[*]}"
+"$bin" simulate "${run[@]}" --out "$out/simulate" > "$logs/simulate" 2>&1 ||
+  { cat "$logs/simulate" >&2; echo "standby-demo: fedavg simulate failed" >&2; exit 1; }
+if cmp -s "$out/standby/checkpoint.bin" "$out/simulate/checkpoint.bin"; then
+  echo "[demo]    $out/standby/checkpoint.bin is byte-identical to fedavg simulate's: the takeover lost nothing"
+else
+  echo "standby-demo: the standby's final checkpoint differs from fedavg simulate's" >&2
+  exit 1
+fi

@@ -1,0 +1,166 @@
+using Akka.Actor;
+using Akka.Event;
+using Akka.Streams;
+using FedAvg.Actors.Messages;
+using FedAvg.Actors.Transfer;
+using FedAvg.Core.Runtime;
+
+namespace FedAvg.Actors.Server;
+
+/// <summary>What a standby server's replica tells its host.</summary>
+public abstract record StandbyReport;
+/// <summary>A line of progress for the console.</summary>
+public sealed record StandbyEvent(string Text) : StandbyReport;
+/// <summary>A round the active server completed, as its record says.</summary>
+public sealed record StandbyRound(RoundMetrics Metrics) : StandbyReport;
+/// <summary>The checkpoint after <paramref name="Round"/> is this standby's own now (written to its run directory).</summary>
+public sealed record StandbyKept(int Round) : StandbyReport;
+/// <summary>The active server would not have this standby.</summary>
+public sealed record StandbyRefusedBy(string Reason) : StandbyReport;
+/// <summary>The active server ended the run (after its last replica).</summary>
+public sealed record StandbyRunOver(bool Completed, string Reason) : StandbyReport;
+
+/// <summary>
+/// A standby server's side of the replication (<see cref="StandbyFeed"/> is the other): asks the active server's feed
+/// to replicate, then keeps each round's record and checkpoint, the checkpoint checked (its length and checksum on the
+/// wire, then its own sha256, model and strategy) before it is written, atomically, where this standby's coordinator
+/// would resume from. A replica that fails its checks is logged and dropped: the previous one stays.
+/// </summary>
+public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
+{
+    const string RetryTimer = "retry";
+    static readonly TimeSpan RetryEvery = TimeSpan.FromSeconds(2);
+
+    readonly ActorSelection feed;
+    readonly StandbyJoin join;
+    readonly string checkpointPath;
+    readonly string model;
+    readonly string strategy;
+    readonly Action<StandbyReport> report;
+    readonly ILoggingAdapter log = Context.GetLogger();
+    readonly TimeSpan joinTimeout;
+    readonly DateTime started = DateTime.UtcNow;
+    IMaterializer materializer = null!;
+    string from = "";
+
+    public IStash Stash { get; set; } = null!;
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    /// <param name="joinTimeout">How long the active server may take to answer the join: a member that never does is no
+    /// fedavg server of this version (or its feed is not up), and the standby gives up with that reason.</param>
+    public StandbyReplica(Address active, StandbyJoin join, string checkpointPath, string model, string strategy, Action<StandbyReport> report,
+        TimeSpan? joinTimeout = null)
+    {
+        this.joinTimeout = joinTimeout ?? TimeSpan.FromSeconds(30);
+        feed = Context.ActorSelection(new RootActorPath(active) / "user" / Hosting.ClusterHosting.StandbyFeedName);
+        this.join = join;
+        this.checkpointPath = checkpointPath;
+        this.model = model;
+        this.strategy = strategy;
+        this.report = report;
+        Joining();
+    }
+
+    public static Props Props(Address active, StandbyJoin join, string checkpointPath, string model, string strategy, Action<StandbyReport> report,
+        TimeSpan? joinTimeout = null) =>
+        Akka.Actor.Props.Create(() => new StandbyReplica(active, join, checkpointPath, model, strategy, report, joinTimeout));
+
+    protected override void PreStart()
+    {
+        materializer = Context.System.Materializer();
+        SendJoin();
+    }
+
+    void SendJoin()
+    {
+        feed.Tell(join);
+        Timers.StartSingleTimer(RetryTimer, Retry.Instance, RetryEvery);
+    }
+
+    void Joining()
+    {
+        Receive<Retry>(_ =>
+        {
+            if (DateTime.UtcNow - started < joinTimeout)
+            {
+                SendJoin();
+                return;
+            }
+            report(new StandbyRefusedBy($"it did not answer the standby's join within {joinTimeout.TotalSeconds:F0} s " +
+                                        "(is it a `fedavg server` of this version?)"));
+            Context.Stop(Self);
+        });
+        Receive<StandbyAccepted>(accepted =>
+        {
+            Timers.Cancel(RetryTimer);
+            from = Sender.Path.Address.ToString();
+            Context.Watch(Sender);
+            report(new StandbyEvent($"standing by for the server at {from}" +
+                                    (accepted.Round > 0 ? $" (its checkpoint is of round {accepted.Round})" : "")));
+            Become(Replicating);
+        });
+        Receive<StandbyRefused>(refused =>
+        {
+            Timers.Cancel(RetryTimer);
+            report(new StandbyRefusedBy(refused.Reason));
+            Context.Stop(Self);
+        });
+        ReceiveAny(_ => Stash.Stash()); // a replica that overtook the answer
+    }
+
+    void Replicating()
+    {
+        Stash.UnstashAll();
+        Receive<StandbyAccepted>(_ => { });
+        Receive<Retry>(_ => { });
+        Receive<RoundCompleted>(r => report(new StandbyRound(r.Metrics)));
+        Receive<CheckpointReplica>(replica =>
+        {
+            int round = replica.Round;
+            string path = checkpointPath, name = $"the replica of round {round} from {from}";
+            CheckpointTransfer.Receive(replica, materializer).ContinueWith(pulled =>
+            {
+                var bytes = pulled.GetAwaiter().GetResult();
+                var checkpoint = Checkpoint.Read(bytes, name, model, strategy);
+                if (checkpoint.Round != round) throw new Core.DataException($"{name}: it holds round {checkpoint.Round}");
+                AtomicFile.Write(path, s => s.Write(bytes));
+                return round;
+            }, CancellationToken.None, TaskContinuationOptions.LongRunning, TaskScheduler.Default) // a disk write: not on the pool
+                .PipeTo(Self, success: kept => new Kept(kept), failure: e => new NotKept(round, e.GetBaseException().Message));
+            Become(Keeping);
+        });
+        Receive<RunFinished>(f =>
+        {
+            report(new StandbyRunOver(f.Completed, f.Reason));
+            Become(Over);
+        });
+        Receive<Terminated>(_ => report(new StandbyEvent($"lost the server at {from}; the cluster decides whether this standby takes over")));
+    }
+
+    /// <summary>One replica at a time, in the order they came: the records and the end wait behind it.</summary>
+    void Keeping()
+    {
+        Receive<Kept>(k =>
+        {
+            report(new StandbyKept(k.Round));
+            Become(Replicating);
+        });
+        Receive<NotKept>(n =>
+        {
+            log.Warning("standby: dropping round {0}'s checkpoint from {1}: {2}", n.Round, from, n.Reason);
+            report(new StandbyEvent($"dropped round {n.Round}'s checkpoint from {from}: {n.Reason}"));
+            Become(Replicating);
+        });
+        ReceiveAny(_ => Stash.Stash());
+    }
+
+    void Over() => ReceiveAny(_ => { });
+
+    sealed record Retry : INoSerializationVerificationNeeded
+    {
+        public static readonly Retry Instance = new();
+    }
+
+    sealed record Kept(int Round) : INoSerializationVerificationNeeded;
+    sealed record NotKept(int Round, string Reason) : INoSerializationVerificationNeeded;
+}

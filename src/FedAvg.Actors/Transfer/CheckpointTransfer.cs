@@ -1,0 +1,54 @@
+using System.IO.Hashing;
+using Akka.Streams;
+using Akka.Streams.Dsl;
+using FedAvg.Actors.Messages;
+
+namespace FedAvg.Actors.Transfer;
+
+/// <summary>
+/// Moves a checkpoint file to a standby server: its bytes as chunks of <see cref="WeightStream.ChunkBytes"/> through an
+/// Akka.Streams stream ref, as weight vectors move between nodes without a channel, so that no message is near the
+/// remote frame, and an XxHash3 over the bytes that the receiver checks before it keeps them.
+/// </summary>
+public static class CheckpointTransfer
+{
+    /// <summary>The largest checkpoint a standby takes (1 GiB): a model of 85 M weights with FedAdam's two moments.</summary>
+    public const long MaxBytes = 1L << 30;
+
+    /// <summary>A replica of <paramref name="bytes"/> (a checkpoint of round <paramref name="round"/>) for one standby: its stream ref can be pulled once.</summary>
+    public static async Task<CheckpointReplica> Offer(int round, byte[] bytes, IMaterializer materializer)
+    {
+        var chunks = new List<byte[]>((bytes.Length + WeightStream.ChunkBytes - 1) / WeightStream.ChunkBytes);
+        for (int offset = 0; offset < bytes.Length; offset += WeightStream.ChunkBytes)
+            chunks.Add(bytes.AsSpan(offset, Math.Min(WeightStream.ChunkBytes, bytes.Length - offset)).ToArray());
+        var source = await Source.From(chunks).RunWith(StreamRefs.SourceRef<byte[]>(), materializer).ConfigureAwait(false);
+        return new CheckpointReplica(round, bytes.Length, XxHash3.HashToUInt64(bytes), source);
+    }
+
+    /// <summary>The replica's bytes, checked against its length and checksum; a <see cref="WeightTransferException"/> says what was wrong.</summary>
+    public static async Task<byte[]> Receive(CheckpointReplica replica, IMaterializer materializer)
+    {
+        if (replica.Length is < 1 or > MaxBytes) throw new WeightTransferException($"a checkpoint of {replica.Length} bytes (at most {MaxBytes})");
+        var bytes = GC.AllocateUninitializedArray<byte>((int)replica.Length);
+        long received = 0;
+        try
+        {
+            await replica.Chunks.Source.RunForeach(chunk =>
+            {
+                if (chunk.Length == 0 || chunk.Length > WeightStream.ChunkBytes)
+                    throw new WeightTransferException($"a chunk of {chunk.Length} bytes (at most {WeightStream.ChunkBytes})");
+                if (received + chunk.Length > replica.Length)
+                    throw new WeightTransferException($"more than the {replica.Length} bytes the replica announced");
+                chunk.CopyTo(bytes.AsSpan((int)received));
+                received += chunk.Length;
+            }, materializer).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not WeightTransferException)
+        {
+            throw new WeightTransferException($"the stream failed after {received} of {replica.Length} bytes: {e.GetBaseException().Message}", e);
+        }
+        if (received != replica.Length) throw new WeightTransferException($"the stream ended after {received} of {replica.Length} bytes");
+        if (XxHash3.HashToUInt64(bytes) != replica.Checksum) throw new WeightTransferException("checksum mismatch: the checkpoint was damaged in transit");
+        return bytes;
+    }
+}

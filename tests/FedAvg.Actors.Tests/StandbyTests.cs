@@ -1,0 +1,201 @@
+using System.Collections.Concurrent;
+using Akka.Actor;
+using Akka.Streams;
+using Akka.TestKit.Xunit2;
+using FedAvg.Actors.Client;
+using FedAvg.Actors.Hosting;
+using FedAvg.Actors.Messages;
+using FedAvg.Actors.Server;
+using FedAvg.Actors.Transfer;
+using FedAvg.Core.Models;
+using FedAvg.Core.Runtime;
+using FedAvg.Core.Training;
+using Xunit;
+
+namespace FedAvg.Actors.Tests;
+
+/// <summary>
+/// The pieces of a standby server's takeover, each in a real actor system with real checkpoint files: the active
+/// server's <see cref="StandbyFeed"/> and a standby's <see cref="StandbyReplica"/> (found by address, as across nodes),
+/// the settings check, and a client that a new server asks for the round it is training. The takeover itself, across
+/// processes, is ClusterProcessTests.A_standby_takes_over_from_a_killed_server_and_ends_with_the_uninterrupted_bits.
+/// </summary>
+public sealed class StandbyTests : TestKit
+{
+    const string Settings = "fedavg.simulation {\n  rounds = 6\n  trainers = 2\n  threads-per-trainer = 1\n  strategy {\n    name = fedavg\n  }\n}\n";
+
+    public StandbyTests() : base(HoconFiles.Load("simulation.conf")) { }
+
+    static Checkpoint CheckpointOf(int round, float value)
+    {
+        var layout = new WeightLayout([new WeightEntry("w", [3, 2], 0, 6), new WeightEntry("b", [2], 6, 2)]);
+        return new Checkpoint("test-model", layout, round, 5, Enumerable.Repeat(value, 8).ToArray());
+    }
+
+    static RoundMetrics Record(int round) => new(round, 4, 4, 0, 1, 0.5 / round, 0.8 + round / 100.0, 0.6, 1, 1, 0, 0, 1);
+
+    Address Local => ((ExtendedActorSystem)Sys).Provider.DefaultAddress;
+
+    (IActorRef Feed, string ActivePath, string StandbyPath, TestProbeReports Reports) Start(string standbySettings = Settings)
+    {
+        string dir = FedAvg.Tests.Shared.TestData.TempDir();
+        string active = Path.Combine(dir, "active", Checkpoint.FileName), standby = Path.Combine(dir, "standby", Checkpoint.FileName);
+        var feed = Sys.ActorOf(StandbyFeed.Props("fedavg", active, theirs => ClusterServer.SettingsRejection(Settings, theirs)), ClusterHosting.StandbyFeedName);
+        var reports = new TestProbeReports(CreateTestProbe());
+        Sys.ActorOf(StandbyReplica.Props(Local, new StandbyJoin("fedavg", standbySettings), standby, "test-model", "fedavg", reports.Tell));
+        return (feed, active, standby, reports);
+    }
+
+    /// <summary>What the replica tells its host, as messages to a probe.</summary>
+    sealed class TestProbeReports(Akka.TestKit.TestProbe probe)
+    {
+        public Akka.TestKit.TestProbe Probe => probe;
+        public void Tell(StandbyReport report) => probe.Ref.Tell(report);
+    }
+
+    [Fact]
+    public void Each_round_the_standby_gets_the_record_then_the_checkpoint_byte_for_byte_and_the_end_only_after_the_last_one()
+    {
+        var (feed, active, standby, reports) = Start();
+        Assert.Contains("standing by", reports.Probe.ExpectMsg<StandbyEvent>().Text);
+
+        for (int round = 1; round <= 3; round++)
+        {
+            CheckpointOf(round, round).Save(active); // as the coordinator does before it reports the round
+            feed.Tell(new RoundCompleted(Record(round)));
+            Assert.Equal(round, reports.Probe.ExpectMsg<StandbyRound>().Metrics.Round);
+            Assert.Equal(round, reports.Probe.ExpectMsg<StandbyKept>().Round);
+            Assert.Equal(File.ReadAllBytes(active), File.ReadAllBytes(standby));
+        }
+        CheckpointOf(4, 4).Save(active);
+        feed.Tell(new RoundCompleted(Record(4)));
+        feed.Tell(new RunFinished(true, "completed after round 4")); // right behind the last round: it must wait for its replica
+        Assert.Equal(4, reports.Probe.ExpectMsg<StandbyRound>().Metrics.Round);
+        Assert.Equal(4, reports.Probe.ExpectMsg<StandbyKept>().Round);
+        Assert.Equal(new StandbyRunOver(true, "completed after round 4"), reports.Probe.ExpectMsg<StandbyRunOver>());
+        Assert.Equal(4, Checkpoint.Load(standby).Round);
+    }
+
+    [Fact]
+    public void A_standby_that_joins_mid_run_gets_every_earlier_record_and_the_latest_checkpoint()
+    {
+        string dir = FedAvg.Tests.Shared.TestData.TempDir();
+        string active = Path.Combine(dir, "active", Checkpoint.FileName), standby = Path.Combine(dir, "standby", Checkpoint.FileName);
+        var feed = Sys.ActorOf(StandbyFeed.Props("fedavg", active, theirs => ClusterServer.SettingsRejection(Settings, theirs)), ClusterHosting.StandbyFeedName);
+        for (int round = 1; round <= 2; round++)
+        {
+            CheckpointOf(round, round).Save(active);
+            feed.Tell(new RoundCompleted(Record(round)));
+        }
+        var reports = new TestProbeReports(CreateTestProbe());
+        Sys.ActorOf(StandbyReplica.Props(Local, new StandbyJoin("fedavg", Settings), standby, "test-model", "fedavg", reports.Tell));
+        Assert.Contains("round 2", reports.Probe.ExpectMsg<StandbyEvent>().Text);
+        Assert.Equal(1, reports.Probe.ExpectMsg<StandbyRound>().Metrics.Round);
+        Assert.Equal(2, reports.Probe.ExpectMsg<StandbyRound>().Metrics.Round);
+        Assert.Equal(2, reports.Probe.ExpectMsg<StandbyKept>().Round);
+        Assert.Equal(File.ReadAllBytes(active), File.ReadAllBytes(standby));
+    }
+
+    [Fact]
+    public void A_standby_with_other_run_settings_is_refused_with_the_setting_and_its_trainers_may_differ()
+    {
+        Assert.Null(ClusterServer.SettingsRejection(Settings, Settings.Replace("trainers = 2", "trainers = 1").Replace("threads-per-trainer = 1", "threads-per-trainer = 2")));
+        var reason = ClusterServer.SettingsRejection(Settings, Settings.Replace("rounds = 6", "rounds = 7"));
+        Assert.NotNull(reason);
+        Assert.Contains("it has rounds = 7", reason);
+        Assert.Contains("this server rounds = 6", reason);
+        Assert.NotNull(ClusterServer.SettingsRejection(Settings, Settings.Replace("    name = fedavg\n", "")));
+
+        var (_, _, standby, reports) = Start(Settings.Replace("rounds = 6", "rounds = 7"));
+        Assert.Contains("rounds = 7", reports.Probe.ExpectMsg<StandbyRefusedBy>().Reason);
+        Assert.False(File.Exists(standby));
+    }
+
+    [Fact]
+    public void A_member_that_never_answers_the_join_makes_the_standby_give_up_with_the_reason()
+    {
+        var reports = new TestProbeReports(CreateTestProbe());
+        // no feed at this address: the join goes to dead letters, as to a member that is no fedavg server
+        Sys.ActorOf(StandbyReplica.Props(Local, new StandbyJoin("fedavg", Settings), Path.Combine(FedAvg.Tests.Shared.TestData.TempDir(), Checkpoint.FileName),
+            "test-model", "fedavg", reports.Tell, TimeSpan.FromSeconds(1)));
+        Assert.Contains("did not answer the standby's join within 1 s", reports.Probe.ExpectMsg<StandbyRefusedBy>(TimeSpan.FromSeconds(10)).Reason);
+    }
+
+    [Fact]
+    public async Task A_replica_that_fails_its_checks_is_dropped_by_name_and_the_standby_keeps_the_one_before()
+    {
+        string dir = FedAvg.Tests.Shared.TestData.TempDir();
+        string standby = Path.Combine(dir, Checkpoint.FileName);
+        var feed = CreateTestProbe(); // a lying active server: it answers the join, then sends what it likes
+        // the replica looks for /user/standby-feed at the address it was given: this one hands what it gets to the probe
+        var fakeFeed = Sys.ActorOf(Props.Create(() => new Forwarder(feed.Ref)), ClusterHosting.StandbyFeedName);
+        var reports = new TestProbeReports(CreateTestProbe());
+        var replica = Sys.ActorOf(StandbyReplica.Props(Local, new StandbyJoin("fedavg", Settings), standby, "test-model", "fedavg", reports.Tell));
+        feed.ExpectMsg<StandbyJoin>();
+        replica.Tell(new StandbyAccepted(0), fakeFeed);
+        reports.Probe.ExpectMsg<StandbyEvent>();
+
+        var materializer = Sys.Materializer();
+        CheckpointOf(1, 1).Save(Path.Combine(dir, "good.bin"));
+        replica.Tell(await CheckpointTransfer.Offer(1, File.ReadAllBytes(Path.Combine(dir, "good.bin")), materializer), fakeFeed);
+        Assert.Equal(1, reports.Probe.ExpectMsg<StandbyKept>().Round);
+
+        // damaged in transit (the checksum), of another model, of another round than it claims, not a checkpoint at all
+        var bytes = File.ReadAllBytes(Path.Combine(dir, "good.bin"));
+        var damaged = await CheckpointTransfer.Offer(2, bytes, materializer);
+        replica.Tell(damaged with { Checksum = damaged.Checksum ^ 0xff }, fakeFeed);
+        Assert.Contains("checksum mismatch", reports.Probe.ExpectMsg<StandbyEvent>().Text);
+        replica.Tell(await CheckpointTransfer.Offer(2, bytes, materializer), fakeFeed);
+        Assert.Contains("holds round 1", reports.Probe.ExpectMsg<StandbyEvent>().Text);
+        var foreign = new Checkpoint("other-model", CheckpointOf(2, 2).Layout, 2, 5, new float[8]);
+        foreign.Save(Path.Combine(dir, "foreign.bin"));
+        replica.Tell(await CheckpointTransfer.Offer(2, File.ReadAllBytes(Path.Combine(dir, "foreign.bin")), materializer), fakeFeed);
+        Assert.Contains("other-model", reports.Probe.ExpectMsg<StandbyEvent>().Text);
+        replica.Tell(await CheckpointTransfer.Offer(2, "not a checkpoint at all, but long enough to have a trailer"u8.ToArray(), materializer), fakeFeed);
+        Assert.Contains("not a FedAvg.Actors checkpoint", reports.Probe.ExpectMsg<StandbyEvent>().Text);
+
+        Assert.Equal(bytes, File.ReadAllBytes(standby)); // round 1's, as kept
+    }
+
+    sealed class Forwarder : ReceiveActor
+    {
+        public Forwarder(IActorRef to) => ReceiveAny(m => to.Forward(m));
+    }
+
+    /// <summary>Holds every round open until <see cref="Release"/>, and counts the rounds it trained.</summary>
+    sealed class Held : ILocalTraining
+    {
+        readonly TaskCompletionSource release = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public readonly ConcurrentQueue<int> Trained = new();
+        public int SampleCount => 10;
+        public void Release() => release.TrySetResult();
+
+        public async Task<TrainResult> Train(string clientId, LocalTrain request)
+        {
+            Trained.Enqueue(request.Round);
+            await release.Task.ConfigureAwait(false);
+            return new TrainResult(new float[4], SampleCount, 0.5, 0.5, TimeSpan.Zero);
+        }
+    }
+
+    [Fact]
+    public void A_client_asked_by_a_new_server_for_the_round_it_trains_sends_that_update_to_the_new_server_once()
+    {
+        var training = new Held();
+        var client = Sys.ActorOf(FederatedClient.Props("client-001", training, 0x5eed, Sys.Materializer()));
+        var lost = CreateTestProbe();
+        var taken = CreateTestProbe();
+        var global = new float[4];
+        client.Tell(new LocalTrain(3, 1, global, new TrainConfig(1, 10, 0.1, 0, 0), 7, lost.Ref));
+        AwaitCondition(() => training.Trained.Count == 1);
+        client.Tell(new LocalTrain(3, 1, global, new TrainConfig(1, 10, 0.1, 0, 0), 7, taken.Ref)); // the standby, from round 2's checkpoint
+        client.Tell(new LocalTrain(3, 2, global, new TrainConfig(1, 10, 0.1, 0, 0), 7, taken.Ref)); // and its retry: still the same round
+        training.Release();
+
+        var update = taken.ExpectMsg<UpdateSubmitted>();
+        Assert.Equal((3, "client-001"), (update.Round, update.ClientId));
+        lost.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        taken.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        Assert.Equal([3], training.Trained);
+    }
+}
