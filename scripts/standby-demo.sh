@@ -64,16 +64,23 @@ port=$(grep -oE 'listening at akka\.tcp://fedavg@[^:]+:[0-9]+' "$logs/active" | 
 standby=$!
 pids+=("$standby")
 wait_for "$logs/standby" 'standing by for the server' "$standby" "the standby"
+standby_port=$(grep -oE 'standby at akka\.tcp://fedavg@[^:]+:[0-9]+' "$logs/standby" | grep -oE '[0-9]+$')
 
-"$bin" node --join "127.0.0.1:$port" --clients 0-4 --node-id node-a --trainers 1 > >(prefix node-a) 2>&1 &
+# both addresses, the server first: a node that starts or joins again after the takeover finds the cluster
+join="127.0.0.1:$port,127.0.0.1:$standby_port"
+"$bin" node --join "$join" --clients 0-4 --node-id node-a --trainers 1 > >(prefix node-a) 2>&1 &
 pids+=($!)
-"$bin" node --join "127.0.0.1:$port" --clients 5-9 --node-id node-b --trainers 1 > >(prefix node-b) 2>&1 &
+"$bin" node --join "$join" --clients 5-9 --node-id node-b --trainers 1 > >(prefix node-b) 2>&1 &
 pids+=($!)
 
 wait_for "$logs/standby" "kept the replica of round $kill_after\$" "$standby" "the standby"
 echo "[demo]    $(date +%H:%M:%S) SIGKILL to the active server (pid $active) after round $kill_after"
+killed=$(date +%s.%N)
 kill -KILL "$active"
 wait "$active" 2>/dev/null || true
+wait_for "$logs/standby" 'taking over the coordinator' "$standby" "the standby"
+awk -v from="$killed" -v to="$(date +%s.%N)" \
+  'BEGIN { printf "[demo]    the coordinator runs on the standby %.1f s after the SIGKILL (the log polled every 0.2 s)\n", to - from }'
 
 status=0
 for pid in "${pids[@]:1}"; do wait "$pid" || status=$(( status == 0 ? $? : status )); done

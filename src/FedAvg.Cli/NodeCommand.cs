@@ -14,7 +14,7 @@ public static class NodeCommand
 {
     public static Command Create()
     {
-        var join = new Option<string?>("--join") { Description = "The server to join, HOST:PORT (the server's --hostname and --port; $FEDAVG_JOIN)." };
+        var join = new Option<string?>("--join") { Description = "The server to join, HOST:PORT (the server's --hostname and --port; $FEDAVG_JOIN); with standby servers, HOST:PORT,HOST:PORT… (the server first)." };
         var clients = new Option<string?>("--clients") { Description = "Research mode: the run's client ids this node hosts, e.g. 0-49 or 7." };
         var ownData = new Option<string?>("--own-data") { Description = "Own-data mode: a folder with this node's IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte), one client." };
         var nodeId = new Option<string?>("--node-id") { Description = "This node's name in the federation (default: host name and clients)." };
@@ -40,7 +40,9 @@ public static class NodeCommand
             string target = parse.GetValue(join) ?? ClusterEnvironment.Text("FEDAVG_JOIN", "")
                 ?? throw new UsageException("--join HOST:PORT is required: the server to join.");
             if (target.Length == 0) throw new UsageException("--join HOST:PORT (or $FEDAVG_JOIN) is required: the server to join.");
-            var (host, serverPort) = Endpoint.ParseHostPort(target, "--join");
+            var targets = target.Split(',', StringSplitOptions.TrimEntries).Select(t => Endpoint.ParseHostPort(t, "--join")).ToList();
+            if (targets.Distinct().Count() != targets.Count) throw new UsageException($"--join '{target}': an address is given twice.");
+            var (host, serverPort) = targets[0];
             ClientRange? range = parse.GetValue(clients) is { } text ? ParseRange(text) : null;
             string? own = parse.GetValue(ownData);
             if (range is null == own is null) throw new UsageException("give either --clients RANGE (research mode) or --own-data DIR (own-data mode).");
@@ -63,7 +65,8 @@ public static class NodeCommand
             string id = parse.GetValue(nodeId) ?? (own is not null
                 ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(own)))
                 : $"{Environment.MachineName}:{range}");
-            var options = new NodeOptions(id, host, serverPort, range, own, parse.GetValue(dataDir)!, p, parse.GetValue(threads), parse.GetValue(model));
+            var options = new NodeOptions(id, host, serverPort, range, own, parse.GetValue(dataDir)!, p, parse.GetValue(threads), parse.GetValue(model),
+                AlsoJoin: targets.Skip(1).ToList());
             return Run(options, cluster, endpoint, layered, tls, cancel);
         });
         return command;
@@ -73,7 +76,7 @@ public static class NodeCommand
         TransportSecurity? tls, CancellationToken cancel)
     {
         Console.WriteLine($"fedavg node {options.NodeId}: clients {(object?)options.Clients ?? $"own data in {options.OwnDataDir}"}, " +
-                          $"P={options.Trainers}×T={options.ThreadsPerTrainer}, joining {options.ServerHost}:{options.ServerPort}");
+                          $"P={options.Trainers}×T={options.ThreadsPerTrainer}, joining {options.JoinText}");
         using var node = new ClusterNode
         {
             Tls = tls,

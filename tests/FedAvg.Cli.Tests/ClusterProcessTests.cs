@@ -57,7 +57,9 @@ public sealed class ClusterProcessTests : FederationProcessTest
         string dir = Path.Combine(TestData.TempDir(), "server");
         var (server, port) = await StartServer(dir, extra: ["--start-clients", "4"]);
         var a = StartNode("node-a", port, "0-1");
-        var b = StartNode("node-b", port, "2-3");
+        // through a list whose first member is gone (a server lost to a standby's takeover): the live one answers
+        var b = Launch("node-b", ["node", "--join", $"127.0.0.1:{FedavgProcess.FreePort()},127.0.0.1:{port}", "--clients", "2-3", "--trainers", "1",
+            "--node-id", "node-b", "--data-dir", TestData.DataDir]);
 
         Assert.Equal(0, await server.WaitForExit(TimeSpan.FromMinutes(3)));
         Assert.Equal(0, await a.WaitForExit(TimeSpan.FromSeconds(60)));
@@ -347,6 +349,10 @@ public sealed class ClusterProcessTests : FederationProcessTest
         Assert.Equal((ExitCodes.UsageError, true), (code, error.Contains("--join 'server-without-port'")));
         (code, error) = Fedavg("node", "--join", "127.0.0.1:99999", "--clients", "0-1");
         Assert.Equal((ExitCodes.UsageError, true), (code, error.Contains("--join")));
+        (code, error) = Fedavg("node", "--join", "127.0.0.1:4053,127.0.0.1:4053", "--clients", "0-1");
+        Assert.Equal((ExitCodes.UsageError, true), (code, error.Contains("an address is given twice")));
+        (code, error) = Fedavg("node", "--join", "127.0.0.1:4053,standby", "--clients", "0-1");
+        Assert.Equal((ExitCodes.UsageError, true), (code, error.Contains("--join 'standby'")));
         (code, error) = Fedavg("node", "--join", "127.0.0.1:4053", "--clients", "5-2");
         Assert.Equal((ExitCodes.UsageError, true), (code, error.Contains("--clients '5-2'")));
         (code, error) = Fedavg("node", "--join", "127.0.0.1:4053");

@@ -19,9 +19,15 @@ namespace FedAvg.Actors.Hosting;
 /// <param name="Clients">Research mode: the run's client ids it hosts (their shards are computed from the run's spec).</param>
 /// <param name="OwnDataDir">Own-data mode: a folder with the node's IDX files, which form one client.</param>
 /// <param name="Model">The model this node is built for; null: the run's. A different one is refused at registration.</param>
+/// <param name="AlsoJoin">Other members of the server's cluster to join through (its standby servers): after a takeover
+/// the server at <paramref name="ServerHost"/> is gone, and a node that starts or joins again finds the cluster there.</param>
 public sealed record NodeOptions(
     string NodeId, string ServerHost, int ServerPort, ClientRange? Clients, string? OwnDataDir, string DataDir,
-    int Trainers, int ThreadsPerTrainer, string? Model = null);
+    int Trainers, int ThreadsPerTrainer, string? Model = null, IReadOnlyList<(string Host, int Port)>? AlsoJoin = null)
+{
+    /// <summary>What this node joins, as the user gave it: HOST:PORT, then each standby's.</summary>
+    public string JoinText => string.Join(",", new[] { (ServerHost, ServerPort) }.Concat(AlsoJoin ?? []).Select(a => $"{a.Item1}:{a.Item2}"));
+}
 
 /// <summary>
 /// `fedavg node`: a cluster node with the `client` role that hosts client actors under a <see cref="ClientHost"/>.
@@ -103,6 +109,10 @@ public sealed class ClusterNode : IDisposable
         var config = ClusterHosting.Configure(layered, endpoint, ClusterHosting.ClientRole, Tls);
 
         serverAddress = WithAdapters(serverAddress, layered); // akka.trttl.tcp with the throttler (fault-injection tests)
+        // the server first, then its standbys: Akka asks every seed and joins through the first that answers
+        var seeds = new[] { serverAddress }.Concat((options.AlsoJoin ?? [])
+            .Select(a => WithAdapters(new Address(ClusterHosting.Protocol(Tls), ClusterHosting.SystemName, a.Host, a.Port), layered))).ToList();
+        string joined = seeds.Count == 1 ? serverAddress.ToString() : string.Join(" or ", seeds);
         DateTime? lostSince = null;
         // one for the whole run: its connections to the server's weight channel outlive a rejoin
         Akka.Event.ILoggingAdapter? channelLog = null; // the current actor system's
@@ -111,7 +121,7 @@ public sealed class ClusterNode : IDisposable
         {
             var wait = lostSince is null ? cluster.JoinTimeout : cluster.ServerWait - (DateTime.UtcNow - lostSince.Value);
             if (wait <= TimeSpan.Zero)
-                throw new ServerUnreachableException($"the server at {options.ServerHost}:{options.ServerPort} has been gone for more than " +
+                throw new ServerUnreachableException($"the server at {options.JoinText} has been gone for more than " +
                                                      $"{cluster.ServerWait} (fedavg.cluster.server-wait); giving up.");
             endpoint.CheckPortFree();
             var system = ClusterHosting.Start(config, endpoint, Tls);
@@ -120,18 +130,18 @@ public sealed class ClusterNode : IDisposable
             bool terminated = false;
             try
             {
-                Cluster.Get(system).JoinSeedNodes([serverAddress]);
+                Cluster.Get(system).JoinSeedNodes(seeds);
                 if (!await ClusterHosting.WaitUntilUp(system, wait, cancel).ConfigureAwait(false))
                 {
                     ThrowIfTlsRefused(system, options);
                     throw new ServerUnreachableException((lostSince is null
-                        ? $"no fedavg server answered at {options.ServerHost}:{options.ServerPort} within {cluster.JoinTimeout} (--join-timeout)."
-                        : $"the server at {options.ServerHost}:{options.ServerPort} did not come back within {cluster.ServerWait} (fedavg.cluster.server-wait).")
+                        ? $"no fedavg server answered at {options.JoinText} within {cluster.JoinTimeout} (--join-timeout)."
+                        : $"the server at {options.JoinText} did not come back within {cluster.ServerWait} (fedavg.cluster.server-wait).")
                         + (Tls is null ? " If the server runs with TLS, give this node --tls-cert and --tls-ca." : ""));
                 }
                 OnUp?.Invoke(Cluster.Get(system).SelfAddress);
                 OnSystem?.Invoke(system);
-                Say(lostSince is null ? $"joined the cluster of {serverAddress}" : $"joined {serverAddress} again");
+                Say(lostSince is null ? $"joined the cluster of {joined}" : $"joined {joined} again");
                 lostSince = null;
 
                 var proxy = system.ActorOf(ClusterSingletonProxy.Props($"/user/{ClusterHosting.CoordinatorName}",
@@ -168,7 +178,7 @@ public sealed class ClusterNode : IDisposable
                 else ThrowIfTlsRefused(system, options);
                 terminated = true;
                 lostSince = DateTime.UtcNow;
-                Say($"lost the server at {serverAddress}; waiting up to {cluster.ServerWait} for it to come back");
+                Say($"lost the server at {joined}; waiting up to {cluster.ServerWait} for it to come back");
             }
             finally
             {
