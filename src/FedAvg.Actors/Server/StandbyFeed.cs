@@ -15,9 +15,10 @@ namespace FedAvg.Actors.Server;
 /// </summary>
 /// <remarks>
 /// The host tells it each <see cref="RoundCompleted"/> (the coordinator reports a round once its checkpoint is on
-/// disk) and the <see cref="RunFinished"/>. Reading the file and materializing the stream refs run off the actor; a
-/// replica is a second copy of the checkpoint in memory for as long as the standby takes to pull it (0.8 MB for
-/// seed001-2nn, 6.65 MB for mcmahan-cnn, three times that with FedAdam's moments).
+/// disk) and the <see cref="RunFinished"/>. Reading, checking and chunking the file, and materializing the stream refs,
+/// run off the actor. The feed keeps the last checkpoint as chunks, read once per round and streamed to every standby
+/// from the same arrays: one more copy of the checkpoint in memory (0.8 MB for seed001-2nn, 6.65 MB for mcmahan-cnn,
+/// three times that with FedAdam's moments), and none while no standby has joined.
 /// </remarks>
 public sealed class StandbyFeed : ReceiveActor, IWithStash
 {
@@ -28,7 +29,7 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
     readonly List<RoundMetrics> rounds = new();
     // each standby, and the last round whose record and checkpoint it was sent
     readonly Dictionary<IActorRef, int> standbys = new();
-    (int Round, byte[] Bytes)? latest;
+    CheckpointTransfer.Chunked? latest; // the last checkpoint read, cut into the chunks every standby is streamed
     int working; // reads and offers under way: RunFinished waits for them
     bool finished;
     IMaterializer materializer = null!;
@@ -51,7 +52,7 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
         Receive<CheckpointRead>(read =>
         {
             working--;
-            if (latest is not { } l || read.Round > l.Round) latest = (read.Round, read.Bytes);
+            if (latest is not { } l || read.Checkpoint.Round > l.Round) latest = read.Checkpoint;
             foreach (var standby in standbys.Keys.ToList()) Replicate(standby);
             Release();
         });
@@ -132,7 +133,8 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
         Task.Run(() =>
         {
             var bytes = File.ReadAllBytes(path);
-            return new CheckpointRead(Checkpoint.Read(bytes, path).Round, bytes); // its round, whatever round it was read for
+            // its round, whatever round it was read for; checked as a standby will check it
+            return new CheckpointRead(CheckpointTransfer.Chunk(Checkpoint.Read(bytes, path).Round, bytes));
         }).PipeTo(Self, failure: e => new ReadFailed(e.GetBaseException().Message));
     }
 
@@ -144,7 +146,7 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
         standbys[standby] = l.Round;
         working++;
         int round = l.Round;
-        CheckpointTransfer.Offer(round, l.Bytes, materializer)
+        CheckpointTransfer.Offer(l, materializer)
             .PipeTo(Self, success: replica => new Offered(standby, records, replica), failure: e => new OfferFailed(standby, round, e.GetBaseException().Message));
     }
 
@@ -153,7 +155,7 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
         if (working == 0) Stash.UnstashAll();
     }
 
-    sealed record CheckpointRead(int Round, byte[] Bytes) : INoSerializationVerificationNeeded;
+    sealed record CheckpointRead(CheckpointTransfer.Chunked Checkpoint) : INoSerializationVerificationNeeded;
     sealed record ReadFailed(string Reason) : INoSerializationVerificationNeeded;
     sealed record Offered(IActorRef Standby, IReadOnlyList<RoundMetrics> Records, CheckpointReplica Replica) : INoSerializationVerificationNeeded;
     sealed record OfferFailed(IActorRef Standby, int Round, string Reason) : INoSerializationVerificationNeeded;

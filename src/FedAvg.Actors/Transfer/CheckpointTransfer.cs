@@ -15,15 +15,33 @@ public static class CheckpointTransfer
     /// <summary>The largest checkpoint a standby takes (1 GiB): a model of 85 M weights with FedAdam's two moments.</summary>
     public const long MaxBytes = 1L << 30;
 
-    /// <summary>A replica of <paramref name="bytes"/> (a checkpoint of round <paramref name="round"/>) for one standby: its stream ref can be pulled once.</summary>
-    public static async Task<CheckpointReplica> Offer(int round, byte[] bytes, IMaterializer materializer)
+    /// <summary>A checkpoint file cut into chunks, with its length and checksum: made once per round, off the actor, and
+    /// streamed to every standby from the same immutable chunks.</summary>
+    public sealed record Chunked(int Round, long Length, ulong Checksum, IReadOnlyList<byte[]> Chunks);
+
+    /// <summary>Cuts <paramref name="bytes"/> (the checkpoint after <paramref name="round"/>) into chunks of at most
+    /// <see cref="WeightStream.ChunkBytes"/>, hashing each as it is copied, while it is in cache.</summary>
+    public static Chunked Chunk(int round, ReadOnlySpan<byte> bytes)
     {
-        var chunks = new List<byte[]>((bytes.Length + WeightStream.ChunkBytes - 1) / WeightStream.ChunkBytes);
-        for (int offset = 0; offset < bytes.Length; offset += WeightStream.ChunkBytes)
-            chunks.Add(bytes.AsSpan(offset, Math.Min(WeightStream.ChunkBytes, bytes.Length - offset)).ToArray());
-        var source = await Source.From(chunks).RunWith(StreamRefs.SourceRef<byte[]>(), materializer).ConfigureAwait(false);
-        return new CheckpointReplica(round, bytes.Length, XxHash3.HashToUInt64(bytes), source);
+        var chunks = new byte[(bytes.Length + WeightStream.ChunkBytes - 1) / WeightStream.ChunkBytes][];
+        var hash = new XxHash3();
+        for (int i = 0, offset = 0; i < chunks.Length; i++, offset += WeightStream.ChunkBytes)
+        {
+            chunks[i] = bytes.Slice(offset, Math.Min(WeightStream.ChunkBytes, bytes.Length - offset)).ToArray();
+            hash.Append(chunks[i]);
+        }
+        return new Chunked(round, bytes.Length, hash.GetCurrentHashAsUInt64(), chunks);
     }
+
+    /// <summary>A replica of a chunked checkpoint for one standby: its stream ref can be pulled once.</summary>
+    public static async Task<CheckpointReplica> Offer(Chunked checkpoint, IMaterializer materializer)
+    {
+        var source = await Source.From(checkpoint.Chunks).RunWith(StreamRefs.SourceRef<byte[]>(), materializer).ConfigureAwait(false);
+        return new CheckpointReplica(checkpoint.Round, checkpoint.Length, checkpoint.Checksum, source);
+    }
+
+    /// <summary>A replica of <paramref name="bytes"/> (a checkpoint of round <paramref name="round"/>) for one standby.</summary>
+    public static Task<CheckpointReplica> Offer(int round, byte[] bytes, IMaterializer materializer) => Offer(Chunk(round, bytes), materializer);
 
     /// <summary>The replica's bytes, checked against its length and checksum; a <see cref="WeightTransferException"/> says what was wrong.</summary>
     public static async Task<byte[]> Receive(CheckpointReplica replica, IMaterializer materializer)
