@@ -126,6 +126,61 @@ public class FaultClusterTests
         Assert.StartsWith("fedavg.faults acts on clients, and a server has none", e.Message);
     }
 
+    /// <summary>
+    /// The kit's node faults reach the server's node too: <see cref="NodeFaults.KillAbruptly"/> on the active server's
+    /// actor system, as a SIGKILL looks to its peers, hands the run to a standby <see cref="ClusterServer"/> in the same
+    /// process (<c>StandbyOf</c>), which takes over from its last replica; the run ends with the bits of an uninterrupted
+    /// one, and the killed server reports that it was removed from the cluster.
+    /// </summary>
+    [Fact]
+    public async Task Killing_the_servers_node_hands_the_run_to_a_standby_that_ends_with_the_uninterrupted_bits()
+    {
+        var options = Small(rounds: 10); // a round takes about a second here: the run is still going when the kill lands
+        var uninterrupted = await new Simulation { TestSamples = 500 }.RunAsync(options, HoconFiles.Load("simulation.conf"), Store);
+
+        var activeSystem = new TaskCompletionSource<ActorSystem>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var listening = new TaskCompletionSource<Address>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var active = new ClusterServer
+        {
+            TestSamples = 500, StartClients = 4, CheckpointPath = Path.Combine(TestData.TempDir(), Checkpoint.FileName),
+            OnSystem = s => activeSystem.TrySetResult(s), OnListening = a => listening.TrySetResult(a),
+        }.RunAsync(options, Settings, Loopback, Layered, Store);
+        var address = await listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
+
+        var standingBy = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var keptRound2 = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var events = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var standby = new ClusterServer
+        {
+            TestSamples = 500, StartClients = 4, CheckpointPath = Path.Combine(TestData.TempDir(), Checkpoint.FileName), StandbyOf = address,
+            OnEvent = e =>
+            {
+                events.Enqueue(e);
+                if (e.StartsWith("standing by for the server", StringComparison.Ordinal)) standingBy.TrySetResult();
+                if (e == "kept the replica of round 2") keptRound2.TrySetResult();
+            },
+        }.RunAsync(options, Settings, Loopback, Layered, Store);
+        await standingBy.Task.WaitAsync(TimeSpan.FromSeconds(60));
+
+        using var a = new ClusterNode();
+        using var b = new ClusterNode();
+        var runA = a.RunAsync(new NodeOptions("node-a", "127.0.0.1", address.Port!.Value, new ClientRange(0, 1), null, TestData.DataDir, 1, 1), Settings, Loopback, Layered);
+        var runB = b.RunAsync(new NodeOptions("node-b", "127.0.0.1", address.Port!.Value, new ClientRange(2, 3), null, TestData.DataDir, 1, 1), Settings, Loopback, Layered);
+        await keptRound2.Task.WaitAsync(TimeSpan.FromMinutes(2));
+        await NodeFaults.KillAbruptly(await activeSystem.Task);
+        Assert.False(active.IsCompletedSuccessfully, "the run ended before the kill: nothing was taken over");
+
+        var downed = await Assert.ThrowsAsync<ServerDownedException>(() => active.WaitAsync(TimeSpan.FromMinutes(1)));
+        Assert.Contains("removed from the cluster", downed.Message);
+        var result = await standby.WaitAsync(TimeSpan.FromMinutes(3));
+        Assert.True(result.Completed, result.FailureReason);
+        CompletedRounds.Verify(result, options.Rounds);
+        Assert.Contains(events, e => e.StartsWith("taking over the coordinator from the checkpoint of round ", StringComparison.Ordinal));
+        Assert.Equal(uninterrupted.FinalWeights, result.FinalWeights);
+        Assert.True((await runA.WaitAsync(TimeSpan.FromSeconds(60))).Completed);
+        Assert.True((await runB.WaitAsync(TimeSpan.FromSeconds(60))).Completed);
+    }
+
     static bool LostNodeB(RoundMetrics r) =>
         r.Succeeded == 2 && r.RejectedOrEmpty.Any(x => x.ClientId == "client-002" && x.Reason.StartsWith("its node was lost"));
 
