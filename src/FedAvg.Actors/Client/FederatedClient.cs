@@ -17,8 +17,8 @@ namespace FedAvg.Actors.Client;
 /// <remarks>
 /// A request for the round it is training already (the server asked again, or a retry overtook the answer) is
 /// ignored, so a round is never trained twice at once; from another server (a standby that took over), the update
-/// goes to that one. A request for a later round waits; the earlier round's
-/// result is then dropped unsent, because the server has moved on.
+/// goes to that one. A request for a later round waits; the earlier round's result is then dropped unsent, because
+/// the server has moved on.
 /// </remarks>
 public sealed class FederatedClient : ReceiveActor, IWithStash
 {

@@ -31,8 +31,10 @@ public sealed record NodeOptions(
 
 /// <summary>
 /// `fedavg node`: a cluster node with the `client` role that hosts client actors under a <see cref="ClientHost"/>.
-/// Its data, shards and trainers outlive the actor system: when the server is lost (the split brain resolver downs
-/// this side) the node joins again with a new actor system, for up to `server-wait`, and its clients register again.
+/// Its data, shards and trainers outlive the actor system: when the server is lost and no standby took over (the split
+/// brain resolver downs the server, or this side), the node joins again with a new actor system, for up to
+/// `server-wait`, and its clients register again. After a standby's takeover nothing restarts: the new coordinator
+/// asks the node to register again.
 /// </summary>
 public sealed class ClusterNode : IDisposable
 {
