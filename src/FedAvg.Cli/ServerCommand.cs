@@ -41,10 +41,13 @@ public static class ServerCommand
                     parse.GetValue(port) ?? ClusterEnvironment.Port("FEDAVG_PORT", DefaultPort),
                     parse.GetValue(dataPort) ?? (Environment.GetEnvironmentVariable("FEDAVG_DATA_PORT") is { Length: > 0 } ? ClusterEnvironment.Port("FEDAVG_DATA_PORT", 0) : null));
                 endpoint.Validate();
+                (string Host, int Port)? active = parse.GetValue(standbyOf) is { } target ? Endpoint.ParseHostPort(target, "--standby-of") : null;
+                if (active is { } self && self.Port == endpoint.Port && string.Equals(self.Host, endpoint.Hostname, StringComparison.OrdinalIgnoreCase))
+                    throw new UsageException($"--standby-of {self.Host}:{self.Port} is this server's own address (--hostname, --port): " +
+                                             "a standby stands by for another server.");
                 endpoint.CheckPortFree();
                 endpoint.CheckDataPortFree();
                 var tls = TlsOptions.Load(layered, endpoint, ClusterHosting.ServerRole, "server", tlsOptions.Given(parse));
-                (string Host, int Port)? active = parse.GetValue(standbyOf) is { } target ? Endpoint.ParseHostPort(target, "--standby-of") : null;
                 int? start = parse.GetValue(startClients);
                 if (start is { } s && (s < 1 || s > options.Clients))
                     throw new UsageException($"--start-clients {s}: must be between 1 and the run's {options.Clients} clients.");

@@ -77,6 +77,23 @@ public sealed class StandbyTests : TestKit
     }
 
     [Fact]
+    public void A_checkpoint_read_after_the_next_round_was_saved_waits_for_that_rounds_record()
+    {
+        var (feed, active, standby, reports) = Start();
+        reports.Probe.ExpectMsg<StandbyEvent>();
+        CheckpointOf(1, 1).Save(active);
+        CheckpointOf(2, 2).Save(active); // the coordinator saved round 2 before the feed read the file for round 1's record
+        feed.Tell(new RoundCompleted(Record(1)));
+        reports.Probe.ExpectNoMsg(TimeSpan.FromMilliseconds(500)); // round 2's checkpoint without round 2's record: not yet
+        Assert.False(File.Exists(standby));
+        feed.Tell(new RoundCompleted(Record(2)));
+        Assert.Equal(1, reports.Probe.ExpectMsg<StandbyRound>().Metrics.Round);
+        Assert.Equal(2, reports.Probe.ExpectMsg<StandbyRound>().Metrics.Round);
+        Assert.Equal(2, reports.Probe.ExpectMsg<StandbyKept>().Round);
+        Assert.Equal(File.ReadAllBytes(active), File.ReadAllBytes(standby));
+    }
+
+    [Fact]
     public void A_standby_that_joins_mid_run_gets_every_earlier_record_and_the_latest_checkpoint()
     {
         string dir = FedAvg.Tests.Shared.TestData.TempDir();

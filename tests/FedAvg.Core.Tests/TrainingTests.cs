@@ -197,7 +197,8 @@ public class TrainerPoolTests
             Assert.True(targets.eq(data.Labels.index_select(0, index)).all().item<bool>());
 
             // Small integers tie often; a NaN row must pick its first NaN, as argmax does.
-            var logits = torch.randint(0, 3, [samples.Length, 10]).to(torch.float32);
+            // (a generator of its own: the global one is ModelZoo.Create's, behind its lock)
+            var logits = torch.randint(0, 3, [samples.Length, 10], generator: new torch.Generator(4)).to(torch.float32);
             logits[1, 4] = float.NaN;
             logits[1, 6] = float.NaN;
             long expected = logits.argmax(1).eq(targets).sum().item<long>();

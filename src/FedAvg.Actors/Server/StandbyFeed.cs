@@ -47,13 +47,16 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
         {
             rounds.RemoveAll(r => r.Round >= completed.Metrics.Round);
             rounds.Add(completed.Metrics);
-            if (standbys.Count > 0) ReadCheckpoint(); // else when one joins
+            if (standbys.Count == 0) return; // read when one joins
+            // A read for an earlier record may have found this round's file already: it waited for this record.
+            if (latest is { } l && l.Round >= completed.Metrics.Round) ReplicateAll();
+            else ReadCheckpoint();
         });
         Receive<CheckpointRead>(read =>
         {
             working--;
             if (latest is not { } l || read.Checkpoint.Round > l.Round) latest = read.Checkpoint;
-            foreach (var standby in standbys.Keys.ToList()) Replicate(standby);
+            ReplicateAll();
             Release();
         });
         Receive<ReadFailed>(f =>
@@ -138,10 +141,20 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
         }).PipeTo(Self, failure: e => new ReadFailed(e.GetBaseException().Message));
     }
 
-    /// <summary>Sends <paramref name="standby"/> the records it has not had up to the latest checkpoint's round, then that checkpoint.</summary>
+    void ReplicateAll()
+    {
+        foreach (var standby in standbys.Keys.ToList()) Replicate(standby);
+    }
+
+    /// <summary>
+    /// Sends <paramref name="standby"/> the records it has not had up to the latest checkpoint's round, then that
+    /// checkpoint. A checkpoint newer than the newest record (the file was read after the coordinator had saved the
+    /// next round, before this feed heard of it) waits for its record: a standby holds a round's checkpoint only with
+    /// every record up to it.
+    /// </summary>
     void Replicate(IActorRef standby)
     {
-        if (latest is not { } l || standbys[standby] >= l.Round) return;
+        if (latest is not { } l || standbys[standby] >= l.Round || l.Round > (rounds.LastOrDefault()?.Round ?? 0)) return;
         var records = rounds.Where(r => r.Round > standbys[standby] && r.Round <= l.Round).ToList();
         standbys[standby] = l.Round;
         working++;
