@@ -36,14 +36,29 @@ public sealed class StandbyTests : TestKit
 
     Address Local => ((ExtendedActorSystem)Sys).Provider.DefaultAddress;
 
-    (IActorRef Feed, string ActivePath, string StandbyPath, TestProbeReports Reports) Start(string standbySettings = Settings)
+    /// <summary>A feed of this test's run, reading the active server's checkpoint at <paramref name="active"/>.</summary>
+    IActorRef Feed(string active) =>
+        Sys.ActorOf(StandbyFeed.Props("fedavg", active, theirs => ClusterServer.SettingsRejection(Settings, theirs)), ClusterHosting.StandbyFeedName);
+
+    /// <summary>A standby's replica that joins the feed of this actor system and keeps its checkpoint at <paramref name="standby"/>.</summary>
+    TestProbeReports Replica(string standby, string standbySettings = Settings)
     {
-        string dir = FedAvg.Tests.Shared.TestData.TempDir();
-        string active = Path.Combine(dir, "active", Checkpoint.FileName), standby = Path.Combine(dir, "standby", Checkpoint.FileName);
-        var feed = Sys.ActorOf(StandbyFeed.Props("fedavg", active, theirs => ClusterServer.SettingsRejection(Settings, theirs)), ClusterHosting.StandbyFeedName);
         var reports = new TestProbeReports(CreateTestProbe());
         Sys.ActorOf(StandbyReplica.Props(Local, new StandbyJoin("fedavg", standbySettings), standby, "test-model", "fedavg", reports.Tell));
-        return (feed, active, standby, reports);
+        return reports;
+    }
+
+    static (string Active, string Standby) Paths()
+    {
+        string dir = FedAvg.Tests.Shared.TestData.TempDir();
+        return (Path.Combine(dir, "active", Checkpoint.FileName), Path.Combine(dir, "standby", Checkpoint.FileName));
+    }
+
+    (IActorRef Feed, string ActivePath, string StandbyPath, TestProbeReports Reports) Start(string standbySettings = Settings)
+    {
+        var (active, standby) = Paths();
+        var feed = Feed(active);
+        return (feed, active, standby, Replica(standby, standbySettings));
     }
 
     /// <summary>What the replica tells its host, as messages to a probe.</summary>
@@ -96,16 +111,14 @@ public sealed class StandbyTests : TestKit
     [Fact]
     public void A_standby_that_joins_mid_run_gets_every_earlier_record_and_the_latest_checkpoint()
     {
-        string dir = FedAvg.Tests.Shared.TestData.TempDir();
-        string active = Path.Combine(dir, "active", Checkpoint.FileName), standby = Path.Combine(dir, "standby", Checkpoint.FileName);
-        var feed = Sys.ActorOf(StandbyFeed.Props("fedavg", active, theirs => ClusterServer.SettingsRejection(Settings, theirs)), ClusterHosting.StandbyFeedName);
+        var (active, standby) = Paths();
+        var feed = Feed(active);
         for (int round = 1; round <= 2; round++)
         {
             CheckpointOf(round, round).Save(active);
             feed.Tell(new RoundCompleted(Record(round)));
         }
-        var reports = new TestProbeReports(CreateTestProbe());
-        Sys.ActorOf(StandbyReplica.Props(Local, new StandbyJoin("fedavg", Settings), standby, "test-model", "fedavg", reports.Tell));
+        var reports = Replica(standby);
         Assert.Contains("round 2", reports.Probe.ExpectMsg<StandbyEvent>().Text);
         Assert.Equal(1, reports.Probe.ExpectMsg<StandbyRound>().Metrics.Round);
         Assert.Equal(2, reports.Probe.ExpectMsg<StandbyRound>().Metrics.Round);
@@ -170,6 +183,10 @@ public sealed class StandbyTests : TestKit
         Assert.Contains("other-model", reports.Probe.ExpectMsg<StandbyEvent>().Text);
         replica.Tell(await CheckpointTransfer.Offer(2, "not a checkpoint at all, but long enough to have a trailer"u8.ToArray(), materializer), fakeFeed);
         Assert.Contains("not a FedAvg.Actors checkpoint", reports.Probe.ExpectMsg<StandbyEvent>().Text);
+
+        // and never back: round 1's checkpoint again (a round it holds) is ignored, unpulled
+        replica.Tell(await CheckpointTransfer.Offer(1, bytes, materializer), fakeFeed);
+        reports.Probe.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
 
         Assert.Equal(bytes, File.ReadAllBytes(standby)); // round 1's, as kept
     }

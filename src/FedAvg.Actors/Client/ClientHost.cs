@@ -44,9 +44,6 @@ public sealed record NodePreparationFailed(Exception Error) : NodeOutcome;
 /// </remarks>
 public sealed class ClientHost : ReceiveActor, IWithTimers
 {
-    const string RetryTimer = "retry";
-    static readonly TimeSpan RetryEvery = TimeSpan.FromSeconds(2);
-
     readonly string nodeId;
     readonly string federation;
     readonly ClientRequest request;
@@ -100,7 +97,7 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
     void SendJoin()
     {
         coordinator.Tell(new JoinFederation(nodeId, federation, request));
-        Timers.StartSingleTimer(RetryTimer, Retry.Instance, RetryEvery);
+        Timers.StartSingleTimer(Retry.Timer, Retry.Instance, Retry.Every);
     }
 
     // ---- joining: until the coordinator answers ----------------------------------------------------------
@@ -110,7 +107,7 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
         Receive<Retry>(_ => SendJoin());
         Receive<Welcome>(welcome =>
         {
-            Timers.Cancel(RetryTimer);
+            Timers.Cancel(Retry.Timer);
             log.Info("node {0}: joined federation '{1}' ({2}, {3}, K={4}); preparing clients {5}",
                 nodeId, welcome.Spec.Federation, welcome.Spec.Dataset, welcome.Spec.Model, welcome.Spec.Clients, request);
             report(new NodeEvent($"joined federation '{welcome.Spec.Federation}': {welcome.Spec.Dataset}, {welcome.Spec.Model}, " +
@@ -161,7 +158,7 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
         var entries = children.Select(c => new ClientEntry(c.Key, SampleCountOf(c.Key), c.Value)).ToList();
         foreach (var batch in entries.Chunk(ClientsPerRegistration))
             coordinator.Tell(new RegisterClients(nodeId, layoutHash, batch));
-        Timers.StartSingleTimer(RetryTimer, Retry.Instance, RetryEvery);
+        Timers.StartSingleTimer(Retry.Timer, Retry.Instance, Retry.Every);
     }
 
     int registered;
@@ -176,7 +173,7 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
         {
             registered += r.Clients;
             if (registered < children.Count) return; // more batches to be acknowledged
-            Timers.Cancel(RetryTimer);
+            Timers.Cancel(Retry.Timer);
             report(new NodeEvent($"{children.Count} clients registered with the server"));
         });
         // A coordinator that lost track of this node, or a new one (a standby took over, or the server restarted), which
@@ -300,11 +297,6 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
     }
 
     protected override void PostStop() => Timers.CancelAll();
-
-    sealed record Retry : INoSerializationVerificationNeeded
-    {
-        public static readonly Retry Instance = new();
-    }
 
     sealed record PreparationFailed(Exception Error) : INoSerializationVerificationNeeded;
     sealed record RoundWeights(TrainRound Round, float[] Weights, IActorRef Server) : INoSerializationVerificationNeeded;

@@ -65,7 +65,11 @@ public sealed class ClusterServer
         using var _test = fullTest;
         var test = TestSamples is { } n ? fullTest.Take(n) : fullTest;
         using var pool = new TrainerPool(options.Model, options.Trainers, options.ThreadsPerTrainer);
-        var (layout, _, _) = RunStart.InitialModel(options, options.CreateStrategy(), ResumeFrom); // checks the checkpoint before anything starts
+        // the model and checkpoint are checked before anything starts; the coordinator starts from these unless a
+        // standby has a replica by then
+        var firstStrategy = options.CreateStrategy();
+        var (layout, firstInitial, firstRoundOfRun) = RunStart.InitialModel(options, firstStrategy, ResumeFrom);
+        int startedOnce = 0;
         var spec = new RunSpec(cluster.Federation, options.Dataset, options.Model, options.Clients, options.Partition, options.Seed,
             options.Standardize, layout.Hash);
         // Built when the coordinator starts on this node: at once on the active server, and on a standby only when it
@@ -74,9 +78,18 @@ public sealed class ClusterServer
         bool coordinatorStarted = false; // the coordinator started on this node (a standby: it took over)
         Props Coordinator(IActorRef observer, WeightChannelServer channel)
         {
-            var strategy = options.CreateStrategy();
-            var from = Interlocked.Read(ref replicatedRound) > 0 ? Checkpoint.Load(CheckpointPath!, options.Model, strategy.Name) : ResumeFrom;
-            var (_, initial, firstRound) = RunStart.InitialModel(options, strategy, from);
+            IStrategy strategy;
+            float[] initial;
+            int firstRound;
+            Checkpoint? from = ResumeFrom;
+            if (Interlocked.Read(ref replicatedRound) == 0 && Interlocked.Exchange(ref startedOnce, 1) == 0)
+                (strategy, initial, firstRound) = (firstStrategy, firstInitial, firstRoundOfRun); // the model built above, not again
+            else
+            {
+                strategy = options.CreateStrategy(); // a fresh one: the state comes from the replica
+                if (Interlocked.Read(ref replicatedRound) > 0) from = Checkpoint.Load(CheckpointPath!, options.Model, strategy.Name);
+                (_, initial, firstRound) = RunStart.InitialModel(options, strategy, from);
+            }
             coordinatorStarted = true;
             if (StandbyOf is not null) OnEvent?.Invoke($"taking over the coordinator from {(from is null ? "the initial model" : $"the checkpoint of round {from.Round}")}");
             var settings = new ServerSettings(options.Model, layout, options.Rounds, StartClients ?? options.MinClients, options.RoundTimeout,
@@ -123,7 +136,7 @@ public sealed class ClusterServer
             }, outcome, OnEvent);
             if (StandbyOf is { } activeServer)
                 system.ActorOf(StandbyReplica.Props(activeServer, new StandbyJoin(cluster.Federation, settingsText), CheckpointPath!, options.Model,
-                    options.CreateStrategy().Name, report =>
+                    firstStrategy.Name, report =>
                     {
                         switch (report)
                         {

@@ -29,6 +29,7 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
     readonly List<RoundMetrics> rounds = new();
     // each standby, and the last round whose record and checkpoint it was sent
     readonly Dictionary<IActorRef, int> standbys = new();
+    readonly HashSet<IActorRef> offering = new();
     CheckpointTransfer.Chunked? latest; // the last checkpoint read, cut into the chunks every standby is streamed
     int working; // reads and offers under way: RunFinished waits for them
     bool finished;
@@ -68,16 +69,22 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
         Receive<Offered>(o =>
         {
             working--;
+            offering.Remove(o.Standby);
+            if (standbys.ContainsKey(o.Standby))
+            {
+                // the records, then the checkpoint they lead to, in this order: a standby that takes over has both or neither
+                foreach (var r in o.Records) o.Standby.Tell(new RoundCompleted(r));
+                o.Standby.Tell(o.Replica);
+                Replicate(o.Standby); // a newer checkpoint may have been read meanwhile
+            }
             Release();
-            if (!standbys.ContainsKey(o.Standby)) return;
-            // the records, then the checkpoint they lead to, in this order: a standby that takes over has both or neither
-            foreach (var r in o.Records) o.Standby.Tell(new RoundCompleted(r));
-            o.Standby.Tell(o.Replica);
         });
         Receive<OfferFailed>(f =>
         {
             working--;
+            offering.Remove(f.Standby);
             log.Warning("standby feed: cannot offer round {0}'s checkpoint to {1}: {2}", f.Round, f.Standby.Path.Address, f.Reason);
+            if (standbys.ContainsKey(f.Standby)) standbys[f.Standby] = f.From; // its records go with the next checkpoint
             Release();
         });
         Receive<RunFinished>(finish =>
@@ -92,6 +99,7 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
         });
         Receive<Terminated>(t =>
         {
+            offering.Remove(t.ActorRef);
             if (standbys.Remove(t.ActorRef)) log.Info("standby feed: the standby at {0} is gone", t.ActorRef.Path.Address);
         });
     }
@@ -155,12 +163,15 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
     void Replicate(IActorRef standby)
     {
         if (latest is not { } l || standbys[standby] >= l.Round || l.Round > (rounds.LastOrDefault()?.Round ?? 0)) return;
-        var records = rounds.Where(r => r.Round > standbys[standby] && r.Round <= l.Round).ToList();
-        standbys[standby] = l.Round;
+        // One offer at a time per standby: two in flight could complete in either order, and the standby would get a
+        // round's records and checkpoint after a later round's.
+        if (!offering.Add(standby)) return;
+        int from = standbys[standby], round = l.Round;
+        var records = rounds.Where(r => r.Round > from && r.Round <= round).ToList();
+        standbys[standby] = round;
         working++;
-        int round = l.Round;
         CheckpointTransfer.Offer(l, materializer)
-            .PipeTo(Self, success: replica => new Offered(standby, records, replica), failure: e => new OfferFailed(standby, round, e.GetBaseException().Message));
+            .PipeTo(Self, success: replica => new Offered(standby, records, replica), failure: e => new OfferFailed(standby, round, from, e.GetBaseException().Message));
     }
 
     void Release()
@@ -171,5 +182,5 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
     sealed record CheckpointRead(CheckpointTransfer.Chunked Checkpoint) : INoSerializationVerificationNeeded;
     sealed record ReadFailed(string Reason) : INoSerializationVerificationNeeded;
     sealed record Offered(IActorRef Standby, IReadOnlyList<RoundMetrics> Records, CheckpointReplica Replica) : INoSerializationVerificationNeeded;
-    sealed record OfferFailed(IActorRef Standby, int Round, string Reason) : INoSerializationVerificationNeeded;
+    sealed record OfferFailed(IActorRef Standby, int Round, int From, string Reason) : INoSerializationVerificationNeeded;
 }

@@ -28,9 +28,6 @@ public sealed record StandbyRunOver(bool Completed, string Reason) : StandbyRepo
 /// </summary>
 public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
 {
-    const string RetryTimer = "retry";
-    static readonly TimeSpan RetryEvery = TimeSpan.FromSeconds(2);
-
     readonly ActorSelection feed;
     readonly StandbyJoin join;
     readonly string checkpointPath;
@@ -42,6 +39,7 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
     readonly DateTime started = DateTime.UtcNow;
     IMaterializer materializer = null!;
     string from = "";
+    int kept; // the round of the checkpoint this standby holds (0: none)
 
     public IStash Stash { get; set; } = null!;
     public ITimerScheduler Timers { get; set; } = null!;
@@ -74,7 +72,7 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
     void SendJoin()
     {
         feed.Tell(join);
-        Timers.StartSingleTimer(RetryTimer, Retry.Instance, RetryEvery);
+        Timers.StartSingleTimer(Retry.Timer, Retry.Instance, Retry.Every);
     }
 
     void Joining()
@@ -92,7 +90,7 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
         });
         Receive<StandbyAccepted>(accepted =>
         {
-            Timers.Cancel(RetryTimer);
+            Timers.Cancel(Retry.Timer);
             from = Sender.Path.Address.ToString();
             Context.Watch(Sender);
             report(new StandbyEvent($"standing by for the server at {from}" +
@@ -101,7 +99,7 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
         });
         Receive<StandbyRefused>(refused =>
         {
-            Timers.Cancel(RetryTimer);
+            Timers.Cancel(Retry.Timer);
             report(new StandbyRefusedBy(refused.Reason));
             Context.Stop(Self);
         });
@@ -117,6 +115,12 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
         Receive<CheckpointReplica>(replica =>
         {
             int round = replica.Round;
+            if (round <= kept)
+            {
+                // never back: a lying or confused feed cannot make this standby resume from an older round than it holds
+                log.Warning("standby: ignoring round {0}'s checkpoint from {1}: it holds round {2}'s", round, from, kept);
+                return;
+            }
             string path = checkpointPath, name = $"the replica of round {round} from {from}";
             CheckpointTransfer.Receive(replica, materializer).ContinueWith(pulled =>
             {
@@ -142,6 +146,7 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
     {
         Receive<Kept>(k =>
         {
+            kept = k.Round;
             report(new StandbyKept(k.Round));
             Become(Replicating);
         });
@@ -155,11 +160,6 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
     }
 
     void Over() => ReceiveAny(_ => { });
-
-    sealed record Retry : INoSerializationVerificationNeeded
-    {
-        public static readonly Retry Instance = new();
-    }
 
     sealed record Kept(int Round) : INoSerializationVerificationNeeded;
     sealed record NotKept(int Round, string Reason) : INoSerializationVerificationNeeded;
