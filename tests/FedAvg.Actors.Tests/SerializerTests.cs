@@ -49,6 +49,8 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
         new StandbyJoin("fedavg", "fedavg.simulation {\n  rounds = 11\n}\n"),
         new StandbyAccepted(4),
         new StandbyRefused("its run settings differ from this server's: it has rounds = 12"),
+        new RevokedCertificates(["0A1B2C3D4E5F60718293A4B5C6D7E8F9", "7f"]),
+        new RevokedCertificates([]),
     ];
 
     public static TheoryData<IFedAvgMessage> Messages => new(All);
@@ -203,6 +205,26 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
     }
 
     [Fact]
+    public void Revocations_that_are_not_serials_or_too_many_for_one_message_are_refused_by_name()
+    {
+        // a standby adds what it is sent to its revoked list: only serial numbers, as revoked.txt holds them
+        foreach (var bad in new[] { "not-a-serial", "", new string('A', 65), "0A 1B" })
+        {
+            var bytes = Serializer.ToBinary(new RevokedCertificates(["0A", bad]));
+            var e = Assert.Throws<SerializationException>(() => Serializer.FromBinary(bytes, "RV"));
+            Assert.Contains("RevokedCertificates", e.Message);
+            Assert.Contains("is not a certificate serial number", e.Message);
+            Assert.True(e.Message.Length < 400, e.Message); // a hostile string is named by its length, not echoed
+        }
+        var many = Serializer.ToBinary(new RevokedCertificates(Enumerable.Range(0, RevokedCertificates.MaxPerMessage + 1).Select(i => i.ToString("X")).ToList()));
+        Assert.True(many.Length < 128_000); // it would fit a frame; the limit keeps the longest serials inside one too
+        Assert.Contains($"{RevokedCertificates.MaxPerMessage + 1} serials (at most {RevokedCertificates.MaxPerMessage}",
+            Assert.Throws<SerializationException>(() => Serializer.FromBinary(many, "RV")).Message);
+        var longest = Serializer.ToBinary(new RevokedCertificates(Enumerable.Repeat(new string('F', 64), RevokedCertificates.MaxPerMessage).ToList()));
+        Assert.True(longest.Length < 128_000, $"{longest.Length} bytes");
+    }
+
+    [Fact]
     public void A_reason_longer_than_a_wire_string_is_cut_to_fit_and_its_message_still_crosses()
     {
         // Reasons are free text, often an exception's message (libtorch's carry its C++ backtrace). Refused past 16 KiB,
@@ -295,6 +317,7 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
         FaultsFired f => $"{f.ClientId}|{string.Join(",", f.Faults.Select(x => (x.Round, x.ClientId, x.Behaviour)))}",
         RoundCompleted { Metrics: var m } => $"{(m with { Rejected = null, Faults = null })}|{string.Join(",", m.RejectedOrEmpty)}|{string.Join(",", m.FaultsOrEmpty)}",
         RunCompleted r => $"{r.Rounds}|{r.FinalAccuracy}|{r.TargetReachedAtRound}|{string.Join(",", r.FinalWeights)}",
+        RevokedCertificates v => string.Join(",", v.Serials),
         _ => message.ToString()!,
     };
 }

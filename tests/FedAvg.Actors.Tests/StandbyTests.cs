@@ -191,6 +191,72 @@ public sealed class StandbyTests : TestKit
         Assert.Equal(bytes, File.ReadAllBytes(standby)); // round 1's, as kept
     }
 
+    /// <summary>
+    /// With TLS the standby must refuse the nodes the server refuses, or a takeover would let a revoked node back in.
+    /// Real certificates from FederationCertificates; the server's bundle and the standby's each have their own
+    /// ca.crt and revoked.txt, as on two machines.
+    /// </summary>
+    [Fact]
+    public void The_servers_revocations_reach_the_standby_when_it_joins_and_as_they_grow_and_the_network_never_lifts_one()
+    {
+        string root = FedAvg.Tests.Shared.TestData.TempDir(), ca = Path.Combine(root, "ca");
+        FederationCertificates.Init(ca, "alpha", null, 2).Dispose();
+        var now = DateTimeOffset.UtcNow;
+        string Issue(string name, string role = FederationCertificates.RoleClient) =>
+            FederationCertificates.Issue(name, ca, Path.Combine(root, name), role, null, null, [], now.AddMinutes(-5), now.AddDays(1));
+        System.Security.Cryptography.X509Certificates.X509Certificate2 Crt(string pfx) =>
+            System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(Path.ChangeExtension(pfx, ".crt"));
+        TransportSecurity Load(string pfx) => TransportSecurity.Load(new TlsSettings(pfx, Path.Combine(Path.GetDirectoryName(pfx)!, FederationCertificates.CaCertificateFile), "", false),
+            new Endpoint("127.0.0.1", null, 0), ClusterHosting.ServerRole)!;
+        string server = Issue("server", FederationCertificates.RoleServer), standbyPfx = Issue("standby", FederationCertificates.RoleServer);
+        using var a = Crt(Issue("node-a"));
+        using var b = Crt(Issue("node-b"));
+        using var c = Crt(Issue("node-c"));
+        using var d = Crt(Issue("node-d"));
+        string serverList = Path.Combine(Path.GetDirectoryName(server)!, FederationCertificates.RevokedFile);
+        string standbyList = Path.Combine(Path.GetDirectoryName(standbyPfx)!, FederationCertificates.RevokedFile);
+        void RevokeOnServer(string name)
+        {
+            FederationCertificates.Revoke(Path.Combine(root, name, name + ".crt"), ca);
+            File.Copy(Path.Combine(ca, FederationCertificates.RevokedFile), serverList, overwrite: true); // as the README says
+        }
+
+        RevokeOnServer("node-a");
+        using var serverTls = Load(server);
+        using var standbyTls = Load(standbyPfx);
+        Assert.Null(standbyTls.Check(a));
+        var (active, standbyPath) = Paths();
+        var feed = Sys.ActorOf(StandbyFeed.Props("fedavg", active, theirs => ClusterServer.SettingsRejection(Settings, theirs), () => serverTls.Revoked),
+            ClusterHosting.StandbyFeedName);
+        var reports = new TestProbeReports(CreateTestProbe());
+        var replica = Sys.ActorOf(StandbyReplica.Props(Local, new StandbyJoin("fedavg", Settings), standbyPath, "test-model", "fedavg", reports.Tell,
+            security: standbyTls));
+        string Next() => reports.Probe.FishForMessage<StandbyEvent>(e => e is StandbyEvent v && v.Text.StartsWith("revoked"), TimeSpan.FromSeconds(10)).Text;
+
+        // at the join: in force in the standby's process, and written beside its ca.crt
+        Assert.Contains($"revoked 1 certificate(s) the server at {Local} revoked ({a.SerialNumber}); added to {standbyList}", Next());
+        Assert.Contains("is revoked", standbyTls.Check(a));
+        Assert.Contains(a.SerialNumber, FederationCertificates.ReadRevoked(standbyList));
+
+        // a revocation copied to the server mid-run goes with the next round
+        RevokeOnServer("node-b");
+        feed.Tell(new RoundCompleted(Record(1)));
+        Assert.Contains($"({b.SerialNumber})", Next());
+        Assert.Contains("is revoked", standbyTls.Check(b));
+
+        // the server's list emptied, then given only node-c: the standby adds node-c and keeps a and b
+        File.WriteAllText(serverList, $"# a and b lifted by hand\n{c.SerialNumber}\n");
+        feed.Tell(new RoundCompleted(Record(2)));
+        Assert.Contains($"({c.SerialNumber})", Next());
+        foreach (var gone in new[] { a, b, c }) Assert.Contains("is revoked", standbyTls.Check(gone));
+        Assert.Equal(new[] { a, b, c }.Select(x => x.SerialNumber).Order(), FederationCertificates.ReadRevoked(standbyList).Order());
+
+        // only the feed is heard: a member that is not it cannot revoke (nor send records or checkpoints)
+        EventFilter.Warning(contains: "ignoring a RevokedCertificates from").ExpectOne(() =>
+            replica.Tell(new RevokedCertificates([d.SerialNumber]), TestActor));
+        Assert.Null(standbyTls.Check(d));
+    }
+
     sealed class Forwarder : ReceiveActor
     {
         public Forwarder(IActorRef to) => ReceiveAny(m => to.Forward(m));

@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using FedAvg.Actors.Hosting;
 using FedAvg.Actors.Messages;
 using FedAvg.Core.Runtime;
 using FedAvg.Tests.Shared;
@@ -185,6 +186,17 @@ public sealed class ClusterProcessTests : FederationProcessTest
         string simulated = Simulate(rounds, "iid");
         string dir = Path.Combine(TestData.TempDir(), "server");
         string standbyDir = Path.Combine(TestData.TempDir(), "standby");
+        string? revokedSerial = null;
+        if (tls)
+        {
+            // a node revoked on the server only: the standby must refuse it too once it runs the federation
+            Transport(true, "server", "server");
+            Transport(true, "revoked-node");
+            var (code, error, _) = Fedavg("certs", "revoke", Path.Combine(root, "revoked-node", "revoked-node.crt"), "--ca", FederationCa);
+            Assert.True(code == 0, error);
+            File.Copy(Path.Combine(FederationCa, "revoked.txt"), Path.Combine(root, "server", "revoked.txt"));
+            revokedSerial = Assert.Single(FederationCertificates.ReadRevoked(Path.Combine(root, "server", "revoked.txt")));
+        }
         var (active, port) = await StartServer(dir, rounds, "iid", tls: tls, extra: ["--start-clients", "4"]);
 
         if (!tls)
@@ -214,6 +226,11 @@ public sealed class ClusterProcessTests : FederationProcessTest
         Assert.Equal(FinalWeights(simulated), FinalWeights(standbyDir));
         Assert.Equal(Rounds(simulated).Select(r => r.TestAccuracy), Rounds(standbyDir).Select(r => r.TestAccuracy));
         Assert.True(File.Exists(Path.Combine(standbyDir, "model.ts")));
+        if (revokedSerial is not null)
+        {
+            Assert.Contains($"revoked 1 certificate(s) the server at akka.ssl.tcp://fedavg@127.0.0.1:{port} revoked ({revokedSerial})", standby.Output);
+            Assert.Contains(revokedSerial, FederationCertificates.ReadRevoked(Path.Combine(root, "standby", "revoked.txt")));
+        }
     }
 
     /// <summary>

@@ -19,6 +19,9 @@ public abstract class FederationProcessTest : IDisposable
     protected readonly string root = TestData.TempDir();
     string? federationCa;
 
+    /// <summary>The CA directory that <see cref="Transport"/> issues this test's certificates from.</summary>
+    protected string FederationCa => federationCa ??= MakeCa("federation").CaDir;
+
     protected FedavgProcess Launch(string name, params string[] args) => Launch(name, new Dictionary<string, string>(), args);
 
     protected FedavgProcess Launch(string name, IReadOnlyDictionary<string, string> environment, params string[] args)
@@ -107,9 +110,8 @@ public abstract class FederationProcessTest : IDisposable
     protected string[] Transport(bool tls, string name, string role = "client")
     {
         if (!tls) return [];
-        federationCa ??= MakeCa("federation").CaDir;
         string bundle = Path.Combine(root, name);
-        return Tls(Directory.Exists(bundle) ? bundle : Issue(federationCa, name, role));
+        return Tls(Directory.Exists(bundle) ? bundle : Issue(FederationCa, name, role));
     }
 
     /// <summary>The address protocol the processes print: akka.ssl.tcp with TLS.</summary>

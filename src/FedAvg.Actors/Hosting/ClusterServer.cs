@@ -127,7 +127,8 @@ public sealed class ClusterServer
             OnEvent?.Invoke($"weight channel at {endpoint.Hostname}:{channel.Port}{(Tls is null ? "" : " (mutual TLS)")}");
 
             string settingsText = options.ToHocon();
-            var feed = system.ActorOf(StandbyFeed.Props(cluster.Federation, CheckpointPath, theirs => SettingsRejection(settingsText, theirs)),
+            var feed = system.ActorOf(StandbyFeed.Props(cluster.Federation, CheckpointPath, theirs => SettingsRejection(settingsText, theirs),
+                    Tls is { } tls ? () => tls.Revoked : null),
                 ClusterHosting.StandbyFeedName);
             var observer = RunStart.Observer(system, m =>
             {
@@ -148,7 +149,7 @@ public sealed class ClusterServer
                                 break;
                             default: standbyEnd.TrySetResult(report); break;
                         }
-                    }, cluster.JoinTimeout), "standby");
+                    }, cluster.JoinTimeout, Tls), "standby");
             var coordinatorChannel = channel;
             system.ActorOf(ClusterSingletonManager.Props(ServerGuardian.Props(() => Coordinator(observer, coordinatorChannel), observer), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole(ClusterHosting.ServerRole)), ClusterHosting.CoordinatorName);

@@ -131,22 +131,44 @@ public static class FederationCertificates
                 throw new UsageException($"CERT {certPath}: '{cert.Subject}' is the CA certificate, not a node's; to replace the CA, " +
                                          $"make a new one (`fedavg certs init --out DIR`) and issue every node's certificate from it.");
             string path = Path.Combine(caDir, RevokedFile);
-            var revoked = ReadRevoked(path);
-            if (revoked.Contains(cert.SerialNumber)) return (cert.SerialNumber, cert.Subject, false);
-            string text = (File.Exists(path) ? File.ReadAllText(path) : "# serial numbers revoked by this federation's CA (fedavg certs revoke)\n")
-                          + $"{cert.SerialNumber} # {cert.Subject}, revoked {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC\n";
             try
             {
-                AtomicFile.WriteAllText(path, text);
+                int added = AddRevoked(path, [(cert.SerialNumber, $"{cert.Subject}, revoked {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC")]);
+                return (cert.SerialNumber, cert.Subject, added == 1);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 string why = Directory.Exists(path) ? $"{path} is a directory" : e.Message.TrimEnd('.');
                 throw new UsageException($"--ca {caDir}: cannot write {RevokedFile} ({why}); nothing was revoked.");
             }
-            return (cert.SerialNumber, cert.Subject, true);
         }
     }
+
+    static readonly object revokedWrites = new();
+
+    /// <summary>
+    /// Adds the serials of <paramref name="entries"/> that <paramref name="path"/> (a revoked.txt) does not list yet, each
+    /// on a line of its own with its note as a comment, and writes the file atomically: a reader sees the old list or
+    /// the new one. Returns how many were added (0: the file is left as it was). Writers in this process take turns, so
+    /// none loses another's lines. A malformed list is a <see cref="UsageException"/> naming its line, and is not touched.
+    /// </summary>
+    public static int AddRevoked(string path, IEnumerable<(string Serial, string Note)> entries)
+    {
+        lock (revokedWrites)
+        {
+            var revoked = ReadRevoked(path);
+            var fresh = entries.Select(e => (Serial: e.Serial.ToUpperInvariant(), e.Note)).Where(e => !revoked.Contains(e.Serial))
+                .DistinctBy(e => e.Serial).ToList();
+            if (fresh.Count == 0) return 0;
+            string text = (File.Exists(path) ? File.ReadAllText(path) : "# serial numbers revoked by this federation's CA (fedavg certs revoke)\n")
+                          + string.Concat(fresh.Select(e => $"{e.Serial} # {e.Note}\n"));
+            AtomicFile.WriteAllText(path, text);
+            return fresh.Count;
+        }
+    }
+
+    /// <summary>Whether <paramref name="text"/> is a certificate serial number as revoked.txt holds them: 1 to 64 hex digits.</summary>
+    public static bool IsSerial(string text) => text.Length is > 0 and <= 64 && text.All(Uri.IsHexDigit);
 
     /// <summary>The serials of a revoked.txt (none if it does not exist); a line that is not one is an error naming file and line.</summary>
     public static IReadOnlySet<string> ReadRevoked(string path)
@@ -161,7 +183,7 @@ public static class FederationCertificates
             number++;
             string line = (raw.IndexOf('#') is var hash and >= 0 ? raw[..hash] : raw).Trim();
             if (line.Length == 0) continue;
-            if (line.Length > 64 || !line.All(Uri.IsHexDigit))
+            if (!IsSerial(line))
                 throw new UsageException($"{path}, line {number}: '{line}' is not a certificate serial number (hex digits, as `fedavg certs revoke` writes).");
             serials.Add(line.ToUpperInvariant());
         }

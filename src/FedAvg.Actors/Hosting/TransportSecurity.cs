@@ -120,6 +120,11 @@ public sealed class TransportSecurity : IDisposable
 
     readonly object revokedGate = new();
     IReadOnlySet<string> revoked = new HashSet<string>();
+    // serials another server of the federation revoked (a standby's feed, AddRevoked): in force whatever the file says
+    readonly HashSet<string> replicated = new(StringComparer.OrdinalIgnoreCase);
+
+    IReadOnlySet<string> WithReplicated(IReadOnlySet<string> serials) =>
+        replicated.Count == 0 ? serials : new HashSet<string>(serials.Concat(replicated), StringComparer.OrdinalIgnoreCase);
     (DateTime Time, long Length) revokedStamp = (DateTime.MinValue, -1), unreadable = (DateTime.MinValue, -1);
 
     static (DateTime, long) StampOf(string path)
@@ -133,7 +138,25 @@ public sealed class TransportSecurity : IDisposable
     {
         var stamp = StampOf(path);
         var serials = FederationCertificates.ReadRevoked(path);
-        lock (revokedGate) (RevokedPath, revoked, revokedStamp) = (path, serials, stamp);
+        lock (revokedGate) (RevokedPath, revoked, revokedStamp) = (path, WithReplicated(serials), stamp);
+    }
+
+    /// <summary>
+    /// Revokes <paramref name="serials"/> in this process at once, whatever revoked.txt says, from now until it exits:
+    /// the revocations another server of the federation holds (StandbyFeed sends them to its standbys). It adds only;
+    /// nothing from the network lifts a revocation. Returns the serials that were not revoked here yet.
+    /// </summary>
+    public IReadOnlyList<string> AddRevoked(IEnumerable<string> serials)
+    {
+        Reread();
+        lock (revokedGate)
+        {
+            var fresh = serials.Select(s => s.ToUpperInvariant()).Where(s => !revoked.Contains(s)).Distinct().ToList();
+            if (fresh.Count == 0) return fresh;
+            replicated.UnionWith(fresh);
+            revoked = WithReplicated(revoked);
+            return fresh;
+        }
     }
 
     void Reread()
@@ -146,6 +169,7 @@ public sealed class TransportSecurity : IDisposable
             try
             {
                 var serials = FederationCertificates.ReadRevoked(RevokedPath);
+                serials = WithReplicated(serials);
                 int added = serials.Count(s => !revoked.Contains(s)), removed = revoked.Count(s => !serials.Contains(s));
                 (revoked, revokedStamp) = (serials, stamp);
                 OnRevocationsChanged?.Invoke($"{RevokedPath} changed: {serials.Count} revoked certificate(s) now ({added} added, {removed} removed)");

@@ -168,6 +168,18 @@ public sealed record StandbyRefused(string Reason) : IFedAvgMessage;
 /// </summary>
 public sealed record CheckpointReplica(int Round, long Length, ulong Checksum, Akka.Streams.ISourceRef<byte[]> Chunks) : IFedAvgMessage;
 
+/// <summary>
+/// Certificate serials the active server's revoked.txt lists (with TLS), sent to each standby when it joins and when
+/// the list grows, so that a standby that takes over refuses the nodes the server refused. A standby adds them to its
+/// own list and never removes one on the network's word: lifting a revocation is done by hand, on each server. At
+/// most <see cref="MaxPerMessage"/> serials of at most 64 hex digits each (under 70 KB, inside the remote frame); a
+/// longer list goes in several messages.
+/// </summary>
+public sealed record RevokedCertificates(IReadOnlyList<string> Serials) : IFedAvgMessage
+{
+    public const int MaxPerMessage = 1000;
+}
+
 // ---- to the host that started the server ----------------------------------------------------------------
 
 /// <summary>

@@ -57,6 +57,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
         [typeof(StandbyAccepted)] = "SA",
         [typeof(StandbyRefused)] = "SX",
         [typeof(CheckpointReplica)] = "CR",
+        [typeof(RevokedCertificates)] = "RV",
     };
 
     /// <summary>The manifests, for tests that feed every one of them bad bytes.</summary>
@@ -153,6 +154,10 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 w.Int(m.Round); w.Long(m.Length); w.ULong(m.Checksum);
                 WriteStreamRef(ref w, m.Chunks);
                 break;
+            case RevokedCertificates m:
+                w.Int(m.Serials.Count);
+                foreach (var serial in m.Serials) w.String(serial);
+                break;
             default:
                 throw new ArgumentException($"FedAvgSerializer cannot serialize {obj.GetType()}");
         }
@@ -195,6 +200,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 "SA" => new StandbyAccepted(r.Int("round")),
                 "SX" => new StandbyRefused(r.String("reason")),
                 "CR" => ReadCheckpointReplica(ref r),
+                "RV" => ReadRevokedCertificates(ref r),
                 _ => throw new UnknownManifest(),
             };
             r.End();
@@ -394,6 +400,22 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
         return new CheckpointReplica(round, length, r.ULong("checksum"), ReadStreamRef(ref r));
     }
 
+    static RevokedCertificates ReadRevokedCertificates(ref WireReader r)
+    {
+        int count = r.Count("serials", minBytesEach: 5);
+        if (count > RevokedCertificates.MaxPerMessage)
+            throw new InvalidDataException($"{count} serials (at most {RevokedCertificates.MaxPerMessage} in one message)");
+        var serials = new List<string>(count);
+        for (int i = 0; i < count; i++)
+        {
+            string serial = r.String("serial");
+            if (!Hosting.FederationCertificates.IsSerial(serial)) throw new InvalidDataException(
+                    $"{(serial.Length > 64 ? $"a string of {serial.Length} characters" : $"'{serial}'")} is not a certificate serial number");
+            serials.Add(serial);
+        }
+        return new RevokedCertificates(serials);
+    }
+
     int? streamRefSerializerId;
 
     /// <summary>The identifier of Akka.Streams' serializer for stream refs (bound in its reference.conf).</summary>
@@ -418,6 +440,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
             RegisterClients rc => 128 + rc.Clients.Count * 256,
             StandbyJoin j => 64 + Encoding.UTF8.GetMaxByteCount(j.Federation.Length + j.Settings.Length),
             CheckpointReplica => 1024,
+            RevokedCertificates v => 16 + v.Serials.Sum(serial => 4 + Encoding.UTF8.GetMaxByteCount(serial.Length)),
             _ => 256,
         };
     }

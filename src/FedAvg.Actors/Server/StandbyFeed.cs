@@ -11,7 +11,9 @@ namespace FedAvg.Actors.Server;
 /// On every `fedavg server` (/user/standby-feed): replicates the run to the standby servers that ask for it
 /// (<see cref="StandbyJoin"/>), so that one of them can take over the coordinator from the last completed round when
 /// this server's node is lost. Each round it sends every standby the round's record and then the checkpoint file,
-/// read after the coordinator saved it; at the end it tells them the run is over, after the last replica.
+/// read after the coordinator saved it; at the end it tells them the run is over, after the last replica. With TLS it
+/// also sends them the serials of the certificates this server has revoked, when one joins and each round the list
+/// has grown (<see cref="RevokedCertificates"/>), so a standby that takes over refuses the same nodes.
 /// </summary>
 /// <remarks>
 /// The host tells it each <see cref="RoundCompleted"/> (the coordinator reports a round once its checkpoint is on
@@ -25,11 +27,14 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
     readonly string federation;
     readonly string? checkpointPath;
     readonly Func<string, string?> settingsRejection;
+    readonly Func<IReadOnlySet<string>>? revoked;
     readonly ILoggingAdapter log = Context.GetLogger();
     readonly List<RoundMetrics> rounds = new();
     // each standby, and the last round whose record and checkpoint it was sent
     readonly Dictionary<IActorRef, int> standbys = new();
     readonly HashSet<IActorRef> offering = new();
+    // the revoked serials each standby was sent
+    readonly Dictionary<IActorRef, HashSet<string>> revokedSent = new();
     CheckpointTransfer.Chunked? latest; // the last checkpoint read, cut into the chunks every standby is streamed
     int working; // reads and offers under way: RunFinished waits for them
     bool finished;
@@ -38,17 +43,21 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
     public IStash Stash { get; set; } = null!;
 
     /// <param name="settingsRejection">Why a standby's run settings (HOCON) cannot stand by for this run, or null.</param>
-    public StandbyFeed(string federation, string? checkpointPath, Func<string, string?> settingsRejection)
+    /// <param name="revoked">The serials this server refuses (TransportSecurity.Revoked, which may read revoked.txt
+    /// again: called off the actor), or null without TLS.</param>
+    public StandbyFeed(string federation, string? checkpointPath, Func<string, string?> settingsRejection, Func<IReadOnlySet<string>>? revoked = null)
     {
         this.federation = federation;
         this.checkpointPath = checkpointPath;
         this.settingsRejection = settingsRejection;
+        this.revoked = revoked;
         Receive<StandbyJoin>(Join);
         Receive<RoundCompleted>(completed =>
         {
             rounds.RemoveAll(r => r.Round >= completed.Metrics.Round);
             rounds.Add(completed.Metrics);
             if (standbys.Count == 0) return; // read when one joins
+            ReadRevoked();
             // A read for an earlier record may have found this round's file already: it waited for this record.
             if (latest is { } l && l.Round >= completed.Metrics.Round) ReplicateAll();
             else ReadCheckpoint();
@@ -60,6 +69,16 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
             ReplicateAll();
             Release();
         });
+        Receive<RevokedRead>(read =>
+        {
+            foreach (var (standby, sent) in revokedSent)
+            {
+                var fresh = read.Serials.Where(s => !sent.Contains(s)).ToList();
+                foreach (var batch in fresh.Chunk(RevokedCertificates.MaxPerMessage)) standby.Tell(new RevokedCertificates(batch));
+                sent.UnionWith(fresh);
+            }
+        });
+        Receive<RevokedUnread>(f => log.Warning("standby feed: cannot read the revoked list to replicate it: {0}", f.Reason));
         Receive<ReadFailed>(f =>
         {
             working--;
@@ -100,12 +119,14 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
         Receive<Terminated>(t =>
         {
             offering.Remove(t.ActorRef);
+            revokedSent.Remove(t.ActorRef);
             if (standbys.Remove(t.ActorRef)) log.Info("standby feed: the standby at {0} is gone", t.ActorRef.Path.Address);
         });
     }
 
-    public static Props Props(string federation, string? checkpointPath, Func<string, string?> settingsRejection) =>
-        Akka.Actor.Props.Create(() => new StandbyFeed(federation, checkpointPath, settingsRejection));
+    public static Props Props(string federation, string? checkpointPath, Func<string, string?> settingsRejection,
+        Func<IReadOnlySet<string>>? revoked = null) =>
+        Akka.Actor.Props.Create(() => new StandbyFeed(federation, checkpointPath, settingsRejection, revoked));
 
     protected override void PreStart() => materializer = Context.System.Materializer();
 
@@ -131,7 +152,17 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
         standbys[standby] = 0;
         Context.Watch(standby);
         standby.Tell(new StandbyAccepted(rounds.LastOrDefault()?.Round ?? 0));
+        if (revoked is not null) revokedSent[standby] = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        ReadRevoked();
         ReadCheckpoint();
+    }
+
+    /// <summary>Looks at the revoked list off the actor (it may read revoked.txt again); each standby is then sent the
+    /// serials it lacks. A list that cannot be read is the server's own concern: TransportSecurity keeps the one in force.</summary>
+    void ReadRevoked()
+    {
+        if (revoked is not { } read) return;
+        Task.Run(() => new RevokedRead(read().ToList())).PipeTo(Self, failure: e => new RevokedUnread(e.GetBaseException().Message));
     }
 
     /// <summary>Reads the checkpoint file off the actor (on the pool: a read of a few MB, the page cache's most often);
@@ -180,6 +211,8 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
     }
 
     sealed record CheckpointRead(CheckpointTransfer.Chunked Checkpoint) : INoSerializationVerificationNeeded;
+    sealed record RevokedRead(IReadOnlyList<string> Serials) : INoSerializationVerificationNeeded;
+    sealed record RevokedUnread(string Reason) : INoSerializationVerificationNeeded;
     sealed record ReadFailed(string Reason) : INoSerializationVerificationNeeded;
     sealed record Offered(IActorRef Standby, IReadOnlyList<RoundMetrics> Records, CheckpointReplica Replica) : INoSerializationVerificationNeeded;
     sealed record OfferFailed(IActorRef Standby, int Round, int From, string Reason) : INoSerializationVerificationNeeded;

@@ -24,7 +24,10 @@ public sealed record StandbyRunOver(bool Completed, string Reason) : StandbyRepo
 /// A standby server's side of the replication (<see cref="StandbyFeed"/> is the other): asks the active server's feed
 /// to replicate, then keeps each round's record and checkpoint, the checkpoint checked (its length and checksum on the
 /// wire, then its own sha256, model and strategy) before it is written, atomically, where this standby's coordinator
-/// would resume from. A replica that fails its checks is logged and dropped: the previous one stays.
+/// would resume from. A replica that fails its checks is logged and dropped: the previous one stays. With TLS, the
+/// certificates the active server revoked are revoked here too (<see cref="RevokedCertificates"/>): at once in this
+/// process, and added to the revoked.txt beside this standby's ca.crt, so they stay revoked after a restart. Only the
+/// feed that accepted this standby is heard; anything else sent to it is logged and dropped.
 /// </summary>
 public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
 {
@@ -36,9 +39,11 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
     readonly Action<StandbyReport> report;
     readonly ILoggingAdapter log = Context.GetLogger();
     readonly TimeSpan joinTimeout;
+    readonly Hosting.TransportSecurity? security;
     readonly DateTime started = DateTime.UtcNow;
     IMaterializer materializer = null!;
     string from = "";
+    IActorRef active = ActorRefs.Nobody; // the feed that accepted this standby
     int kept; // the round of the checkpoint this standby holds (0: none)
 
     public IStash Stash { get; set; } = null!;
@@ -46,10 +51,12 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
 
     /// <param name="joinTimeout">How long the active server may take to answer the join: a member that never does is no
     /// fedavg server of this version (or its feed is not up), and the standby gives up with that reason.</param>
+    /// <param name="security">This standby's TLS, whose revoked list takes the active server's revocations; null in plaintext.</param>
     public StandbyReplica(Address active, StandbyJoin join, string checkpointPath, string model, string strategy, Action<StandbyReport> report,
-        TimeSpan? joinTimeout = null)
+        TimeSpan? joinTimeout = null, Hosting.TransportSecurity? security = null)
     {
         this.joinTimeout = joinTimeout ?? TimeSpan.FromSeconds(30);
+        this.security = security;
         feed = Context.ActorSelection(new RootActorPath(active) / "user" / Hosting.ClusterHosting.StandbyFeedName);
         this.join = join;
         this.checkpointPath = checkpointPath;
@@ -60,8 +67,8 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
     }
 
     public static Props Props(Address active, StandbyJoin join, string checkpointPath, string model, string strategy, Action<StandbyReport> report,
-        TimeSpan? joinTimeout = null) =>
-        Akka.Actor.Props.Create(() => new StandbyReplica(active, join, checkpointPath, model, strategy, report, joinTimeout));
+        TimeSpan? joinTimeout = null, Hosting.TransportSecurity? security = null) =>
+        Akka.Actor.Props.Create(() => new StandbyReplica(active, join, checkpointPath, model, strategy, report, joinTimeout, security));
 
     protected override void PreStart()
     {
@@ -92,6 +99,7 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
         {
             Timers.Cancel(Retry.Timer);
             from = Sender.Path.Address.ToString();
+            active = Sender;
             Context.Watch(Sender);
             report(new StandbyEvent($"standing by for the server at {from}" +
                                     (accepted.Round > 0 ? $" (its checkpoint is of round {accepted.Round})" : "")));
@@ -111,9 +119,18 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
         Stash.UnstashAll();
         Receive<StandbyAccepted>(_ => { });
         Receive<Retry>(_ => { });
-        Receive<RoundCompleted>(r => report(new StandbyRound(r.Metrics)));
+        Receive<RoundCompleted>(r =>
+        {
+            if (FromFeed(r)) report(new StandbyRound(r.Metrics));
+        });
+        Receive<RevokedCertificates>(r =>
+        {
+            if (FromFeed(r)) Revoke(r.Serials);
+        });
+        Receive<Revoked>(r => report(new StandbyEvent(r.Text)));
         Receive<CheckpointReplica>(replica =>
         {
+            if (!FromFeed(replica)) return;
             int round = replica.Round;
             if (round <= kept)
             {
@@ -135,10 +152,37 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
         });
         Receive<RunFinished>(f =>
         {
+            if (!FromFeed(f)) return;
             report(new StandbyRunOver(f.Completed, f.Reason));
             Become(Over);
         });
         Receive<Terminated>(_ => report(new StandbyEvent($"lost the server at {from}; the cluster decides whether this standby takes over")));
+    }
+
+    /// <summary>Whether <paramref name="message"/> came from the feed that accepted this standby; if not, it is logged and dropped.</summary>
+    bool FromFeed(object message)
+    {
+        if (Sender.Equals(active)) return true;
+        log.Warning("standby: ignoring a {0} from {1}: only the feed of the server at {2} is heard", message.GetType().Name, Sender.Path, from);
+        return false;
+    }
+
+    /// <summary>The active server's revocations: in force here at once, then added to this standby's revoked.txt off the actor.</summary>
+    void Revoke(IReadOnlyList<string> serials)
+    {
+        if (security is null)
+        {
+            log.Warning("standby: ignoring {0} revoked certificate(s) from {1}: this standby runs without TLS", serials.Count, from);
+            return;
+        }
+        var fresh = security.AddRevoked(serials);
+        if (fresh.Count == 0) return;
+        string path = security.RevokedPath, source = from, note = $"revoked by the server at {from}, replicated {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC";
+        string done = $"revoked {fresh.Count} certificate(s) the server at {source} revoked ({string.Join(", ", fresh.Take(3))}{(fresh.Count > 3 ? ", …" : "")})";
+        Task.Factory.StartNew(() => Hosting.FederationCertificates.AddRevoked(path, fresh.Select(f => (f, note))),
+                CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default) // a disk write: not on the pool
+            .PipeTo(Self, success: _ => new Revoked($"{done}; added to {path}"),
+                failure: e => new Revoked($"{done}, until this standby stops: cannot add them to {path} ({e.GetBaseException().Message})"));
     }
 
     /// <summary>One replica at a time, in the order they came: the records and the end wait behind it.</summary>
@@ -161,6 +205,7 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
 
     void Over() => ReceiveAny(_ => { });
 
+    sealed record Revoked(string Text) : INoSerializationVerificationNeeded;
     sealed record Kept(int Round) : INoSerializationVerificationNeeded;
     sealed record NotKept(int Round, string Reason) : INoSerializationVerificationNeeded;
 }
