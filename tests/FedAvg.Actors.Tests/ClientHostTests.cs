@@ -119,4 +119,64 @@ public sealed class ClientHostTests : TestKit
             await node.Terminate();
         }
     }
+
+    sealed class Instant : ILocalTraining
+    {
+        public int SampleCount => 10;
+        public Task<TrainResult> Train(string clientId, LocalTrain request) =>
+            Task.FromResult(new TrainResult(new float[4], SampleCount, 0.5, 0.5, TimeSpan.Zero));
+    }
+
+    sealed class Forwarder : ReceiveActor
+    {
+        public Forwarder(IActorRef to) => ReceiveAny(m => to.Forward(m));
+    }
+
+    /// <summary>
+    /// A server lost as its clients upload (before a standby takes over, or a network that drops): the update is sound,
+    /// so the client is not restarted (which had each client log an error with a stack trace); it reports the round
+    /// failed, with the reason, in one warning, and trains the next request.
+    /// </summary>
+    [Fact]
+    public async Task An_update_that_cannot_reach_the_servers_weight_channel_is_reported_failed_without_restarting_the_client()
+    {
+        var server = ActorSystem.Create("server", Remote);
+        using var channel = new WeightChannelClient(null);
+        try
+        {
+            // the server, across the wire: a forwarder in its own actor system, so the client uploads over TCP
+            var probe = CreateTestProbe();
+            var forwarder = server.ActorOf(Props.Create(() => new Forwarder(probe.Ref)), "coordinator");
+            var serverAddress = ((ExtendedActorSystem)server).Provider.DefaultAddress;
+            var remote = await Sys.ActorSelection(forwarder.Path.ToStringWithAddress(serverAddress)).ResolveOne(TimeSpan.FromSeconds(10));
+            // a port the OS handed out and that nothing listens on any more: its weight channel is gone
+            var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+            listener.Start();
+            int gone = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+            listener.Stop();
+
+            var client = Sys.ActorOf(FederatedClient.Props("client-001", new Instant(), Layout, Akka.Streams.ActorMaterializer.Create(Sys), channel: channel));
+            var config = new TrainConfig(1, 10, 0.1, 0, 0);
+            await EventFilter.Error().ExpectAsync(0, async () =>
+            {
+                await EventFilter.Warning(contains: "did not reach the server").ExpectOneAsync(() =>
+                {
+                    client.Tell(new LocalTrain(3, 1, new float[4], config, 7, remote, UploadPort: gone));
+                    var failed = probe.ExpectMsg<TrainingFailed>(TimeSpan.FromSeconds(30));
+                    Assert.Equal((3, "client-001"), (failed.Round, failed.ClientId));
+                    Assert.Contains($"its update did not reach the server at {serverAddress}: cannot reach the server's weight channel at 127.0.0.1:{gone}",
+                        failed.Reason);
+                    return Task.CompletedTask;
+                });
+                // idle again, the same actor: the next request is trained and its update submitted
+                var local = CreateTestProbe();
+                client.Tell(new LocalTrain(4, 1, new float[4], config, 8, local.Ref));
+                Assert.Equal(4, local.ExpectMsg<UpdateSubmitted>().Round);
+            });
+        }
+        finally
+        {
+            await server.Terminate();
+        }
+    }
 }

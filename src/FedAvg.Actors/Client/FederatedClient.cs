@@ -153,7 +153,7 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
                     {
                         WeightBuffers.Return(weights);
                     }
-                }).PipeTo(Self, success: payload => new UpdateReady(Update(payload)), failure: e => new LocalTrainingFaulted(done.Round, e));
+                }).PipeTo(Self, success: payload => new UpdateReady(Update(payload)), failure: e => new UploadFailed(done.Round, e));
                 return;
             }
             // to another node: chunks and checksum in one pass off the actor, then the vector is ours to recycle
@@ -165,9 +165,22 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
             }).PipeTo(Self, success: payload => new UpdateReady(Update(payload)), failure: e => new LocalTrainingFaulted(done.Round, e));
         });
         Receive<UpdateReady>(ready => Submit(ready.Update));
+        Receive<UploadFailed>(failed =>
+        {
+            // Not a training failure: the update is sound, the server or the way to it is not (most often a server lost
+            // as it was about to receive, before a standby takes over). No restart, so no error and stack trace from the
+            // supervisor for each client: one line, the round reported failed to a server that can still hear it, and
+            // the client waits for the next request (a new server asks for this round again).
+            var request = current!;
+            string reason = $"its update did not reach the server at {request.Server.Path.Address}: {Unwrap(failed.Error).Message}";
+            log.Warning("client {0}: round {1}: {2}", clientId, failed.Round, reason);
+            ReportFaults(request.Server);
+            request.Server.Tell(new TrainingFailed(failed.Round, clientId, reason));
+            BackToIdle();
+        });
         Receive<LocalTrainingFaulted>(faulted =>
         {
-            var cause = faulted.Error is AggregateException { InnerExceptions.Count: 1 } a ? a.InnerExceptions[0] : faulted.Error;
+            var cause = Unwrap(faulted.Error);
             log.Warning("client {0}: training round {1} failed: {2}", clientId, faulted.Round, cause.Message);
             current?.Release?.Invoke(); // the training task has ended (or the upload after it failed)
             throw new ClientTrainingException(clientId, faulted.Round, cause);
@@ -199,6 +212,8 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
         BackToIdle();
     }
 
+    static Exception Unwrap(Exception e) => e is AggregateException { InnerExceptions.Count: 1 } a ? a.InnerExceptions[0] : e;
+
     void BackToIdle()
     {
         current = null;
@@ -209,6 +224,7 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
     sealed record LocalTrainingDone(int Round, TrainResult Result) : INoSerializationVerificationNeeded;
     sealed record LocalTrainingFaulted(int Round, Exception Error) : INoSerializationVerificationNeeded;
     sealed record UpdateReady(UpdateSubmitted Update) : INoSerializationVerificationNeeded;
+    sealed record UploadFailed(int Round, Exception Error) : INoSerializationVerificationNeeded;
 }
 
 /// <summary>
