@@ -127,6 +127,71 @@ public class FaultClusterTests
     }
 
     /// <summary>
+    /// A <see cref="ClusterServer"/> in this process, the active one or a standby (<c>StandbyOf</c>), that puts what it
+    /// says in a log shared by the test's servers and lets the test wait for a line. Wait with <see cref="Until"/>
+    /// before the action that makes the line, so it cannot be missed.
+    /// </summary>
+    sealed class InProcessServer(string name, System.Collections.Concurrent.ConcurrentQueue<string> log)
+    {
+        readonly List<(Func<string, bool> Done, TaskCompletionSource Signal)> waiters = new();
+        public readonly TaskCompletionSource<ActorSystem> System = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public readonly TaskCompletionSource<Address> Listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public Task<SimulationResult> Run { get; private set; } = null!;
+        /// <summary>The address of the server this standby stands by for now ("" before it does).</summary>
+        public string StandingFor { get; private set; } = "";
+
+        public InProcessServer Start(SimulationOptions options, Address? standbyOf = null)
+        {
+            Run = new ClusterServer
+            {
+                TestSamples = 500, StartClients = 4, CheckpointPath = Path.Combine(TestData.TempDir(), Checkpoint.FileName), StandbyOf = standbyOf,
+                OnSystem = s => System.TrySetResult(s), OnListening = a => Listening.TrySetResult(a), OnEvent = Said,
+            }.RunAsync(options, Settings, Loopback, Layered, Store);
+            return this;
+        }
+
+        void Said(string e)
+        {
+            log.Enqueue($"{name}: {e}");
+            const string standing = "standing by for the server at ";
+            if (e.StartsWith(standing, StringComparison.Ordinal)) StandingFor = e[standing.Length..].Split(' ')[0];
+            lock (waiters)
+                foreach (var (done, signal) in waiters)
+                    if (done(e)) signal.TrySetResult();
+        }
+
+        public Task Until(Func<string, bool> done)
+        {
+            var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            lock (waiters) waiters.Add((done, signal));
+            return signal.Task;
+        }
+
+        /// <summary>The round of a "kept the replica of round N" line, else 0.</summary>
+        public static int Kept(string e) => e.StartsWith("kept the replica of round ", StringComparison.Ordinal) ? int.Parse(e["kept the replica of round ".Length..]) : 0;
+    }
+
+    static async Task Within(Task task, TimeSpan time, string what, System.Collections.Concurrent.ConcurrentQueue<string> log)
+    {
+        try
+        {
+            await task.WaitAsync(time);
+        }
+        catch (TimeoutException)
+        {
+            Assert.Fail($"{what} not within {time}; the servers said: {string.Join(" | ", log)}");
+        }
+    }
+
+    (ClusterNode A, ClusterNode B, Task<NodeRunFinished> RunA, Task<NodeRunFinished> RunB) StartNodes(Address server)
+    {
+        var a = new ClusterNode();
+        var b = new ClusterNode();
+        return (a, b, a.RunAsync(new NodeOptions("node-a", "127.0.0.1", server.Port!.Value, new ClientRange(0, 1), null, TestData.DataDir, 1, 1), Settings, Loopback, Layered),
+            b.RunAsync(new NodeOptions("node-b", "127.0.0.1", server.Port!.Value, new ClientRange(2, 3), null, TestData.DataDir, 1, 1), Settings, Loopback, Layered));
+    }
+
+    /// <summary>
     /// The kit's node faults reach the server's node too: <see cref="NodeFaults.KillAbruptly"/> on the active server's
     /// actor system, as a SIGKILL looks to its peers, hands the run to a standby <see cref="ClusterServer"/> in the same
     /// process (<c>StandbyOf</c>), which takes over from its last replica; the run ends with the bits of an uninterrupted
@@ -137,56 +202,78 @@ public class FaultClusterTests
     {
         var options = Small(rounds: 10); // a round takes about a second here: the run is still going when the kill lands
         var uninterrupted = await new Simulation { TestSamples = 500 }.RunAsync(options, HoconFiles.Load("simulation.conf"), Store);
+        var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var active = new InProcessServer("active", log).Start(options);
+        var address = await active.Listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        var standby = new InProcessServer("standby", log);
+        var standingBy = standby.Until(e => e.StartsWith("standing by for the server", StringComparison.Ordinal));
+        // round 2's or a later one: a feed that reads the file late sends the round after, with both records
+        var keptRound2 = standby.Until(e => InProcessServer.Kept(e) >= 2);
+        standby.Start(options, address);
+        await Within(standingBy, TimeSpan.FromSeconds(60), "the standby's join", log);
 
-        var events = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        var activeSystem = new TaskCompletionSource<ActorSystem>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var listening = new TaskCompletionSource<Address>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var active = new ClusterServer
-        {
-            TestSamples = 500, StartClients = 4, CheckpointPath = Path.Combine(TestData.TempDir(), Checkpoint.FileName),
-            OnSystem = s => activeSystem.TrySetResult(s), OnListening = a => listening.TrySetResult(a),
-            OnEvent = e => events.Enqueue("active: " + e),
-        }.RunAsync(options, Settings, Loopback, Layered, Store);
-        var address = await listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        var (a, b, runA, runB) = StartNodes(address);
+        using var _a = a;
+        using var _b = b;
+        await Within(keptRound2, TimeSpan.FromMinutes(2), "a replica of round 2 or later", log);
+        await NodeFaults.KillAbruptly(await active.System.Task);
+        Assert.False(active.Run.IsCompletedSuccessfully, "the run ended before the kill: nothing was taken over");
 
-        var standingBy = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var keptRound2 = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var standby = new ClusterServer
-        {
-            TestSamples = 500, StartClients = 4, CheckpointPath = Path.Combine(TestData.TempDir(), Checkpoint.FileName), StandbyOf = address,
-            OnEvent = e =>
-            {
-                events.Enqueue("standby: " + e);
-                if (e.StartsWith("standing by for the server", StringComparison.Ordinal)) standingBy.TrySetResult();
-                // round 2's or a later one: a feed that reads the file late sends the round after, with both records
-                if (e.StartsWith("kept the replica of round ", StringComparison.Ordinal) && int.Parse(e["kept the replica of round ".Length..]) >= 2)
-                    keptRound2.TrySetResult();
-            },
-        }.RunAsync(options, Settings, Loopback, Layered, Store);
-        await standingBy.Task.WaitAsync(TimeSpan.FromSeconds(60));
-
-        using var a = new ClusterNode();
-        using var b = new ClusterNode();
-        var runA = a.RunAsync(new NodeOptions("node-a", "127.0.0.1", address.Port!.Value, new ClientRange(0, 1), null, TestData.DataDir, 1, 1), Settings, Loopback, Layered);
-        var runB = b.RunAsync(new NodeOptions("node-b", "127.0.0.1", address.Port!.Value, new ClientRange(2, 3), null, TestData.DataDir, 1, 1), Settings, Loopback, Layered);
-        try
-        {
-            await keptRound2.Task.WaitAsync(TimeSpan.FromMinutes(2));
-        }
-        catch (TimeoutException)
-        {
-            Assert.Fail($"no replica of round 2 or later within 2 minutes; the servers said: {string.Join(" | ", events)}");
-        }
-        await NodeFaults.KillAbruptly(await activeSystem.Task);
-        Assert.False(active.IsCompletedSuccessfully, "the run ended before the kill: nothing was taken over");
-
-        var downed = await Assert.ThrowsAsync<ServerDownedException>(() => active.WaitAsync(TimeSpan.FromMinutes(1)));
+        var downed = await Assert.ThrowsAsync<ServerDownedException>(() => active.Run.WaitAsync(TimeSpan.FromMinutes(1)));
         Assert.Contains("removed from the cluster", downed.Message);
-        var result = await standby.WaitAsync(TimeSpan.FromMinutes(3));
+        var result = await standby.Run.WaitAsync(TimeSpan.FromMinutes(3));
         Assert.True(result.Completed, result.FailureReason);
         var lost = Record.Exception(() => CompletedRounds.Verify(result, options.Rounds));
-        Assert.True(lost is null, $"{lost?.Message}; the servers said: {string.Join(" | ", events)}");
-        Assert.Contains(events, e => e.StartsWith("standby: taking over the coordinator from the checkpoint of round ", StringComparison.Ordinal));
+        Assert.True(lost is null, $"{lost?.Message}; the servers said: {string.Join(" | ", log)}");
+        Assert.Contains(log, e => e.StartsWith("standby: taking over the coordinator from the checkpoint of round ", StringComparison.Ordinal));
+        Assert.Equal(uninterrupted.FinalWeights, result.FinalWeights);
+        Assert.True((await runA.WaitAsync(TimeSpan.FromSeconds(60))).Completed);
+        Assert.True((await runB.WaitAsync(TimeSpan.FromSeconds(60))).Completed);
+    }
+
+    /// <summary>
+    /// Two losses in one run: the server's node, then the node of the standby that took over. The second standby
+    /// follows the first once it runs the coordinator (it stands by for the oldest server left), keeps its replicas,
+    /// and takes over in turn; the run still ends with the uninterrupted bits.
+    /// </summary>
+    [Fact]
+    public async Task With_two_standbys_the_run_survives_the_loss_of_the_server_and_then_of_the_standby_that_took_over()
+    {
+        var options = Small(rounds: 16); // two takeovers of about 25 s each: the run is still going at the second kill
+        var uninterrupted = await new Simulation { TestSamples = 500 }.RunAsync(options, HoconFiles.Load("simulation.conf"), Store);
+        var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var active = new InProcessServer("active", log).Start(options);
+        var address = await active.Listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        var first = new InProcessServer("standby-1", log);
+        var second = new InProcessServer("standby-2", log);
+        var firstStanding = first.Until(e => e.StartsWith("standing by", StringComparison.Ordinal));
+        var secondStanding = second.Until(e => e.StartsWith("standing by", StringComparison.Ordinal));
+        var keptRound2 = second.Until(e => InProcessServer.Kept(e) >= 2);
+        first.Start(options, address);
+        await Within(firstStanding, TimeSpan.FromSeconds(60), "the first standby's join", log);
+        var firstAddress = (await first.Listening.Task).ToString();
+        // a replica from the first standby once it runs the coordinator: the second has followed it
+        var keptFromFirst = second.Until(e => second.StandingFor == firstAddress && InProcessServer.Kept(e) > 0);
+        second.Start(options, address); // younger than the first: next in line after it
+        await Within(secondStanding, TimeSpan.FromSeconds(60), "the second standby's join", log);
+
+        var (a, b, runA, runB) = StartNodes(address);
+        using var _a = a;
+        using var _b = b;
+        await Within(keptRound2, TimeSpan.FromMinutes(2), "a replica of round 2 or later on the second standby", log);
+        await NodeFaults.KillAbruptly(await active.System.Task);
+        await Within(keptFromFirst, TimeSpan.FromMinutes(3), "a replica from the first standby on the second", log);
+        Assert.False(first.Run.IsCompleted, $"the run ended before the second kill; the servers said: {string.Join(" | ", log)}");
+        await NodeFaults.KillAbruptly(await first.System.Task);
+
+        foreach (var gone in new[] { active, first })
+            Assert.Contains("removed from the cluster", (await Assert.ThrowsAsync<ServerDownedException>(() => gone.Run.WaitAsync(TimeSpan.FromMinutes(1)))).Message);
+        var result = await second.Run.WaitAsync(TimeSpan.FromMinutes(3));
+        Assert.True(result.Completed, $"{result.FailureReason}; the servers said: {string.Join(" | ", log)}");
+        var lost = Record.Exception(() => CompletedRounds.Verify(result, options.Rounds));
+        Assert.True(lost is null, $"{lost?.Message}; the servers said: {string.Join(" | ", log)}");
+        Assert.Contains(log, e => e.StartsWith("standby-1: taking over the coordinator from the checkpoint of round ", StringComparison.Ordinal));
+        Assert.Contains(log, e => e.StartsWith("standby-2: taking over the coordinator from the checkpoint of round ", StringComparison.Ordinal));
         Assert.Equal(uninterrupted.FinalWeights, result.FinalWeights);
         Assert.True((await runA.WaitAsync(TimeSpan.FromSeconds(60))).Completed);
         Assert.True((await runB.WaitAsync(TimeSpan.FromSeconds(60))).Completed);

@@ -31,7 +31,7 @@ public sealed record StandbyRunOver(bool Completed, string Reason) : StandbyRepo
 /// </summary>
 public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
 {
-    readonly ActorSelection feed;
+    ActorSelection feed;
     readonly StandbyJoin join;
     readonly string checkpointPath;
     readonly string model;
@@ -40,11 +40,14 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
     readonly ILoggingAdapter log = Context.GetLogger();
     readonly TimeSpan joinTimeout;
     readonly Hosting.TransportSecurity? security;
-    readonly DateTime started = DateTime.UtcNow;
+    DateTime started = DateTime.UtcNow; // of the join under way
     IMaterializer materializer = null!;
     string from = "";
     IActorRef active = ActorRefs.Nobody; // the feed that accepted this standby
     int kept; // the round of the checkpoint this standby holds (0: none)
+    int reported; // the last round whose record this standby reported
+    CancellationTokenSource? pull; // of the replica being pulled: cancelled when it is given up
+    readonly HashSet<Address> lost = new(); // servers this standby stood by for, lost
 
     public IStash Stash { get; set; } = null!;
     public ITimerScheduler Timers { get; set; } = null!;
@@ -70,11 +73,19 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
         TimeSpan? joinTimeout = null, Hosting.TransportSecurity? security = null) =>
         Akka.Actor.Props.Create(() => new StandbyReplica(active, join, checkpointPath, model, strategy, report, joinTimeout, security));
 
+    /// <summary>How long one checkpoint may take to arrive: 20 MB (mcmahan-cnn with FedAdam's moments) at 10 Mbit/s
+    /// takes 16 s. A pull that takes longer is given up, and the next round's replica comes instead.</summary>
+    public static readonly TimeSpan PullTimeout = TimeSpan.FromMinutes(2);
+
     protected override void PreStart()
     {
         materializer = Context.System.Materializer();
         SendJoin();
     }
+
+    // A replica stopped while it pulls (the coordinator now runs here) must never write the file after that: the
+    // coordinator saves its own checkpoints there.
+    protected override void PostStop() => pull?.Cancel();
 
     void SendJoin()
     {
@@ -95,23 +106,77 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
                                         "(is it a `fedavg server` of this version?)"));
             Context.Stop(Self);
         });
-        Receive<StandbyAccepted>(accepted =>
-        {
-            Timers.Cancel(Retry.Timer);
-            from = Sender.Path.Address.ToString();
-            active = Sender;
-            Context.Watch(Sender);
-            report(new StandbyEvent($"standing by for the server at {from}" +
-                                    (accepted.Round > 0 ? $" (its checkpoint is of round {accepted.Round})" : "")));
-            Become(Replicating);
-        });
-        Receive<StandbyRefused>(refused =>
-        {
-            Timers.Cancel(Retry.Timer);
-            report(new StandbyRefusedBy(refused.Reason));
-            Context.Stop(Self);
-        });
+        Receive<StandbyAccepted>(Accepted);
+        Receive<StandbyRefused>(Refused);
         ReceiveAny(_ => Stash.Stash()); // a replica that overtook the answer
+    }
+
+    void Accepted(StandbyAccepted accepted)
+    {
+        Timers.Cancel(Retry.Timer);
+        from = Sender.Path.Address.ToString();
+        active = Sender;
+        Context.Watch(Sender);
+        report(new StandbyEvent($"standing by for the server at {from}" +
+                                (accepted.Round > 0 ? $" (its checkpoint is of round {accepted.Round})" : "")));
+        Become(Replicating);
+    }
+
+    void Refused(StandbyRefused refused)
+    {
+        Timers.Cancel(Retry.Timer);
+        report(new StandbyRefusedBy(refused.Reason));
+        Context.Stop(Self);
+    }
+
+    /// <summary>
+    /// The server this standby stood by for is lost. The coordinator moves to the oldest `server` member left (the
+    /// singleton's rule): if that is this standby, the coordinator starts here and this replica's work is done; if it
+    /// is another standby, this one stands by for it from now on, keeping what it holds, so that a second loss is
+    /// survived too. Looked at every 2 s, as the cluster removes the lost member; given up after the join timeout.
+    /// </summary>
+    void Following()
+    {
+        started = DateTime.UtcNow;
+        Receive<Retry>(_ => Follow());
+        Receive<StandbyAccepted>(Accepted);
+        Receive<StandbyRefused>(Refused);
+        Receive<Terminated>(_ => { });
+        Receive<Kept>(LateKept);
+        Receive<NotKept>(_ => { }); // the pull given up when the server was lost
+        ReceiveAny(_ => Stash.Stash());
+        Self.Tell(Retry.Instance); // the first look, once this behaviour is in place
+    }
+
+    void Follow()
+    {
+        if (Context.System is not ExtendedActorSystem { Provider: Akka.Cluster.IClusterActorRefProvider }) return; // no cluster: no one to follow
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        var state = cluster.State;
+        var next = state.Members
+            .Where(m => m.Status == Akka.Cluster.MemberStatus.Up && m.HasRole(Hosting.ClusterHosting.ServerRole) && !lost.Contains(m.Address) &&
+                        !state.Unreachable.Contains(m))
+            .OrderBy(m => m, Akka.Cluster.Member.AgeOrdering).FirstOrDefault();
+        if (next?.Address == cluster.SelfAddress)
+        {
+            report(new StandbyEvent("this standby is the oldest server left: the coordinator moves here"));
+            Context.Stop(Self);
+            return;
+        }
+        if (DateTime.UtcNow - started >= joinTimeout)
+        {
+            report(new StandbyRefusedBy(next is null
+                ? $"no server member was left to stand by for within {joinTimeout.TotalSeconds:F0} s"
+                : $"the server at {next.Address}, the oldest left, did not answer the standby's join within {joinTimeout.TotalSeconds:F0} s"));
+            Context.Stop(Self);
+            return;
+        }
+        if (next is not null)
+        {
+            feed = Context.ActorSelection(new RootActorPath(next.Address) / "user" / Hosting.ClusterHosting.StandbyFeedName);
+            feed.Tell(join);
+        }
+        Timers.StartSingleTimer(Retry.Timer, Retry.Instance, Retry.Every);
     }
 
     void Replicating()
@@ -121,7 +186,10 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
         Receive<Retry>(_ => { });
         Receive<RoundCompleted>(r =>
         {
-            if (FromFeed(r)) report(new StandbyRound(r.Metrics));
+            // a server followed after a loss sends its records from round 1: the ones this standby has stay as they are
+            if (!FromFeed(r) || r.Metrics.Round <= reported) return;
+            reported = r.Metrics.Round;
+            report(new StandbyRound(r.Metrics));
         });
         Receive<RevokedCertificates>(r =>
         {
@@ -139,11 +207,15 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
                 return;
             }
             string path = checkpointPath, name = $"the replica of round {round} from {from}";
-            CheckpointTransfer.Receive(replica, materializer).ContinueWith(pulled =>
+            pull = new CancellationTokenSource();
+            pull.CancelAfter(PullTimeout);
+            var token = pull.Token;
+            CheckpointTransfer.Receive(replica, materializer, token).ContinueWith(pulled =>
             {
                 var bytes = pulled.GetAwaiter().GetResult();
                 var checkpoint = Checkpoint.Read(bytes, name, model, strategy);
                 if (checkpoint.Round != round) throw new Core.DataException($"{name}: it holds round {checkpoint.Round}");
+                token.ThrowIfCancellationRequested();
                 AtomicFile.Write(path, s => s.Write(bytes));
                 return round;
             }, CancellationToken.None, TaskContinuationOptions.LongRunning, TaskScheduler.Default) // a disk write: not on the pool
@@ -156,7 +228,12 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
             report(new StandbyRunOver(f.Completed, f.Reason));
             Become(Over);
         });
-        Receive<Terminated>(_ => report(new StandbyEvent($"lost the server at {from}; the cluster decides whether this standby takes over")));
+        Receive<Terminated>(t =>
+        {
+            if (t.ActorRef.Equals(active)) Lost();
+        });
+        Receive<Kept>(LateKept);
+        Receive<NotKept>(_ => { });
     }
 
     /// <summary>Whether <paramref name="message"/> came from the feed that accepted this standby; if not, it is logged and dropped.</summary>
@@ -196,11 +273,37 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
         });
         Receive<NotKept>(n =>
         {
-            log.Warning("standby: dropping round {0}'s checkpoint from {1}: {2}", n.Round, from, n.Reason);
-            report(new StandbyEvent($"dropped round {n.Round}'s checkpoint from {from}: {n.Reason}"));
+            string reason = pull is { IsCancellationRequested: true } ? $"not received within {PullTimeout.TotalSeconds:F0} s ({n.Reason})" : n.Reason;
+            log.Warning("standby: dropping round {0}'s checkpoint from {1}: {2}", n.Round, from, reason);
+            report(new StandbyEvent($"dropped round {n.Round}'s checkpoint from {from}: {reason}"));
             Become(Replicating);
         });
+        // The server lost mid-pull: a stream ref whose far end vanished may never fail, so the pull is given up now,
+        // and this standby looks for whom to follow, instead of waiting behind it.
+        Receive<Terminated>(t =>
+        {
+            if (!t.ActorRef.Equals(active)) return;
+            pull?.Cancel();
+            Lost();
+        });
         ReceiveAny(_ => Stash.Stash());
+    }
+
+    /// <summary>The server this standby stood by for is gone from the cluster.</summary>
+    void Lost()
+    {
+        report(new StandbyEvent($"lost the server at {from}; the cluster decides whether this standby takes over"));
+        lost.Add(active.Path.Address);
+        active = ActorRefs.Nobody;
+        Become(Following);
+    }
+
+    /// <summary>A pull given up when its server was lost, that had written its file just before: this standby holds it.</summary>
+    void LateKept(Kept k)
+    {
+        if (k.Round <= kept) return;
+        kept = k.Round;
+        report(new StandbyKept(k.Round));
     }
 
     void Over() => ReceiveAny(_ => { });

@@ -43,28 +43,37 @@ public static class CheckpointTransfer
     /// <summary>A replica of <paramref name="bytes"/> (a checkpoint of round <paramref name="round"/>) for one standby.</summary>
     public static Task<CheckpointReplica> Offer(int round, byte[] bytes, IMaterializer materializer) => Offer(Chunk(round, bytes), materializer);
 
-    /// <summary>The replica's bytes, checked against its length and checksum; a <see cref="WeightTransferException"/> says what was wrong.</summary>
-    public static async Task<byte[]> Receive(CheckpointReplica replica, IMaterializer materializer)
+    /// <summary>
+    /// The replica's bytes, checked against its length and checksum; a <see cref="WeightTransferException"/> says what
+    /// was wrong. <paramref name="cancel"/> aborts the pull (the sender is lost, or it took too long): a stream ref whose
+    /// far end vanished mid-stream does not always fail by itself, and a standby must not wait on it forever.
+    /// </summary>
+    public static async Task<byte[]> Receive(CheckpointReplica replica, IMaterializer materializer, CancellationToken cancel = default)
     {
         if (replica.Length is < 1 or > MaxBytes) throw new WeightTransferException($"a checkpoint of {replica.Length} bytes (at most {MaxBytes})");
         var bytes = GC.AllocateUninitializedArray<byte>((int)replica.Length);
         long received = 0;
         try
         {
-            await replica.Chunks.Source.RunForeach(chunk =>
-            {
-                if (chunk.Length == 0 || chunk.Length > WeightStream.ChunkBytes)
-                    throw new WeightTransferException($"a chunk of {chunk.Length} bytes (at most {WeightStream.ChunkBytes})");
-                if (received + chunk.Length > replica.Length)
-                    throw new WeightTransferException($"more than the {replica.Length} bytes the replica announced");
-                chunk.CopyTo(bytes.AsSpan((int)received));
-                received += chunk.Length;
-            }, materializer).ConfigureAwait(false);
+            var (kill, done) = replica.Chunks.Source.ViaMaterialized(KillSwitches.Single<byte[]>(), Keep.Right)
+                .ToMaterialized(Sink.ForEach<byte[]>(chunk =>
+                {
+                    if (chunk.Length == 0 || chunk.Length > WeightStream.ChunkBytes)
+                        throw new WeightTransferException($"a chunk of {chunk.Length} bytes (at most {WeightStream.ChunkBytes})");
+                    if (received + chunk.Length > replica.Length)
+                        throw new WeightTransferException($"more than the {replica.Length} bytes the replica announced");
+                    chunk.CopyTo(bytes.AsSpan((int)received));
+                    received += chunk.Length;
+                }), Keep.Both)
+                .Run(materializer);
+            using (cancel.Register(() => kill.Abort(new OperationCanceledException("the pull was given up"))))
+                await done.ConfigureAwait(false);
         }
         catch (Exception e) when (e is not WeightTransferException)
         {
             throw new WeightTransferException($"the stream failed after {received} of {replica.Length} bytes: {e.GetBaseException().Message}", e);
         }
+        cancel.ThrowIfCancellationRequested();
         if (received != replica.Length) throw new WeightTransferException($"the stream ended after {received} of {replica.Length} bytes");
         if (XxHash3.HashToUInt64(bytes) != replica.Checksum) throw new WeightTransferException("checksum mismatch: the checkpoint was damaged in transit");
         return bytes;
