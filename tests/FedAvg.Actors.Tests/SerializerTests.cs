@@ -142,6 +142,21 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
     }
 
     [Fact]
+    public async Task A_checkpoint_pull_that_never_ends_is_given_up_when_its_token_is_cancelled()
+    {
+        // a sender that sends one chunk and then nothing, as a server lost mid-stream: the stream ref need not fail
+        var materializer = Sys.Materializer();
+        var stalled = await Akka.Streams.Dsl.Source.Single(new byte[1000]).Concat(Akka.Streams.Dsl.Source.Never<byte[]>())
+            .RunWith(Akka.Streams.Dsl.StreamRefs.SourceRef<byte[]>(), materializer);
+        using var cancel = new CancellationTokenSource();
+        var pull = CheckpointTransfer.Receive(new CheckpointReplica(3, 5000, 0, stalled), materializer, cancel.Token);
+        Assert.False(pull.IsCompleted);
+        cancel.Cancel();
+        var e = await Assert.ThrowsAsync<WeightTransferException>(() => pull.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Contains("given up", e.Message);
+    }
+
+    [Fact]
     public void A_streamed_vector_with_a_flipped_byte_a_missing_chunk_or_extra_bytes_is_refused()
     {
         var materializer = Sys.Materializer();
