@@ -8,21 +8,11 @@
 # Defaults: 5 rounds, a free port, the run directory under runs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-data.sh >/dev/null
-scripts/fedavg.sh --help >/dev/null   # builds once, so that the three processes start from the same build
-bin=src/FedAvg.Cli/bin/Release/net10.0/fedavg
-
-log="$(mktemp)"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -f "$log"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-prefix() { while IFS= read -r line; do printf '%-8s %s\n' "[$1]" "$line"; done; }
+script=cluster-demo
+. scripts/lib/processes.sh
+fedavg_build
+log="$(mktemp -d)/server"
+stop_on_exit "$(dirname "$log")"
 
 # The demo's defaults, unless given: each flag may appear once. --port 0: the OS picks a free port and the server
 # prints it; the nodes join that.
@@ -32,20 +22,14 @@ given --rounds || args+=(--rounds 5)
 given --start-clients || args+=(--start-clients 100)
 given --trainers || args+=(--trainers 1)
 given --port || args+=(--port 0)
-"$bin" server "${args[@]}" > >(tee "$log" | prefix server) 2>&1 &
+"$bin" server "${args[@]}" > >(tee "$log" | prefix 8 server) 2>&1 &
 pids+=($!)
-port=""
-for _ in $(seq 1 300); do
-  port=$(grep -oE 'listening at akka\.tcp://fedavg@[^:]+:[0-9]+' "$log" | grep -oE '[0-9]+$' || true)
-  [ -n "$port" ] && break
-  kill -0 "${pids[0]}" 2>/dev/null || { echo "cluster-demo: the server exited before it listened" >&2; exit 1; }
-  sleep 0.2
-done
-[ -n "$port" ] || { echo "cluster-demo: the server did not start listening within 60 s" >&2; exit 1; }
+wait_for "$log" 'listening at akka\.tcp://fedavg@[^:]+:[0-9]+' "${pids[0]}" "the server"
+port=$(listening_port "$log")
 
-"$bin" node --join "127.0.0.1:$port" --clients 0-49 --node-id node-a --trainers 1 > >(prefix node-a) 2>&1 &
+"$bin" node --join "127.0.0.1:$port" --clients 0-49 --node-id node-a --trainers 1 > >(prefix 8 node-a) 2>&1 &
 pids+=($!)
-"$bin" node --join "127.0.0.1:$port" --clients 50-99 --node-id node-b --trainers 1 > >(prefix node-b) 2>&1 &
+"$bin" node --join "127.0.0.1:$port" --clients 50-99 --node-id node-b --trainers 1 > >(prefix 8 node-b) 2>&1 &
 pids+=($!)
 
 status=0

@@ -21,46 +21,26 @@ while [ $# -gt 0 ]; do
 done
 [[ "$rounds" =~ ^[0-9]+$ && "$kill_after" =~ ^[0-9]+$ && "$kill_after" -ge 1 && "$kill_after" -lt "$rounds" ]] ||
   { echo "standby-demo: need 1 <= --kill-after < --rounds (got $kill_after and $rounds)" >&2; exit 2; }
-scripts/install-data.sh >/dev/null
-scripts/fedavg.sh --help >/dev/null   # builds once, so that every process starts from the same build
-bin=src/FedAvg.Cli/bin/Release/net10.0/fedavg
+script=standby-demo
+. scripts/lib/processes.sh
+fedavg_build
 out="runs/standby-demo-$(date +%Y%m%d-%H%M%S)"
 
 # 10 clients of MNIST's 2NN, IID, E=1: a round takes seconds, so the takeover is the demo's longest part
 run=(--clients 10 --partition iid --local-epochs 1 --batch 32 --lr 0.05 --momentum 0.5 --rounds "$rounds" --seed 5 --trainers 1)
 
 logs="$(mktemp -d)"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$logs"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+stop_on_exit "$logs"
 
-prefix() { while IFS= read -r line; do printf '%-9s %s\n' "[$1]" "$line"; done; }
-
-# wait_for FILE PATTERN PID WHAT: until FILE has a line matching PATTERN, while PID runs (at most 5 minutes)
-wait_for() {
-  for _ in $(seq 1 1500); do
-    grep -qE "$2" "$1" && return 0
-    kill -0 "$3" 2>/dev/null || { echo "standby-demo: $4 exited first" >&2; exit 1; }
-    sleep 0.2
-  done
-  echo "standby-demo: $4 did not say /$2/ within 5 minutes" >&2
-  exit 1
-}
-
-"$bin" server "${run[@]}" --start-clients 10 --port 0 --out "$out/active" > >(tee "$logs/active" | prefix active) 2>&1 &
+"$bin" server "${run[@]}" --start-clients 10 --port 0 --out "$out/active" > >(tee "$logs/active" | prefix 9 active) 2>&1 &
 active=$!
 pids+=("$active")
 wait_for "$logs/active" 'listening at akka\.tcp://fedavg@[^:]+:[0-9]+' "$active" "the server"
-port=$(grep -oE 'listening at akka\.tcp://fedavg@[^:]+:[0-9]+' "$logs/active" | grep -oE '[0-9]+$')
+port=$(listening_port "$logs/active")
 
 # the standby joins before the nodes: it is older than they are (docs/architecture.md, "Downing")
 "$bin" server "${run[@]}" --start-clients 10 --port 0 --standby-of "127.0.0.1:$port" --out "$out/standby" \
-  > >(tee "$logs/standby" | prefix standby) 2>&1 &
+  > >(tee "$logs/standby" | prefix 9 standby) 2>&1 &
 standby=$!
 pids+=("$standby")
 wait_for "$logs/standby" 'standing by for the server' "$standby" "the standby"
@@ -68,9 +48,9 @@ standby_port=$(grep -oE 'standby at akka\.tcp://fedavg@[^:]+:[0-9]+' "$logs/stan
 
 # both addresses, the server first: a node that starts or joins again after the takeover finds the cluster
 join="127.0.0.1:$port,127.0.0.1:$standby_port"
-"$bin" node --join "$join" --clients 0-4 --node-id node-a --trainers 1 > >(prefix node-a) 2>&1 &
+"$bin" node --join "$join" --clients 0-4 --node-id node-a --trainers 1 > >(prefix 9 node-a) 2>&1 &
 pids+=($!)
-"$bin" node --join "$join" --clients 5-9 --node-id node-b --trainers 1 > >(prefix node-b) 2>&1 &
+"$bin" node --join "$join" --clients 5-9 --node-id node-b --trainers 1 > >(prefix 9 node-b) 2>&1 &
 pids+=($!)
 
 # round R's replica or a later one: a feed that reads the checkpoint late sends the round after, with both records
