@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.Event;
+using Akka.TestKit;
 using Akka.TestKit.Xunit2;
 using FedAvg.Actors.Client;
 using FedAvg.Actors.Hosting;
@@ -80,10 +81,10 @@ public sealed class ClientHostTests : TestKit
             // the server reaches the host over Akka.Remote, as a server does (a local ref would skip the wire)
             var nodeAddress = ((ExtendedActorSystem)node).Provider.DefaultAddress;
             var hostRef = await Sys.ActorSelection(host.Path.ToStringWithAddress(nodeAddress)).ResolveOne(TimeSpan.FromSeconds(10));
-            server.ExpectMsg<JoinFederation>(TimeSpan.FromSeconds(30));
-            server.Reply(new Welcome(new RunSpec("fed", "mnist", "seed001-2nn", 2, "iid:10", 1, false, Layout)));
-            server.ExpectMsg<RegisterClients>(TimeSpan.FromSeconds(30));
-            server.Reply(new Registered("node-x", 2));
+            var session = server.ExpectMsg<JoinFederation>(TimeSpan.FromSeconds(30)).Session;
+            server.Reply(new InSession(session, new Welcome(new RunSpec("fed", "mnist", "seed001-2nn", 2, "iid:10", 1, false, Layout))));
+            InSessionOf<RegisterClients>(server, session);
+            server.Reply(new InSession(session, new Registered("node-x", 2)));
 
             var config = RoundConfig.From(new TrainConfig(1, 10, 0.1));
             var sent = new List<float[]>();
@@ -94,9 +95,9 @@ public sealed class ClientHostTests : TestKit
                 var (ticket, pushed) = channel.Offer(weights, "node-x");
                 // round 1 trains both clients; client-000 stalls in it, so later rounds sample client-001 alone
                 ClientTask[] tasks = round == 1 ? [new ClientTask("client-000", 1), new ClientTask("client-001", 2)] : [new ClientTask("client-001", 2)];
-                server.Send(hostRef, new TrainRound(round, 1, tasks, config,
-                    new ChanneledWeights(WeightStream.Header(Layout, round, "", 0, weights), channel.Port, ticket, pushed)));
-                var update = server.ExpectMsg<UpdateSubmitted>(TimeSpan.FromSeconds(30));
+                server.Send(hostRef, new InSession(session, new TrainRound(round, 1, tasks, config,
+                    new ChanneledWeights(WeightStream.Header(Layout, round, "", 0, weights), channel.Port, ticket, pushed))));
+                var update = InSessionOf<UpdateSubmitted>(server, session);
                 Assert.Equal((round, "client-001"), (update.Round, update.ClientId));
                 if (round > 1) Assert.True(pushed, $"round {round} was not pushed: the node never subscribed"); // pushed from round 2 on
             }
@@ -118,6 +119,62 @@ public sealed class ClientHostTests : TestKit
         {
             await node.Terminate();
         }
+    }
+
+    /// <summary>
+    /// Akka.Remote takes a message's sender from the message, so any member of the cluster can post to a node as the
+    /// coordinator. Before sessions, a TrainRound from any of them made the node's clients train on its weights and send
+    /// it their updates, and a RunFinished ended the node. Now only the node's session with the coordinator counts.
+    /// </summary>
+    [Fact]
+    public void A_node_obeys_only_messages_in_its_session_and_another_members_train_round_or_end_of_run_changes_nothing()
+    {
+        var server = CreateTestProbe();
+        var intruder = CreateTestProbe();
+        var outcomes = new ConcurrentQueue<NodeOutcome>();
+        var clients = new List<(string, ILocalTraining)> { ("client-000", new Instant()), ("client-001", new Instant()) };
+        var host = Sys.ActorOf(ClientHost.Props("node-x", "fed", new ClientRange(0, 1), server.Ref,
+            _ => Task.FromResult(new PreparedClients(Layout, clients)), outcomes.Enqueue), "obeying-node");
+        var spec = new RunSpec("fed", "mnist", "seed001-2nn", 2, "iid:10", 1, false, Layout);
+        var session = server.ExpectMsg<JoinFederation>(TimeSpan.FromSeconds(30)).Session;
+        Assert.NotEqual(Guid.Empty, session);
+
+        EventFilter.Warning(contains: "ignoring a Welcome").ExpectOne(() => intruder.Send(host, new Welcome(spec)));
+        server.Send(host, new InSession(session, new Welcome(spec)));
+        Assert.Equal(2, InSessionOf<RegisterClients>(server, session).Clients.Count);
+        server.Reply(new InSession(session, new Registered("node-x", 2)));
+
+        var config = RoundConfig.From(new TrainConfig(1, 10, 0.1));
+        TrainRound Round(int r) => new(r, 1, [new ClientTask("client-000", 1), new ClientTask("client-001", 2)], config,
+            WeightStream.Local(new float[4], Layout, r, "", 0));
+        EventFilter.Warning(contains: $"ignoring a TrainRound from {intruder.Ref.Path}: it came outside this node's session").ExpectOne(() =>
+            intruder.Send(host, Round(1)));
+        EventFilter.Warning(contains: $"ignoring a TrainRound from {intruder.Ref.Path}: it came in another session").ExpectOne(() =>
+            intruder.Send(host, new InSession(Guid.NewGuid(), Round(1))));
+        EventFilter.Warning(contains: "ignoring a RunFinished").Expect(2, () =>
+        {
+            intruder.Send(host, new RunFinished(true, "over, says the intruder"));
+            intruder.Send(host, new InSession(Guid.NewGuid(), new RunFinished(true, "over, says the intruder")));
+        });
+
+        // the coordinator's round trains both clients, whose updates come to it in the session; the intruder gets nothing
+        server.Send(host, new InSession(session, Round(2)));
+        var updates = new[] { InSessionOf<UpdateSubmitted>(server, session), InSessionOf<UpdateSubmitted>(server, session) };
+        Assert.Equal(["client-000", "client-001"], updates.Select(u => u.ClientId).Order());
+        Assert.All(updates, u => Assert.Equal(2, u.Round));
+        intruder.ExpectNoMsg(TimeSpan.Zero);
+        Assert.DoesNotContain(outcomes, o => o is NodeRunFinished);
+
+        server.Send(host, new InSession(session, new RunFinished(true, "completed after round 2")));
+        AwaitAssert(() => Assert.Contains(outcomes, o => o is NodeRunFinished { Reason: "completed after round 2" }), TimeSpan.FromSeconds(10));
+    }
+
+    /// <summary>The next message of <paramref name="probe"/>, which must be a <typeparamref name="T"/> in <paramref name="session"/>.</summary>
+    static T InSessionOf<T>(TestProbe probe, Guid session)
+    {
+        var message = probe.ExpectMsg<InSession>(TimeSpan.FromSeconds(30));
+        Assert.Equal(session, message.Session);
+        return Assert.IsType<T>(message.Message);
     }
 
     sealed class Instant : ILocalTraining
@@ -155,14 +212,15 @@ public sealed class ClientHostTests : TestKit
             int gone = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
             listener.Stop();
 
-            var client = Sys.ActorOf(FederatedClient.Props("client-001", new Instant(), Layout, Akka.Streams.ActorMaterializer.Create(Sys), channel: channel));
+            var session = Guid.NewGuid();
+            var client = Sys.ActorOf(FederatedClient.Props("client-001", new Instant(), Layout, Akka.Streams.ActorMaterializer.Create(Sys), channel: channel, session: session));
             var config = new TrainConfig(1, 10, 0.1, 0, 0);
             await EventFilter.Error().ExpectAsync(0, async () =>
             {
                 await EventFilter.Warning(contains: "did not reach the server").ExpectOneAsync(() =>
                 {
                     client.Tell(new LocalTrain(3, 1, new float[4], config, 7, remote, UploadPort: gone));
-                    var failed = probe.ExpectMsg<TrainingFailed>(TimeSpan.FromSeconds(30));
+                    var failed = InSessionOf<TrainingFailed>(probe, session);
                     Assert.Equal((3, "client-001"), (failed.Round, failed.ClientId));
                     Assert.Contains($"its update did not reach the server at {serverAddress}: cannot reach the server's weight channel at 127.0.0.1:{gone}",
                         failed.Reason);
@@ -171,7 +229,7 @@ public sealed class ClientHostTests : TestKit
                 // idle again, the same actor: the next request is trained and its update submitted
                 var local = CreateTestProbe();
                 client.Tell(new LocalTrain(4, 1, new float[4], config, 8, local.Ref));
-                Assert.Equal(4, local.ExpectMsg<UpdateSubmitted>().Round);
+                Assert.Equal(4, InSessionOf<UpdateSubmitted>(local, session).Round);
             });
         }
         finally

@@ -20,8 +20,8 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
 
     static IFedAvgMessage[] All =>
     [
-        new JoinFederation("node-a", "fedavg", new ClientRange(0, 49)),
-        new JoinFederation("hospital-7", "fedavg", new OwnData(1234)),
+        new JoinFederation("node-a", "fedavg", new ClientRange(0, 49), Guid.NewGuid()),
+        new JoinFederation("hospital-7", "fedavg", new OwnData(1234), Guid.NewGuid()),
         new Welcome(new RunSpec("fedavg", "mnist", "seed001-2nn", 100, "iid-balanced:450", 1, true, 0x0123456789abcdefUL)),
         new JoinRefused("clients 0-200 are outside 0..99"),
         new Registered("node-a", 50),
@@ -51,6 +51,11 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
         new StandbyRefused("its run settings differ from this server's: it has rounds = 12"),
         new RevokedCertificates(["0A1B2C3D4E5F60718293A4B5C6D7E8F9", "7f"]),
         new RevokedCertificates([]),
+        new InSession(Guid.Parse("00112233-4455-6677-8899-aabbccddeeff"), new TrainRound(4, 1, [new ClientTask("client-001", 1)], RoundConfig.Of(("epochs", 1)),
+            new ChanneledWeights(HeaderOf(SomeWeights, client: "", samples: 0), 4054, Guid.Parse("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")))),
+        new InSession(Guid.NewGuid(), new UpdateSubmitted(4, "client-001", 450, 0.25, 0.93, 1.75, new ChanneledWeights(HeaderOf(SomeWeights), 65535, Guid.NewGuid()))),
+        new InSession(Guid.NewGuid(), RegisterAgain.Instance),
+        new InSession(Guid.NewGuid(), new RunFinished(false, "the server gave up")),
     ];
 
     public static TheoryData<IFedAvgMessage> Messages => new(All);
@@ -220,6 +225,31 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
     }
 
     [Fact]
+    public void A_session_of_another_length_a_join_or_a_session_inside_one_and_a_bad_inner_message_are_refused_by_name()
+    {
+        var session = Guid.NewGuid();
+        var good = Serializer.ToBinary(new InSession(session, new TrainingFailed(3, "client-001", "boom")));
+        Assert.Equal(new InSession(session, new TrainingFailed(3, "client-001", "boom")), Serializer.FromBinary(good, "IS"));
+        // version (1), session (4 + 16), manifest (4 + 2), then TrainingFailed's body
+        var shortSession = (byte[])good.Clone();
+        BitConverter.GetBytes(15).CopyTo(shortSession, 1);
+        Assert.Contains("session", Assert.Throws<SerializationException>(() => Serializer.FromBinary(shortSession, "IS")).Message);
+        foreach (var (manifest, name) in new[] { ("JF", "'JF'"), ("IS", "'IS'"), ("SJ", "'SJ'"), ("ZZ", "'ZZ'") })
+        {
+            var other = (byte[])good.Clone();
+            System.Text.Encoding.ASCII.GetBytes(manifest).CopyTo(other, 25);
+            var e = Assert.Throws<SerializationException>(() => Serializer.FromBinary(other, "IS"));
+            Assert.Contains($"{name} does not travel in a session", e.Message);
+            Assert.Contains("InSession", e.Message);
+        }
+        var cut = Assert.Throws<SerializationException>(() => Serializer.FromBinary(good[..^2], "IS"));
+        Assert.Contains("its 'TF' message (TrainingFailed): truncated at reason", cut.Message);
+        // and none can be written
+        Assert.Throws<ArgumentException>(() => Serializer.ToBinary(new InSession(session, new InSession(session, RegisterAgain.Instance))));
+        Assert.Throws<ArgumentException>(() => Serializer.ToBinary(new InSession(session, new JoinFederation("n", "f", new ClientRange(0, 0), session))));
+    }
+
+    [Fact]
     public void Revocations_that_are_not_serials_or_too_many_for_one_message_are_refused_by_name()
     {
         // a standby adds what it is sent to its revoked list: only serial numbers, as revoked.txt holds them
@@ -333,6 +363,7 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
         RoundCompleted { Metrics: var m } => $"{(m with { Rejected = null, Faults = null })}|{string.Join(",", m.RejectedOrEmpty)}|{string.Join(",", m.FaultsOrEmpty)}",
         RunCompleted r => $"{r.Rounds}|{r.FinalAccuracy}|{r.TargetReachedAtRound}|{string.Join(",", r.FinalWeights)}",
         RevokedCertificates v => string.Join(",", v.Serials),
+        InSession i => $"{i.Session}|{i.Message.GetType().Name}|{Describe(i.Message)}",
         _ => message.ToString()!,
     };
 }

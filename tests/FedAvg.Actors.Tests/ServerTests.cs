@@ -57,7 +57,7 @@ public sealed class ServerTests : TestKit
 
     void Register(IActorRef server, TestProbe probe, int k, int clients, int samples = 100)
     {
-        probe.Send(server, new JoinFederation($"node-{k}", "fedavg", new ClientRange(k, k)));
+        probe.Send(server, new JoinFederation($"node-{k}", "fedavg", new ClientRange(k, k), Guid.NewGuid()));
         probe.ExpectMsg<Welcome>();
         probe.Send(server, new RegisterClients($"node-{k}", layout.Hash, [new ClientEntry(Id(k, clients), samples, probe.Ref)]));
         probe.ExpectMsg<Registered>();
@@ -237,7 +237,7 @@ public sealed class ServerTests : TestKit
     void AnswersAJoin(IActorRef server)
     {
         var stranger = CreateTestProbe();
-        stranger.Send(server, new JoinFederation("node-x", "another-federation", new ClientRange(0, 0)));
+        stranger.Send(server, new JoinFederation("node-x", "another-federation", new ClientRange(0, 0), Guid.NewGuid()));
         Assert.Contains("another-federation", stranger.ExpectMsg<JoinRefused>(TimeSpan.FromSeconds(5)).Reason);
     }
 
@@ -395,17 +395,81 @@ public sealed class ServerTests : TestKit
         Assert.Contains("1 registered", failed.Reason);
     }
 
+    static IFedAvgMessage InSessionOf(TestProbe probe, Guid session)
+    {
+        var message = probe.ExpectMsg<InSession>();
+        Assert.Equal(session, message.Session);
+        return message.Message;
+    }
+
+    /// <summary>
+    /// A server whose messages can come over the wire trusts a node's session, never Akka's sender, which any member can
+    /// set to any actor (Messages/Protocol.cs). Before sessions, an update or a failure with client-000's actor as its
+    /// sender counted as client-000's, whoever sent it.
+    /// </summary>
+    [Fact]
+    public async Task Over_the_wire_only_a_nodes_session_proves_who_sent_an_update_and_a_forged_sender_changes_nothing()
+    {
+        var wire = ActorSystem.Create("wire", Akka.Configuration.ConfigurationFactory.ParseString("""
+            akka.actor.provider = remote
+            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
+            """).WithFallback(HoconFiles.Load("simulation.conf")));
+        try
+        {
+            var server = wire.ActorOf(ServerGuardian.Props(FederationServer.Props(Strategy(1.0, minClients: 2), Settings(2, 1, minClients: 2),
+                initial, w => pool.Evaluate(w, TestData.MnistTest.Take(200)), observer), observer));
+            var (a, b) = (CreateTestProbe(), CreateTestProbe());
+            var (sa, sb) = (Guid.NewGuid(), Guid.NewGuid());
+            a.Send(server, new JoinFederation("node-0", "fedavg", new ClientRange(0, 0), sa));
+            Assert.IsType<Welcome>(InSessionOf(a, sa));
+            // a registration outside the session is not the node's, whatever its sender
+            a.Send(server, new RegisterClients("node-0", layout.Hash, [new ClientEntry(Id(0, 2), 100, a.Ref)]));
+            a.Send(server, new InSession(sa, new RegisterClients("node-0", layout.Hash, [new ClientEntry(Id(0, 2), 100, a.Ref)])));
+            Assert.Equal(1, Assert.IsType<Registered>(InSessionOf(a, sa)).Clients);
+            // a join as node-0, from node-0's own actor, in another session: not node-0's, and not answered
+            a.Send(server, new JoinFederation("node-0", "fedavg", new ClientRange(0, 0), Guid.NewGuid()));
+            b.Send(server, new JoinFederation("node-1", "fedavg", new ClientRange(1, 1), sb));
+            Assert.IsType<Welcome>(InSessionOf(b, sb));
+            b.Send(server, new InSession(sb, new RegisterClients("node-1", layout.Hash, [new ClientEntry(Id(1, 2), 100, b.Ref)])));
+            Assert.IsType<Registered>(InSessionOf(b, sb));
+            Assert.Equal(1, Assert.IsType<TrainRound>(InSessionOf(a, sa)).Round);
+            Assert.Equal(1, Assert.IsType<TrainRound>(InSessionOf(b, sb)).Round);
+
+            // client-000's answers, with client-000's actor as their sender: outside a session, in no node's, in node-1's
+            foreach (var forged in new object[]
+                     {
+                         Update(1, Id(0, 2), Filled(100f)), new TrainingFailed(1, Id(0, 2), "forged"),
+                         new InSession(Guid.NewGuid(), Update(1, Id(0, 2), Filled(100f))),
+                         new InSession(sb, Update(1, Id(0, 2), Filled(100f))), new InSession(sb, new TrainingFailed(1, Id(0, 2), "forged")),
+                     })
+                server.Tell(forged, a.Ref);
+            a.Send(server, new InSession(sa, Update(1, Id(0, 2), Filled(1f))));
+            b.Send(server, new InSession(sb, Update(1, Id(1, 2), Filled(3f))));
+
+            var metrics = observer.ExpectMsg<RoundCompleted>().Metrics;
+            Assert.Equal((2, 0), (metrics.Succeeded, metrics.Failed));
+            Assert.Contains(metrics.RejectedOrEmpty, r => r.ClientId == Id(0, 2) && r.Reason.Contains("in the session of node node-1, not of node node-0"));
+            Assert.All(observer.ExpectMsg<RunCompleted>().FinalWeights, w => Assert.Equal(2f, w)); // (1 + 3) / 2: only the honest answers
+            Assert.IsType<RunFinished>(InSessionOf(a, sa));
+            Assert.IsType<RunFinished>(InSessionOf(b, sb));
+        }
+        finally
+        {
+            await wire.Terminate();
+        }
+    }
+
     [Fact]
     public void A_node_with_another_layout_or_an_impossible_range_is_refused_with_the_reason()
     {
         var server = StartServer(clients: 4, fraction: 1.0, rounds: 1);
         var node = CreateTestProbe();
-        node.Send(server, new JoinFederation("node-a", "fedavg", new ClientRange(2, 7)));
+        node.Send(server, new JoinFederation("node-a", "fedavg", new ClientRange(2, 7), Guid.NewGuid()));
         Assert.Contains("outside 0..3", node.ExpectMsg<JoinRefused>().Reason);
-        node.Send(server, new JoinFederation("node-a", "other-federation", new ClientRange(0, 1)));
+        node.Send(server, new JoinFederation("node-a", "other-federation", new ClientRange(0, 1), Guid.NewGuid()));
         Assert.Contains("other-federation", node.ExpectMsg<JoinRefused>().Reason);
 
-        node.Send(server, new JoinFederation("node-a", "fedavg", new ClientRange(0, 1)));
+        node.Send(server, new JoinFederation("node-a", "fedavg", new ClientRange(0, 1), Guid.NewGuid()));
         node.ExpectMsg<Welcome>(w => w.Spec.LayoutHash == layout.Hash && w.Spec.Model == Model);
         node.Send(server, new RegisterClients("node-a", layout.Hash ^ 1, [new ClientEntry(Id(0), 10, node.Ref)]));
         Assert.Contains("layout", node.ExpectMsg<RegistrationRefused>().Reason);
@@ -418,7 +482,7 @@ public sealed class ServerTests : TestKit
         node.ExpectMsg<Registered>(r => r.Clients == 2);
 
         var other = CreateTestProbe();
-        other.Send(server, new JoinFederation("node-b", "fedavg", new ClientRange(1, 3)));
+        other.Send(server, new JoinFederation("node-b", "fedavg", new ClientRange(1, 3), Guid.NewGuid()));
         Assert.Contains("overlap", other.ExpectMsg<JoinRefused>().Reason);
     }
 

@@ -51,6 +51,9 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
     readonly Func<RunSpec, Task<PreparedClients>> prepare;
     readonly Action<NodeOutcome> report;
     readonly WeightChannelClient? channel;
+    // This node's session with the coordinator (Messages/Protocol.cs): drawn once per node, before the first
+    // incarnation of this actor, so a restart keeps it; the coordinator's messages count only inside it.
+    readonly Guid session;
     readonly ILoggingAdapter log = Context.GetLogger();
     readonly Dictionary<string, IActorRef> children = new();
     // Round vectors this node received over the weight channel (rented from WeightBuffers), and how many holders each
@@ -68,9 +71,10 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     public ClientHost(string nodeId, string federation, ClientRequest request, IActorRef coordinator,
-        Func<RunSpec, Task<PreparedClients>> prepare, Action<NodeOutcome> report, WeightChannelClient? channel = null)
+        Func<RunSpec, Task<PreparedClients>> prepare, Action<NodeOutcome> report, Guid session, WeightChannelClient? channel = null)
     {
         this.channel = channel;
+        this.session = session;
         this.nodeId = nodeId;
         this.federation = federation;
         this.request = request;
@@ -81,8 +85,47 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
     }
 
     public static Props Props(string nodeId, string federation, ClientRequest request, IActorRef coordinator,
-        Func<RunSpec, Task<PreparedClients>> prepare, Action<NodeOutcome> report, WeightChannelClient? channel = null) =>
-        Akka.Actor.Props.Create(() => new ClientHost(nodeId, federation, request, coordinator, prepare, report, channel));
+        Func<RunSpec, Task<PreparedClients>> prepare, Action<NodeOutcome> report, WeightChannelClient? channel = null)
+    {
+        var session = InSession.NewSession();
+        return Akka.Actor.Props.Create(() => new ClientHost(nodeId, federation, request, coordinator, prepare, report, session, channel));
+    }
+
+    /// <summary>
+    /// The coordinator's messages count only in this node's session: one in another session, or outside one (but
+    /// <see cref="RegisterAgain"/>, which only makes the node join again), is dropped with a warning. Akka's sender proves
+    /// nothing over the wire (Messages/Protocol.cs), so a TrainRound from any other member would otherwise make this
+    /// node's clients train on weights of its choosing and send it their updates, and a RunFinished would end the node.
+    /// </summary>
+    protected override bool AroundReceive(Receive receive, object message)
+    {
+        if (message is InSession inSession)
+        {
+            if (inSession.Session == session) return base.AroundReceive(receive, inSession.Message);
+            Dropped(inSession.Message, "in another session than this node's with the coordinator");
+            return true;
+        }
+        if (OverTheWire && message is IFedAvgMessage and not RegisterAgain && InSession.InSessionTypes.Contains(message.GetType()))
+        {
+            Dropped(message, "outside this node's session with the coordinator");
+            return true;
+        }
+        return base.AroundReceive(receive, message);
+    }
+
+    void Dropped(object message, string how) =>
+        log.Warning("node {0}: ignoring a {1} from {2}: it came {3}, so the coordinator did not send it",
+            nodeId, message.GetType().Name, Sender.Path, how);
+
+    bool OverTheWire => InSession.Needed(Context.System);
+
+    void ToCoordinator(IFedAvgMessage message) => InSessionTo(coordinator, message);
+
+    void InSessionTo(IActorRef to, IFedAvgMessage message)
+    {
+        if (OverTheWire) to.Tell(new InSession(session, message));
+        else to.Tell(message);
+    }
 
     // The server's policy for its clients: a client that throws is restarted and the run goes on without its round.
     protected override SupervisorStrategy SupervisorStrategy() =>
@@ -96,7 +139,7 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
 
     void SendJoin()
     {
-        coordinator.Tell(new JoinFederation(nodeId, federation, request));
+        coordinator.Tell(new JoinFederation(nodeId, federation, request, session));
         Timers.StartSingleTimer(Retry.Timer, Retry.Instance, Retry.Every);
     }
 
@@ -127,7 +170,7 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
             {
                 sampleCounts[id] = training.SampleCount;
                 children[id] = Context.ActorOf(FederatedClient.Props(id, training, layoutHash, materializer, prepared.InterceptorOf(id), channel,
-                    prepared.Reports), Uri.EscapeDataString(id));
+                    prepared.Reports, session), Uri.EscapeDataString(id));
             }
             SendRegistration();
             Become(Serving);
@@ -157,7 +200,7 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
         registered = 0;
         var entries = children.Select(c => new ClientEntry(c.Key, SampleCountOf(c.Key), c.Value)).ToList();
         foreach (var batch in entries.Chunk(ClientsPerRegistration))
-            coordinator.Tell(new RegisterClients(nodeId, layoutHash, batch));
+            ToCoordinator(new RegisterClients(nodeId, layoutHash, batch));
         Timers.StartSingleTimer(Retry.Timer, Retry.Instance, Retry.Every);
     }
 
@@ -181,7 +224,7 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
         // the order of the two).
         Receive<RegisterAgain>(_ =>
         {
-            coordinator.Tell(new JoinFederation(nodeId, federation, request));
+            coordinator.Tell(new JoinFederation(nodeId, federation, request, session));
             SendRegistration();
         });
         Receive<Welcome>(_ => { });
@@ -224,7 +267,7 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
                     child.Tell(new LocalTrain(w.Round.Round, w.Round.Attempt, w.Weights, config, task.ShuffleSeed, w.Server,
                         w.Round.Weights is ChanneledWeights c ? c.Port : null, recycled ? ReleaseOnce(self, w.Weights) : null));
                 else
-                    w.Server.Tell(new TrainingFailed(w.Round.Round, task.ClientId, $"node {nodeId} does not host {task.ClientId}"));
+                    InSessionTo(w.Server, new TrainingFailed(w.Round.Round, task.ClientId, $"node {nodeId} does not host {task.ClientId}"));
             }
         });
         Receive<RoundWeightsFailed>(f => Unavailable(f.Round, f.Server, f.Reason));

@@ -29,6 +29,8 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
     readonly IUpdateInterceptor? interceptor;
     readonly FaultReports? reports;
     readonly WeightChannelClient? channel;
+    // its node's session with the coordinator: every answer travels in it (Messages/Protocol.cs)
+    readonly Guid session;
     readonly ILoggingAdapter log = Context.GetLogger();
     LocalTrain? current;
     bool superseded;
@@ -38,10 +40,12 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
     /// <param name="interceptor">Consulted before every update leaves this client (the fault-injection kit drops,
     /// repeats or relabels it there); null: every update is sent as it is.</param>
     /// <param name="reports">Injected faults this client must tell the server about (<see cref="FaultsFired"/>); null: none.</param>
+    /// <param name="session">Its node's session with the coordinator (<see cref="InSession"/>), which its answers carry.</param>
     public FederatedClient(string clientId, ILocalTraining training, ulong layoutHash, IMaterializer materializer,
-        IUpdateInterceptor? interceptor = null, WeightChannelClient? channel = null, FaultReports? reports = null)
+        IUpdateInterceptor? interceptor = null, WeightChannelClient? channel = null, FaultReports? reports = null, Guid session = default)
     {
         this.channel = channel;
+        this.session = session;
         this.clientId = clientId;
         this.training = training;
         this.layoutHash = layoutHash;
@@ -52,8 +56,15 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
     }
 
     public static Props Props(string clientId, ILocalTraining training, ulong layoutHash, IMaterializer materializer,
-        IUpdateInterceptor? interceptor = null, WeightChannelClient? channel = null, FaultReports? reports = null) =>
-        Akka.Actor.Props.Create(() => new FederatedClient(clientId, training, layoutHash, materializer, interceptor, channel, reports));
+        IUpdateInterceptor? interceptor = null, WeightChannelClient? channel = null, FaultReports? reports = null, Guid session = default) =>
+        Akka.Actor.Props.Create(() => new FederatedClient(clientId, training, layoutHash, materializer, interceptor, channel, reports, session));
+
+    /// <summary>To the server this client answers, in its node's session when messages go over the wire.</summary>
+    void Answer(IActorRef server, IFedAvgMessage message)
+    {
+        if (InSession.Needed(Context.System)) server.Tell(new InSession(session, message));
+        else server.Tell(message);
+    }
 
     public int SampleCount => training.SampleCount;
 
@@ -63,7 +74,7 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
         if (reason is ClientTrainingException failure && current is { } request)
         {
             ReportFaults(request.Server);
-            request.Server.Tell(new TrainingFailed(failure.Round, clientId, failure.InnerException?.Message ?? failure.Message));
+            Answer(request.Server, new TrainingFailed(failure.Round, clientId, failure.InnerException?.Message ?? failure.Message));
         }
         base.PreRestart(reason, message);
     }
@@ -71,7 +82,7 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
     void Idle()
     {
         Receive<LocalTrain>(Start);
-        Receive<WeightsUnavailable>(w => w.Server.Tell(new TrainingFailed(w.Round, clientId, w.Reason)));
+        Receive<WeightsUnavailable>(w => Answer(w.Server, new TrainingFailed(w.Round, clientId, w.Reason)));
     }
 
     void Start(LocalTrain request)
@@ -91,7 +102,7 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
     /// server must hear of them before the answer they concern: this actor sends both, so Akka keeps their order.</summary>
     void ReportFaults(IActorRef server)
     {
-        if (reports?.Take(clientId) is { Count: > 0 } faults) server.Tell(new FaultsFired(clientId, faults));
+        if (reports?.Take(clientId) is { Count: > 0 } faults) Answer(server, new FaultsFired(clientId, faults));
     }
 
     void Training()
@@ -175,7 +186,7 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
             string reason = $"its update did not reach the server at {request.Server.Path.Address}: {Unwrap(failed.Error).Message}";
             log.Warning("client {0}: round {1}: {2}", clientId, failed.Round, reason);
             ReportFaults(request.Server);
-            request.Server.Tell(new TrainingFailed(failed.Round, clientId, reason));
+            Answer(request.Server, new TrainingFailed(failed.Round, clientId, reason));
             BackToIdle();
         });
         Receive<LocalTrainingFaulted>(faulted =>
@@ -193,13 +204,13 @@ public sealed class FederatedClient : ReceiveActor, IWithStash
         var server = current!.Server;
         if (interceptor is null)
         {
-            server.Tell(update);
+            Answer(server, update);
             BackToIdle();
             return;
         }
         var decision = interceptor.Intercept(update);
         ReportFaults(server); // a sending fault (drop, twice, stale, stop) has just fired
-        foreach (var message in decision.Send) server.Tell(message);
+        foreach (var message in decision.Send) Answer(server, message);
         // our own vector, if the interceptor sent nothing that carries it, is not the server's to recycle: take it back
         if (update.Weights is LocalWeights own && !decision.Send.Any(m => m.Weights is LocalWeights l && ReferenceEquals(l.Weights, own.Weights)))
             WeightBuffers.Return(own.Weights);

@@ -8,8 +8,8 @@ namespace FedAvg.Actors.Messages;
 // sharing memory with the sender.
 //
 //   node (ClientHost)                          coordinator (FederationServer, a cluster singleton)
-//     │── JoinFederation(node, federation, what it holds) ──▶│   repeated until answered
-//     │◀───────────── Welcome(run spec) | JoinRefused ───────│
+//     │── JoinFederation(node, federation, what it holds, session) ─▶│   repeated until answered
+//     │◀───────────── Welcome(run spec) | JoinRefused ───────│   from here on, every message in InSession
 //     │── RegisterClients(node, layout hash, clients) ──────▶│   again after every (re)join: idempotent
 //     │◀───────────── Registered | RegistrationRefused ──────│
 //     │◀── TrainRound(r, attempt, clients, config, weights) ─│   once per node per attempt, weights once per node
@@ -18,6 +18,16 @@ namespace FedAvg.Actors.Messages;
 //     │── TrainingFailed(r, k, reason) ─────────────────────▶│
 //     │── FaultsFired(k, [(r, behaviour)…]) ────────────────▶│   fault injection only, before the answer it concerns
 //     │◀──────────────────── RunFinished ────────────────────│   the run is over: leave the cluster
+//
+// Who sent a message is proven by the session, never by Akka's sender: Akka.Remote takes a message's sender from the
+// message itself (AkkaPduCodec.DecodeMessage resolves the envelope's sender path, whatever connection it came on),
+// so any member of the cluster can post as any actor. The node draws 128 random bits when it starts and sends them
+// in JoinFederation through the singleton proxy; from then on every message between the node (its host and its
+// clients) and the coordinator travels as InSession(session, message), and each end drops one in another session,
+// or one of these messages outside a session, with a warning. (In a system of one process, which nothing reaches over
+// the wire, messages go as they are: InSession.Needed.) With TLS the session never crosses the wire in clear,
+// so only the node and the coordinator know it. Only RegisterAgain may come outside a session: a new coordinator asks
+// nodes it does not know yet, and all it makes a node do is join again.
 //
 // Weights never travel inside a message between nodes: WeightsPayload is an in-process hand-over (the receiver
 // takes ownership of the array), a ticket for the server's weight channel (Transfer/WeightChannel: the bytes go
@@ -45,8 +55,38 @@ public sealed record OwnData(int SampleCount) : ClientRequest
     public override string ToString() => $"own data ({SampleCount} samples)";
 }
 
-/// <summary>A node asks to take part. Sent through the singleton proxy, again until answered: idempotent.</summary>
-public sealed record JoinFederation(string NodeId, string Federation, ClientRequest Request) : IFedAvgMessage;
+/// <summary>
+/// A node asks to take part. Sent through the singleton proxy, again until answered: idempotent.
+/// <paramref name="Session"/>: 128 random bits the node drew when it started (the same for every join of that
+/// process), which every later message between it and the coordinator carries (<see cref="InSession"/>).
+/// </summary>
+public sealed record JoinFederation(string NodeId, string Federation, ClientRequest Request, Guid Session) : IFedAvgMessage;
+
+/// <summary>
+/// <paramref name="Message"/> between a node and the coordinator, after the node's <see cref="JoinFederation"/>:
+/// <paramref name="Session"/> is the node's, which only the two of them know, and is the proof of who sent it (Akka's
+/// sender is not). Never nested, and never around a join: <see cref="InSessionTypes"/>.
+/// </summary>
+public sealed record InSession(Guid Session, IFedAvgMessage Message) : IFedAvgMessage
+{
+    /// <summary>The messages that travel in a session; any of them outside one, from another node, is dropped.</summary>
+    public static readonly IReadOnlySet<Type> InSessionTypes = new HashSet<Type>
+    {
+        typeof(Welcome), typeof(JoinRefused), typeof(RegisterClients), typeof(Registered), typeof(RegistrationRefused),
+        typeof(RegisterAgain), typeof(TrainRound), typeof(UpdateSubmitted), typeof(TrainingFailed), typeof(FaultsFired),
+        typeof(RunFinished),
+    };
+
+    /// <summary>
+    /// True when <paramref name="system"/> takes messages from other processes (Akka.Remote, Akka.Cluster): then its
+    /// actors send and expect sessions. In a system of one process (`fedavg simulate`, a test's) no other process can
+    /// post anything, Akka's sender is who sent a message, and messages go as they are.
+    /// </summary>
+    public static bool Needed(ActorSystem system) => ((ExtendedActorSystem)system).Provider is Akka.Remote.RemoteActorRefProvider;
+
+    /// <summary>A new session: 128 bits from the OS's cryptographic generator, never from the run's seed.</summary>
+    public static Guid NewSession() => new(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+}
 
 /// <summary>
 /// The run a node joins: in research mode the node computes its clients' shards from dataset, partition, K and

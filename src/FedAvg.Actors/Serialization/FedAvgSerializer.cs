@@ -26,7 +26,8 @@ namespace FedAvg.Actors.Serialization;
 public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
 {
     public const int Id = 4242;
-    public const byte FormatVersion = 1;
+    // 2: JoinFederation carries the node's session, and InSession wraps the messages after it
+    public const byte FormatVersion = 2;
     public override int Identifier => Id;
 
     /// <summary>
@@ -58,6 +59,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
         [typeof(StandbyRefused)] = "SX",
         [typeof(CheckpointReplica)] = "CR",
         [typeof(RevokedCertificates)] = "RV",
+        [typeof(InSession)] = "IS",
     };
 
     /// <summary>The manifests, for tests that feed every one of them bad bytes.</summary>
@@ -68,8 +70,23 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
 
     public override byte[] ToBinary(object obj)
     {
-        var w = new WireWriter(EstimateSize(obj));
+        var w = new WireWriter(EstimateSize(obj is InSession s ? s.Message : obj) + 32);
         w.Byte(FormatVersion);
+        if (obj is InSession inSession)
+        {
+            // the session, then the message's own manifest and body, in the same array: no second copy
+            if (!InSession.InSessionTypes.Contains(inSession.Message.GetType()))
+                throw new ArgumentException($"{inSession.Message.GetType().Name} does not travel in a session");
+            w.Bytes(inSession.Session.ToByteArray());
+            w.String(Manifest(inSession.Message));
+            WriteBody(ref w, inSession.Message);
+        }
+        else WriteBody(ref w, obj);
+        return w.ToArray();
+    }
+
+    void WriteBody(ref WireWriter w, object obj)
+    {
         switch (obj)
         {
             case JoinFederation m:
@@ -81,6 +98,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                     case OwnData o: w.Byte(2); w.Int(o.SampleCount); break;
                     default: throw new ArgumentException($"unknown client request {m.Request.GetType()}");
                 }
+                w.Bytes(m.Session.ToByteArray());
                 break;
             case Welcome { Spec: var s }:
                 w.String(s.Federation); w.String(s.Dataset); w.String(s.Model); w.Int(s.Clients); w.String(s.Partition);
@@ -161,7 +179,6 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
             default:
                 throw new ArgumentException($"FedAvgSerializer cannot serialize {obj.GetType()}");
         }
-        return w.ToArray();
     }
 
     public override object FromBinary(byte[] bytes, string manifest)
@@ -172,14 +189,46 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
             byte version = r.Byte("format version");
             if (version != FormatVersion)
                 throw new InvalidDataException($"format version {version}, this build reads version {FormatVersion}");
-            object message = manifest switch
+            object message = manifest == "IS" ? ReadInSession(ref r) : ReadBody(ref r, manifest);
+            r.End();
+            return message;
+        }
+        catch (UnknownManifest)
+        {
+            throw new SerializationException($"FedAvgSerializer: unknown manifest '{manifest}' ({bytes.Length} bytes); known: {string.Join(", ", Manifests.Values)}.");
+        }
+        catch (Exception e) when (e is InvalidDataException or ArgumentException or FormatException or OverflowException or WeightTransferException)
+        {
+            throw new SerializationException($"FedAvgSerializer: malformed '{manifest}' message ({NameOf(manifest)}) of {bytes.Length} bytes: {e.Message}", e);
+        }
+    }
+
+    InSession ReadInSession(ref WireReader r)
+    {
+        var session = ReadSession(ref r);
+        string inner = r.String("manifest of the message in session");
+        var type = Manifests.FirstOrDefault(kv => kv.Value == inner).Key;
+        if (type is null || !InSession.InSessionTypes.Contains(type))
+            throw new InvalidDataException($"{(inner.Length > 8 ? $"a manifest of {inner.Length} characters" : $"'{inner}'")} does not travel in a session");
+        try
+        {
+            return new InSession(session, (IFedAvgMessage)ReadBody(ref r, inner));
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"its '{inner}' message ({type.Name}): {e.Message}", e);
+        }
+    }
+
+    object ReadBody(ref WireReader r, string manifest) =>
+            manifest switch
             {
                 "JF" => new JoinFederation(r.String("node id"), r.String("federation"), r.Byte("request kind") switch
                 {
                     1 => new ClientRange(r.Int("first client"), r.Int("last client")),
                     2 => new OwnData(r.Int("sample count")),
                     var k => throw new InvalidDataException($"unknown client request kind {k}"),
-                }),
+                }, ReadSession(ref r)),
                 "WE" => new Welcome(new RunSpec(r.String("federation"), r.String("dataset"), r.String("model"), r.Int("clients"),
                     r.String("partition"), r.Int("seed"), r.Bool("standardize"), r.ULong("layout hash"))),
                 "JR" => new JoinRefused(r.String("reason")),
@@ -203,17 +252,12 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 "RV" => ReadRevokedCertificates(ref r),
                 _ => throw new UnknownManifest(),
             };
-            r.End();
-            return message;
-        }
-        catch (UnknownManifest)
-        {
-            throw new SerializationException($"FedAvgSerializer: unknown manifest '{manifest}' ({bytes.Length} bytes); known: {string.Join(", ", Manifests.Values)}.");
-        }
-        catch (Exception e) when (e is InvalidDataException or ArgumentException or FormatException or OverflowException or WeightTransferException)
-        {
-            throw new SerializationException($"FedAvgSerializer: malformed '{manifest}' message ({NameOf(manifest)}) of {bytes.Length} bytes: {e.Message}", e);
-        }
+
+    static Guid ReadSession(ref WireReader r)
+    {
+        var session = r.Bytes("session");
+        if (session.Length != 16) throw new InvalidDataException($"a session of {session.Length} bytes, expected 16");
+        return new Guid(session);
     }
 
     static string NameOf(string manifest) => Manifests.FirstOrDefault(kv => kv.Value == manifest).Key?.Name ?? "unknown";

@@ -63,7 +63,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     // The injected faults the sampled clients reported for this round (FaultsFired), until its record is sent; and
     // the actor each sampled client was when the round started (a client that stops reports, then is gone).
     readonly List<FaultFired> faultsFired = new();
-    readonly Dictionary<string, IActorRef> roster = new();
+    readonly Dictionary<string, RegisteredClient> roster = new();
     bool recordingFaults;
     readonly Stopwatch roundClock = new();
     TimeSpan trainingTime;
@@ -103,6 +103,67 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         Akka.Actor.Props.Create(() => new FederationServer(strategy, settings, initialWeights, evaluate, observer, channel));
 
     bool IsCluster => ((ExtendedActorSystem)Context.System).Provider is ClusterActorRefProvider;
+    // Messages can come from other processes: Akka's sender proves nothing, only a node's session does.
+    bool OverTheWire => InSession.Needed(Context.System);
+
+    // The node whose session the message being handled came in (InSession); null outside one, which only an actor of
+    // this process can send once anything arrives over the wire (AroundReceive).
+    NodeInfo? from;
+
+    /// <summary>
+    /// A message in a node's session is handled as that node's, whoever Akka names as its sender; one in no known
+    /// session, or a node's message outside a session when messages come over the wire, is dropped with a warning.
+    /// Without this any member could submit an update or a failure in any client's name (Messages/Protocol.cs).
+    /// </summary>
+    protected override bool AroundReceive(Receive receive, object message)
+    {
+        if (message is InSession inSession)
+        {
+            var node = nodes.Values.FirstOrDefault(n => n.Session == inSession.Session);
+            if (node is null)
+            {
+                Unproven(inSession.Message, "in the session of no node that joined");
+                return true;
+            }
+            from = node;
+            try
+            {
+                return base.AroundReceive(receive, inSession.Message);
+            }
+            finally
+            {
+                from = null;
+            }
+        }
+        if (OverTheWire && message is IFedAvgMessage fed and not RegisterAgain && InSession.InSessionTypes.Contains(message.GetType()))
+        {
+            Unproven(fed, "outside any node's session");
+            return true;
+        }
+        return base.AroundReceive(receive, message);
+    }
+
+    void Unproven(IFedAvgMessage message, string how)
+    {
+        log.Warning("server: ignoring a {0} from {1}{2}: it came {3}", message.GetType().Name, Sender.Path,
+            message is UpdateSubmitted u ? $" for {u.ClientId}, round {u.Round}" : message is TrainingFailed f ? $" for {f.ClientId}, round {f.Round}" : "", how);
+        // an in-process vector goes back to the pool; an upload is left alone (its ticket may be another node's)
+        if (message is UpdateSubmitted { Weights: LocalWeights local }) WeightBuffers.Return(local.Weights);
+    }
+
+    /// <summary>To a node (its host or one of its clients), in its session when messages go over the wire.</summary>
+    void Tell(IActorRef to, Guid session, IFedAvgMessage message)
+    {
+        if (OverTheWire) to.Tell(new InSession(session, message));
+        else to.Tell(message);
+    }
+
+    /// <summary>The answer to the message being handled, in the session it came in.</summary>
+    void Answer(IFedAvgMessage message)
+    {
+        if (from is { } node) Tell(Sender, node.Session, message);
+        else Sender.Tell(message);
+    }
 
     protected override void PreStart()
     {
@@ -190,7 +251,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         }
         sampled = plan.Clients.ToHashSet();
         foreach (var id in sampled)
-            if (clients.TryGetValue(id, out var c)) roster[id] = c.Ref;
+            if (clients.TryGetValue(id, out var c)) roster[id] = c;
         training = true;
         Become(Training);
         FanOut(plan.Clients);
@@ -218,9 +279,10 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         Lazy<Task<WeightHeader>>? header = null; // with a weight channel: the checksum, once per round for every remote node
         foreach (var (agent, (nodeId, tasks)) in byNode)
         {
+            var session = nodes[nodeId].Session;
             if (WeightStream.IsLocal(agent))
             {
-                agent.Tell(new TrainRound(r, a, tasks, plan.Config, WeightStream.Local(weights, layoutHash, r, "", 0)));
+                Tell(agent, session, new TrainRound(r, a, tasks, plan.Config, WeightStream.Local(weights, layoutHash, r, "", 0)));
                 continue;
             }
             var target = agent;
@@ -237,7 +299,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
                     return (WeightsPayload)new ChanneledWeights(await checksum.Value.ConfigureAwait(false), ch.Port, ticket, pushed);
                 });
                 foreach (var batch in tasks.Chunk(TasksPerMessage))
-                    offer.PipeTo(Self, success: payload => new Dispatch(target, new TrainRound(r, a, batch, config, payload)),
+                    offer.PipeTo(Self, success: payload => new Dispatch(target, session, new TrainRound(r, a, batch, config, payload)),
                         failure: e => new DispatchFailed(r, a, batch, e.GetBaseException().Message));
                 continue;
             }
@@ -246,7 +308,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             // message holds gets several TrainRounds, each with its own stream ref of the same chunks.
             foreach (var batch in tasks.Chunk(TasksPerMessage))
                 Task.Run(() => WeightStream.Stream(chunks.Value, materializer))
-                    .PipeTo(Self, success: payload => new Dispatch(target, new TrainRound(r, a, batch, config, payload)),
+                    .PipeTo(Self, success: payload => new Dispatch(target, session, new TrainRound(r, a, batch, config, payload)),
                         failure: e => new DispatchFailed(r, a, batch, e.GetBaseException().Message));
         }
         Timers.StartSingleTimer(DeadlineTimer, new RoundDeadline(round, attempt), settings.RoundTimeout);
@@ -269,7 +331,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
                 }
                 else channel?.Withdraw(c.Ticket);
             }
-            if (current) d.Agent.Tell(d.Message);
+            if (current) Tell(d.Agent, d.Session, d.Message);
         });
         Receive<DispatchFailed>(d =>
         {
@@ -413,6 +475,8 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         var h = update.Weights.Header;
         if (update.Round != round) return $"stale (round {update.Round}, current {round})";
         if (!sampled.Contains(update.ClientId)) return "unsolicited (client not sampled this round)";
+        if (from is not null && clients.TryGetValue(update.ClientId, out var host) && host.NodeId != from.NodeId)
+            return $"forged (in the session of node {from.NodeId}, not of node {host.NodeId}, which hosts {update.ClientId})";
         if (!IsFrom(update.ClientId, sender)) return $"forged (sent by {sender.Path}, not by the actor registered as {update.ClientId})";
         if (accepted.ContainsKey(update.ClientId) || receiving.Contains(update.ClientId)) return "duplicate";
         if (failed.Contains(update.ClientId)) return "late (already counted as failed in this attempt)";
@@ -425,10 +489,13 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         return null;
     }
 
-    bool IsFrom(string clientId, IActorRef sender) => clients.TryGetValue(clientId, out var c) && c.Ref.Equals(sender);
+    bool IsFrom(string clientId, IActorRef sender) => clients.TryGetValue(clientId, out var c) && c.Ref.Equals(sender) && InItsSession(c);
 
     bool IsFromClientOrItsNode(string clientId, IActorRef sender) =>
-        clients.TryGetValue(clientId, out var c) && (c.Ref.Equals(sender) || nodes[c.NodeId].Agent.Equals(sender));
+        clients.TryGetValue(clientId, out var c) && (c.Ref.Equals(sender) || nodes[c.NodeId].Agent.Equals(sender)) && InItsSession(c);
+
+    /// <summary>The message being handled came in the session of <paramref name="client"/>'s node (or from this process).</summary>
+    bool InItsSession(RegisteredClient client) => from is null || from.NodeId == client.NodeId;
 
     static bool AllFinite(float[] weights)
     {
@@ -669,13 +736,13 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         finished = true;
         training = false;
         Withdraw();
-        foreach (var node in nodes.Values) node.Agent.Tell(finish);
+        foreach (var node in nodes.Values) Tell(node.Agent, node.Session, finish);
         Become(Finished);
     }
 
     void Finished()
     {
-        Receive<RegisterClients>(r => Sender.Tell(new RunFinished(true, "the run is over")));
+        Receive<RegisterClients>(r => Answer(new RunFinished(true, "the run is over")));
         Receive<UpdateSubmitted>(u => ReleaseUnread(u));
         Receive<UpdateReceived>(u => WeightBuffers.Return(u.Weights));
         // the nodes leave once told the run is over: nothing to report
@@ -714,7 +781,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             foreach (var node in nodes.Values.Where(n => n.Agent.Path.Address.Equals(m.Member.Address)))
             {
                 Event($"node {node.NodeId} at {m.Member.Address} is reachable again; asking it to register its clients");
-                node.Agent.Tell(RegisterAgain.Instance);
+                Tell(node.Agent, node.Session, RegisterAgain.Instance);
             }
         });
     }
@@ -736,7 +803,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         var current = report.Faults.Where(f => recordingFaults && f.Round == round).ToList();
         if (current.Count == 0) return;
         bool fromSampled = sampled.Contains(report.ClientId)
-                           && (IsFrom(report.ClientId, Sender) || roster.TryGetValue(report.ClientId, out var was) && was.Equals(Sender));
+                           && (IsFrom(report.ClientId, Sender) || roster.TryGetValue(report.ClientId, out var was) && was.Ref.Equals(Sender) && InItsSession(was));
         if (!fromSampled)
         {
             log.Warning("server: ignoring a fault report for {0} from {1}: not the actor sampled under that id in round {2}",
@@ -775,17 +842,25 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         if (reason is not null)
         {
             log.Warning("server: refusing node {0} at {1}: {2}", join.NodeId, Sender.Path.Address, reason);
-            Sender.Tell(new JoinRefused(reason));
+            Tell(Sender, join.Session, new JoinRefused(reason));
             return;
         }
         if (!nodes.TryGetValue(join.NodeId, out var known) || !known.Agent.Equals(Sender))
         {
             if (known is not null) DropClientsOf(join.NodeId, "replaced by a new incarnation of its node");
-            nodes[join.NodeId] = new NodeInfo(join.NodeId, Sender, join.Request);
+            nodes[join.NodeId] = new NodeInfo(join.NodeId, Sender, join.Request, join.Session);
             Event($"node {join.NodeId} joined from {Sender.Path.Address} with clients {join.Request}");
         }
-        if (finished) Sender.Tell(new RunFinished(true, "the run is over"));
-        else Sender.Tell(new Welcome(spec));
+        else if (known.Session != join.Session)
+        {
+            // A node keeps its session for its life, and a new incarnation is a new actor: this join names the node's
+            // own actor as its sender, in another session. Answered in it, the node would drop the answer anyway.
+            log.Warning("server: ignoring a join as node {0} from {1}: that node joined in another session, so it did not send this one",
+                join.NodeId, Sender.Path);
+            return;
+        }
+        if (finished) Tell(Sender, join.Session, new RunFinished(true, "the run is over"));
+        else Tell(Sender, join.Session, new Welcome(spec));
     }
 
     string? JoinRejection(JoinFederation join)
@@ -819,7 +894,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         if (reason is not null)
         {
             log.Warning("server: refusing the clients of node {0}: {1}", registration.NodeId, reason);
-            sender.Tell(new RegistrationRefused(reason));
+            Answer(new RegistrationRefused(reason));
             return;
         }
         foreach (var entry in registration.Clients)
@@ -830,7 +905,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         }
         Event($"node {registration.NodeId} registered {registration.Clients.Count} clients ({clients.Count} in all) " +
               (training ? $"while round {round} trains: eligible from round {round + 1}" : $"before round {round + 1}"));
-        sender.Tell(new Registered(registration.NodeId, registration.Clients.Count));
+        Answer(new Registered(registration.NodeId, registration.Clients.Count));
     }
 
     string? RegistrationRejection(RegisterClients registration, IActorRef sender)
@@ -841,6 +916,8 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
                    "the node was built with another model or version";
         if (!nodes.TryGetValue(registration.NodeId, out var node) || !node.Agent.Equals(sender))
             return $"node {registration.NodeId} has not joined (or joined from another address)";
+        if (from is not null && from.NodeId != node.NodeId)
+            return $"it came in the session of node {from.NodeId}, not of node {node.NodeId}";
         var allowed = node.Request switch
         {
             ClientRange r => Enumerable.Range(r.First, r.Last - r.First + 1).Select(k => ClientIds.Of(k, spec.Clients)).ToHashSet(),
@@ -877,7 +954,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         revokedAddresses.Add(address);
         log.Warning("server: removing node {0} at {1} from the federation: {2}", revoked.NodeId, address, revoked.Reason);
         // told before it is downed: the message leaves now, the down with the next gossip
-        node.Agent.Tell(new JoinRefused($"{revoked.Reason}; this node is removed from the federation"));
+        Tell(node.Agent, node.Session, new JoinRefused($"{revoked.Reason}; this node is removed from the federation"));
         NodeLost(address, "removed from the federation (its certificate is revoked)", forget: true);
         if (IsCluster) Cluster.Get(Context.System).Down(address);
     }
@@ -927,12 +1004,12 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     }
 
     sealed record RegisteredClient(IActorRef Ref, int Samples, string NodeId);
-    sealed record NodeInfo(string NodeId, IActorRef Agent, ClientRequest Request);
+    sealed record NodeInfo(string NodeId, IActorRef Agent, ClientRequest Request, Guid Session);
     sealed record AcceptedUpdate(string ClientId, int SampleCount, double TrainLoss, double TrainSeconds, double Norm);
     sealed record RoundDeadline(int Round, int Attempt) : INoSerializationVerificationNeeded;
     sealed record WaitExpired(int Round) : INoSerializationVerificationNeeded;
     sealed record NodeRevoked(string NodeId, string Reason) : INoSerializationVerificationNeeded;
-    sealed record Dispatch(IActorRef Agent, TrainRound Message) : INoSerializationVerificationNeeded;
+    sealed record Dispatch(IActorRef Agent, Guid Session, TrainRound Message) : INoSerializationVerificationNeeded;
     sealed record DispatchFailed(int Round, int Attempt, IReadOnlyList<ClientTask> Clients, string Reason) : INoSerializationVerificationNeeded;
     sealed record UpdateReceived(int Round, UpdateSubmitted Update, float[] Weights) : INoSerializationVerificationNeeded;
     sealed record UpdateUnreadable(int Round, UpdateSubmitted Update, string Reason) : INoSerializationVerificationNeeded;
