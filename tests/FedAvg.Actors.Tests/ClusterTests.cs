@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Streams;
 using FedAvg.Actors.Hosting;
 using FedAvg.Actors.Messages;
 using FedAvg.Core.Data;
@@ -116,6 +117,85 @@ public class ClusterTests
         Assert.Equal((clients, clients, 1), (result.Rounds[0].Sampled, result.Rounds[0].Succeeded, result.Rounds[0].Attempts));
         Assert.True(result.Rounds[0].RoundSeconds < 120, $"{result.Rounds[0].RoundSeconds} s: did a message go missing until the deadline?");
         Assert.True((await run.WaitAsync(TimeSpan.FromSeconds(30))).Completed);
+    }
+
+    /// <summary>Every message of the event stream it is subscribed to that satisfies a test, as a task.</summary>
+    sealed class Listener : ReceiveActor
+    {
+        public Listener(Func<object, bool> match, TaskCompletionSource<string> found) =>
+            ReceiveAny(m => { if (match(m)) found.TrySetResult(m.ToString()!); });
+    }
+
+    sealed class Inbox : ReceiveActor
+    {
+        public Inbox(System.Collections.Concurrent.ConcurrentQueue<object> got) => ReceiveAny(got.Enqueue);
+    }
+
+    /// <summary>
+    /// Akka.Remote takes a message's sender from the message, so any actor system that reaches a node can send it a
+    /// TrainRound. Before sessions, the node's clients trained on that system's weights and sent it their updates (a
+    /// gradient-inversion attacker's wish). Over real loopback TCP: the node drops it with the reason, its clients train
+    /// only the coordinator's rounds, and the run ends with the simulation's bits.
+    /// </summary>
+    [Fact]
+    public async Task A_train_round_from_an_actor_system_that_is_not_the_coordinator_trains_nothing_and_the_run_keeps_its_bits()
+    {
+        var options = Small();
+        var simulated = await new Simulation { TestSamples = 500 }.RunAsync(options, HoconFiles.Load("simulation.conf"), Store);
+        var (server, port) = await StartServer(options, startClients: 4, testSamples: 500);
+
+        var intruder = ActorSystem.Create("intruder", Akka.Configuration.ConfigurationFactory.ParseString("""
+            akka.actor.provider = remote
+            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
+            """).WithFallback(HoconFiles.Load("simulation.conf")));
+        try
+        {
+            var got = new System.Collections.Concurrent.ConcurrentQueue<object>();
+            var inbox = intruder.ActorOf(Props.Create(() => new Inbox(got)), "inbox");
+            var dropped = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+            Address? nodeAddress = null;
+            using var node = new ClusterNode
+            {
+                OnUp = a => nodeAddress = a,
+                OnSystem = system => system.EventStream.Subscribe(system.ActorOf(Props.Create(() => new Listener(IsDropped, dropped))),
+                    typeof(Akka.Event.Warning)),
+                OnEvent = line =>
+                {
+                    if (!line.Contains("clients registered with the server")) return;
+                    // As the coordinator sends them: a stream ref of the weights, since a 0.8 MB message would
+                    // exceed the frame and be dropped by the intruder's own transport before it left.
+                    var (length, hash) = LayoutOf(options);
+                    var encoded = Transfer.WeightStream.Encode(new float[length], hash, 1, "", 0);
+                    _ = Transfer.WeightStream.Stream(encoded, intruder.Materializer()).ContinueWith(payload =>
+                        intruder.ActorSelection(new RootActorPath(nodeAddress!) / "user" / ClusterHosting.NodeAgentName).Tell(
+                            new TrainRound(1, 1, [new ClientTask(ClientIds.Of(0, 4), 1), new ClientTask(ClientIds.Of(1, 4), 2)],
+                                Core.Strategies.RoundConfig.From(new Core.Training.TrainConfig(1, 32, 0.05)), payload.Result), inbox),
+                        TaskContinuationOptions.OnlyOnRanToCompletion);
+                },
+            };
+            var run = node.RunAsync(new NodeOptions("node-a", "127.0.0.1", port, new ClientRange(0, 3), null, TestData.DataDir, 1, 1),
+                Settings, Loopback, Layered);
+
+            Assert.Contains($"ignoring a TrainRound from akka.tcp://intruder@", await dropped.Task.WaitAsync(TimeSpan.FromMinutes(2)));
+            var result = await server.WaitAsync(TimeSpan.FromMinutes(3));
+            Assert.True(result.Completed, result.FailureReason);
+            Assert.True((await run.WaitAsync(TimeSpan.FromSeconds(30))).Completed);
+            Assert.Equal(simulated.FinalWeights, result.FinalWeights);
+            Assert.Empty(got); // no update, no failure: the node's clients never answered the intruder
+        }
+        finally
+        {
+            await intruder.Terminate();
+        }
+    }
+
+    static bool IsDropped(object m) => m is Akka.Event.Warning w && $"{w.Message}".Contains("ignoring a TrainRound");
+
+    static (int Length, ulong Hash) LayoutOf(SimulationOptions options)
+    {
+        using var model = Core.Models.ModelZoo.Create(options.Model, 1);
+        var layout = Core.Models.WeightLayout.Of(model);
+        return (layout.TotalLength, layout.Hash);
     }
 
     [Fact]

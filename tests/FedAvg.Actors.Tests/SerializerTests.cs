@@ -46,7 +46,7 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
         new RunCompleted(11, 0.943, 9, SomeWeights),
         new RunCompleted(11, 0.943, null, []),
         new RunFailed(2, "too few clients"),
-        new StandbyJoin("fedavg", "fedavg.simulation {\n  rounds = 11\n}\n"),
+        new StandbyJoin("fedavg", "fedavg.simulation {\n  rounds = 11\n}\n", Guid.NewGuid()),
         new StandbyAccepted(4),
         new StandbyRefused("its run settings differ from this server's: it has rounds = 12"),
         new RevokedCertificates(["0A1B2C3D4E5F60718293A4B5C6D7E8F9", "7f"]),

@@ -44,7 +44,7 @@ public sealed class StandbyTests : TestKit
     TestProbeReports Replica(string standby, string standbySettings = Settings)
     {
         var reports = new TestProbeReports(CreateTestProbe());
-        Sys.ActorOf(StandbyReplica.Props(Local, new StandbyJoin("fedavg", standbySettings), standby, "test-model", "fedavg", reports.Tell));
+        Sys.ActorOf(StandbyReplica.Props(Local, new StandbyJoin("fedavg", standbySettings, Guid.NewGuid()), standby, "test-model", "fedavg", reports.Tell));
         return reports;
     }
 
@@ -146,7 +146,7 @@ public sealed class StandbyTests : TestKit
     {
         var reports = new TestProbeReports(CreateTestProbe());
         // no feed at this address: the join goes to dead letters, as to a member that is no fedavg server
-        Sys.ActorOf(StandbyReplica.Props(Local, new StandbyJoin("fedavg", Settings), Path.Combine(FedAvg.Tests.Shared.TestData.TempDir(), Checkpoint.FileName),
+        Sys.ActorOf(StandbyReplica.Props(Local, new StandbyJoin("fedavg", Settings, Guid.NewGuid()), Path.Combine(FedAvg.Tests.Shared.TestData.TempDir(), Checkpoint.FileName),
             "test-model", "fedavg", reports.Tell, TimeSpan.FromSeconds(1)));
         Assert.Contains("did not answer the standby's join within 1 s", reports.Probe.ExpectMsg<StandbyRefusedBy>(TimeSpan.FromSeconds(10)).Reason);
     }
@@ -160,7 +160,7 @@ public sealed class StandbyTests : TestKit
         // the replica looks for /user/standby-feed at the address it was given: this one hands what it gets to the probe
         var fakeFeed = Sys.ActorOf(Props.Create(() => new Forwarder(feed.Ref)), ClusterHosting.StandbyFeedName);
         var reports = new TestProbeReports(CreateTestProbe());
-        var replica = Sys.ActorOf(StandbyReplica.Props(Local, new StandbyJoin("fedavg", Settings), standby, "test-model", "fedavg", reports.Tell));
+        var replica = Sys.ActorOf(StandbyReplica.Props(Local, new StandbyJoin("fedavg", Settings, Guid.NewGuid()), standby, "test-model", "fedavg", reports.Tell));
         feed.ExpectMsg<StandbyJoin>();
         replica.Tell(new StandbyAccepted(0), fakeFeed);
         reports.Probe.ExpectMsg<StandbyEvent>();
@@ -229,7 +229,7 @@ public sealed class StandbyTests : TestKit
         var feed = Sys.ActorOf(StandbyFeed.Props("fedavg", active, theirs => ClusterServer.SettingsRejection(Settings, theirs), () => serverTls.Revoked),
             ClusterHosting.StandbyFeedName);
         var reports = new TestProbeReports(CreateTestProbe());
-        var replica = Sys.ActorOf(StandbyReplica.Props(Local, new StandbyJoin("fedavg", Settings), standbyPath, "test-model", "fedavg", reports.Tell,
+        var replica = Sys.ActorOf(StandbyReplica.Props(Local, new StandbyJoin("fedavg", Settings, Guid.NewGuid()), standbyPath, "test-model", "fedavg", reports.Tell,
             security: standbyTls));
         string Next() => reports.Probe.FishForMessage<StandbyEvent>(e => e is StandbyEvent v && v.Text.StartsWith("revoked"), TimeSpan.FromSeconds(10)).Text;
 
@@ -255,6 +255,54 @@ public sealed class StandbyTests : TestKit
         EventFilter.Warning(contains: "ignoring a RevokedCertificates from").ExpectOne(() =>
             replica.Tell(new RevokedCertificates([d.SerialNumber]), TestActor));
         Assert.Null(standbyTls.Check(d));
+    }
+
+    /// <summary>
+    /// Over the wire Akka's sender proves nothing (Messages/Protocol.cs): before sessions, a checkpoint or an end of run
+    /// sent with the feed's actor as its sender counted as the feed's, so any member could choose the checkpoint a
+    /// standby would take over from, or end it.
+    /// </summary>
+    [Fact]
+    public async Task Over_the_wire_a_standby_hears_its_feed_only_in_its_session_and_a_forged_checkpoint_or_end_changes_nothing()
+    {
+        var wire = ActorSystem.Create("wire", Akka.Configuration.ConfigurationFactory.ParseString("""
+            akka.actor.provider = remote
+            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
+            """).WithFallback(HoconFiles.Load("simulation.conf")));
+        try
+        {
+            var (active, standby) = Paths();
+            var feed = wire.ActorOf(StandbyFeed.Props("fedavg", active, theirs => ClusterServer.SettingsRejection(Settings, theirs)),
+                ClusterHosting.StandbyFeedName);
+            var reports = new TestProbeReports(CreateTestProbe());
+            var replica = wire.ActorOf(StandbyReplica.Props(((ExtendedActorSystem)wire).Provider.DefaultAddress,
+                new StandbyJoin("fedavg", Settings, Guid.NewGuid()), standby, "test-model", "fedavg", reports.Tell));
+            Assert.Contains("standing by", reports.Probe.ExpectMsg<StandbyEvent>().Text);
+
+            // another member's checkpoint of round 1 and end of run, each with the feed as its sender
+            string forgedFile = Path.Combine(Path.GetDirectoryName(active)!, "forged.bin");
+            CheckpointOf(1, 9).Save(forgedFile);
+            var forged = await CheckpointTransfer.Offer(1, File.ReadAllBytes(forgedFile), Sys.Materializer());
+            foreach (var message in new object[]
+                     {
+                         forged, new InSession(Guid.NewGuid(), forged), new RoundCompleted(Record(1)),
+                         new RunFinished(true, "over, says another member"), new InSession(Guid.NewGuid(), new RunFinished(true, "over, says another member")),
+                     })
+                replica.Tell(message, feed);
+
+            // the feed's round 1, then its end: the standby holds the active server's checkpoint, not the forged one
+            CheckpointOf(1, 1).Save(active);
+            feed.Tell(new RoundCompleted(Record(1)));
+            Assert.Equal(1, reports.Probe.ExpectMsg<StandbyRound>().Metrics.Round);
+            Assert.Equal(1, reports.Probe.ExpectMsg<StandbyKept>().Round);
+            Assert.Equal(File.ReadAllBytes(active), File.ReadAllBytes(standby));
+            feed.Tell(new RunFinished(true, "completed after round 1"));
+            Assert.Equal(new StandbyRunOver(true, "completed after round 1"), reports.Probe.ExpectMsg<StandbyRunOver>());
+        }
+        finally
+        {
+            await wire.Terminate();
+        }
     }
 
     sealed class Forwarder : ReceiveActor

@@ -136,7 +136,7 @@ public sealed class ClusterServer
                 feed.Tell(new RoundCompleted(m));
             }, outcome, OnEvent);
             if (StandbyOf is { } activeServer)
-                system.ActorOf(StandbyReplica.Props(activeServer, new StandbyJoin(cluster.Federation, settingsText), CheckpointPath!, options.Model,
+                system.ActorOf(StandbyReplica.Props(activeServer, new StandbyJoin(cluster.Federation, settingsText, InSession.NewSession()), CheckpointPath!, options.Model,
                     firstStrategy.Name, report =>
                     {
                         switch (report)

@@ -75,6 +75,8 @@ public sealed record InSession(Guid Session, IFedAvgMessage Message) : IFedAvgMe
         typeof(Welcome), typeof(JoinRefused), typeof(RegisterClients), typeof(Registered), typeof(RegistrationRefused),
         typeof(RegisterAgain), typeof(TrainRound), typeof(UpdateSubmitted), typeof(TrainingFailed), typeof(FaultsFired),
         typeof(RunFinished),
+        // a standby's (StandbyJoin carries its session)
+        typeof(StandbyAccepted), typeof(StandbyRefused), typeof(RoundCompleted), typeof(CheckpointReplica), typeof(RevokedCertificates),
     };
 
     /// <summary>
@@ -181,7 +183,7 @@ public sealed record RunFinished(bool Completed, string Reason) : IFedAvgMessage
 // ---- standby servers --------------------------------------------------------------------------------------
 //
 //   standby server (StandbyReplica)                        active server's host (StandbyFeed, /user/standby-feed)
-//     │── StandbyJoin(federation, run settings) ─────────────▶│   repeated until answered
+//     │── StandbyJoin(federation, run settings, session) ────▶│   repeated until answered; all after it InSession
 //     │◀────────────── StandbyAccepted | StandbyRefused ───────│   refused: another federation, or other settings
 //     │◀── RoundCompleted(metrics) … ──────────────────────────│   every round up to the checkpoint, not sent before
 //     │◀── CheckpointReplica(round, length, checksum, chunks) ─│   after each checkpoint is saved: 64 KiB chunks
@@ -192,8 +194,10 @@ public sealed record RunFinished(bool Completed, string Reason) : IFedAvgMessage
 // last replica, as `fedavg server --resume` would.
 
 /// <summary>A standby server asks the active one to replicate its run. <paramref name="Settings"/>: its run settings as
-/// HOCON (SimulationOptions.ToHocon), which must match the active server's, except the trainers it runs with.</summary>
-public sealed record StandbyJoin(string Federation, string Settings) : IFedAvgMessage;
+/// HOCON (SimulationOptions.ToHocon), which must match the active server's, except the trainers it runs with.
+/// <paramref name="Session"/>: drawn by the standby when it starts; the feed's every message to it travels in it
+/// (<see cref="InSession"/>), so no other member can send it a checkpoint to resume from, or end it.</summary>
+public sealed record StandbyJoin(string Federation, string Settings, Guid Session) : IFedAvgMessage;
 
 /// <summary>The active server replicates to this standby from now on; <paramref name="Round"/>: its last checkpoint's (0: none yet).</summary>
 public sealed record StandbyAccepted(int Round) : IFedAvgMessage;

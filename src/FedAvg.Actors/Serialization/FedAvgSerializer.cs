@@ -26,7 +26,7 @@ namespace FedAvg.Actors.Serialization;
 public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
 {
     public const int Id = 4242;
-    // 2: JoinFederation carries the node's session, and InSession wraps the messages after it
+    // 2: JoinFederation and StandbyJoin carry a session, and InSession wraps the messages after them
     public const byte FormatVersion = 2;
     public override int Identifier => Id;
 
@@ -165,7 +165,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 w.Floats(m.FinalWeights);
                 break;
             case RunFailed m: w.Int(m.Round); w.Reason(m.Reason); break;
-            case StandbyJoin m: w.String(m.Federation); w.String(m.Settings); break;
+            case StandbyJoin m: w.String(m.Federation); w.String(m.Settings); w.Bytes(m.Session.ToByteArray()); break;
             case StandbyAccepted m: w.Int(m.Round); break;
             case StandbyRefused m: w.Reason(m.Reason); break;
             case CheckpointReplica m:
@@ -245,7 +245,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 "RM" => ReadRoundCompleted(ref r),
                 "RD" => ReadRunCompleted(ref r),
                 "RX" => new RunFailed(r.Int("round"), r.String("reason")),
-                "SJ" => new StandbyJoin(r.String("federation"), r.String("settings")),
+                "SJ" => new StandbyJoin(r.String("federation"), r.String("settings"), ReadSession(ref r)),
                 "SA" => new StandbyAccepted(r.Int("round")),
                 "SX" => new StandbyRefused(r.String("reason")),
                 "CR" => ReadCheckpointReplica(ref r),

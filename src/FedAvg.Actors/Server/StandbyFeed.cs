@@ -35,6 +35,8 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
     readonly HashSet<IActorRef> offering = new();
     // the revoked serials each standby was sent
     readonly Dictionary<IActorRef, HashSet<string>> revokedSent = new();
+    // each standby's session, from its first join: everything it is sent travels in it (Messages/Protocol.cs)
+    readonly Dictionary<IActorRef, Guid> sessions = new();
     CheckpointTransfer.Chunked? latest; // the last checkpoint read, cut into the chunks every standby is streamed
     int working; // reads and offers under way: RunFinished waits for them
     bool finished;
@@ -74,7 +76,7 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
             foreach (var (standby, sent) in revokedSent)
             {
                 var fresh = read.Serials.Where(s => !sent.Contains(s)).ToList();
-                foreach (var batch in fresh.Chunk(RevokedCertificates.MaxPerMessage)) standby.Tell(new RevokedCertificates(batch));
+                foreach (var batch in fresh.Chunk(RevokedCertificates.MaxPerMessage)) Send(standby, new RevokedCertificates(batch));
                 sent.UnionWith(fresh);
             }
         });
@@ -92,8 +94,8 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
             if (standbys.ContainsKey(o.Standby))
             {
                 // the records, then the checkpoint they lead to, in this order: a standby that takes over has both or neither
-                foreach (var r in o.Records) o.Standby.Tell(new RoundCompleted(r));
-                o.Standby.Tell(o.Replica);
+                foreach (var r in o.Records) Send(o.Standby, new RoundCompleted(r));
+                Send(o.Standby, o.Replica);
                 Replicate(o.Standby); // a newer checkpoint may have been read meanwhile
             }
             Release();
@@ -114,12 +116,13 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
                 return;
             }
             finished = true;
-            foreach (var standby in standbys.Keys) standby.Tell(finish);
+            foreach (var standby in standbys.Keys) Send(standby, finish);
         });
         Receive<Terminated>(t =>
         {
             offering.Remove(t.ActorRef);
             revokedSent.Remove(t.ActorRef);
+            sessions.Remove(t.ActorRef);
             if (standbys.Remove(t.ActorRef)) log.Info("standby feed: the standby at {0} is gone", t.ActorRef.Path.Address);
         });
     }
@@ -130,12 +133,24 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
 
     protected override void PreStart() => materializer = Context.System.Materializer();
 
+    void Send(IActorRef standby, IFedAvgMessage message) => Send(standby, sessions[standby], message);
+
+    /// <summary>To a standby, in its session when messages go over the wire (in one process, as it is).</summary>
+    void Send(IActorRef standby, Guid session, IFedAvgMessage message)
+    {
+        if (InSession.Needed(Context.System)) standby.Tell(new InSession(session, message));
+        else standby.Tell(message);
+    }
+
     void Join(StandbyJoin join)
     {
         var standby = Sender;
         if (standbys.ContainsKey(standby))
         {
-            standby.Tell(new StandbyAccepted(standbys[standby])); // a retry that crossed the answer
+            // a retry that crossed the answer, answered in the session of the first join: a join in another one, with
+            // the standby's own actor as sender, is not the standby's (its session is its own for its life)
+            if (join.Session == sessions[standby]) Send(standby, new StandbyAccepted(standbys[standby]));
+            else log.Warning("standby feed: ignoring a join as the standby at {0} in another session than its own", standby.Path);
             return;
         }
         string? reason = join.Federation != federation ? $"it stands by for federation '{join.Federation}', this server runs '{federation}'"
@@ -145,13 +160,14 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
         if (reason is not null)
         {
             log.Warning("standby feed: refusing the standby at {0}: {1}", standby.Path.Address, reason);
-            standby.Tell(new StandbyRefused(reason));
+            Send(standby, join.Session, new StandbyRefused(reason));
             return;
         }
         log.Info("standby feed: a standby server joined from {0}", standby.Path.Address);
         standbys[standby] = 0;
+        sessions[standby] = join.Session;
         Context.Watch(standby);
-        standby.Tell(new StandbyAccepted(rounds.LastOrDefault()?.Round ?? 0));
+        Send(standby, new StandbyAccepted(rounds.LastOrDefault()?.Round ?? 0));
         if (revoked is not null) revokedSent[standby] = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         ReadRevoked();
         ReadCheckpoint();

@@ -83,6 +83,30 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
         SendJoin();
     }
 
+    /// <summary>
+    /// Over the wire the feed's messages count only in this standby's session (its <see cref="StandbyJoin"/>'s): Akka's
+    /// sender proves nothing (Messages/Protocol.cs), so without it any member could hand this standby a checkpoint to
+    /// take over from, or end it. One in another session, or outside one, is dropped with a warning.
+    /// </summary>
+    protected override bool AroundReceive(Receive receive, object message)
+    {
+        if (message is InSession inSession)
+        {
+            if (inSession.Session == join.Session) return base.AroundReceive(receive, inSession.Message);
+            Dropped(inSession.Message, "in another session than this standby's");
+            return true;
+        }
+        if (message is IFedAvgMessage && InSession.InSessionTypes.Contains(message.GetType()) && InSession.Needed(Context.System))
+        {
+            Dropped(message, "outside this standby's session");
+            return true;
+        }
+        return base.AroundReceive(receive, message);
+    }
+
+    void Dropped(object message, string how) =>
+        log.Warning("standby: ignoring a {0} from {1}: it came {2}, so no feed this standby joined sent it", message.GetType().Name, Sender.Path, how);
+
     // A replica stopped while it pulls (the coordinator now runs here) must never write the file after that: the
     // coordinator saves its own checkpoints there.
     protected override void PostStop() => pull?.Cancel();
