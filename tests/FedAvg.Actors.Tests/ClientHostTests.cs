@@ -169,6 +169,32 @@ public sealed class ClientHostTests : TestKit
         AwaitAssert(() => Assert.Contains(outcomes, o => o is NodeRunFinished { Reason: "completed after round 2" }), TimeSpan.FromSeconds(10));
     }
 
+    /// <summary>
+    /// Any member can send a node forged messages as fast as the wire carries them, and each used to cost a line of the
+    /// node's log. Now the first of a kind from a sender is said at once and the rest are counted, and the count is
+    /// said once the interval has passed or the node stops, so a flood neither fills the log nor goes unseen.
+    /// </summary>
+    [Fact]
+    public void A_flood_of_forged_messages_costs_the_node_one_line_at_once_and_one_count_after_it()
+    {
+        var server = CreateTestProbe();
+        var intruder = CreateTestProbe();
+        var outcomes = new ConcurrentQueue<NodeOutcome>();
+        var host = Sys.ActorOf(ClientHost.Props("node-y", "fed", new ClientRange(0, 1), server.Ref,
+            _ => Task.FromResult(new PreparedClients(Layout, [])), outcomes.Enqueue), "flooded-node");
+        server.ExpectMsg<JoinFederation>(TimeSpan.FromSeconds(30));
+
+        var forged = new RunFinished(true, "over, says the intruder");
+        EventFilter.Warning(contains: $"node node-y: ignoring a RunFinished from {intruder.Ref.Path}").ExpectOne(() =>
+        {
+            for (int i = 0; i < 1000; i++) intruder.Send(host, forged);
+        });
+        // PoisonPill, unlike Stop, comes after the flood in the mailbox: every forged message has been counted
+        EventFilter.Warning(contains: $"node node-y: 999 more like it from {intruder.Ref.Path.Address}").ExpectOne(() =>
+            host.Tell(PoisonPill.Instance));
+        Assert.DoesNotContain(outcomes, o => o is NodeRunFinished);
+    }
+
     /// <summary>The next message of <paramref name="probe"/>, which must be a <typeparamref name="T"/> in <paramref name="session"/>.</summary>
     static T InSessionOf<T>(TestProbe probe, Guid session)
     {

@@ -55,6 +55,8 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
     // incarnation of this actor, so a restart keeps it; the coordinator's messages count only inside it.
     readonly Guid session;
     readonly ILoggingAdapter log = Context.GetLogger();
+    // messages dropped for their session, one line per sender and kind every 10 s: any member can send them at wire speed
+    readonly PeerWarnings drops;
     readonly Dictionary<string, IActorRef> children = new();
     // Round vectors this node received over the weight channel (rented from WeightBuffers), and how many holders each
     // has: every client told to train on it until it stops reading it, and this host until the server moves to another
@@ -81,6 +83,7 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
         this.coordinator = coordinator;
         this.prepare = prepare;
         this.report = report;
+        drops = new PeerWarnings(line => log.Warning("{0}", line), $"node {nodeId}");
         Joining();
     }
 
@@ -114,8 +117,8 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
     }
 
     void Dropped(object message, string how) =>
-        log.Warning("node {0}: ignoring a {1} from {2}: it came {3}, so the coordinator did not send it",
-            nodeId, message.GetType().Name, Sender.Path, how);
+        drops.Warn(Sender.Path.Address.ToString(), $"{message.GetType().Name} {how}",
+            $"node {nodeId}: ignoring a {message.GetType().Name} from {Sender.Path}: it came {how}, so the coordinator did not send it");
 
     bool OverTheWire => InSession.Needed(Context.System);
 
@@ -339,7 +342,11 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
         Context.Stop(Self);
     }
 
-    protected override void PostStop() => Timers.CancelAll();
+    protected override void PostStop()
+    {
+        Timers.CancelAll();
+        drops.Dispose();
+    }
 
     sealed record PreparationFailed(Exception Error) : INoSerializationVerificationNeeded;
     sealed record RoundWeights(TrainRound Round, float[] Weights, IActorRef Server) : INoSerializationVerificationNeeded;

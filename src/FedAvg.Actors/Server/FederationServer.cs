@@ -41,10 +41,14 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     readonly HashSet<Guid> offered = new();
     (int Round, int Attempt) offeredFor;
     readonly ILoggingAdapter log = Context.GetLogger();
+    // messages dropped for their session, one line per sender and kind every 10 s: any member can send them at wire speed
+    readonly PeerWarnings drops;
     IMaterializer materializer = null!;
 
     readonly Dictionary<string, RegisteredClient> clients = new();
     readonly Dictionary<string, NodeInfo> nodes = new();
+    // joins held back because their node id belongs to a live member elsewhere (HeldByALiveMember): warned once each
+    readonly HashSet<(string NodeId, Address From)> deferred = new();
     // Nodes removed because their certificate was revoked: a join or registration from there is refused, whatever
     // node id it claims, until the cluster has downed it (its TLS handshakes are refused from then on anyway).
     readonly HashSet<Address> revokedAddresses = new();
@@ -92,6 +96,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         this.observer = observer ?? ActorRefs.Nobody;
         this.channel = channel;
         channel?.AcceptUploadsOf(settings.Layout.TotalLength);
+        drops = new PeerWarnings(line => log.Warning("{0}", line), "server");
         global = initialWeights;
         round = settings.FirstRound - 1;
         clientsNeeded = settings.MinClientsToStart;
@@ -145,8 +150,10 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
 
     void Unproven(IFedAvgMessage message, string how)
     {
-        log.Warning("server: ignoring a {0} from {1}{2}: it came {3}", message.GetType().Name, Sender.Path,
-            message is UpdateSubmitted u ? $" for {u.ClientId}, round {u.Round}" : message is TrainingFailed f ? $" for {f.ClientId}, round {f.Round}" : "", how);
+        drops.Warn(Sender.Path.Address.ToString(), $"{message.GetType().Name} {how}",
+            $"server: ignoring a {message.GetType().Name} from {Sender.Path}" +
+            (message is UpdateSubmitted u ? $" for {u.ClientId}, round {u.Round}" : message is TrainingFailed f ? $" for {f.ClientId}, round {f.Round}" : "") +
+            $": it came {how}");
         // an in-process vector goes back to the pool; an upload is left alone (its ticket may be another node's)
         if (message is UpdateSubmitted { Weights: LocalWeights local }) WeightBuffers.Return(local.Weights);
     }
@@ -193,6 +200,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     protected override void PostStop()
     {
         channel?.ReportRevokedNodes(null);
+        drops.Dispose();
         Withdraw();
         if (IsCluster) Cluster.Get(Context.System).Unsubscribe(Self);
     }
@@ -847,6 +855,18 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         }
         if (!nodes.TryGetValue(join.NodeId, out var known) || !known.Agent.Equals(Sender))
         {
+            if (known is not null && HeldByALiveMember(known, Sender))
+            {
+                // Not answered: the node asks again every 2 s (Retry) and is admitted once the member holding the id is
+                // unreachable or gone. A node restarted on a new port after a SIGKILL waits for the failure detector
+                // (seconds); a second node started with the same --node-id, or a member posing as this one, waits for good.
+                if (deferred.Add((join.NodeId, Sender.Path.Address)))
+                    log.Warning("server: not admitting node {0} from {1} yet: node {0} at {2} is up and reachable, and it keeps its " +
+                                "clients until that member is unreachable or gone (two nodes started with one --node-id?)",
+                        join.NodeId, Sender.Path.Address, known.Agent.Path.Address);
+                return;
+            }
+            deferred.Remove((join.NodeId, Sender.Path.Address));
             if (known is not null) DropClientsOf(join.NodeId, "replaced by a new incarnation of its node");
             nodes[join.NodeId] = new NodeInfo(join.NodeId, Sender, join.Request, join.Session);
             Event($"node {join.NodeId} joined from {Sender.Path.Address} with clients {join.Request}");
@@ -855,12 +875,27 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         {
             // A node keeps its session for its life, and a new incarnation is a new actor: this join names the node's
             // own actor as its sender, in another session. Answered in it, the node would drop the answer anyway.
-            log.Warning("server: ignoring a join as node {0} from {1}: that node joined in another session, so it did not send this one",
-                join.NodeId, Sender.Path);
+            drops.Warn(Sender.Path.Address.ToString(), "join in another session",
+                $"server: ignoring a join as node {join.NodeId} from {Sender.Path}: that node joined in another session, so it did not send this one");
             return;
         }
         if (finished) Tell(Sender, join.Session, new RunFinished(true, "the run is over"));
         else Tell(Sender, join.Session, new Welcome(spec));
+    }
+
+    /// <summary>
+    /// Whether the node id of <paramref name="known"/> still belongs to a member that is up and reachable at another
+    /// address than <paramref name="claimant"/>'s. Without this, any member could take a live node's id and its clients
+    /// (the honest node would wait for rounds that never come). A new incarnation at the same address is never held
+    /// back: Akka removes the old member before the new one joins.
+    /// </summary>
+    bool HeldByALiveMember(NodeInfo known, IActorRef claimant)
+    {
+        var address = known.Agent.Path.Address;
+        if (!IsCluster || address.Equals(claimant.Path.Address)) return false;
+        var state = Cluster.Get(Context.System).State;
+        return state.Members.Any(m => m.Address.Equals(address) && m.Status is MemberStatus.Up or MemberStatus.WeaklyUp)
+               && !state.Unreachable.Any(m => m.Address.Equals(address));
     }
 
     string? JoinRejection(JoinFederation join)

@@ -38,6 +38,8 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
     readonly string strategy;
     readonly Action<StandbyReport> report;
     readonly ILoggingAdapter log = Context.GetLogger();
+    // feed messages dropped for their session or sender, one line per sender and kind every 10 s (Transfer/PeerWarnings.cs)
+    readonly PeerWarnings drops;
     readonly TimeSpan joinTimeout;
     readonly Hosting.TransportSecurity? security;
     DateTime started = DateTime.UtcNow; // of the join under way
@@ -66,6 +68,7 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
         this.model = model;
         this.strategy = strategy;
         this.report = report;
+        drops = new PeerWarnings(line => log.Warning("{0}", line), "standby");
         Joining();
     }
 
@@ -105,11 +108,16 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
     }
 
     void Dropped(object message, string how) =>
-        log.Warning("standby: ignoring a {0} from {1}: it came {2}, so no feed this standby joined sent it", message.GetType().Name, Sender.Path, how);
+        drops.Warn(Sender.Path.Address.ToString(), $"{message.GetType().Name} {how}",
+            $"standby: ignoring a {message.GetType().Name} from {Sender.Path}: it came {how}, so no feed this standby joined sent it");
 
     // A replica stopped while it pulls (the coordinator now runs here) must never write the file after that: the
     // coordinator saves its own checkpoints there.
-    protected override void PostStop() => pull?.Cancel();
+    protected override void PostStop()
+    {
+        pull?.Cancel();
+        drops.Dispose();
+    }
 
     void SendJoin()
     {
@@ -264,7 +272,8 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
     bool FromFeed(object message)
     {
         if (Sender.Equals(active)) return true;
-        log.Warning("standby: ignoring a {0} from {1}: only the feed of the server at {2} is heard", message.GetType().Name, Sender.Path, from);
+        drops.Warn(Sender.Path.Address.ToString(), $"{message.GetType().Name} not from the feed",
+            $"standby: ignoring a {message.GetType().Name} from {Sender.Path}: only the feed of the server at {from} is heard");
         return false;
     }
 

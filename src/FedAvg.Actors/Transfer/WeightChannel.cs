@@ -380,7 +380,7 @@ public sealed class WeightChannelServer : IDisposable
         this.tls = tls;
         this.log = log;
         unanswered = new UnansweredConnections(MaxUnansweredPerAddress, line => log.Warning("{0}", line));
-        warnings = new PeerWarnings(line => log.Warning("{0}", line), warnEvery);
+        warnings = new PeerWarnings(line => log.Warning("{0}", line), "weight channel", warnEvery);
         Port = ((IPEndPoint)listener.LocalEndPoint!).Port;
         _ = AcceptLoop();
     }
