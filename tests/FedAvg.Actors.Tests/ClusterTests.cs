@@ -233,6 +233,8 @@ public class ClusterTests
             Assert.All(result.Rounds, r => Assert.Equal((4, 4), (r.Sampled, r.Succeeded)));
             Assert.Contains(honestLines, l => l.StartsWith($"round {options.Rounds}: training 2 clients"));
             Assert.DoesNotContain(secondLines, l => l.Contains("joined federation"));
+            // the node held back says why, once (it asks every 2 s), and keeps asking: it is admitted once the first is gone
+            Assert.Single(secondLines, l => l.StartsWith("the server holds this node's join back: node node-a at akka.tcp://") && l.Contains("is up and reachable"));
         }
         finally
         {

@@ -24,6 +24,7 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
         new JoinFederation("hospital-7", "fedavg", new OwnData(1234), Guid.NewGuid()),
         new Welcome(new RunSpec("fedavg", "mnist", "seed001-2nn", 100, "iid-balanced:450", 1, true, 0x0123456789abcdefUL)),
         new JoinRefused("clients 0-200 are outside 0..99"),
+        new JoinHeldBack("node node-a at akka.tcp://fedavg@10.0.0.8:40123 is up and reachable"),
         new Registered("node-a", 50),
         new RegistrationRefused("layout"),
         RegisterAgain.Instance,

@@ -69,6 +69,7 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
     (int Round, int Attempt) heldFor;
     IMaterializer materializer = null!;
     ulong layoutHash;
+    string? heldBackFor; // the reason the server last gave for holding this node's join back (JoinHeldBack)
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -325,6 +326,14 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
     void Refusals()
     {
         Receive<JoinRefused>(r => Refused($"the server refused this node: {r.Reason}"));
+        Receive<JoinHeldBack>(h =>
+        {
+            // said once per reason: the join is asked again every 2 s, and each is held back the same way
+            if (h.Reason == heldBackFor) return;
+            heldBackFor = h.Reason;
+            log.Warning("node {0}: the server holds this node's join back: {1}", nodeId, h.Reason);
+            report(new NodeEvent($"the server holds this node's join back: {h.Reason}; asking again every {Retry.Every.TotalSeconds:0} s"));
+        });
         Receive<RegistrationRefused>(r => Refused($"the server refused this node's clients: {r.Reason}"));
         Receive<RunFinished>(f =>
         {

@@ -10,6 +10,7 @@ namespace FedAvg.Actors.Messages;
 //   node (ClientHost)                          coordinator (FederationServer, a cluster singleton)
 //     │── JoinFederation(node, federation, what it holds, session) ─▶│   repeated until answered
 //     │◀───────────── Welcome(run spec) | JoinRefused ───────│   from here on, every message in InSession
+//     │◀───────────── JoinHeldBack(reason) ──────────────────│   not an answer: the node keeps asking
 //     │── RegisterClients(node, layout hash, clients) ──────▶│   again after every (re)join: idempotent
 //     │◀───────────── Registered | RegistrationRefused ──────│
 //     │◀── TrainRound(r, attempt, clients, config, weights) ─│   once per node per attempt, weights once per node
@@ -72,7 +73,7 @@ public sealed record InSession(Guid Session, IFedAvgMessage Message) : IFedAvgMe
     /// <summary>The messages that travel in a session; any of them outside one, from another node, is dropped.</summary>
     public static readonly IReadOnlySet<Type> InSessionTypes = new HashSet<Type>
     {
-        typeof(Welcome), typeof(JoinRefused), typeof(RegisterClients), typeof(Registered), typeof(RegistrationRefused),
+        typeof(Welcome), typeof(JoinRefused), typeof(JoinHeldBack), typeof(RegisterClients), typeof(Registered), typeof(RegistrationRefused),
         typeof(RegisterAgain), typeof(TrainRound), typeof(UpdateSubmitted), typeof(TrainingFailed), typeof(FaultsFired),
         typeof(RunFinished),
         // a standby's (StandbyJoin carries its session)
@@ -101,6 +102,10 @@ public sealed record Welcome(RunSpec Spec) : IFedAvgMessage;
 
 /// <summary>The coordinator will not have this node (wrong federation, a range outside 0..K−1 or taken by another node).</summary>
 public sealed record JoinRefused(string Reason) : IFedAvgMessage;
+
+/// <summary>Not an answer: the coordinator will not admit this node yet (its node id belongs to another member that is up
+/// and reachable), so the node keeps asking, and says why once. Sent in the session of the join it holds back.</summary>
+public sealed record JoinHeldBack(string Reason) : IFedAvgMessage;
 
 /// <summary>One client a node hosts: its id, its sample count, and the only actor allowed to answer for it.</summary>
 public sealed record ClientEntry(string ClientId, int SampleCount, IActorRef Client);

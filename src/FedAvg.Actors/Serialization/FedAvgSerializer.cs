@@ -42,6 +42,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
         [typeof(JoinFederation)] = "JF",
         [typeof(Welcome)] = "WE",
         [typeof(JoinRefused)] = "JR",
+        [typeof(JoinHeldBack)] = "JH",
         [typeof(RegisterClients)] = "RC",
         [typeof(Registered)] = "RG",
         [typeof(RegistrationRefused)] = "RR",
@@ -105,6 +106,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 w.Int(s.Seed); w.Bool(s.Standardize); w.ULong(s.LayoutHash);
                 break;
             case JoinRefused m: w.Reason(m.Reason); break;
+            case JoinHeldBack m: w.Reason(m.Reason); break;
             case RegisterClients m:
                 w.String(m.NodeId);
                 w.ULong(m.LayoutHash);
@@ -232,6 +234,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 "WE" => new Welcome(new RunSpec(r.String("federation"), r.String("dataset"), r.String("model"), r.Int("clients"),
                     r.String("partition"), r.Int("seed"), r.Bool("standardize"), r.ULong("layout hash"))),
                 "JR" => new JoinRefused(r.String("reason")),
+                "JH" => new JoinHeldBack(r.String("reason")),
                 "RC" => ReadRegisterClients(ref r),
                 "RG" => new Registered(r.String("node id"), r.Int("clients")),
                 "RR" => new RegistrationRefused(r.String("reason")),

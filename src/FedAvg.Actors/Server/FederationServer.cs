@@ -864,6 +864,8 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
                     log.Warning("server: not admitting node {0} from {1} yet: node {0} at {2} is up and reachable, and it keeps its " +
                                 "clients until that member is unreachable or gone (two nodes started with one --node-id?)",
                         join.NodeId, Sender.Path.Address, known.Agent.Path.Address);
+                Tell(Sender, join.Session, new JoinHeldBack($"node {join.NodeId} at {known.Agent.Path.Address} is up and reachable; " +
+                    "this node is admitted once that member is unreachable or gone (is another node running with the same --node-id?)"));
                 return;
             }
             deferred.Remove((join.NodeId, Sender.Path.Address));
