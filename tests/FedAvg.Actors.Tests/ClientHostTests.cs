@@ -20,11 +20,7 @@ namespace FedAvg.Actors.Tests;
 /// </summary>
 public sealed class ClientHostTests : TestKit
 {
-    static readonly Config Remote = ConfigurationFactory.ParseString("""
-        akka.loglevel = INFO
-        akka.actor.provider = remote
-        akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
-        """).WithFallback(HoconFiles.Load("simulation.conf"));
+    static readonly Config Remote = ConfigurationFactory.ParseString("akka.loglevel = INFO").WithFallback(OverTheWire.Config);
 
     // a length no other test uses, so WeightBuffers' pool of it holds this test's vectors alone
     const int Length = 12_347;

@@ -35,6 +35,20 @@ public class ClusterTests
         return (run, (await listening.Task.WaitAsync(TimeSpan.FromSeconds(60))).Port!.Value);
     }
 
+    /// <summary><paramref name="node"/> joining the server at <paramref name="port"/> with clients <paramref name="first"/>–<paramref name="last"/>, one trainer of one thread.</summary>
+    static Task<FedAvg.Actors.Client.NodeRunFinished> Join(ClusterNode node, string nodeId, int port, int first, int last, CancellationToken cancel = default) =>
+        node.RunAsync(new NodeOptions(nodeId, "127.0.0.1", port, new ClientRange(first, last), null, TestData.DataDir, 1, 1),
+            Settings, Loopback, Layered, cancel);
+
+    /// <summary>The server's run, once it and every node have completed (within 3 minutes, and 30 s after it).</summary>
+    static async Task<SimulationResult> Completed(Task<SimulationResult> server, params Task<FedAvg.Actors.Client.NodeRunFinished>[] nodes)
+    {
+        var result = await server.WaitAsync(TimeSpan.FromMinutes(3));
+        Assert.True(result.Completed, result.FailureReason);
+        foreach (var node in nodes) Assert.True((await node.WaitAsync(TimeSpan.FromSeconds(30))).Completed);
+        return result;
+    }
+
     [Fact]
     public async Task A_server_and_two_nodes_over_loopback_give_the_same_bits_as_the_simulation()
     {
@@ -44,15 +58,10 @@ public class ClusterTests
         var (server, port) = await StartServer(options, startClients: 4, testSamples: 500);
         using var nodeA = new ClusterNode();
         using var nodeB = new ClusterNode();
-        var a = nodeA.RunAsync(new NodeOptions("node-a", "127.0.0.1", port, new ClientRange(0, 1), null, TestData.DataDir, 1, 1),
-            Settings, Loopback, Layered);
-        var b = nodeB.RunAsync(new NodeOptions("node-b", "127.0.0.1", port, new ClientRange(2, 3), null, TestData.DataDir, 1, 1),
-            Settings, Loopback, Layered);
+        var a = Join(nodeA, "node-a", port, 0, 1);
+        var b = Join(nodeB, "node-b", port, 2, 3);
 
-        var result = await server.WaitAsync(TimeSpan.FromMinutes(3));
-        Assert.True(result.Completed, result.FailureReason);
-        Assert.True((await a.WaitAsync(TimeSpan.FromSeconds(30))).Completed);
-        Assert.True((await b.WaitAsync(TimeSpan.FromSeconds(30))).Completed);
+        var result = await Completed(server, a, b);
         Assert.Equal(simulated.FinalWeights, result.FinalWeights);
         Assert.Equal(simulated.Rounds.Select(r => (r.TestAccuracy, r.TestLoss, r.MeanTrainLoss, r.Succeeded)),
                      result.Rounds.Select(r => (r.TestAccuracy, r.TestLoss, r.MeanTrainLoss, r.Succeeded)));
@@ -88,10 +97,7 @@ public class ClusterTests
         var a = hospital.RunAsync(new NodeOptions("hospital", "127.0.0.1", port, null, OwnData(0, 400), TestData.DataDir, 1, 1), Settings, Loopback, Layered);
         var b = clinic.RunAsync(new NodeOptions("clinic", "127.0.0.1", port, null, OwnData(400, 250), TestData.DataDir, 1, 1), Settings, Loopback, Layered);
 
-        var result = await server.WaitAsync(TimeSpan.FromMinutes(3));
-        Assert.True(result.Completed, result.FailureReason);
-        Assert.True((await a.WaitAsync(TimeSpan.FromSeconds(30))).Completed);
-        Assert.True((await b.WaitAsync(TimeSpan.FromSeconds(30))).Completed);
+        var result = await Completed(server, a, b);
         Assert.All(result.Rounds, r => Assert.Equal((2, 2), (r.Sampled, r.Succeeded)));
         Assert.True(result.Rounds[^1].TestAccuracy > 0.3, $"accuracy {result.Rounds[^1].TestAccuracy} (untrained: about 0.1)");
         Assert.Contains(events, e => e.Contains("node hospital joined") && e.Contains("own data (400 samples)"));
@@ -110,8 +116,7 @@ public class ClusterTests
             """));
         var (server, port) = await StartServer(options, startClients: clients, testSamples: 200);
         using var node = new ClusterNode();
-        var run = node.RunAsync(new NodeOptions("big", "127.0.0.1", port, new ClientRange(0, clients - 1), null, TestData.DataDir, 1, 1),
-            Settings, Loopback, Layered);
+        var run = Join(node, "big", port, 0, clients - 1);
         var result = await server.WaitAsync(TimeSpan.FromMinutes(4));
         Assert.True(result.Completed, result.FailureReason);
         Assert.Equal((clients, clients, 1), (result.Rounds[0].Sampled, result.Rounds[0].Succeeded, result.Rounds[0].Attempts));
@@ -144,10 +149,7 @@ public class ClusterTests
         var simulated = await new Simulation { TestSamples = 500 }.RunAsync(options, HoconFiles.Load("simulation.conf"), Store);
         var (server, port) = await StartServer(options, startClients: 4, testSamples: 500);
 
-        var intruder = ActorSystem.Create("intruder", Akka.Configuration.ConfigurationFactory.ParseString("""
-            akka.actor.provider = remote
-            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
-            """).WithFallback(HoconFiles.Load("simulation.conf")));
+        var intruder = OverTheWire.Create("intruder");
         try
         {
             var got = new System.Collections.Concurrent.ConcurrentQueue<object>();
@@ -173,8 +175,7 @@ public class ClusterTests
                         TaskContinuationOptions.OnlyOnRanToCompletion);
                 },
             };
-            var run = node.RunAsync(new NodeOptions("node-a", "127.0.0.1", port, new ClientRange(0, 3), null, TestData.DataDir, 1, 1),
-                Settings, Loopback, Layered);
+            var run = Join(node, "node-a", port, 0, 3);
 
             Assert.Contains($"ignoring a TrainRound from akka.tcp://intruder@", await dropped.Task.WaitAsync(TimeSpan.FromMinutes(2)));
             var result = await server.WaitAsync(TimeSpan.FromMinutes(3));
@@ -213,22 +214,16 @@ public class ClusterTests
         using var second = new ClusterNode { OnEvent = secondLines.Enqueue };
         using var nodeB = new ClusterNode();
         using var stopSecond = new CancellationTokenSource();
-        var a = honest.RunAsync(new NodeOptions("node-a", "127.0.0.1", port, new ClientRange(0, 1), null, TestData.DataDir, 1, 1),
-            Settings, Loopback, Layered);
+        var a = Join(honest, "node-a", port, 0, 1);
         Task<FedAvg.Actors.Client.NodeRunFinished>? duplicate = null;
         try
         {
             await registered.Task.WaitAsync(TimeSpan.FromMinutes(2)); // the run waits for 4 clients: node-b is not there yet
-            duplicate = second.RunAsync(new NodeOptions("node-a", "127.0.0.1", port, new ClientRange(0, 1), null, TestData.DataDir, 1, 1),
-                Settings, Loopback, Layered, stopSecond.Token);
+            duplicate = Join(second, "node-a", port, 0, 1, stopSecond.Token);
             Assert.Contains("is up and reachable", await held.Task.WaitAsync(TimeSpan.FromMinutes(2)));
-            var b = nodeB.RunAsync(new NodeOptions("node-b", "127.0.0.1", port, new ClientRange(2, 3), null, TestData.DataDir, 1, 1),
-                Settings, Loopback, Layered);
+            var b = Join(nodeB, "node-b", port, 2, 3);
 
-            var result = await server.WaitAsync(TimeSpan.FromMinutes(3));
-            Assert.True(result.Completed, result.FailureReason);
-            Assert.True((await a.WaitAsync(TimeSpan.FromSeconds(30))).Completed);
-            Assert.True((await b.WaitAsync(TimeSpan.FromSeconds(30))).Completed);
+            var result = await Completed(server, a, b);
             Assert.Equal(simulated.FinalWeights, result.FinalWeights);
             Assert.All(result.Rounds, r => Assert.Equal((4, 4), (r.Sampled, r.Succeeded)));
             Assert.Contains(honestLines, l => l.StartsWith($"round {options.Rounds}: training 2 clients"));
@@ -267,8 +262,7 @@ public class ClusterTests
         var (server, port) = await StartServer(options, startClients: 4, testSamples: 200);
         var preparing = new PreparingThread();
         using var node = new ClusterNode { Faults = preparing };
-        var run = node.RunAsync(new NodeOptions("node-a", "127.0.0.1", port, new ClientRange(0, 3), null, TestData.DataDir, 1, 1),
-            Settings, Loopback, Layered);
+        var run = Join(node, "node-a", port, 0, 3);
         var result = await server.WaitAsync(TimeSpan.FromMinutes(3));
         Assert.True(result.Completed, result.FailureReason);
         Assert.True((await run.WaitAsync(TimeSpan.FromSeconds(30))).Completed);
@@ -292,8 +286,7 @@ public class ClusterTests
                 written.Enqueue((line, Thread.CurrentThread.IsThreadPoolThread));
             },
         };
-        var run = node.RunAsync(new NodeOptions("node-a", "127.0.0.1", port, new ClientRange(0, 3), null, TestData.DataDir, 1, 1),
-            Settings, Loopback, Layered);
+        var run = Join(node, "node-a", port, 0, 3);
         var result = await server.WaitAsync(TimeSpan.FromMinutes(3)); // the rounds ran while the console took nothing
         Assert.True(result.Completed, result.FailureReason);
         Assert.Equal(2, result.Rounds.Count);

@@ -410,10 +410,7 @@ public sealed class ServerTests : TestKit
     [Fact]
     public async Task Over_the_wire_only_a_nodes_session_proves_who_sent_an_update_and_a_forged_sender_changes_nothing()
     {
-        var wire = ActorSystem.Create("wire", Akka.Configuration.ConfigurationFactory.ParseString("""
-            akka.actor.provider = remote
-            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
-            """).WithFallback(HoconFiles.Load("simulation.conf")));
+        var wire = OverTheWire.Create("wire");
         try
         {
             var server = wire.ActorOf(ServerGuardian.Props(FederationServer.Props(Strategy(1.0, minClients: 2), Settings(2, 1, minClients: 2),

@@ -265,10 +265,7 @@ public sealed class StandbyTests : TestKit
     [Fact]
     public async Task Over_the_wire_a_standby_hears_its_feed_only_in_its_session_and_a_forged_checkpoint_or_end_changes_nothing()
     {
-        var wire = ActorSystem.Create("wire", Akka.Configuration.ConfigurationFactory.ParseString("""
-            akka.actor.provider = remote
-            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
-            """).WithFallback(HoconFiles.Load("simulation.conf")));
+        var wire = OverTheWire.Create("wire");
         try
         {
             var (active, standby) = Paths();

@@ -103,18 +103,9 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
     /// </summary>
     protected override bool AroundReceive(Receive receive, object message)
     {
-        if (message is InSession inSession)
-        {
-            if (inSession.Session == session) return base.AroundReceive(receive, inSession.Message);
-            Dropped(inSession.Message, "in another session than this node's with the coordinator");
-            return true;
-        }
-        if (OverTheWire && message is IFedAvgMessage and not RegisterAgain && InSession.InSessionTypes.Contains(message.GetType()))
-        {
-            Dropped(message, "outside this node's session with the coordinator");
-            return true;
-        }
-        return base.AroundReceive(receive, message);
+        if (InSession.Admit(ref message, session, OverTheWire, out bool outside)) return base.AroundReceive(receive, message);
+        Dropped(message, outside ? "outside this node's session with the coordinator" : "in another session than this node's with the coordinator");
+        return true;
     }
 
     void Dropped(object message, string how) =>

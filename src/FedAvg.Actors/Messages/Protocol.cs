@@ -87,6 +87,24 @@ public sealed record InSession(Guid Session, IFedAvgMessage Message) : IFedAvgMe
     /// </summary>
     public static bool Needed(ActorSystem system) => ((ExtendedActorSystem)system).Provider is Akka.Remote.RemoteActorRefProvider;
 
+    /// <summary>
+    /// The check of an end that holds one <paramref name="session"/> (a node's host, a standby): true when
+    /// <paramref name="message"/> is to be handled, unwrapped when it came in that session; false when it is to be
+    /// dropped, with <paramref name="outside"/> telling whether it came outside any session (over the wire, a message
+    /// of <see cref="InSessionTypes"/> but <see cref="RegisterAgain"/>) or in another one. Anything else passes as it is.
+    /// </summary>
+    public static bool Admit(ref object message, Guid session, bool overTheWire, out bool outside)
+    {
+        outside = false;
+        if (message is InSession inSession)
+        {
+            message = inSession.Message;
+            return inSession.Session == session;
+        }
+        outside = overTheWire && message is IFedAvgMessage and not RegisterAgain && InSessionTypes.Contains(message.GetType());
+        return !outside;
+    }
+
     /// <summary>A new session: 128 bits from the OS's cryptographic generator, never from the run's seed.</summary>
     public static Guid NewSession() => new(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
 }

@@ -93,18 +93,9 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
     /// </summary>
     protected override bool AroundReceive(Receive receive, object message)
     {
-        if (message is InSession inSession)
-        {
-            if (inSession.Session == join.Session) return base.AroundReceive(receive, inSession.Message);
-            Dropped(inSession.Message, "in another session than this standby's");
-            return true;
-        }
-        if (message is IFedAvgMessage && InSession.InSessionTypes.Contains(message.GetType()) && InSession.Needed(Context.System))
-        {
-            Dropped(message, "outside this standby's session");
-            return true;
-        }
-        return base.AroundReceive(receive, message);
+        if (InSession.Admit(ref message, join.Session, InSession.Needed(Context.System), out bool outside)) return base.AroundReceive(receive, message);
+        Dropped(message, outside ? "outside this standby's session" : "in another session than this standby's");
+        return true;
     }
 
     void Dropped(object message, string how) =>
