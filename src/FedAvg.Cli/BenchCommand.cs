@@ -27,6 +27,7 @@ public static class BenchCommand
         bench.Subcommands.Add(Aggregate());
         bench.Subcommands.Add(Evaluate());
         bench.Subcommands.Add(Wire());
+        bench.Subcommands.Add(FirstRequests());
         return bench;
     }
 
@@ -65,13 +66,7 @@ public static class BenchCommand
             var dir = Directory.CreateTempSubdirectory("fedavg-bench-tls-");
             try
             {
-                string caDir = Path.Combine(dir.FullName, "ca");
-                FederationCertificates.Init(caDir, "bench", null, 2).Dispose();
-                var now = DateTimeOffset.UtcNow;
-                string pfx = FederationCertificates.Issue("bench", caDir, Path.Combine(dir.FullName, "node"), FederationCertificates.RoleClient, null, null, [],
-                    now.AddMinutes(-5), now.AddDays(1));
-                using var tls = new TransportSecurity(TransportSecurity.LoadNodeCertificate(pfx, null, "none"),
-                    TransportSecurity.LoadCaCertificate(Path.Combine(caDir, FederationCertificates.CaCertificateFile), "--tls-ca"));
+                using var tls = ThrowawayTls(dir);
                 var secure = await FedAvg.Actors.Transfer.WireBenchmark.MeasureBroadcastWithTls(weights, parse.GetValue(nodes), parse.GetValue(repeats), tls);
                 double handshake = await FedAvg.Actors.Transfer.WireBenchmark.MeasureTlsHandshake(tls, parse.GetValue(repeats) * 3);
                 Emit(new { bench = "wire-broadcast-tls", model = name, nodes = secure.Nodes, megabytes = secure.Megabytes,
@@ -83,6 +78,74 @@ public static class BenchCommand
                     plaintext_association_ms = secure.PlaintextAssociationSeconds * 1000, tls_association_ms = secure.TlsAssociationSeconds * 1000,
                     raw_tcp_mb_s = secure.Megabytes / secure.RawSeconds, sealed_raw_tcp_mb_s = secure.Megabytes / secure.SealedSeconds,
                     sealed_vs_raw_tcp = secure.RawSeconds / secure.SealedSeconds });
+            }
+            finally
+            {
+                dir.Delete(recursive: true);
+            }
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    /// <summary>A positive duration as HOCON writes one (1s, 500ms), or a usage error that names the option.</summary>
+    static TimeSpan Interval(string text)
+    {
+        try
+        {
+            var t = Akka.Configuration.ConfigurationFactory.ParseString($"d = \"{text}\"").GetTimeSpan("d");
+            if (t > TimeSpan.Zero) return t;
+        }
+        catch (Exception) // Akka's parser throws several types for text that is not a duration
+        {
+        }
+        throw new UsageException($"--transport-heartbeats: '{text}' is not a positive duration (e.g. 1s, 500ms).");
+    }
+
+    /// <summary>A federation CA and a certificate signed by it, in <paramref name="dir"/>, for measuring TLS.</summary>
+    static TransportSecurity ThrowawayTls(DirectoryInfo dir)
+    {
+        string caDir = Path.Combine(dir.FullName, "ca");
+        FederationCertificates.Init(caDir, "bench", null, 2).Dispose();
+        var now = DateTimeOffset.UtcNow;
+        string pfx = FederationCertificates.Issue("bench", caDir, Path.Combine(dir.FullName, "node"), FederationCertificates.RoleClient, null, null, [],
+            now.AddMinutes(-5), now.AddDays(1));
+        return new TransportSecurity(TransportSecurity.LoadNodeCertificate(pfx, null, "none"),
+            TransportSecurity.LoadCaCertificate(Path.Combine(caDir, FederationCertificates.CaCertificateFile), "--tls-ca"));
+    }
+
+    /// <summary>The first request to a node that has just started, many times, in plaintext and with mutual TLS.</summary>
+    static Command FirstRequests()
+    {
+        var count = CommonOptions.Value("--count", 40, "New nodes (actor systems) asked once each, per transport.");
+        var heartbeats = new Option<string>("--transport-heartbeats")
+        {
+            Description = "Akka.Remote transport heartbeat intervals to measure, comma-separated (default: cluster.conf's; Akka's own is 4s).",
+        };
+        var command = new Command("first-requests",
+            "A first request to each of N new nodes over loopback (connect, handshakes, a reply), in plaintext and with mutual TLS: median, slowest, and how many took over 1 s.")
+        {
+            count, heartbeats,
+        };
+        command.SetAction(async (parse, cancel) =>
+        {
+            Require.AtLeast(parse.GetValue(count), 1, "--count");
+            var configured = HoconFiles.Load(["simulation.conf", "cluster.conf"]).GetTimeSpan("akka.remote.transport-failure-detector.heartbeat-interval");
+            var intervals = parse.GetValue(heartbeats) is { } text
+                ? text.Split(',').Select(t => Interval(t.Trim())).ToList()
+                : [configured];
+            var dir = Directory.CreateTempSubdirectory("fedavg-bench-tls-");
+            try
+            {
+                using var tls = ThrowawayTls(dir);
+                foreach (var heartbeat in intervals)
+                foreach (var (transport, security) in new[] { ("plaintext", (TransportSecurity?)null), ("tls", tls) })
+                {
+                    var ms = (await FedAvg.Actors.Transfer.WireBenchmark.MeasureFirstRequests(security, parse.GetValue(count), heartbeat)).Order().ToList();
+                    Emit(new { bench = "first-requests", transport, count = ms.Count, transport_heartbeat_s = heartbeat.TotalSeconds,
+                        configured = heartbeat == configured, median_ms = ms[ms.Count / 2], max_ms = ms[^1],
+                        over_100ms = ms.Count(t => t > 100), over_1s = ms.Count(t => t > 1000) });
+                }
             }
             finally
             {

@@ -30,6 +30,15 @@ public class BadInputTests
         Assert.DoesNotContain("   at ", error);
     }
 
+    [Fact]
+    public void A_transport_heartbeat_to_measure_that_is_not_a_positive_duration_is_named()
+    {
+        var (code, error) = Fedavg(["bench", "first-requests", "--transport-heartbeats", "1s,soon"]);
+        Assert.Equal(ExitCodes.UsageError, code);
+        Assert.Contains("--transport-heartbeats: 'soon' is not a positive duration", error);
+        Assert.DoesNotContain("   at ", error);
+    }
+
     [Theory]
     [InlineData("simulate", "fedavg.server { max-update-nrom = 2 }", "fedavg.server.max-update-nrom is not a setting. Valid settings in fedavg.server: max-update-norm.")]
     [InlineData("simulate", "fedavg.server { bogus = 1 }", "fedavg.server.bogus is not a setting.")]

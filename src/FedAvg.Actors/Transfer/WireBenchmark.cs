@@ -303,6 +303,56 @@ public static class WireBenchmark
         return await MedianAsync(repeats, Once);
     }
 
+    sealed class Echo : ReceiveActor
+    {
+        public Echo() => ReceiveAny(m => Sender.Tell(m));
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> first requests, each to a new actor system (a node that has just started): resolving an
+    /// actor there and one reply, which is TCP connect, the TLS handshake when <paramref name="tls"/> is given, Akka's
+    /// association handshake, and two round trips. Milliseconds each, in order. Layered over simulation.conf and
+    /// cluster.conf as `fedavg server` and `fedavg node` are, with Akka.Remote's provider in place of the cluster's,
+    /// so that no gossip crosses the same connections, and the transport's <paramref name="heartbeat"/>.
+    /// </summary>
+    public static async Task<IReadOnlyList<double>> MeasureFirstRequests(TransportSecurity? tls, int count, TimeSpan heartbeat)
+    {
+        var config = ConfigurationFactory.ParseString($$"""
+            akka.remote.transport-failure-detector.heartbeat-interval = {{heartbeat.TotalMilliseconds}}ms
+            akka.actor.provider = remote
+            akka.loglevel = WARNING
+            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", public-hostname = "127.0.0.1", port = 0, enable-ssl = {{(tls is null ? "off" : "on")}} }
+            """).WithFallback(HoconFiles.Load(["simulation.conf", "cluster.conf"]));
+        ActorSystem Create(string name) => tls is null ? ActorSystem.Create(name, config) : ActorSystem.Create(name, BootstrapSetup.Create().WithConfig(config).And(tls.Setup()));
+        var sender = Create("bench-first-sender");
+        var times = new List<double>();
+        try
+        {
+            for (int i = 0; i < count; i++)
+            {
+                var node = Create($"bench-first-node-{i}");
+                try
+                {
+                    node.ActorOf(Props.Create(() => new Echo()), "echo");
+                    var address = ((ExtendedActorSystem)node).Provider.DefaultAddress;
+                    var clock = Stopwatch.StartNew();
+                    var echo = await sender.ActorSelection(new RootActorPath(address) / "user" / "echo").ResolveOne(TimeSpan.FromSeconds(30));
+                    await echo.Ask<string>("hello", TimeSpan.FromSeconds(30));
+                    times.Add(clock.Elapsed.TotalMilliseconds);
+                }
+                finally
+                {
+                    await node.Terminate();
+                }
+            }
+        }
+        finally
+        {
+            await sender.Terminate();
+        }
+        return times;
+    }
+
     /// <summary>Receives the round's weights like a node does (stream ref, length and checksum), then acknowledges.</summary>
     sealed class Sink : ReceiveActor
     {
