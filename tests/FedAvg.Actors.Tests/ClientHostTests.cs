@@ -191,6 +191,43 @@ public sealed class ClientHostTests : TestKit
         Assert.DoesNotContain(outcomes, o => o is NodeRunFinished);
     }
 
+    /// <summary>
+    /// A join held back because another live node has this node's id (JoinHeldBack) is said once and asked again; a node
+    /// held back for longer than its limit (`fedavg node`: --join-timeout) gives up as refused, naming why, instead of
+    /// waiting for good; one admitted within it goes on.
+    /// </summary>
+    [Fact]
+    public void A_node_held_back_past_its_limit_gives_up_as_refused_and_one_admitted_in_time_goes_on()
+    {
+        const string reason = "node node-z at akka.tcp://fedavg@127.0.0.1:40123 is up and reachable";
+        var spec = new RunSpec("fed", "mnist", "seed001-2nn", 2, "iid:10", 1, false, Layout);
+        (TestProbe Server, IActorRef Host, Guid Session, ConcurrentQueue<NodeOutcome> Outcomes) Start(string name)
+        {
+            var server = CreateTestProbe();
+            var outcomes = new ConcurrentQueue<NodeOutcome>();
+            var host = Sys.ActorOf(ClientHost.Props("node-z", "fed", new ClientRange(0, 1), server.Ref,
+                _ => Task.FromResult(new PreparedClients(Layout, [("client-000", new Instant())])), outcomes.Enqueue,
+                heldBackLimit: TimeSpan.FromSeconds(3)), name);
+            var session = server.ExpectMsg<JoinFederation>(TimeSpan.FromSeconds(30)).Session;
+            server.Send(host, new InSession(session, new JoinHeldBack(reason)));
+            Assert.Equal(session, server.ExpectMsg<JoinFederation>(TimeSpan.FromSeconds(10)).Session); // it asks again
+            server.Send(host, new InSession(session, new JoinHeldBack(reason)));
+            return (server, host, session, outcomes);
+        }
+
+        var held = Start("held-node");
+        AwaitAssert(() => Assert.Contains(held.Outcomes, o => o is NodeRefused { Reason: $"the server held this node's join back for 3 s: {reason}" }),
+            TimeSpan.FromSeconds(10));
+        Assert.Single(held.Outcomes, o => o is NodeEvent e && e.Text.StartsWith($"the server holds this node's join back: {reason}"));
+
+        var admitted = Start("admitted-node");
+        admitted.Server.Send(admitted.Host, new InSession(admitted.Session, new Welcome(spec)));
+        Assert.Single(InSessionOf<RegisterClients>(admitted.Server, admitted.Session).Clients);
+        admitted.Server.Reply(new InSession(admitted.Session, new Registered("node-z", 1)));
+        admitted.Server.ExpectNoMsg(TimeSpan.FromSeconds(3)); // past the limit: the timer was cancelled with the welcome
+        Assert.DoesNotContain(admitted.Outcomes, o => o is NodeRefused);
+    }
+
     /// <summary>The next message of <paramref name="probe"/>, which must be a <typeparamref name="T"/> in <paramref name="session"/>.</summary>
     static T InSessionOf<T>(TestProbe probe, Guid session)
     {

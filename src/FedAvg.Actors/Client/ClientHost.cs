@@ -70,13 +70,20 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
     IMaterializer materializer = null!;
     ulong layoutHash;
     string? heldBackFor; // the reason the server last gave for holding this node's join back (JoinHeldBack)
+    readonly TimeSpan heldBackLimit;
+    sealed record HeldBackTooLong : INoSerializationVerificationNeeded
+    {
+        public static readonly HeldBackTooLong Instance = new();
+    }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
     public ClientHost(string nodeId, string federation, ClientRequest request, IActorRef coordinator,
-        Func<RunSpec, Task<PreparedClients>> prepare, Action<NodeOutcome> report, Guid session, WeightChannelClient? channel = null)
+        Func<RunSpec, Task<PreparedClients>> prepare, Action<NodeOutcome> report, Guid session, WeightChannelClient? channel = null,
+        TimeSpan? heldBackLimit = null)
     {
         this.channel = channel;
+        this.heldBackLimit = heldBackLimit ?? TimeSpan.FromSeconds(30);
         this.session = session;
         this.nodeId = nodeId;
         this.federation = federation;
@@ -88,11 +95,15 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
         Joining();
     }
 
+    /// <param name="heldBackLimit">How long this node waits while the server holds its join back (<see cref="JoinHeldBack"/>:
+    /// another live node has its id) before it gives up as refused; `fedavg node` passes its --join-timeout (30 s),
+    /// which is far longer than the failure detector takes to notice a previous incarnation that died.</param>
     public static Props Props(string nodeId, string federation, ClientRequest request, IActorRef coordinator,
-        Func<RunSpec, Task<PreparedClients>> prepare, Action<NodeOutcome> report, WeightChannelClient? channel = null)
+        Func<RunSpec, Task<PreparedClients>> prepare, Action<NodeOutcome> report, WeightChannelClient? channel = null,
+        TimeSpan? heldBackLimit = null)
     {
         var session = InSession.NewSession();
-        return Akka.Actor.Props.Create(() => new ClientHost(nodeId, federation, request, coordinator, prepare, report, session, channel));
+        return Akka.Actor.Props.Create(() => new ClientHost(nodeId, federation, request, coordinator, prepare, report, session, channel, heldBackLimit));
     }
 
     /// <summary>
@@ -146,6 +157,7 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
         Receive<Welcome>(welcome =>
         {
             Timers.Cancel(Retry.Timer);
+            Admitted();
             log.Info("node {0}: joined federation '{1}' ({2}, {3}, K={4}); preparing clients {5}",
                 nodeId, welcome.Spec.Federation, welcome.Spec.Dataset, welcome.Spec.Model, welcome.Spec.Clients, request);
             report(new NodeEvent($"joined federation '{welcome.Spec.Federation}': {welcome.Spec.Dataset}, {welcome.Spec.Model}, " +
@@ -177,7 +189,7 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
             report(new NodePreparationFailed(error));
             Context.Stop(Self);
         });
-        Receive<Welcome>(_ => { });
+        Receive<Welcome>(_ => Admitted());
         Receive<Retry>(_ => { });
         Refusals();
     }
@@ -222,7 +234,7 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
             coordinator.Tell(new JoinFederation(nodeId, federation, request, session));
             SendRegistration();
         });
-        Receive<Welcome>(_ => { });
+        Receive<Welcome>(_ => Admitted());
         Receive<TrainRound>(round =>
         {
             var server = Sender;
@@ -314,6 +326,13 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
             if (children.TryGetValue(task.ClientId, out var child)) child.Tell(new WeightsUnavailable(round.Round, reason, server));
     }
 
+    /// <summary>The server answered a join: whatever held it back is over.</summary>
+    void Admitted()
+    {
+        Timers.Cancel(HeldBackTooLong.Instance);
+        heldBackFor = null;
+    }
+
     void Refusals()
     {
         Receive<JoinRefused>(r => Refused($"the server refused this node: {r.Reason}"));
@@ -321,10 +340,12 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
         {
             // said once per reason: the join is asked again every 2 s, and each is held back the same way
             if (h.Reason == heldBackFor) return;
+            if (heldBackFor is null) Timers.StartSingleTimer(HeldBackTooLong.Instance, HeldBackTooLong.Instance, heldBackLimit);
             heldBackFor = h.Reason;
-            log.Warning("node {0}: the server holds this node's join back: {1}", nodeId, h.Reason);
-            report(new NodeEvent($"the server holds this node's join back: {h.Reason}; asking again every {Retry.Every.TotalSeconds:0} s"));
+            report(new NodeEvent($"the server holds this node's join back: {h.Reason}; asking again every {Retry.Every.TotalSeconds:0} s " +
+                                 $"for up to {heldBackLimit.TotalSeconds:0} s"));
         });
+        Receive<HeldBackTooLong>(_ => Refused($"the server held this node's join back for {heldBackLimit.TotalSeconds:0} s: {heldBackFor}"));
         Receive<RegistrationRefused>(r => Refused($"the server refused this node's clients: {r.Reason}"));
         Receive<RunFinished>(f =>
         {

@@ -153,7 +153,7 @@ public sealed class ClusterNode : IDisposable
                     {
                         if (o is NodeEvent e) Say(e.Text);
                         else outcome.TrySetResult(o);
-                    }, channel), ClusterHosting.NodeAgentName);
+                    }, channel, heldBackLimit: cluster.JoinTimeout), ClusterHosting.NodeAgentName);
 
                 var cancelled = Task.Delay(Timeout.Infinite, cancel);
                 // every server downed (keep-oldest keeps this side when the lost server was alone): leave, join it again
