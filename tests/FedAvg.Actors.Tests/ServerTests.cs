@@ -425,6 +425,10 @@ public sealed class ServerTests : TestKit
             Assert.Equal(1, Assert.IsType<Registered>(InSessionOf(a, sa)).Clients);
             // a join as node-0, from node-0's own actor, in another session: not node-0's, and not answered
             a.Send(server, new JoinFederation("node-0", "fedavg", new ClientRange(0, 0), Guid.NewGuid()));
+            // a join under another id in node-0's session: refused, and the session stays node-0's (the rest relies on it)
+            var thief = CreateTestProbe();
+            thief.Send(server, new JoinFederation("node-x", "fedavg", new ClientRange(1, 1), sa));
+            Assert.Equal("its session is another node's", Assert.IsType<JoinRefused>(InSessionOf(thief, sa)).Reason);
             b.Send(server, new JoinFederation("node-1", "fedavg", new ClientRange(1, 1), sb));
             Assert.IsType<Welcome>(InSessionOf(b, sb));
             b.Send(server, new InSession(sb, new RegisterClients("node-1", layout.Hash, [new ClientEntry(Id(1, 2), 100, b.Ref)])));

@@ -47,6 +47,8 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
 
     readonly Dictionary<string, RegisteredClient> clients = new();
     readonly Dictionary<string, NodeInfo> nodes = new();
+    // the same nodes by session, which every message over the wire names (AroundReceive): kept by SetNode and ForgetNode
+    readonly Dictionary<Guid, NodeInfo> bySession = new();
     // joins held back because their node id belongs to a live member elsewhere (HeldByALiveMember): warned once each
     readonly HashSet<(string NodeId, Address From)> deferred = new();
     // Nodes removed because their certificate was revoked: a join or registration from there is refused, whatever
@@ -124,8 +126,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     {
         if (message is InSession inSession)
         {
-            var node = nodes.Values.FirstOrDefault(n => n.Session == inSession.Session);
-            if (node is null)
+            if (!bySession.TryGetValue(inSession.Session, out var node))
             {
                 Unproven(inSession.Message, "in the session of no node that joined");
                 return true;
@@ -756,8 +757,11 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         // the nodes leave once told the run is over: nothing to report
         Receive<Terminated>(_ => { });
         Receive<ClusterEvent.UnreachableMember>(_ => { });
-        Receive<ClusterEvent.MemberRemoved>(m => nodes.Where(n => n.Value.Agent.Path.Address.Equals(m.Member.Address)).ToList()
-            .ForEach(n => nodes.Remove(n.Key)));
+        Receive<ClusterEvent.MemberRemoved>(m =>
+        {
+            foreach (var node in nodes.Values.Where(n => n.Agent.Path.Address.Equals(m.Member.Address)).ToList()) ForgetNode(node.NodeId);
+            deferred.RemoveWhere(d => d.From.Equals(m.Member.Address));
+        });
         Common();
     }
 
@@ -870,7 +874,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             }
             deferred.Remove((join.NodeId, Sender.Path.Address));
             if (known is not null) DropClientsOf(join.NodeId, "replaced by a new incarnation of its node");
-            nodes[join.NodeId] = new NodeInfo(join.NodeId, Sender, join.Request, join.Session);
+            SetNode(new NodeInfo(join.NodeId, Sender, join.Request, join.Session));
             Event($"node {join.NodeId} joined from {Sender.Path.Address} with clients {join.Request}");
         }
         else if (known.Session != join.Session)
@@ -905,6 +909,8 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         if (revokedAddresses.Contains(Sender.Path.Address)) return "a node at this address was removed from the federation: its certificate is revoked";
         if (join.Federation != spec.Federation) return $"it asks for federation '{join.Federation}', this server runs '{spec.Federation}'";
         if (string.IsNullOrWhiteSpace(join.NodeId)) return "it has no node id";
+        // a session is one node's secret (Messages/Protocol.cs): the same one under another id is not that node's
+        if (bySession.TryGetValue(join.Session, out var holder) && holder.NodeId != join.NodeId) return "its session is another node's";
         switch (join.Request)
         {
             case ClientRange r:
@@ -1002,8 +1008,21 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         {
             Event($"node {node.NodeId} at {address} is {how}; its clients are dropped{(training ? $" from round {round}" : "")}");
             DropClientsOf(node.NodeId, how);
-            if (forget) nodes.Remove(node.NodeId);
+            if (forget) ForgetNode(node.NodeId);
         }
+        if (forget) deferred.RemoveWhere(d => d.From.Equals(address)); // a held-back node that gave up and left
+    }
+
+    void SetNode(NodeInfo node)
+    {
+        if (nodes.TryGetValue(node.NodeId, out var replaced)) bySession.Remove(replaced.Session);
+        nodes[node.NodeId] = node;
+        bySession[node.Session] = node;
+    }
+
+    void ForgetNode(string nodeId)
+    {
+        if (nodes.Remove(nodeId, out var node)) bySession.Remove(node.Session);
     }
 
     void DropClientsOf(string nodeId, string why)
