@@ -127,13 +127,8 @@ public static class WireBenchmark
 
         public static async Task<Rig> Start(float[] weights, int nodes, TransportSecurity? tls)
         {
-            var config = ConfigurationFactory.ParseString($$"""
-                akka.actor.provider = remote
-                akka.loglevel = WARNING
-                akka.remote.dot-netty.tcp { hostname = "127.0.0.1", public-hostname = "127.0.0.1", port = 0, enable-ssl = {{(tls is null ? "off" : "on")}} }
-                """).WithFallback(HoconFiles.Load(["simulation.conf", "cluster.conf"]));
             string kind = tls is null ? "plain" : "tls";
-            ActorSystem Create(string name) => tls is null ? ActorSystem.Create(name, config) : ActorSystem.Create(name, BootstrapSetup.Create().WithConfig(config).And(tls.Setup()));
+            ActorSystem Create(string name) => BenchSystem(name, tls);
             var rig = new Rig(weights, Create($"bench-sender-{kind}"), Enumerable.Range(0, nodes).Select(i => Create($"bench-node-{kind}-{i}")).ToList(), tls);
             var associations = new List<double>();
             foreach (var system in rig.receivers)
@@ -303,6 +298,22 @@ public static class WireBenchmark
         return await MedianAsync(repeats, Once);
     }
 
+    /// <summary>
+    /// An actor system of a benchmark: Akka.Remote (not the cluster, so that no gossip shares the connections) on a
+    /// loopback port the OS picks, over simulation.conf and cluster.conf as `fedavg server` and `fedavg node` are, with
+    /// <paramref name="tls"/>'s certificate when given, and <paramref name="extra"/> HOCON over all of it.
+    /// </summary>
+    static ActorSystem BenchSystem(string name, TransportSecurity? tls, string extra = "")
+    {
+        var config = ConfigurationFactory.ParseString($$"""
+            {{extra}}
+            akka.actor.provider = remote
+            akka.loglevel = WARNING
+            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", public-hostname = "127.0.0.1", port = 0, enable-ssl = {{(tls is null ? "off" : "on")}} }
+            """).WithFallback(HoconFiles.Load(["simulation.conf", "cluster.conf"]));
+        return tls is null ? ActorSystem.Create(name, config) : ActorSystem.Create(name, BootstrapSetup.Create().WithConfig(config).And(tls.Setup()));
+    }
+
     sealed class Echo : ReceiveActor
     {
         public Echo() => ReceiveAny(m => Sender.Tell(m));
@@ -311,19 +322,13 @@ public static class WireBenchmark
     /// <summary>
     /// <paramref name="count"/> first requests, each to a new actor system (a node that has just started): resolving an
     /// actor there and one reply, which is TCP connect, the TLS handshake when <paramref name="tls"/> is given, Akka's
-    /// association handshake, and two round trips. Milliseconds each, in order. Layered over simulation.conf and
-    /// cluster.conf as `fedavg server` and `fedavg node` are, with Akka.Remote's provider in place of the cluster's,
-    /// so that no gossip crosses the same connections, and the transport's <paramref name="heartbeat"/>.
+    /// association handshake, and two round trips. Milliseconds each, in order, with the transport's
+    /// <paramref name="heartbeat"/> (the systems: <see cref="BenchSystem"/>).
     /// </summary>
     public static async Task<IReadOnlyList<double>> MeasureFirstRequests(TransportSecurity? tls, int count, TimeSpan heartbeat)
     {
-        var config = ConfigurationFactory.ParseString($$"""
-            akka.remote.transport-failure-detector.heartbeat-interval = {{heartbeat.TotalMilliseconds}}ms
-            akka.actor.provider = remote
-            akka.loglevel = WARNING
-            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", public-hostname = "127.0.0.1", port = 0, enable-ssl = {{(tls is null ? "off" : "on")}} }
-            """).WithFallback(HoconFiles.Load(["simulation.conf", "cluster.conf"]));
-        ActorSystem Create(string name) => tls is null ? ActorSystem.Create(name, config) : ActorSystem.Create(name, BootstrapSetup.Create().WithConfig(config).And(tls.Setup()));
+        string extra = $"akka.remote.transport-failure-detector.heartbeat-interval = {heartbeat.TotalMilliseconds}ms";
+        ActorSystem Create(string name) => BenchSystem(name, tls, extra);
         var sender = Create("bench-first-sender");
         var times = new List<double>();
         try
