@@ -17,7 +17,7 @@ public static class NodeCommand
         var join = new Option<string?>("--join") { Description = "The server to join, HOST:PORT (the server's --hostname and --port; $FEDAVG_JOIN); with standby servers, HOST:PORT,HOST:PORT… (the server first)." };
         var clients = new Option<string?>("--clients") { Description = "Research mode: the run's client ids this node hosts, e.g. 0-49 or 7." };
         var ownData = new Option<string?>("--own-data") { Description = "Own-data mode: a folder with this node's IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte), one client." };
-        var nodeId = new Option<string?>("--node-id") { Description = "This node's name in the federation (default: host name and clients)." };
+        var nodeId = new Option<string?>("--node-id") { Description = "This node's name in the federation (default: host name and clients; with TLS, the name of its certificate, which it must be)." };
         var port = new Option<int?>("--port") { Description = "Port this node listens on (default $FEDAVG_PORT, else 0: any free port)." };
         var hostname = new Option<string?>("--hostname") { Description = "The address the server and other nodes use to reach this node (default $FEDAVG_HOSTNAME, else 127.0.0.1)." };
         var bind = new Option<string?>("--bind-hostname") { Description = "The interface to listen on (default $FEDAVG_BIND_HOSTNAME, else --hostname; 0.0.0.0 for all)." };
@@ -62,7 +62,8 @@ public static class NodeCommand
             var tls = TlsOptions.Load(layered, endpoint, ClusterHosting.ClientRole, "node", tlsOptions.Given(parse));
             int p = parse.GetValue(trainers) ?? TrainerPool.DefaultShape(Environment.ProcessorCount).Trainers;
             TrainerPool.ValidateShape(p, parse.GetValue(threads), Environment.ProcessorCount, "--trainers", "--threads-per-trainer");
-            string id = parse.GetValue(nodeId) ?? (own is not null
+            // with TLS the node's id is its certificate's name, which the server checks (NodeIdentity)
+            string id = tls is not null ? NodeIdentity.IdOf(tls, parse.GetValue(nodeId)) : parse.GetValue(nodeId) ?? (own is not null
                 ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(own)))
                 : $"{Environment.MachineName}:{range}");
             var options = new NodeOptions(id, host, serverPort, range, own, parse.GetValue(dataDir)!, p, parse.GetValue(threads), parse.GetValue(model),

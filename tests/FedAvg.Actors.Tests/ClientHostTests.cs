@@ -228,6 +228,84 @@ public sealed class ClientHostTests : TestKit
         Assert.DoesNotContain(admitted.Outcomes, o => o is NodeRefused);
     }
 
+    /// <summary>
+    /// With TLS a node takes part only after a welcome that proves a server certificate of the federation (Hosting/
+    /// NodeIdentity), and trains only for the coordinator that sent it. Cluster roles are what each member says of itself,
+    /// so a member holding a node's certificate could declare the `server` role and be handed the coordinator once the
+    /// servers are gone; it would hear every node's join and session. Before, nodes then registered with it and sent it
+    /// every update.
+    /// </summary>
+    [Fact]
+    public void With_TLS_a_node_takes_part_only_after_a_welcome_that_proves_a_server_certificate_and_trains_only_for_that_coordinator()
+    {
+        using var certs = new TestCertificates();
+        var node = new NodeIdentity(TestCertificates.Load(certs.Issue("node-t"), ClusterHosting.ClientRole));
+        var server = new NodeIdentity(TestCertificates.Load(certs.Issue("server", FederationCertificates.RoleServer), ClusterHosting.ServerRole));
+        var mallory = new NodeIdentity(TestCertificates.Load(certs.Issue("mallory"), ClusterHosting.ClientRole));
+        var spec = new RunSpec("fed", "mnist", "seed001-2nn", 2, "iid:10", 1, false, Layout);
+        var config = RoundConfig.From(new TrainConfig(1, 10, 0.1));
+        TrainRound Round(int r) => new(r, 1, [new ClientTask("client-000", 1)], config, WeightStream.Local(new float[4], Layout, r, "", 0));
+        (TestProbe Proxy, IActorRef Host, JoinFederation Join, ConcurrentQueue<NodeOutcome> Outcomes) Start(string name)
+        {
+            var proxy = CreateTestProbe(); // the singleton proxy: joins go there, whichever member holds the coordinator
+            var outcomes = new ConcurrentQueue<NodeOutcome>();
+            var host = Sys.ActorOf(ClientHost.Props("node-t", "fed", new ClientRange(0, 0), proxy.Ref,
+                _ => Task.FromResult(new PreparedClients(Layout, [("client-000", new Instant())])), outcomes.Enqueue, identity: node), name);
+            var join = proxy.ExpectMsg<JoinFederation>(TimeSpan.FromSeconds(30));
+            // the node proves its certificate, signed for its address as other processes see it
+            Assert.Null(server.JoinRejection(join, ((ExtendedActorSystem)Sys).Provider.DefaultAddress));
+            return (proxy, host, join, outcomes);
+        }
+        Welcome SignedBy(NodeIdentity signer, JoinFederation join, TestProbe from) => new(spec, signer.ProveWelcome(join, from.Ref.Path.Address));
+
+        // a coordinator with a node's certificate, and one with no proof: the node takes no part, and says why
+        var rogue = CreateTestProbe();
+        var refused = Start("refusing-node");
+        rogue.Send(refused.Host, new InSession(refused.Join.Session, SignedBy(mallory, refused.Join, rogue)));
+        AwaitAssert(() => Assert.Contains(refused.Outcomes, o => o is NodeRefused { Reason: var r } && r.StartsWith(
+            $"the coordinator at {rogue.Ref.Path.Address} is not a server of federation 'fed': its welcome's certificate 'CN=mallory, OU=client") &&
+            r.EndsWith("is issued for role 'client', not 'server'")), TimeSpan.FromSeconds(10));
+        var unproven = Start("unproven-node");
+        rogue.Send(unproven.Host, new InSession(unproven.Join.Session, new Welcome(spec)));
+        AwaitAssert(() => Assert.Contains(unproven.Outcomes, o => o is NodeRefused { Reason: var r } && r.Contains("its welcome proves no server certificate")),
+            TimeSpan.FromSeconds(10));
+        Assert.All(new[] { refused.Proxy, unproven.Proxy }, p => p.ExpectNoMsg(TimeSpan.Zero)); // no registration went out
+
+        // the server's welcome: the node registers and trains for it
+        var legit = CreateTestProbe();
+        var serving = Start("serving-node");
+        var session = serving.Join.Session;
+        legit.Send(serving.Host, new InSession(session, SignedBy(server, serving.Join, legit)));
+        Assert.Single(InSessionOf<RegisterClients>(serving.Proxy, session).Clients);
+        legit.Send(serving.Host, new InSession(session, new Registered("node-t", 1)));
+        legit.Send(serving.Host, new InSession(session, Round(1)));
+        Assert.Equal(1, InSessionOf<UpdateSubmitted>(legit, session).Round);
+
+        // the coordinator's revocations are in force on the node at once and kept in its revoked.txt; the rogue's are not heard
+        string serial = mallory.Tls.Certificate.GetSerialNumberString(), list = node.Tls.RevokedPath;
+        EventFilter.Warning(contains: $"node node-t: ignoring 1 revoked certificate(s) from {rogue.Ref.Path}: not the coordinator whose welcome").ExpectOne(() =>
+            rogue.Send(serving.Host, new InSession(session, new RevokedCertificates(["0BADC0DE"]))));
+        legit.Send(serving.Host, new InSession(session, new RevokedCertificates([serial])));
+        AwaitAssert(() => Assert.Contains(serving.Outcomes, o => o is NodeEvent { Text: var t } && t.StartsWith($"revoked 1 certificate(s) the server at {legit.Ref.Path.Address} revoked ({serial}); added to {list}")),
+            TimeSpan.FromSeconds(10));
+        Assert.Contains(serial, node.Tls.Revoked);
+        Assert.Contains(serial, FederationCertificates.ReadRevoked(list));
+        Assert.Single(node.Tls.Revoked); // the rogue's serial was not taken
+
+        // the coordinator moves to the rogue, which heard the node's session in its join: its round is not trained, and
+        // asked to register again, the node joins but sends its clients only after a proven welcome
+        EventFilter.Warning(contains: $"node node-t: ignoring round 2 from {rogue.Ref.Path}: no welcome of that coordinator proved a server certificate " +
+                                      $"(this node trains for {legit.Ref.Path})").ExpectOne(() =>
+            rogue.Send(serving.Host, new InSession(session, Round(2))));
+        rogue.Send(serving.Host, RegisterAgain.Instance);
+        Assert.Equal(session, serving.Proxy.ExpectMsg<JoinFederation>(TimeSpan.FromSeconds(10)).Session);
+        serving.Proxy.ExpectNoMsg(TimeSpan.Zero); // without the welcome rule its registration came with the join
+        rogue.Send(serving.Host, new InSession(session, SignedBy(mallory, serving.Join, rogue)));
+        AwaitAssert(() => Assert.Contains(serving.Outcomes, o => o is NodeRefused), TimeSpan.FromSeconds(10));
+        serving.Proxy.ExpectNoMsg(TimeSpan.Zero);
+        rogue.ExpectNoMsg(TimeSpan.Zero); // no update of round 2
+    }
+
     /// <summary>The next message of <paramref name="probe"/>, which must be a <typeparamref name="T"/> in <paramref name="session"/>.</summary>
     static T InSessionOf<T>(TestProbe probe, Guid session)
     {

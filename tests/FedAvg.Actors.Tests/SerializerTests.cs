@@ -22,6 +22,7 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
     [
         new JoinFederation("node-a", "fedavg", new ClientRange(0, 49), Guid.NewGuid()),
         new JoinFederation("hospital-7", "fedavg", new OwnData(1234), Guid.NewGuid()),
+        new JoinFederation("node-a", "fedavg", new ClientRange(0, 49), Guid.NewGuid(), new NodeProof([0x30, 0x82, 1, 2, 3], [9, 8, 7])),
         new Welcome(new RunSpec("fedavg", "mnist", "seed001-2nn", 100, "iid-balanced:450", 1, true, 0x0123456789abcdefUL)),
         new JoinRefused("clients 0-200 are outside 0..99"),
         new JoinHeldBack("node node-a at akka.tcp://fedavg@10.0.0.8:40123 is up and reachable"),
@@ -76,6 +77,23 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
     [MemberData(nameof(Messages))]
     public void Every_protocol_message_round_trips_through_the_project_serializer(IFedAvgMessage message) =>
         Assert.Equal(Describe(message), Describe(RoundTrip(message)));
+
+    [Fact]
+    public void A_proof_whose_certificate_or_signature_is_empty_or_too_long_is_refused_naming_which()
+    {
+        foreach (var (certificate, signature, fault) in new[]
+                 {
+                     (0, 64, "a proof certificate of 0 bytes"), (NodeProof.MaxCertificateBytes + 1, 64, $"a proof certificate of {NodeProof.MaxCertificateBytes + 1} bytes"),
+                     (600, 0, "a proof signature of 0 bytes"), (600, NodeProof.MaxSignatureBytes + 1, $"a proof signature of {NodeProof.MaxSignatureBytes + 1} bytes"),
+                 })
+        {
+            var bytes = Serializer.ToBinary(new JoinFederation("node-a", "fedavg", new ClientRange(0, 1), Guid.NewGuid(),
+                new NodeProof(new byte[certificate], new byte[signature])));
+            var error = Assert.Throws<SerializationException>(() => Serializer.FromBinary(bytes, "JF"));
+            Assert.Contains("malformed 'JF' message (JoinFederation)", error.Message);
+            Assert.Contains(fault, error.Message);
+        }
+    }
 
     [Fact]
     public void Every_message_type_of_the_protocol_has_a_manifest_and_a_round_trip_case()
@@ -364,6 +382,7 @@ public class SerializerTests() : TestKit(HoconFiles.Load("simulation.conf"))
         RoundCompleted { Metrics: var m } => $"{(m with { Rejected = null, Faults = null })}|{string.Join(",", m.RejectedOrEmpty)}|{string.Join(",", m.FaultsOrEmpty)}",
         RunCompleted r => $"{r.Rounds}|{r.FinalAccuracy}|{r.TargetReachedAtRound}|{string.Join(",", r.FinalWeights)}",
         RevokedCertificates v => string.Join(",", v.Serials),
+        JoinFederation { Proof: { } p } j => $"{j with { Proof = null }}|{Convert.ToHexString(p.Certificate)}|{Convert.ToHexString(p.Signature)}",
         InSession i => $"{i.Session}|{i.Message.GetType().Name}|{Describe(i.Message)}",
         _ => message.ToString()!,
     };

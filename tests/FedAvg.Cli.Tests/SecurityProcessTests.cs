@@ -109,6 +109,9 @@ public sealed class SecurityProcessTests : FederationProcessTest
             (["--tls-cert", pfx, "--tls-password-file", passwordFile], "--tls-cert needs --tls-ca"),
             (["--tls-cert", pfx, "--tls-ca", caCrt, "--tls-password-file", passwordFile, "--insecure"], "--insecure turns TLS off"),
             (["--tls-cert", pfx, "--tls-ca", caCrt, "--tls-password-file", Path.Combine(root, "nope.txt")], $"--tls-password-file {Path.Combine(root, "nope.txt")}: file not found"),
+            // with TLS a node's id is its certificate's name: another --node-id is said at start, not refused at the join
+            (["--tls-cert", pfx, "--tls-ca", caCrt, "--tls-password-file", passwordFile, "--node-id", "hospital-7"],
+                $"--node-id hospital-7: with TLS a node's id is the name of its certificate, 'node-a' ({pfx})"),
         ];
         foreach (var (tls, expected) in cases)
         {
@@ -215,6 +218,11 @@ public sealed class SecurityProcessTests : FederationProcessTest
         Assert.NotEmpty(after);
         Assert.All(after, r => Assert.Equal((2, 2, 0), (r.Sampled, r.Succeeded, r.Failed)));
         Assert.False(kept.Output.Contains("run is over"), kept.Output);
+        // the node that stays got the revocation from the server, in force at once and kept beside its own ca.crt
+        using var revokedCrt = X509CertificateLoader.LoadCertificateFromFile(Path.Combine(revokedBundle, "node-b.crt"));
+        string serial = revokedCrt.GetSerialNumberString(), keptList = Path.Combine(keptBundle, "revoked.txt");
+        await kept.WaitForLine($@"node: revoked 1 certificate\(s\) the server at \S+ revoked \({serial}\); added to {Regex.Escape(keptList)}", Start);
+        Assert.Contains(serial, FederationCertificates.ReadRevoked(keptList));
         foreach (var p in new[] { server, kept, revoked }) Assert.DoesNotContain("   at ", p.Output);
     }
 
@@ -299,7 +307,7 @@ public sealed class SecurityProcessTests : FederationProcessTest
         await server.WaitForLine(@"Rejected incoming connection from \[.*127\.0\.0\.1\]:\d+\] due to TLS handshake failure", TimeSpan.FromSeconds(10));
 
         // on top of the transport: an authenticated node that asks for another federation is refused by name, on both sides
-        var stranger = StartNode("stranger", port, "2-3", [.. Tls(goodBundle), "--federation", "other"]);
+        var stranger = StartNode("stranger", port, "2-3", [.. Tls(Issue(ca, "stranger")), "--federation", "other"]);
         Assert.Equal(ExitCodes.NodeRefused, await stranger.WaitForExit(Start));
         Assert.Contains("the server refused this node", stranger.Output);
         Assert.Contains("'other'", stranger.Output);
@@ -426,6 +434,15 @@ public sealed class SecurityProcessTests : FederationProcessTest
                 coordinator.Tell(new Fuzz(manifest, bytes), ActorRefs.NoSender);
                 sent++;
             }
+        // joins under node-a's id (a live node; with TLS its id is its certificate's name): with no proof, with the
+        // peer's own certificate, and with node-a's certificate (public, NAME.crt) signed by the peer's key
+        var self = ((ExtendedActorSystem)peer).Provider.DefaultAddress;
+        var session = Guid.NewGuid();
+        using var nodeCrt = X509CertificateLoader.LoadCertificateFromFile(Path.Combine(goodBundle, "node-a.crt"));
+        var own = new NodeIdentity(peerTls).ProveJoin("fedavg", "node-a", session, self);
+        var claimant = Inbox.Create(peer); // the sender of these joins, which the answers go to
+        foreach (var proof in new NodeProof?[] { null, own, new(nodeCrt.RawData, own.Signature) })
+            coordinator.Tell(new Fuzz("JF", local.ToBinary(new JoinFederation("node-a", "fedavg", new ClientRange(0, 1), session, proof))), claimant.Receiver);
         coordinator.Tell(new Json("""{"$type":"System.IO.FileInfo, System.IO.FileSystem","fileName":"/etc/passwd"}"""));
         coordinator.Tell(new Fuzz("ZZ-END", [1])); // messages of one association arrive in order: this one is read last
         await server.WaitForLine(@"Deserialization failed for message with serializer id \[4242\] and manifest \[ZZ-END\]", TimeSpan.FromMinutes(3));
@@ -435,6 +452,15 @@ public sealed class SecurityProcessTests : FederationProcessTest
         Assert.All(refusals, l => Assert.Matches(@"manifest \[\w+(-END)?\].*FedAvgSerializer: (malformed|unknown manifest)", l));
         Assert.True(Regex.IsMatch(server.Output, @"Deserialization failed for message with serializer id \[1\].*FedAvg.Actors accepts no JSON from the wire"),
             string.Join("\n", server.Output.Split('\n').Where(l => !l.Contains("[4242]") && !l.StartsWith("round "))));
+        foreach (var why in new[] { "it proves no certificate", "it joins as node node-a with the certificate of 'fuzzer'", "its proof does not verify" })
+        {
+            // refused on both sides: the server's log, and the answer (this peer reads it as raw bytes: FuzzSerializer has FedAvgSerializer's id)
+            await server.WaitForLine(Regex.Escape($"refusing node node-a at {self}: {why}"), TimeSpan.FromSeconds(30));
+            var answer = Assert.IsType<Fuzz>(claimant.Receive(TimeSpan.FromSeconds(30)));
+            var refused = Assert.IsType<InSession>(local.FromBinary(answer.Bytes, answer.Manifest));
+            Assert.Equal(session, refused.Session);
+            Assert.StartsWith(why, Assert.IsType<JoinRefused>(refused.Message).Reason);
+        }
 
         // 5. the weight channel's own port: plaintext bytes where TLS is expected, then an authenticated peer that sends
         //    random bytes, and one that announces an upload of 2^31 − 1 weights

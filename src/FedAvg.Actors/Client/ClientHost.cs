@@ -71,6 +71,12 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
     ulong layoutHash;
     string? heldBackFor; // the reason the server last gave for holding this node's join back (JoinHeldBack)
     readonly TimeSpan heldBackLimit;
+    // With TLS (Hosting/NodeIdentity): this node's proof of its certificate, made once it knows its own address, sent
+    // with every join; and the coordinator whose welcome proved a server certificate, the only one it trains for
+    readonly Hosting.NodeIdentity? identity;
+    NodeProof? proof;
+    IActorRef? welcomedBy;
+    bool registerOnWelcome; // asked to register again (RegisterAgain): with TLS, only once the coordinator has proven itself
     sealed record HeldBackTooLong : INoSerializationVerificationNeeded
     {
         public static readonly HeldBackTooLong Instance = new();
@@ -80,8 +86,9 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
 
     public ClientHost(string nodeId, string federation, ClientRequest request, IActorRef coordinator,
         Func<RunSpec, Task<PreparedClients>> prepare, Action<NodeOutcome> report, Guid session, WeightChannelClient? channel = null,
-        TimeSpan? heldBackLimit = null)
+        TimeSpan? heldBackLimit = null, Hosting.NodeIdentity? identity = null)
     {
+        this.identity = identity;
         this.channel = channel;
         this.heldBackLimit = heldBackLimit ?? TimeSpan.FromSeconds(30);
         this.session = session;
@@ -98,12 +105,15 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
     /// <param name="heldBackLimit">How long this node waits while the server holds its join back (<see cref="JoinHeldBack"/>:
     /// another live node has its id) before it gives up as refused; `fedavg node` passes its --join-timeout (30 s),
     /// which is far longer than the failure detector takes to notice a previous incarnation that died.</param>
+    /// <param name="identity">With TLS (`fedavg node`): every join carries this node's proof of its certificate, and the
+    /// node takes part only after a welcome that proves a server certificate of the federation, training only for the
+    /// coordinator that sent it. Null: joins and welcomes are taken at their word, as in one process and in plaintext.</param>
     public static Props Props(string nodeId, string federation, ClientRequest request, IActorRef coordinator,
         Func<RunSpec, Task<PreparedClients>> prepare, Action<NodeOutcome> report, WeightChannelClient? channel = null,
-        TimeSpan? heldBackLimit = null)
+        TimeSpan? heldBackLimit = null, Hosting.NodeIdentity? identity = null)
     {
         var session = InSession.NewSession();
-        return Akka.Actor.Props.Create(() => new ClientHost(nodeId, federation, request, coordinator, prepare, report, session, channel, heldBackLimit));
+        return Akka.Actor.Props.Create(() => new ClientHost(nodeId, federation, request, coordinator, prepare, report, session, channel, heldBackLimit, identity));
     }
 
     /// <summary>
@@ -140,14 +150,17 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         materializer = Context.System.Materializer();
+        proof = identity?.ProveJoin(federation, nodeId, session, ((ExtendedActorSystem)Context.System).Provider.DefaultAddress);
         SendJoin();
     }
 
     void SendJoin()
     {
-        coordinator.Tell(new JoinFederation(nodeId, federation, request, session));
+        coordinator.Tell(Join());
         Timers.StartSingleTimer(Retry.Timer, Retry.Instance, Retry.Every);
     }
+
+    JoinFederation Join() => new(nodeId, federation, request, session, proof);
 
     // ---- joining: until the coordinator answers ----------------------------------------------------------
 
@@ -156,8 +169,8 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
         Receive<Retry>(_ => SendJoin());
         Receive<Welcome>(welcome =>
         {
+            if (!Welcomed(welcome)) return;
             Timers.Cancel(Retry.Timer);
-            Admitted();
             log.Info("node {0}: joined federation '{1}' ({2}, {3}, K={4}); preparing clients {5}",
                 nodeId, welcome.Spec.Federation, welcome.Spec.Dataset, welcome.Spec.Model, welcome.Spec.Clients, request);
             report(new NodeEvent($"joined federation '{welcome.Spec.Federation}': {welcome.Spec.Dataset}, {welcome.Spec.Model}, " +
@@ -189,7 +202,7 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
             report(new NodePreparationFailed(error));
             Context.Stop(Self);
         });
-        Receive<Welcome>(_ => Admitted());
+        Receive<Welcome>(w => Welcomed(w));
         Receive<Retry>(_ => { });
         Refusals();
     }
@@ -231,13 +244,29 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
         // the order of the two).
         Receive<RegisterAgain>(_ =>
         {
-            coordinator.Tell(new JoinFederation(nodeId, federation, request, session));
+            coordinator.Tell(Join());
+            // with TLS the clients' actors and sample counts go only to a coordinator that has proven itself (Welcomed)
+            if (identity is null) SendRegistration();
+            else registerOnWelcome = true;
+        });
+        Receive<Welcome>(w =>
+        {
+            if (!Welcomed(w) || !registerOnWelcome) return;
+            registerOnWelcome = false;
             SendRegistration();
         });
-        Receive<Welcome>(_ => Admitted());
         Receive<TrainRound>(round =>
         {
             var server = Sender;
+            if (identity is not null && !server.Equals(welcomedBy))
+            {
+                // in this node's session, so from the coordinator it joined: one that has not proven itself since (it
+                // took the singleton over) gets no updates until its welcome does
+                drops.Warn(server.Path.Address.ToString(), "TrainRound from an unproven coordinator",
+                    $"node {nodeId}: ignoring round {round.Round} from {server.Path}: no welcome of that coordinator proved a server " +
+                    $"certificate{(welcomedBy is null ? "" : $" (this node trains for {welcomedBy.Path})")}");
+                return;
+            }
             if (round.Weights.Header.LayoutHash != layoutHash)
             {
                 Unavailable(round, server, $"global weights of layout {round.Weights.Header.LayoutHash:x16}, this node's model is {layoutHash:x16}");
@@ -326,11 +355,23 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
             if (children.TryGetValue(task.ClientId, out var child)) child.Tell(new WeightsUnavailable(round.Round, reason, server));
     }
 
-    /// <summary>The server answered a join: whatever held it back is over.</summary>
-    void Admitted()
+    /// <summary>
+    /// The coordinator answered a join: whatever held it back is over. With TLS the welcome must prove a server
+    /// certificate of the federation, signed for this node's join from the address it came from; if it does not, this
+    /// node takes no part (refused: it exits with the reason). Returns whether it was accepted.
+    /// </summary>
+    bool Welcomed(Welcome welcome)
     {
+        var from = Sender.Path.Address;
+        if (identity?.WelcomeRejection(welcome, federation, nodeId, session, from) is { } why)
+        {
+            Refused($"the coordinator at {from} is not a server of federation '{federation}': {why}");
+            return false;
+        }
+        welcomedBy = Sender;
         Timers.Cancel(HeldBackTooLong.Instance);
         heldBackFor = null;
+        return true;
     }
 
     void Refusals()
@@ -347,12 +388,31 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
         });
         Receive<HeldBackTooLong>(_ => Refused($"the server held this node's join back for {heldBackLimit.TotalSeconds:0} s: {heldBackFor}"));
         Receive<RegistrationRefused>(r => Refused($"the server refused this node's clients: {r.Reason}"));
+        Receive<RevokedCertificates>(Revoke);
+        Receive<RevocationsKept>(k => report(new NodeEvent(k.Text)));
         Receive<RunFinished>(f =>
         {
             log.Info("node {0}: the run is over ({1})", nodeId, f.Reason);
             Timers.CancelAll();
             report(new NodeRunFinished(f.Completed, f.Reason));
         });
+    }
+
+    /// <summary>
+    /// The coordinator's revocations (with TLS): in force here at once, and added to the revoked.txt beside this node's
+    /// ca.crt, so that it refuses the members the server refused without a copy made by hand. Heard only from the
+    /// coordinator whose welcome proved a server certificate; in plaintext there is nothing to revoke.
+    /// </summary>
+    void Revoke(RevokedCertificates revoked)
+    {
+        if (identity is null || !Sender.Equals(welcomedBy))
+        {
+            drops.Warn(Sender.Path.Address.ToString(), "revocations not from the coordinator",
+                $"node {nodeId}: ignoring {revoked.Serials.Count} revoked certificate(s) from {Sender.Path}: " +
+                (identity is null ? "this node runs without TLS" : "not the coordinator whose welcome this node accepted"));
+            return;
+        }
+        identity.Tls.Replicate(revoked.Serials, Sender.Path.Address.ToString())?.PipeTo(Self, success: line => new RevocationsKept(line));
     }
 
     void Refused(string reason)
@@ -373,4 +433,5 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
     sealed record RoundWeights(TrainRound Round, float[] Weights, IActorRef Server) : INoSerializationVerificationNeeded;
     sealed record RoundWeightsFailed(TrainRound Round, string Reason, IActorRef Server) : INoSerializationVerificationNeeded;
     sealed record WeightsReleased(float[] Weights) : INoSerializationVerificationNeeded;
+    sealed record RevocationsKept(string Text) : INoSerializationVerificationNeeded;
 }

@@ -84,6 +84,7 @@ public sealed class ClusterNode : IDisposable
     async Task<NodeRunFinished> Run(NodeOptions options, ClusterOptions cluster, Endpoint endpoint, Config layered, CancellationToken cancel)
     {
         endpoint.Validate();
+        if (Tls is not null) NodeIdentity.IdOf(Tls, options.NodeId); // refused by the server otherwise: said here, at start
         if (options.Clients is null == options.OwnDataDir is null)
             throw new UsageException("give either --clients RANGE (research mode) or --own-data DIR (own-data mode).");
         // `fedavg.faults` is read before anything starts; its client ids are checked once the run's K is known (Prepare).
@@ -153,7 +154,9 @@ public sealed class ClusterNode : IDisposable
                     {
                         if (o is NodeEvent e) Say(e.Text);
                         else outcome.TrySetResult(o);
-                    }, channel, heldBackLimit: cluster.JoinTimeout), ClusterHosting.NodeAgentName);
+                    }, channel, heldBackLimit: cluster.JoinTimeout,
+                    identity: Tls is { } tls ? new NodeIdentity(tls) : null),
+                    ClusterHosting.NodeAgentName);
 
                 var cancelled = Task.Delay(Timeout.Infinite, cancel);
                 // every server downed (keep-oldest keeps this side when the lost server was alone): leave, join it again

@@ -95,7 +95,8 @@ public sealed class ClusterServer
             var settings = new ServerSettings(options.Model, layout, options.Rounds, StartClients ?? options.MinClients, options.RoundTimeout,
                 options.RoundAttempts, options.Seed, options.TargetAccuracy, CheckpointPath, firstRound,
                 MinClients: options.MinClients, MaxUpdateNorm: options.MaxUpdateNorm, WaitForClients: cluster.WaitForClients, Spec: spec);
-            return FederationServer.Props(strategy, settings, initial, w => pool.Evaluate(w, test), observer, channel);
+            return FederationServer.Props(strategy, settings, initial, w => pool.Evaluate(w, test), observer, channel,
+                Tls is { } tls ? new NodeIdentity(tls) : null);
         }
 
         endpoint.CheckPortFree();

@@ -159,6 +159,27 @@ public sealed class TransportSecurity : IDisposable
         }
     }
 
+    /// <summary>
+    /// Revocations the active server holds, sent to this standby or node (<see cref="Messages.RevokedCertificates"/>): in
+    /// force in this process at once (<see cref="AddRevoked"/>), then added to the revoked.txt beside ca.crt on a thread
+    /// of their own (a disk write: never on an actor's), so that this process refuses the same members after a restart
+    /// or a takeover. Null when none of them is new; else the line to log, once the file is written (or could not be).
+    /// </summary>
+    public Task<string>? Replicate(IReadOnlyList<string> serials, string from)
+    {
+        var fresh = AddRevoked(serials);
+        if (fresh.Count == 0) return null;
+        string path = RevokedPath, note = $"revoked by the server at {from}, replicated {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC";
+        string done = $"revoked {fresh.Count} certificate(s) the server at {from} revoked ({string.Join(", ", fresh.Take(3))}{(fresh.Count > 3 ? ", …" : "")})";
+        return Task.Factory.StartNew(() =>
+                {
+                    FederationCertificates.AddRevoked(path, fresh.Select(f => (f, note)));
+                    return $"{done}; added to {path}";
+                }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)
+            .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result
+                : $"{done}, until this process stops: cannot add them to {path} ({t.Exception!.GetBaseException().Message})", TaskScheduler.Default);
+    }
+
     void Reread()
     {
         if (RevokedPath.Length == 0) return;

@@ -8,8 +8,8 @@ namespace FedAvg.Actors.Messages;
 // sharing memory with the sender.
 //
 //   node (ClientHost)                          coordinator (FederationServer, a cluster singleton)
-//     │── JoinFederation(node, federation, what it holds, session) ─▶│   repeated until answered
-//     │◀───────────── Welcome(run spec) | JoinRefused ───────│   from here on, every message in InSession
+//     │── JoinFederation(node, range, session, proof) ──────▶│   repeated until answered
+//     │◀──────── Welcome(run spec, proof) | JoinRefused ─────│   from here on, every message in InSession
 //     │◀───────────── JoinHeldBack(reason) ──────────────────│   not an answer: the node keeps asking
 //     │── RegisterClients(node, layout hash, clients) ──────▶│   again after every (re)join: idempotent
 //     │◀───────────── Registered | RegistrationRefused ──────│
@@ -27,8 +27,9 @@ namespace FedAvg.Actors.Messages;
 // clients) and the coordinator travels as InSession(session, message), and each end drops one in another session,
 // or one of these messages outside a session, with a warning. (In a system of one process, which nothing reaches over
 // the wire, messages go as they are: InSession.Needed.) With TLS the session never crosses the wire in clear,
-// so only the node and the coordinator know it. Only RegisterAgain may come outside a session: a new coordinator asks
-// nodes it does not know yet, and all it makes a node do is join again.
+// so only the node and the coordinator know it, and a join carries the node's proof (NodeProof) that it holds the
+// key of a certificate named as the node: no member joins under another node's id. Only RegisterAgain may come
+// outside a session: a new coordinator asks nodes it does not know yet, and all it makes a node do is join again.
 //
 // Weights never travel inside a message between nodes: WeightsPayload is an in-process hand-over (the receiver
 // takes ownership of the array), a ticket for the server's weight channel (Transfer/WeightChannel: the bytes go
@@ -60,8 +61,25 @@ public sealed record OwnData(int SampleCount) : ClientRequest
 /// A node asks to take part. Sent through the singleton proxy, again until answered: idempotent.
 /// <paramref name="Session"/>: 128 random bits the node drew when it started (the same for every join of that
 /// process), which every later message between it and the coordinator carries (<see cref="InSession"/>).
+/// <paramref name="Proof"/>: with TLS, that the node holds the key of a certificate named <paramref name="NodeId"/>
+/// (Hosting/NodeIdentity); a TLS server admits no join without one. Null in plaintext and in one process.
 /// </summary>
-public sealed record JoinFederation(string NodeId, string Federation, ClientRequest Request, Guid Session) : IFedAvgMessage;
+public sealed record JoinFederation(string NodeId, string Federation, ClientRequest Request, Guid Session, NodeProof? Proof = null) : IFedAvgMessage;
+
+/// <summary>
+/// A member's certificate (DER, as the federation's CA issued it) and its signature, with that certificate's private
+/// key, over what it is for (a node's join, the coordinator's welcome of it): federation, node id, the node's session
+/// and the signer's address (Hosting/NodeIdentity). Akka.Remote does not tell an actor which certificate the
+/// connection a message came on presented, so a member proves it in the message: without this, any member of the
+/// federation could join under another node's id, or act as the coordinator once it held the singleton.
+/// </summary>
+public sealed record NodeProof(byte[] Certificate, byte[] Signature)
+{
+    /// <summary>A certificate of `fedavg certs issue` is about 600 bytes; more is refused by the serializer.</summary>
+    public const int MaxCertificateBytes = 8 * 1024;
+    /// <summary>An ECDSA P-256 signature is 64 bytes; more is refused by the serializer.</summary>
+    public const int MaxSignatureBytes = 512;
+}
 
 /// <summary>
 /// <paramref name="Message"/> between a node and the coordinator, after the node's <see cref="JoinFederation"/>:
@@ -116,7 +134,12 @@ public sealed record InSession(Guid Session, IFedAvgMessage Message) : IFedAvgMe
 public sealed record RunSpec(
     string Federation, string Dataset, string Model, int Clients, string Partition, int Seed, bool Standardize, ulong LayoutHash);
 
-public sealed record Welcome(RunSpec Spec) : IFedAvgMessage;
+/// <summary>
+/// The coordinator admits a node. <paramref name="Proof"/>: with TLS, the coordinator's signature, with a certificate of
+/// role server, over the node's join and its own address (Hosting/NodeIdentity); a TLS node takes part only after a
+/// welcome whose proof verifies, and trains only for the coordinator that sent it. Null in plaintext and in one process.
+/// </summary>
+public sealed record Welcome(RunSpec Spec, NodeProof? Proof = null) : IFedAvgMessage;
 
 /// <summary>The coordinator will not have this node (wrong federation, a range outside 0..K−1 or taken by another node).</summary>
 public sealed record JoinRefused(string Reason) : IFedAvgMessage;
@@ -237,8 +260,9 @@ public sealed record CheckpointReplica(int Round, long Length, ulong Checksum, A
 
 /// <summary>
 /// Certificate serials the active server's revoked.txt lists (with TLS), sent to each standby when it joins and when
-/// the list grows, so that a standby that takes over refuses the nodes the server refused. A standby adds them to its
-/// own list and never removes one on the network's word: lifting a revocation is done by hand, on each server. At
+/// the list grows, so that a standby that takes over refuses the nodes the server refused; and to each node after its
+/// welcome and as a round starts, so that nodes refuse them too (any member connects to any other). A standby or node
+/// adds them to its own list and never removes one on the network's word: lifting a revocation is done by hand. At
 /// most <see cref="MaxPerMessage"/> serials of at most 64 hex digits each (under 70 KB, inside the remote frame); a
 /// longer list goes in several messages.
 /// </summary>

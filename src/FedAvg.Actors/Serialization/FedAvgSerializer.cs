@@ -27,7 +27,8 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
 {
     public const int Id = 4242;
     // 2: JoinFederation and StandbyJoin carry a session, and InSession wraps the messages after them
-    public const byte FormatVersion = 2;
+    // 3: JoinFederation and Welcome carry their sender's proof of its certificate (NodeProof) when there is one
+    public const byte FormatVersion = 3;
     public override int Identifier => Id;
 
     /// <summary>
@@ -100,10 +101,12 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                     default: throw new ArgumentException($"unknown client request {m.Request.GetType()}");
                 }
                 w.Bytes(m.Session.ToByteArray());
+                WriteProof(ref w, m.Proof);
                 break;
-            case Welcome { Spec: var s }:
+            case Welcome { Spec: var s } m:
                 w.String(s.Federation); w.String(s.Dataset); w.String(s.Model); w.Int(s.Clients); w.String(s.Partition);
                 w.Int(s.Seed); w.Bool(s.Standardize); w.ULong(s.LayoutHash);
+                WriteProof(ref w, m.Proof);
                 break;
             case JoinRefused m: w.Reason(m.Reason); break;
             case JoinHeldBack m: w.Reason(m.Reason); break;
@@ -230,9 +233,9 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                     1 => new ClientRange(r.Int("first client"), r.Int("last client")),
                     2 => new OwnData(r.Int("sample count")),
                     var k => throw new InvalidDataException($"unknown client request kind {k}"),
-                }, ReadSession(ref r)),
+                }, ReadSession(ref r), ReadProof(ref r)),
                 "WE" => new Welcome(new RunSpec(r.String("federation"), r.String("dataset"), r.String("model"), r.Int("clients"),
-                    r.String("partition"), r.Int("seed"), r.Bool("standardize"), r.ULong("layout hash"))),
+                    r.String("partition"), r.Int("seed"), r.Bool("standardize"), r.ULong("layout hash")), ReadProof(ref r)),
                 "JR" => new JoinRefused(r.String("reason")),
                 "JH" => new JoinHeldBack(r.String("reason")),
                 "RC" => ReadRegisterClients(ref r),
@@ -261,6 +264,26 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
         var session = r.Bytes("session");
         if (session.Length != 16) throw new InvalidDataException($"a session of {session.Length} bytes, expected 16");
         return new Guid(session);
+    }
+
+    static void WriteProof(ref WireWriter w, NodeProof? proof)
+    {
+        w.Bool(proof is not null);
+        if (proof is null) return;
+        w.Bytes(proof.Certificate);
+        w.Bytes(proof.Signature);
+    }
+
+    static NodeProof? ReadProof(ref WireReader r)
+    {
+        if (!r.Bool("proof")) return null;
+        var certificate = r.Bytes("proof certificate");
+        if (certificate.Length is 0 or > NodeProof.MaxCertificateBytes)
+            throw new InvalidDataException($"a proof certificate of {certificate.Length} bytes (1 to {NodeProof.MaxCertificateBytes})");
+        var signature = r.Bytes("proof signature");
+        if (signature.Length is 0 or > NodeProof.MaxSignatureBytes)
+            throw new InvalidDataException($"a proof signature of {signature.Length} bytes (1 to {NodeProof.MaxSignatureBytes})");
+        return new NodeProof(certificate, signature);
     }
 
     static string NameOf(string manifest) => Manifests.FirstOrDefault(kv => kv.Value == manifest).Key?.Name ?? "unknown";
@@ -477,6 +500,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
 
     static int EstimateSize(object obj)
     {
+        static int ProofSize(NodeProof? p) => p is null ? 0 : 8 + p.Certificate.Length + p.Signature.Length;
         static int PayloadSize(WeightsPayload p) => 96 + Encoding.UTF8.GetMaxByteCount(p.Header.ClientId.Length)
                                                     + (p is LocalWeights l ? 4 + l.Weights.Length * sizeof(float) : 1024);
         return obj switch
@@ -486,6 +510,8 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
             RunCompleted c => 64 + c.FinalWeights.Length * sizeof(float),
             RegisterClients rc => 128 + rc.Clients.Count * 256,
             StandbyJoin j => 64 + Encoding.UTF8.GetMaxByteCount(j.Federation.Length + j.Settings.Length),
+            JoinFederation j => 96 + Encoding.UTF8.GetMaxByteCount(j.NodeId.Length + j.Federation.Length) + ProofSize(j.Proof),
+            Welcome w => 256 + ProofSize(w.Proof),
             CheckpointReplica => 1024,
             RevokedCertificates v => 16 + v.Serials.Sum(serial => 4 + Encoding.UTF8.GetMaxByteCount(serial.Length)),
             _ => 256,

@@ -37,6 +37,11 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     readonly Func<float[], Task<Evaluation>> evaluate;
     readonly IActorRef observer;
     readonly WeightChannelServer? channel;
+    // With TLS: a join counts only with its node's proof, and a welcome carries this server's (Hosting/NodeIdentity)
+    readonly Hosting.NodeIdentity? identity;
+    // With TLS: the revoked serials each node was sent (RevokedCertificates), so that nodes refuse the members this
+    // server refuses (a member connects to any other) without a copy of revoked.txt
+    readonly Dictionary<string, HashSet<string>> revokedSentTo = new();
     // the weight channel's tickets for the current global weights (one per node) and the (round, attempt) they are for
     readonly HashSet<Guid> offered = new();
     (int Round, int Attempt) offeredFor;
@@ -85,9 +90,14 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
+    /// <param name="identity">With TLS (`fedavg server`): a join is admitted only with a proof of the certificate named
+    /// as its node, and each welcome is signed with this server's certificate. Null: every join is taken at its word
+    /// and welcomes carry no proof, as in one process and in plaintext.</param>
     public FederationServer(IStrategy strategy, ServerSettings settings, float[] initialWeights,
-        Func<float[], Task<Evaluation>> evaluate, IActorRef? observer = null, WeightChannelServer? channel = null)
+        Func<float[], Task<Evaluation>> evaluate, IActorRef? observer = null, WeightChannelServer? channel = null,
+        Hosting.NodeIdentity? identity = null)
     {
+        this.identity = identity;
         settings.Validate();
         if (initialWeights.Length != settings.Layout.TotalLength)
             throw new ArgumentException($"initial weights have {initialWeights.Length} values, model {settings.ModelName} has {settings.Layout.TotalLength}.");
@@ -106,8 +116,9 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     }
 
     public static Props Props(IStrategy strategy, ServerSettings settings, float[] initialWeights,
-        Func<float[], Task<Evaluation>> evaluate, IActorRef? observer = null, WeightChannelServer? channel = null) =>
-        Akka.Actor.Props.Create(() => new FederationServer(strategy, settings, initialWeights, evaluate, observer, channel));
+        Func<float[], Task<Evaluation>> evaluate, IActorRef? observer = null, WeightChannelServer? channel = null,
+        Hosting.NodeIdentity? identity = null) =>
+        Akka.Actor.Props.Create(() => new FederationServer(strategy, settings, initialWeights, evaluate, observer, channel, identity));
 
     bool IsCluster => ((ExtendedActorSystem)Context.System).Provider is ClusterActorRefProvider;
     // Messages can come from other processes: Akka's sender proves nothing, only a node's session does.
@@ -264,6 +275,30 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         training = true;
         Become(Training);
         FanOut(plan.Clients);
+        SendRevocations();
+    }
+
+    /// <summary>
+    /// With TLS, each node is sent the revoked serials it was not sent yet: after its welcome, and as each round starts
+    /// (revoked.txt is read again whenever it changes: TransportSecurity.Revoked, looked at off the actor, since it may
+    /// read the file). A node revokes them at once and adds them to its own revoked.txt (ClientHost).
+    /// </summary>
+    void SendRevocations()
+    {
+        if (identity is null || !OverTheWire) return;
+        var tls = identity.Tls;
+        Task.Run(() => new RevocationsRead(tls.Revoked.ToList())).PipeTo(Self, failure: e => new RevocationsUnread(e.GetBaseException().Message));
+    }
+
+    void Revocations(RevocationsRead read)
+    {
+        foreach (var node in nodes.Values)
+        {
+            if (!revokedSentTo.TryGetValue(node.NodeId, out var sent)) revokedSentTo[node.NodeId] = sent = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+            var fresh = read.Serials.Where(s => !sent.Contains(s)).ToList();
+            foreach (var batch in fresh.Chunk(RevokedCertificates.MaxPerMessage)) Tell(node.Agent, node.Session, new RevokedCertificates(batch));
+            sent.UnionWith(fresh);
+        }
     }
 
     /// <summary>One TrainRound per node, carrying the global weights once for all of that node's sampled clients.</summary>
@@ -786,6 +821,8 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         Receive<DispatchFailed>(_ => { });
         Receive<Terminated>(t => ClientGone(t.ActorRef));
         Receive<NodeRevoked>(Revoked);
+        Receive<RevocationsRead>(Revocations);
+        Receive<RevocationsUnread>(f => log.Warning("server: cannot read the revoked list to send it to the nodes: {0}", f.Reason));
         Receive<ClusterEvent.UnreachableMember>(u => NodeLost(u.Member.Address, "unreachable", forget: false));
         Receive<ClusterEvent.MemberRemoved>(m => NodeLost(m.Member.Address, "removed from the cluster", forget: true));
         Receive<ClusterEvent.ReachableMember>(m =>
@@ -863,13 +900,14 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             {
                 // Not answered: the node asks again every 2 s (Retry) and is admitted once the member holding the id is
                 // unreachable or gone. A node restarted on a new port after a SIGKILL waits for the failure detector
-                // (seconds); a second node started with the same --node-id, or a member posing as this one, waits for good.
+                // (seconds); a second node started with the same --node-id (with TLS: the same certificate) waits for good.
                 if (deferred.Add((join.NodeId, Sender.Path.Address)))
                     log.Warning("server: not admitting node {0} from {1} yet: node {0} at {2} is up and reachable, and it keeps its " +
-                                "clients until that member is unreachable or gone (two nodes started with one --node-id?)",
+                                "clients until that member is unreachable or gone (two nodes started with one " + (identity is null ? "--node-id?)" : "certificate?)"),
                         join.NodeId, Sender.Path.Address, known.Agent.Path.Address);
                 Tell(Sender, join.Session, new JoinHeldBack($"node {join.NodeId} at {known.Agent.Path.Address} is up and reachable; " +
-                    "this node is admitted once that member is unreachable or gone (is another node running with the same --node-id?)"));
+                    "this node is admitted once that member is unreachable or gone (is another node running with the same " +
+                    (identity is null ? "--node-id?)" : "certificate? With TLS a node's id is its certificate's name)")));
                 return;
             }
             deferred.Remove((join.NodeId, Sender.Path.Address));
@@ -886,7 +924,11 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             return;
         }
         if (finished) Tell(Sender, join.Session, new RunFinished(true, "the run is over"));
-        else Tell(Sender, join.Session, new Welcome(spec));
+        else
+        {
+            Tell(Sender, join.Session, new Welcome(spec, identity?.ProveWelcome(join, ((ExtendedActorSystem)Context.System).Provider.DefaultAddress)));
+            SendRevocations();
+        }
     }
 
     /// <summary>
@@ -911,6 +953,10 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         if (string.IsNullOrWhiteSpace(join.NodeId)) return "it has no node id";
         // a session is one node's secret (Messages/Protocol.cs): the same one under another id is not that node's
         if (bySession.TryGetValue(join.Session, out var holder) && holder.NodeId != join.NodeId) return "its session is another node's";
+        // A repeated join of an admitted node (every 2 s until answered, and after RegisterAgain) names its session, which
+        // only that node knows: its proof was checked when it was admitted. Any other join is checked.
+        bool admitted = holder is not null && holder.Agent.Equals(Sender);
+        if (!admitted && identity?.JoinRejection(join, Sender.Path.Address) is { } unproven) return unproven;
         switch (join.Request)
         {
             case ClientRange r:
@@ -1018,11 +1064,13 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         if (nodes.TryGetValue(node.NodeId, out var replaced)) bySession.Remove(replaced.Session);
         nodes[node.NodeId] = node;
         bySession[node.Session] = node;
+        revokedSentTo.Remove(node.NodeId); // a new incarnation holds only what its revoked.txt holds
     }
 
     void ForgetNode(string nodeId)
     {
         if (nodes.Remove(nodeId, out var node)) bySession.Remove(node.Session);
+        revokedSentTo.Remove(nodeId);
     }
 
     void DropClientsOf(string nodeId, string why)
@@ -1065,6 +1113,8 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     sealed record RoundDeadline(int Round, int Attempt) : INoSerializationVerificationNeeded;
     sealed record WaitExpired(int Round) : INoSerializationVerificationNeeded;
     sealed record NodeRevoked(string NodeId, string Reason) : INoSerializationVerificationNeeded;
+    sealed record RevocationsRead(IReadOnlyList<string> Serials) : INoSerializationVerificationNeeded;
+    sealed record RevocationsUnread(string Reason) : INoSerializationVerificationNeeded;
     sealed record Dispatch(IActorRef Agent, Guid Session, TrainRound Message) : INoSerializationVerificationNeeded;
     sealed record DispatchFailed(int Round, int Attempt, IReadOnlyList<ClientTask> Clients, string Reason) : INoSerializationVerificationNeeded;
     sealed record UpdateReceived(int Round, UpdateSubmitted Update, float[] Weights) : INoSerializationVerificationNeeded;

@@ -29,6 +29,8 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
     readonly Func<string, string?> settingsRejection;
     readonly Func<IReadOnlySet<string>>? revoked;
     readonly ILoggingAdapter log = Context.GetLogger();
+    // joins it refuses or ignores, one line per sender and kind every 10 s: any member can send StandbyJoin at wire speed
+    readonly PeerWarnings drops;
     readonly List<RoundMetrics> rounds = new();
     // each standby, and the last round whose record and checkpoint it was sent
     readonly Dictionary<IActorRef, int> standbys = new();
@@ -53,6 +55,7 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
         this.checkpointPath = checkpointPath;
         this.settingsRejection = settingsRejection;
         this.revoked = revoked;
+        drops = new PeerWarnings(line => log.Warning("{0}", line), "standby feed");
         Receive<StandbyJoin>(Join);
         Receive<RoundCompleted>(completed =>
         {
@@ -133,6 +136,8 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
 
     protected override void PreStart() => materializer = Context.System.Materializer();
 
+    protected override void PostStop() => drops.Dispose();
+
     void Send(IActorRef standby, IFedAvgMessage message) => Send(standby, sessions[standby], message);
 
     /// <summary>To a standby, in its session when messages go over the wire (in one process, as it is).</summary>
@@ -150,7 +155,8 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
             // a retry that crossed the answer, answered in the session of the first join: a join in another one, with
             // the standby's own actor as sender, is not the standby's (its session is its own for its life)
             if (join.Session == sessions[standby]) Send(standby, new StandbyAccepted(standbys[standby]));
-            else log.Warning("standby feed: ignoring a join as the standby at {0} in another session than its own", standby.Path);
+            else drops.Warn(standby.Path.Address.ToString(), "join in another session",
+                $"standby feed: ignoring a join as the standby at {standby.Path} in another session than its own");
             return;
         }
         string? reason = join.Federation != federation ? $"it stands by for federation '{join.Federation}', this server runs '{federation}'"
@@ -159,7 +165,7 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
             : settingsRejection(join.Settings);
         if (reason is not null)
         {
-            log.Warning("standby feed: refusing the standby at {0}: {1}", standby.Path.Address, reason);
+            drops.Warn(standby.Path.Address.ToString(), "refused join", $"standby feed: refusing the standby at {standby.Path.Address}: {reason}");
             Send(standby, join.Session, new StandbyRefused(reason));
             return;
         }

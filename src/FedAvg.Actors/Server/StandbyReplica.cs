@@ -276,14 +276,7 @@ public sealed class StandbyReplica : ReceiveActor, IWithStash, IWithTimers
             log.Warning("standby: ignoring {0} revoked certificate(s) from {1}: this standby runs without TLS", serials.Count, from);
             return;
         }
-        var fresh = security.AddRevoked(serials);
-        if (fresh.Count == 0) return;
-        string path = security.RevokedPath, source = from, note = $"revoked by the server at {from}, replicated {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC";
-        string done = $"revoked {fresh.Count} certificate(s) the server at {source} revoked ({string.Join(", ", fresh.Take(3))}{(fresh.Count > 3 ? ", …" : "")})";
-        Task.Factory.StartNew(() => Hosting.FederationCertificates.AddRevoked(path, fresh.Select(f => (f, note))),
-                CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default) // a disk write: not on the pool
-            .PipeTo(Self, success: _ => new Revoked($"{done}; added to {path}"),
-                failure: e => new Revoked($"{done}, until this standby stops: cannot add them to {path} ({e.GetBaseException().Message})"));
+        security.Replicate(serials, from)?.PipeTo(Self, success: line => new Revoked(line));
     }
 
     /// <summary>One replica at a time, in the order they came: the records and the end wait behind it.</summary>
