@@ -93,6 +93,22 @@ public sealed class NodeIdentityTests() : TestKit(HoconFiles.Load("simulation.co
     }
 
     [Fact]
+    public void A_standby_join_counts_only_with_a_server_certificates_proof_for_that_session_and_address()
+    {
+        var (server, standby, node) = (Of("server", FederationCertificates.RoleServer), Of("standby", FederationCertificates.RoleServer), Of("node-a"));
+        var session = Guid.NewGuid();
+        StandbyJoin With(NodeProof? proof) => new("fedavg", "fedavg.simulation {}", session, proof);
+        Assert.Null(server.StandbyJoinRejection(With(standby.ProveStandbyJoin("fedavg", session, Here)), Here));
+        Assert.StartsWith("it proves no server certificate", server.StandbyJoinRejection(With(null), Here));
+        Assert.Equal("its certificate 'CN=node-a, OU=client, O=fedavg federation' is issued for role 'client', not 'server'",
+            server.StandbyJoinRejection(With(node.ProveStandbyJoin("fedavg", session, Here)), Here));
+        Assert.Contains("does not verify", server.StandbyJoinRejection(With(standby.ProveStandbyJoin("fedavg", session, Here)), Server));
+        Assert.Contains("does not verify", server.StandbyJoinRejection(With(standby.ProveStandbyJoin("fedavg", Guid.NewGuid(), Here)), Here));
+        // a welcome's signature (a server's, for a node's join) is no standby's join
+        Assert.Contains("does not verify", server.StandbyJoinRejection(With(standby.ProveWelcome(Join("", session, null), Here)), Here));
+    }
+
+    [Fact]
     public void With_TLS_a_nodes_id_is_its_certificates_name_and_another_one_is_refused_at_start_naming_both()
     {
         var tls = Of("node-a").Tls;
@@ -176,6 +192,45 @@ public sealed class NodeIdentityTests() : TestKit(HoconFiles.Load("simulation.co
         {
             await wire.Terminate();
         }
+    }
+
+    /// <summary>
+    /// Checking a join's proof costs the coordinator a chain build (about 1 ms), and any member can send joins at wire
+    /// speed: past 20 checks in 10 s from one address the coordinator stops checking joins from there, says so once, and
+    /// still answers the nodes it admitted.
+    /// </summary>
+    [Fact]
+    public void A_flood_of_forged_joins_costs_the_coordinator_at_most_twenty_checks_and_one_line_each_and_the_admitted_node_is_answered()
+    {
+        var identity = Of("server", FederationCertificates.RoleServer);
+        var (nodeA, mallory) = (Of("node-a"), Of("mallory"));
+        using var pool = new TrainerPool(Model, 1, 1);
+        using var model = ModelZoo.Create(Model, 1);
+        var layout = WeightLayout.Of(model);
+        var observer = CreateTestProbe();
+        observer.IgnoreMessages(m => m is ServerEvent);
+        // in this test's system, whose log the event filters read (one process: messages go without sessions)
+        var server = Sys.ActorOf(ServerGuardian.Props(FederationServer.Props(new FedAvgStrategy(new FedAvgOptions(1.0, 1, new TrainConfig(1, 10, 0.1), Seed: 1)),
+            new ServerSettings(Model, layout, 1, 1, TimeSpan.FromMinutes(1), 1, Seed: 1, MinClients: 1), Weights.Read(model, layout),
+            w => pool.Evaluate(w, TestData.MnistTest.Take(200)), observer, identity: identity), observer));
+        var (honest, intruder) = (CreateTestProbe(), CreateTestProbe());
+        Address address = honest.Ref.Path.Address; // one address for both probes: the honest node's check counts too
+        var ours = Guid.NewGuid();
+        var join = Join("node-a", ours, nodeA.ProveJoin("fedavg", "node-a", ours, address));
+        honest.Send(server, join);
+        honest.ExpectMsg<Welcome>(); // 1 check
+
+        var theirs = Guid.NewGuid();
+        var forged = Join("node-a", theirs, mallory.ProveJoin("fedavg", "node-a", theirs, address));
+        EventFilter.Warning(contains: "server: refusing node node-a at").ExpectOne(() => // the same refusal 19 times: one line
+            EventFilter.Warning(contains: $"server: not checking more joins from {address} for now: over 20 in 10 s").ExpectOne(() =>
+            {
+                for (int i = 0; i < 30; i++) intruder.Send(server, forged);
+            }));
+        honest.Send(server, join); // its session: answered without a check, after the flood in the mailbox
+        honest.ExpectMsg<Welcome>();
+        Assert.All(intruder.ReceiveN(19), m => Assert.IsType<JoinRefused>(m));
+        intruder.ExpectNoMsg(TimeSpan.Zero); // the other 11 were neither checked nor answered
     }
 
     protected override void Dispose(bool disposing)

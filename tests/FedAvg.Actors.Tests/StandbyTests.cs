@@ -226,11 +226,21 @@ public sealed class StandbyTests : TestKit
         using var standbyTls = Load(standbyPfx);
         Assert.Null(standbyTls.Check(a));
         var (active, standbyPath) = Paths();
-        var feed = Sys.ActorOf(StandbyFeed.Props("fedavg", active, theirs => ClusterServer.SettingsRejection(Settings, theirs), () => serverTls.Revoked),
-            ClusterHosting.StandbyFeedName);
+        var feed = Sys.ActorOf(StandbyFeed.Props("fedavg", active, theirs => ClusterServer.SettingsRejection(Settings, theirs), () => serverTls.Revoked,
+            new NodeIdentity(serverTls)), ClusterHosting.StandbyFeedName);
+        // with TLS a standby proves a certificate of role server: a member with a node's certificate, or none, gets no replica
+        using var nodeTls = TransportSecurity.Load(new TlsSettings(Issue("node-e"), Path.Combine(root, "node-e", FederationCertificates.CaCertificateFile), "", false),
+            new Endpoint("127.0.0.1", null, 0), ClusterHosting.ClientRole)!;
+        var posing = Guid.NewGuid();
+        feed.Tell(new StandbyJoin("fedavg", Settings, posing, new NodeIdentity(nodeTls).ProveStandbyJoin("fedavg", posing, Local)), TestActor);
+        Assert.Equal("its certificate 'CN=node-e, OU=client, O=fedavg federation' is issued for role 'client', not 'server'", ExpectMsg<StandbyRefused>().Reason);
+        feed.Tell(new StandbyJoin("fedavg", Settings, posing), TestActor);
+        Assert.StartsWith("it proves no server certificate", ExpectMsg<StandbyRefused>().Reason);
+
         var reports = new TestProbeReports(CreateTestProbe());
-        var replica = Sys.ActorOf(StandbyReplica.Props(Local, new StandbyJoin("fedavg", Settings, Guid.NewGuid()), standbyPath, "test-model", "fedavg", reports.Tell,
-            security: standbyTls));
+        var session = Guid.NewGuid();
+        var replica = Sys.ActorOf(StandbyReplica.Props(Local, new StandbyJoin("fedavg", Settings, session, new NodeIdentity(standbyTls).ProveStandbyJoin("fedavg", session, Local)),
+            standbyPath, "test-model", "fedavg", reports.Tell, security: standbyTls));
         string Next() => reports.Probe.FishForMessage<StandbyEvent>(e => e is StandbyEvent v && v.Text.StartsWith("revoked"), TimeSpan.FromSeconds(10)).Text;
 
         // at the join: in force in the standby's process, and written beside its ca.crt

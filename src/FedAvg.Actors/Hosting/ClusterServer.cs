@@ -128,8 +128,9 @@ public sealed class ClusterServer
             OnEvent?.Invoke($"weight channel at {endpoint.Hostname}:{channel.Port}{(Tls is null ? "" : " (mutual TLS)")}");
 
             string settingsText = options.ToHocon();
+            var identity = Tls is { } tls ? new NodeIdentity(tls) : null;
             var feed = system.ActorOf(StandbyFeed.Props(cluster.Federation, CheckpointPath, theirs => SettingsRejection(settingsText, theirs),
-                    Tls is { } tls ? () => tls.Revoked : null),
+                    Tls is { } revoking ? () => revoking.Revoked : null, identity),
                 ClusterHosting.StandbyFeedName);
             var observer = RunStart.Observer(system, m =>
             {
@@ -137,7 +138,11 @@ public sealed class ClusterServer
                 feed.Tell(new RoundCompleted(m));
             }, outcome, OnEvent);
             if (StandbyOf is { } activeServer)
-                system.ActorOf(StandbyReplica.Props(activeServer, new StandbyJoin(cluster.Federation, settingsText, InSession.NewSession()), CheckpointPath!, options.Model,
+            {
+                var session = InSession.NewSession();
+                system.ActorOf(StandbyReplica.Props(activeServer,
+                    new StandbyJoin(cluster.Federation, settingsText, session, identity?.ProveStandbyJoin(cluster.Federation, session, self.SelfAddress)),
+                    CheckpointPath!, options.Model,
                     firstStrategy.Name, report =>
                     {
                         switch (report)
@@ -151,6 +156,7 @@ public sealed class ClusterServer
                             default: standbyEnd.TrySetResult(report); break;
                         }
                     }, cluster.JoinTimeout, Tls), "standby");
+            }
             var coordinatorChannel = channel;
             system.ActorOf(ClusterSingletonManager.Props(ServerGuardian.Props(() => Coordinator(observer, coordinatorChannel), observer), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole(ClusterHosting.ServerRole)), ClusterHosting.CoordinatorName);

@@ -29,7 +29,7 @@ namespace FedAvg.Actors.Hosting;
 /// </remarks>
 public sealed class NodeIdentity(TransportSecurity tls)
 {
-    const string Join = "node join", WelcomeOf = "coordinator welcome";
+    const string Join = "node join", WelcomeOf = "coordinator welcome", Standby = "standby join";
 
     public TransportSecurity Tls => tls;
 
@@ -66,6 +66,17 @@ public sealed class NodeIdentity(TransportSecurity tls)
     /// <summary>The coordinator's proof for its welcome of <paramref name="join"/>, sent from <paramref name="self"/>.</summary>
     public NodeProof ProveWelcome(JoinFederation join, Address self) => Sign(SignedText(WelcomeOf, join.Federation, join.NodeId, join.Session, self));
 
+    /// <summary>A standby server's proof for its join to the active server's feed, from <paramref name="self"/>.</summary>
+    public NodeProof ProveStandbyJoin(string federation, Guid session, Address self) => Sign(SignedText(Standby, federation, "", session, self));
+
+    /// <summary>
+    /// Why <paramref name="join"/>, which came from <paramref name="from"/>, is not a standby server's of this federation,
+    /// or null: a member with a node's certificate that calls itself a standby gets no replica of the run.
+    /// </summary>
+    public string? StandbyJoinRejection(StandbyJoin join, Address from) =>
+        Verify(join.Proof, "its", FederationCertificates.RoleServer, SignedText(Standby, join.Federation, "", join.Session, from), from, _ => null,
+            "it proves no server certificate: this server runs with TLS and replicates its run only to a standby server of its federation");
+
     /// <summary>
     /// Why <paramref name="join"/>, which came from <paramref name="from"/>, is not the join of the node it names, or null:
     /// its certificate must be the federation's, valid, not revoked, issued for a node (role client) under the node's id,
@@ -86,7 +97,7 @@ public sealed class NodeIdentity(TransportSecurity tls)
         Verify(welcome.Proof, "its welcome's", FederationCertificates.RoleServer, SignedText(WelcomeOf, federation, nodeId, session, from), from,
             _ => null, "its welcome proves no server certificate: this node runs with TLS and takes part only with a server of its federation");
 
-    /// <summary>Every fault named; nothing of the certificate is trusted before its chain is.</summary>
+    /// <summary>Every fault named; nothing of the certificate is trusted before its chain and signature are (its role and name only refuse).</summary>
     string? Verify(NodeProof? proof, string owner, string role, byte[] text, Address from, Func<X509Certificate2, string?> named, string none)
     {
         if (proof is null) return none;
@@ -101,10 +112,11 @@ public sealed class NodeIdentity(TransportSecurity tls)
         }
         using (certificate)
         {
-            if (tls.Check(certificate) is { } why) return why;
+            // the cheap checks first: the chain build is most of a check's cost (FederationServer bounds how many it runs)
             if (FederationCertificates.RoleOf(certificate) is var issued && issued != role)
                 return $"{owner} certificate '{certificate.Subject}' is issued for role '{issued ?? "none"}', not '{role}'";
             if (named(certificate) is { } misnamed) return misnamed;
+            if (tls.Check(certificate) is { } why) return why;
             using var key = certificate.GetECDsaPublicKey();
             if (key is null) return $"the certificate '{certificate.Subject}' has no ECDSA key";
             bool verified;

@@ -242,8 +242,10 @@ public sealed record RunFinished(bool Completed, string Reason) : IFedAvgMessage
 /// <summary>A standby server asks the active one to replicate its run. <paramref name="Settings"/>: its run settings as
 /// HOCON (SimulationOptions.ToHocon), which must match the active server's, except the trainers it runs with.
 /// <paramref name="Session"/>: drawn by the standby when it starts; the feed's every message to it travels in it
-/// (<see cref="InSession"/>), so no other member can send it a checkpoint to resume from, or end it.</summary>
-public sealed record StandbyJoin(string Federation, string Settings, Guid Session) : IFedAvgMessage;
+/// (<see cref="InSession"/>), so no other member can send it a checkpoint to resume from, or end it.
+/// <paramref name="Proof"/>: with TLS, that the standby holds the key of a certificate of role server (Hosting/
+/// NodeIdentity); a TLS server replicates its run to no member without one. Null in plaintext.</summary>
+public sealed record StandbyJoin(string Federation, string Settings, Guid Session, NodeProof? Proof = null) : IFedAvgMessage;
 
 /// <summary>The active server replicates to this standby from now on; <paramref name="Round"/>: its last checkpoint's (0: none yet).</summary>
 public sealed record StandbyAccepted(int Round) : IFedAvgMessage;

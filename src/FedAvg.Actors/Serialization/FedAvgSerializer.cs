@@ -27,7 +27,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
 {
     public const int Id = 4242;
     // 2: JoinFederation and StandbyJoin carry a session, and InSession wraps the messages after them
-    // 3: JoinFederation and Welcome carry their sender's proof of its certificate (NodeProof) when there is one
+    // 3: JoinFederation, Welcome and StandbyJoin carry their sender's proof of its certificate (NodeProof) when there is one
     public const byte FormatVersion = 3;
     public override int Identifier => Id;
 
@@ -170,7 +170,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 w.Floats(m.FinalWeights);
                 break;
             case RunFailed m: w.Int(m.Round); w.Reason(m.Reason); break;
-            case StandbyJoin m: w.String(m.Federation); w.String(m.Settings); w.Bytes(m.Session.ToByteArray()); break;
+            case StandbyJoin m: w.String(m.Federation); w.String(m.Settings); w.Bytes(m.Session.ToByteArray()); WriteProof(ref w, m.Proof); break;
             case StandbyAccepted m: w.Int(m.Round); break;
             case StandbyRefused m: w.Reason(m.Reason); break;
             case CheckpointReplica m:
@@ -251,7 +251,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
                 "RM" => ReadRoundCompleted(ref r),
                 "RD" => ReadRunCompleted(ref r),
                 "RX" => new RunFailed(r.Int("round"), r.String("reason")),
-                "SJ" => new StandbyJoin(r.String("federation"), r.String("settings"), ReadSession(ref r)),
+                "SJ" => new StandbyJoin(r.String("federation"), r.String("settings"), ReadSession(ref r), ReadProof(ref r)),
                 "SA" => new StandbyAccepted(r.Int("round")),
                 "SX" => new StandbyRefused(r.String("reason")),
                 "CR" => ReadCheckpointReplica(ref r),
@@ -509,7 +509,7 @@ public sealed class FedAvgSerializer(ExtendedActorSystem system) : SerializerWit
             UpdateSubmitted u => 128 + Encoding.UTF8.GetMaxByteCount(u.ClientId.Length) + PayloadSize(u.Weights),
             RunCompleted c => 64 + c.FinalWeights.Length * sizeof(float),
             RegisterClients rc => 128 + rc.Clients.Count * 256,
-            StandbyJoin j => 64 + Encoding.UTF8.GetMaxByteCount(j.Federation.Length + j.Settings.Length),
+            StandbyJoin j => 64 + Encoding.UTF8.GetMaxByteCount(j.Federation.Length + j.Settings.Length) + ProofSize(j.Proof),
             JoinFederation j => 96 + Encoding.UTF8.GetMaxByteCount(j.NodeId.Length + j.Federation.Length) + ProofSize(j.Proof),
             Welcome w => 256 + ProofSize(w.Proof),
             CheckpointReplica => 1024,

@@ -28,6 +28,7 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
     readonly string? checkpointPath;
     readonly Func<string, string?> settingsRejection;
     readonly Func<IReadOnlySet<string>>? revoked;
+    readonly Hosting.NodeIdentity? identity;
     readonly ILoggingAdapter log = Context.GetLogger();
     // joins it refuses or ignores, one line per sender and kind every 10 s: any member can send StandbyJoin at wire speed
     readonly PeerWarnings drops;
@@ -49,8 +50,11 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
     /// <param name="settingsRejection">Why a standby's run settings (HOCON) cannot stand by for this run, or null.</param>
     /// <param name="revoked">The serials this server refuses (TransportSecurity.Revoked, which may read revoked.txt
     /// again: called off the actor), or null without TLS.</param>
-    public StandbyFeed(string federation, string? checkpointPath, Func<string, string?> settingsRejection, Func<IReadOnlySet<string>>? revoked = null)
+    /// <param name="identity">With TLS: a standby is accepted only with a proof of a certificate of role server (Hosting/NodeIdentity).</param>
+    public StandbyFeed(string federation, string? checkpointPath, Func<string, string?> settingsRejection, Func<IReadOnlySet<string>>? revoked = null,
+        Hosting.NodeIdentity? identity = null)
     {
+        this.identity = identity;
         this.federation = federation;
         this.checkpointPath = checkpointPath;
         this.settingsRejection = settingsRejection;
@@ -131,8 +135,8 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
     }
 
     public static Props Props(string federation, string? checkpointPath, Func<string, string?> settingsRejection,
-        Func<IReadOnlySet<string>>? revoked = null) =>
-        Akka.Actor.Props.Create(() => new StandbyFeed(federation, checkpointPath, settingsRejection, revoked));
+        Func<IReadOnlySet<string>>? revoked = null, Hosting.NodeIdentity? identity = null) =>
+        Akka.Actor.Props.Create(() => new StandbyFeed(federation, checkpointPath, settingsRejection, revoked, identity));
 
     protected override void PreStart() => materializer = Context.System.Materializer();
 
@@ -160,6 +164,7 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
             return;
         }
         string? reason = join.Federation != federation ? $"it stands by for federation '{join.Federation}', this server runs '{federation}'"
+            : identity?.StandbyJoinRejection(join, standby.Path.Address) is { } unproven ? unproven
             : checkpointPath is null ? "this server keeps no checkpoint to replicate"
             : finished ? "the run is over"
             : settingsRejection(join.Settings);
