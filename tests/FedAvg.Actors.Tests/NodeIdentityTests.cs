@@ -20,15 +20,36 @@ namespace FedAvg.Actors.Tests;
 /// coordinator. Before, any member with a certificate of the federation could join under the id of another node (a
 /// node that is gone, or in own-data mode a client: its id is the node's). The node's side: ClientHostTests.
 /// </summary>
-public sealed class NodeIdentityTests() : TestKit(HoconFiles.Load("simulation.conf", overrides: "akka.test.single-expect-default = 15s"))
+public sealed class NodeIdentityTests : TestKit
 {
     const string Model = "seed001-2nn";
     readonly TestCertificates certs = new();
+    readonly TrainerPool pool = new(Model, 1, 1);
+    readonly WeightLayout layout;
+    readonly float[] initial;
     static readonly Address Here = new("akka.ssl.tcp", "fedavg", "10.0.0.6", 4060);
     static readonly Address Server = new("akka.ssl.tcp", "fedavg", "10.0.0.5", 4053);
 
+    public NodeIdentityTests() : base(HoconFiles.Load("simulation.conf", overrides: "akka.test.single-expect-default = 15s"))
+    {
+        using var model = ModelZoo.Create(Model, 1);
+        layout = WeightLayout.Of(model);
+        initial = Weights.Read(model, layout);
+    }
+
     NodeIdentity Of(string name, string role = FederationCertificates.RoleClient, bool otherCa = false) =>
         new(TestCertificates.Load(certs.Issue(name, role, otherCa), role == FederationCertificates.RoleServer ? ClusterHosting.ServerRole : ClusterHosting.ClientRole));
+
+    /// <summary>A coordinator of one client and one round, with <paramref name="identity"/> as its TLS, in <paramref name="system"/>.</summary>
+    (IActorRef Server, Akka.TestKit.TestProbe Observer) StartCoordinator(ActorSystem system, NodeIdentity identity)
+    {
+        var observer = CreateTestProbe();
+        observer.IgnoreMessages(m => m is ServerEvent);
+        var strategy = new FedAvgStrategy(new FedAvgOptions(1.0, 1, new TrainConfig(1, 10, 0.1), Seed: 1));
+        var settings = new ServerSettings(Model, layout, 1, 1, TimeSpan.FromMinutes(1), 1, Seed: 1, MinClients: 1);
+        return (system.ActorOf(ServerGuardian.Props(FederationServer.Props(strategy, settings, initial,
+            w => pool.Evaluate(w, TestData.MnistTest.Take(200)), observer, identity: identity), observer)), observer);
+    }
 
     static JoinFederation Join(string node, Guid session, NodeProof? proof, string federation = "fedavg") =>
         new(node, federation, new ClientRange(0, 0), session, proof);
@@ -129,19 +150,10 @@ public sealed class NodeIdentityTests() : TestKit(HoconFiles.Load("simulation.co
     {
         var identity = Of("server", FederationCertificates.RoleServer);
         var (nodeA, mallory) = (Of("node-a"), Of("mallory"));
-        using var pool = new TrainerPool(Model, 1, 1);
-        using var model = ModelZoo.Create(Model, 1);
-        var layout = WeightLayout.Of(model);
-        var initial = Weights.Read(model, layout);
         var wire = OverTheWire.Create("identity");
         try
         {
-            var observer = CreateTestProbe();
-            observer.IgnoreMessages(m => m is ServerEvent);
-            var strategy = new FedAvgStrategy(new FedAvgOptions(1.0, 1, new TrainConfig(1, 10, 0.1), Seed: 1));
-            var settings = new ServerSettings(Model, layout, 1, 1, TimeSpan.FromMinutes(1), 1, Seed: 1, MinClients: 1);
-            var server = wire.ActorOf(ServerGuardian.Props(FederationServer.Props(strategy, settings, initial,
-                w => pool.Evaluate(w, TestData.MnistTest.Take(200)), observer, identity: identity), observer));
+            var (server, observer) = StartCoordinator(wire, identity);
             var (honest, intruder) = (CreateTestProbe(), CreateTestProbe());
             Address address = honest.Ref.Path.Address; // the probes' as the server sees them (Sender.Path.Address)
 
@@ -204,15 +216,8 @@ public sealed class NodeIdentityTests() : TestKit(HoconFiles.Load("simulation.co
     {
         var identity = Of("server", FederationCertificates.RoleServer);
         var (nodeA, mallory) = (Of("node-a"), Of("mallory"));
-        using var pool = new TrainerPool(Model, 1, 1);
-        using var model = ModelZoo.Create(Model, 1);
-        var layout = WeightLayout.Of(model);
-        var observer = CreateTestProbe();
-        observer.IgnoreMessages(m => m is ServerEvent);
         // in this test's system, whose log the event filters read (one process: messages go without sessions)
-        var server = Sys.ActorOf(ServerGuardian.Props(FederationServer.Props(new FedAvgStrategy(new FedAvgOptions(1.0, 1, new TrainConfig(1, 10, 0.1), Seed: 1)),
-            new ServerSettings(Model, layout, 1, 1, TimeSpan.FromMinutes(1), 1, Seed: 1, MinClients: 1), Weights.Read(model, layout),
-            w => pool.Evaluate(w, TestData.MnistTest.Take(200)), observer, identity: identity), observer));
+        var (server, _) = StartCoordinator(Sys, identity);
         var (honest, intruder) = (CreateTestProbe(), CreateTestProbe());
         Address address = honest.Ref.Path.Address; // one address for both probes: the honest node's check counts too
         var ours = Guid.NewGuid();
@@ -236,6 +241,10 @@ public sealed class NodeIdentityTests() : TestKit(HoconFiles.Load("simulation.co
     protected override void Dispose(bool disposing)
     {
         base.Dispose(disposing);
-        if (disposing) certs.Dispose();
+        if (disposing)
+        {
+            certs.Dispose();
+            pool.Dispose();
+        }
     }
 }
