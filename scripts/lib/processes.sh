@@ -4,7 +4,7 @@
 #   stop_on_exit DIR                   on exit: SIGTERM to each pid in $pids, wait for them, remove DIR (a temp dir)
 #   prefix WIDTH NAME                  each line of stdin as "[NAME] line", NAME padded to WIDTH
 #   wait_for FILE REGEX PID WHAT       until FILE has a line matching REGEX, while PID runs (at most 5 minutes)
-#   listening_port FILE                the port of the first "listening at akka.tcp://fedavg@HOST:PORT" in FILE
+#   listening_port FILE                the port of the first "listening at akka[.ssl].tcp://fedavg@HOST:PORT" in FILE
 # $script names the calling script in errors.
 
 fedavg_build() {
@@ -37,4 +37,4 @@ wait_for() {
   exit 1
 }
 
-listening_port() { grep -oE 'listening at akka\.tcp://fedavg@[^:]+:[0-9]+' "$1" | head -1 | grep -oE '[0-9]+$'; }
+listening_port() { grep -oE 'listening at akka(\.ssl)?\.tcp://fedavg@[^:]+:[0-9]+' "$1" | head -1 | grep -oE '[0-9]+$'; }

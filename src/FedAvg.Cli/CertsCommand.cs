@@ -86,7 +86,9 @@ public static class CertsCommand
                 caPassword, password, parse.GetValue(hosts) ?? [], now.AddMinutes(-5), now.AddDays(d));
             Console.WriteLine($"certs: wrote {pfx} (owner-only{(password is null ? ", no password" : ", password-protected")}), " +
                               $"{Path.ChangeExtension(pfx, ".crt")} and {Path.Combine(parse.GetValue(output)!, FederationCertificates.CaCertificateFile)}");
-            Console.WriteLine($"certs: copy that directory to the node and start it with --tls-cert {pfx} --tls-ca {Path.Combine(parse.GetValue(output)!, FederationCertificates.CaCertificateFile)}");
+            string start = parse.GetValue(role) == FederationCertificates.RoleServer ? "`fedavg server`" : $"`fedavg node` (its id: {parse.GetValue(name)})";
+            Console.WriteLine($"certs: copy that directory to its machine and start {start} there with --tls-cert {pfx} " +
+                              $"--tls-ca {Path.Combine(parse.GetValue(output)!, FederationCertificates.CaCertificateFile)}");
             return ExitCodes.Success;
         });
         return command;
