@@ -297,6 +297,9 @@ public sealed class ClientHostTests : TestKit
         EventFilter.Warning(contains: $"node node-t: ignoring round 2 from {rogue.Ref.Path}: no welcome of that coordinator proved a server certificate " +
                                       $"(this node trains for {legit.Ref.Path})").ExpectOne(() =>
             rogue.Send(serving.Host, new InSession(session, Round(2))));
+        EventFilter.Warning(contains: $"node node-t: ignoring the end of the run from {rogue.Ref.Path}: this node trains for {legit.Ref.Path}").ExpectOne(() =>
+            rogue.Send(serving.Host, new InSession(session, new RunFinished(true, "over, says the rogue"))));
+        Assert.DoesNotContain(serving.Outcomes, o => o is NodeRunFinished);
         rogue.Send(serving.Host, RegisterAgain.Instance);
         Assert.Equal(session, serving.Proxy.ExpectMsg<JoinFederation>(TimeSpan.FromSeconds(10)).Session);
         serving.Proxy.ExpectNoMsg(TimeSpan.Zero); // without the welcome rule its registration came with the join

@@ -392,6 +392,14 @@ public sealed class ClientHost : ReceiveActor, IWithTimers
         Receive<RevocationsKept>(k => report(new NodeEvent(k.Text)));
         Receive<RunFinished>(f =>
         {
+            // with TLS, once a coordinator's welcome was accepted, only it ends this node's part (before any welcome, the
+            // end answers a join: the run was over)
+            if (identity is not null && welcomedBy is not null && !Sender.Equals(welcomedBy))
+            {
+                drops.Warn(Sender.Path.Address.ToString(), "RunFinished from an unproven coordinator",
+                    $"node {nodeId}: ignoring the end of the run from {Sender.Path}: this node trains for {welcomedBy.Path}");
+                return;
+            }
             log.Info("node {0}: the run is over ({1})", nodeId, f.Reason);
             Timers.CancelAll();
             report(new NodeRunFinished(f.Completed, f.Reason));
