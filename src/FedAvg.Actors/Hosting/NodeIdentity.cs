@@ -20,12 +20,13 @@ namespace FedAvg.Actors.Hosting;
 /// the federation could join under the id of another node (one that is gone; in own-data mode, where the node id is the
 /// client id, then submit updates in that client's name), and a member with a node's certificate that declared the
 /// `server` role in its own configuration would be handed the coordinator once the servers are gone, and with it every
-/// node's updates. A signature covers what it is for (a join, a welcome), the federation, the node id, the node's
-/// session (128 fresh bits per node process) and the signer's address, so it serves nothing else; the messages travel
-/// inside TLS, so no other member sees them to replay them. Cost, measured on this machine (a scratch loop, not kept: 2,000 of each, 3 runs): a
-/// signature 0.03–0.06 ms (one per node process, one per welcome), a check 0.7–1.1 ms (the chain build to the CA and
-/// one verification; once per node admitted, a repeated join in its session is not checked again); a proof is 527 +
-/// 64 bytes.
+/// node's updates. A standby proves a server certificate the same way before the active server replicates its run to
+/// it. A signature covers what it is for (a join, a welcome, a standby's join), the federation, the node id, the
+/// node's session (128 fresh bits per node process) and the signer's address, so it serves nothing else; the messages
+/// travel inside TLS, so no other member sees them to replay them. Cost, measured on this machine (a scratch loop, not
+/// kept: 2,000 of each, 3 runs): a signature 0.03–0.06 ms (one per node process, one per welcome), a check 0.7–1.1 ms
+/// (the chain build to the CA and one verification; once per node admitted, and FederationServer checks at most 20
+/// per address in 10 s); a proof is 527 + 64 bytes.
 /// </remarks>
 public sealed class NodeIdentity(TransportSecurity tls)
 {
@@ -49,9 +50,18 @@ public sealed class NodeIdentity(TransportSecurity tls)
                                  $"or issue a certificate named {given} (`fedavg certs issue {given} --ca CA-DIR`).");
     }
 
-    /// <summary>What is signed: for what, the federation, the node id, the node's session and the signer's host and port (whatever the protocol).</summary>
-    static byte[] SignedText(string what, string federation, string nodeId, Guid session, Address signer) =>
-        Encoding.UTF8.GetBytes($"fedavg {what} v1\nfederation={federation}\nnode={nodeId}\nsession={session:N}\naddress={signer.Host}:{signer.Port}");
+    /// <summary>
+    /// What is signed: for what, the federation, the node id, the node's session and the signer's host and port (whatever
+    /// the protocol). Each field with its length, so that no two different joins (a federation or id that holds a line
+    /// break) have one text.
+    /// </summary>
+    static byte[] SignedText(string what, string federation, string nodeId, Guid session, Address signer)
+    {
+        var text = new StringBuilder($"fedavg {what} v1\n");
+        foreach (var (name, value) in new[] { ("federation", federation), ("node", nodeId), ("session", session.ToString("N")), ("address", $"{signer.Host}:{signer.Port}") })
+            text.Append(name).Append('=').Append(value.Length).Append(':').Append(value).Append('\n');
+        return Encoding.UTF8.GetBytes(text.ToString());
+    }
 
     NodeProof Sign(byte[] text)
     {
