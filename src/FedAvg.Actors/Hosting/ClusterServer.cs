@@ -130,7 +130,7 @@ public sealed class ClusterServer
             string settingsText = options.ToHocon();
             var identity = Tls is { } tls ? new NodeIdentity(tls) : null;
             var feed = system.ActorOf(StandbyFeed.Props(cluster.Federation, CheckpointPath, theirs => SettingsRejection(settingsText, theirs),
-                    Tls is { } revoking ? () => revoking.Revoked : null, identity),
+                    identity is { } id ? () => id.Tls.Revoked : null, identity),
                 ClusterHosting.StandbyFeedName);
             var observer = RunStart.Observer(system, m =>
             {

@@ -27,9 +27,11 @@ namespace FedAvg.Actors.Messages;
 // clients) and the coordinator travels as InSession(session, message), and each end drops one in another session,
 // or one of these messages outside a session, with a warning. (In a system of one process, which nothing reaches over
 // the wire, messages go as they are: InSession.Needed.) With TLS the session never crosses the wire in clear,
-// so only the node and the coordinator know it, and a join carries the node's proof (NodeProof) that it holds the
-// key of a certificate named as the node: no member joins under another node's id. Only RegisterAgain may come
-// outside a session: a new coordinator asks nodes it does not know yet, and all it makes a node do is join again.
+// so only the node and the coordinator know it; a join carries the node's proof (NodeProof) that it holds the key of
+// a certificate named as the node, and a welcome the coordinator's proof of a certificate of role server, so no
+// member joins under another node's id, or coordinates nodes without being a server (Hosting/NodeIdentity). Only
+// RegisterAgain may come outside a session: a new coordinator asks nodes it does not know yet, and all it makes a node
+// do is join again.
 //
 // Weights never travel inside a message between nodes: WeightsPayload is an in-process hand-over (the receiver
 // takes ownership of the array), a ticket for the server's weight channel (Transfer/WeightChannel: the bytes go

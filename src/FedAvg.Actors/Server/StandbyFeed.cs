@@ -170,7 +170,7 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
             : settingsRejection(join.Settings);
         if (reason is not null)
         {
-            drops.Warn(standby.Path.Address.ToString(), "refused join", $"standby feed: refusing the standby at {standby.Path.Address}: {reason}");
+            drops.Warn(standby.Path.Address.ToString(), $"refused join: {reason}", $"standby feed: refusing the standby at {standby.Path.Address}: {reason}");
             Send(standby, join.Session, new StandbyRefused(reason));
             return;
         }
