@@ -254,6 +254,9 @@ public class FaultClusterTests
         var firstAddress = (await first.Listening.Task).ToString();
         // a replica from the first standby once it runs the coordinator: the second has followed it
         var keptFromFirst = second.Until(e => second.StandingFor == firstAddress && InProcessServer.Kept(e) > 0);
+        // the first standby's own feed can send that replica before its coordinator has started (the records it keeps
+        // are the lost server's): the second kill waits for the takeover as well, or it lands before there was one
+        var firstTookOver = first.Until(e => e.StartsWith("taking over the coordinator", StringComparison.Ordinal));
         second.Start(options, address); // younger than the first: next in line after it
         await Within(secondStanding, TimeSpan.FromSeconds(60), "the second standby's join", log);
 
@@ -263,6 +266,7 @@ public class FaultClusterTests
         await Within(keptRound2, TimeSpan.FromMinutes(2), "a replica of round 2 or later on the second standby", log);
         await NodeFaults.KillAbruptly(await active.System.Task);
         await Within(keptFromFirst, TimeSpan.FromMinutes(3), "a replica from the first standby on the second", log);
+        await Within(firstTookOver, TimeSpan.FromMinutes(3), "the first standby's takeover", log);
         Assert.False(first.Run.IsCompleted, $"the run ended before the second kill; the servers said: {string.Join(" | ", log)}");
         await NodeFaults.KillAbruptly(await first.System.Task);
 
