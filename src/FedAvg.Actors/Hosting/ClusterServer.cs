@@ -76,6 +76,8 @@ public sealed class ClusterServer
         // takes over, from the last replica it kept.
         long replicatedRound = 0; // written by the replica's callback, read as the coordinator starts
         bool coordinatorStarted = false; // the coordinator started on this node (a standby: it took over)
+        // with TLS: who a member is (its joins, welcomes and standby joins), for the coordinator and the feed alike
+        var identity = Tls is { } tls ? new NodeIdentity(tls) : null;
         Props Coordinator(IActorRef observer, WeightChannelServer channel)
         {
             IStrategy strategy;
@@ -95,8 +97,7 @@ public sealed class ClusterServer
             var settings = new ServerSettings(options.Model, layout, options.Rounds, StartClients ?? options.MinClients, options.RoundTimeout,
                 options.RoundAttempts, options.Seed, options.TargetAccuracy, CheckpointPath, firstRound,
                 MinClients: options.MinClients, MaxUpdateNorm: options.MaxUpdateNorm, WaitForClients: cluster.WaitForClients, Spec: spec);
-            return FederationServer.Props(strategy, settings, initial, w => pool.Evaluate(w, test), observer, channel,
-                Tls is { } tls ? new NodeIdentity(tls) : null);
+            return FederationServer.Props(strategy, settings, initial, w => pool.Evaluate(w, test), observer, channel, identity);
         }
 
         endpoint.CheckPortFree();
@@ -128,7 +129,6 @@ public sealed class ClusterServer
             OnEvent?.Invoke($"weight channel at {endpoint.Hostname}:{channel.Port}{(Tls is null ? "" : " (mutual TLS)")}");
 
             string settingsText = options.ToHocon();
-            var identity = Tls is { } tls ? new NodeIdentity(tls) : null;
             var feed = system.ActorOf(StandbyFeed.Props(cluster.Federation, CheckpointPath, theirs => SettingsRejection(settingsText, theirs),
                     identity is { } id ? () => id.Tls.Revoked : null, identity),
                 ClusterHosting.StandbyFeedName);
