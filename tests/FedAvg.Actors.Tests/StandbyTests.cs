@@ -312,6 +312,40 @@ public sealed class StandbyTests : TestKit
         }
     }
 
+    /// <summary>
+    /// Checking a standby's proof builds a chain to the CA (0.7-1.1 ms of the feed's time), and any member can send
+    /// StandbyJoin at wire speed: the feed checks at most 20 per sender address in 10 s (Hosting/ProofBudget), as the
+    /// coordinator does for node joins, and a standby it accepted is still answered.
+    /// </summary>
+    [Fact]
+    public void A_flood_of_forged_standby_joins_costs_the_feed_at_most_twenty_checks_and_one_line_each_and_the_accepted_standby_is_answered()
+    {
+        using var certs = new TestCertificates();
+        NodeIdentity Server(string name, bool otherCa = false) =>
+            new(TestCertificates.Load(certs.Issue(name, FederationCertificates.RoleServer, otherCa), ClusterHosting.ServerRole));
+        var (active, _) = Paths();
+        var feed = Sys.ActorOf(StandbyFeed.Props("fedavg", active, theirs => ClusterServer.SettingsRejection(Settings, theirs), identity: Server("server")),
+            ClusterHosting.StandbyFeedName);
+        var (honest, intruder) = (CreateTestProbe(), CreateTestProbe()); // one address for both: the honest join's check counts too
+        var ours = Guid.NewGuid();
+        var join = new StandbyJoin("fedavg", Settings, ours, Server("standby").ProveStandbyJoin("fedavg", ours, Local));
+        honest.Send(feed, join);
+        honest.ExpectMsg<StandbyAccepted>(); // 1 check
+
+        // a server certificate of another CA: its role and name pass, so each join costs a chain build
+        var theirs = Guid.NewGuid();
+        var forged = new StandbyJoin("fedavg", Settings, theirs, Server("mallory", otherCa: true).ProveStandbyJoin("fedavg", theirs, Local));
+        EventFilter.Warning(contains: "standby feed: refusing the standby at").ExpectOne(() => // the same refusal 19 times: one line
+            EventFilter.Warning(contains: $"standby feed: not checking more joins from {Local} for now: over 20 in 10 s").ExpectOne(() =>
+            {
+                for (int i = 0; i < 30; i++) intruder.Send(feed, forged);
+            }));
+        honest.Send(feed, join); // a retry of the accepted standby: answered without a check, after the flood in the mailbox
+        honest.ExpectMsg<StandbyAccepted>();
+        Assert.All(intruder.ReceiveN(19), m => Assert.IsType<StandbyRefused>(m));
+        intruder.ExpectNoMsg(TimeSpan.Zero); // the other 11 were neither checked nor answered
+    }
+
     sealed class Forwarder : ReceiveActor
     {
         public Forwarder(IActorRef to) => ReceiveAny(m => to.Forward(m));

@@ -42,12 +42,8 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     // With TLS: the revoked serials each node was sent (RevokedCertificates), so that nodes refuse the members this
     // server refuses (a member connects to any other) without a copy of revoked.txt
     readonly Dictionary<string, HashSet<string>> revokedSentTo = new();
-    // With TLS, the joins whose proof was checked (a chain build to the CA: 0.7-1.1 ms of this actor's time) per sender
-    // address in the current window. A node asks every 2 s until answered, so 20 in 10 s leave it room, and a member
-    // that floods forged joins costs this actor at most 20 checks (about 20 ms) per 10 s.
-    readonly Dictionary<Address, (DateTime Since, int Count)> proofsChecked = new();
-    const int ProofsPerWindow = 20;
-    static readonly TimeSpan ProofWindow = TimeSpan.FromSeconds(10);
+    // With TLS, the join proofs checked per sender address (a chain build each: Hosting/ProofBudget)
+    readonly Hosting.ProofBudget proofBudget = new();
     // the weight channel's tickets for the current global weights (one per node) and the (round, attempt) they are for
     readonly HashSet<Guid> offered = new();
     (int Round, int Attempt) offeredFor;
@@ -802,7 +798,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
         {
             foreach (var node in nodes.Values.Where(n => n.Agent.Path.Address.Equals(m.Member.Address)).ToList()) ForgetNode(node.NodeId);
             deferred.RemoveWhere(d => d.From.Equals(m.Member.Address));
-            proofsChecked.Remove(m.Member.Address);
+            proofBudget.Forget(m.Member.Address);
         });
         Common();
     }
@@ -895,10 +891,9 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     void Join(JoinFederation join)
     {
         var address = Sender.Path.Address;
-        if (identity is not null && !IsAdmitted(join) && !WithinProofBudget(address))
+        if (identity is not null && !IsAdmitted(join) && !proofBudget.TryCheck(address))
         {
-            drops.Warn(address.ToString(), "join flood", $"server: not checking more joins from {address} for now: over {ProofsPerWindow} " +
-                                                         $"in {ProofWindow.TotalSeconds:0} s, each a certificate check (a node asks every 2 s)");
+            drops.Warn(address.ToString(), "join flood", Hosting.ProofBudget.Over("server", address, "a node asks every 2 s"));
             return;
         }
         var reason = JoinRejection(join);
@@ -967,20 +962,6 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
     /// </summary>
     bool IsAdmitted(JoinFederation join) =>
         bySession.TryGetValue(join.Session, out var holder) && holder.NodeId == join.NodeId && holder.Agent.Equals(Sender);
-
-    /// <summary>Whether a join from <paramref name="from"/> may have its proof checked now (<see cref="ProofsPerWindow"/>).</summary>
-    bool WithinProofBudget(Address from)
-    {
-        var now = DateTime.UtcNow;
-        if (!proofsChecked.TryGetValue(from, out var window) || now - window.Since >= ProofWindow) window = (now, 0);
-        if (window.Count >= ProofsPerWindow)
-        {
-            proofsChecked[from] = window;
-            return false;
-        }
-        proofsChecked[from] = (window.Since, window.Count + 1);
-        return true;
-    }
 
     string? JoinRejection(JoinFederation join)
     {
@@ -1090,7 +1071,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             if (forget) ForgetNode(node.NodeId);
         }
         if (forget) deferred.RemoveWhere(d => d.From.Equals(address)); // a held-back node that gave up and left
-        if (forget) proofsChecked.Remove(address);
+        if (forget) proofBudget.Forget(address);
     }
 
     void SetNode(NodeInfo node)

@@ -40,6 +40,8 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
     readonly Dictionary<IActorRef, HashSet<string>> revokedSent = new();
     // each standby's session, from its first join: everything it is sent travels in it (Messages/Protocol.cs)
     readonly Dictionary<IActorRef, Guid> sessions = new();
+    // With TLS, the standby proofs checked per sender address (a chain build each: Hosting/ProofBudget)
+    readonly Hosting.ProofBudget proofBudget = new();
     CheckpointTransfer.Chunked? latest; // the last checkpoint read, cut into the chunks every standby is streamed
     int working; // reads and offers under way: RunFinished waits for them
     bool finished;
@@ -130,6 +132,7 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
             offering.Remove(t.ActorRef);
             revokedSent.Remove(t.ActorRef);
             sessions.Remove(t.ActorRef);
+            proofBudget.Forget(t.ActorRef.Path.Address);
             if (standbys.Remove(t.ActorRef)) log.Info("standby feed: the standby at {0} is gone", t.ActorRef.Path.Address);
         });
     }
@@ -161,6 +164,11 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
             if (join.Session == sessions[standby]) Send(standby, new StandbyAccepted(standbys[standby]));
             else drops.Warn(standby.Path.Address.ToString(), "join in another session",
                 $"standby feed: ignoring a join as the standby at {standby.Path} in another session than its own");
+            return;
+        }
+        if (identity is not null && join.Federation == federation && !proofBudget.TryCheck(standby.Path.Address))
+        {
+            drops.Warn(standby.Path.Address.ToString(), "join flood", Hosting.ProofBudget.Over("standby feed", standby.Path.Address, "a standby asks every 2 s"));
             return;
         }
         string? reason = join.Federation != federation ? $"it stands by for federation '{join.Federation}', this server runs '{federation}'"
