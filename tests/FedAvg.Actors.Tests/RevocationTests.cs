@@ -7,33 +7,20 @@ namespace FedAvg.Actors.Tests;
 /// <summary>`fedavg certs revoke` and the revoked.txt every node reads beside its ca.crt, with real certificates.</summary>
 public sealed class RevocationTests : IDisposable
 {
-    readonly string root = Directory.CreateTempSubdirectory("fedavg-revoke-").FullName;
-    readonly string ca;
+    readonly TestCertificates certs = new();
+    string ca => certs.Ca;
 
-    public RevocationTests()
-    {
-        ca = Path.Combine(root, "ca");
-        FederationCertificates.Init(ca, "alpha", null, 2).Dispose();
-    }
-
-    string Issue(string name, string role = FederationCertificates.RoleClient, string? caDir = null)
-    {
-        var now = DateTimeOffset.UtcNow;
-        return FederationCertificates.Issue(name, caDir ?? ca, Path.Combine(root, name), role, null, null, [], now.AddMinutes(-5), now.AddDays(1));
-    }
+    string Issue(string name, string role = FederationCertificates.RoleClient, bool otherCa = false) => certs.Issue(name, role, otherCa);
 
     /// <summary>What `fedavg server --tls-cert BUNDLE/NAME.pfx --tls-ca BUNDLE/ca.crt` loads, after revoked.txt was copied into the bundle.</summary>
     TransportSecurity Load(string pfx, string role = ClusterHosting.ServerRole)
     {
-        string bundle = Path.GetDirectoryName(pfx)!;
         string list = Path.Combine(ca, FederationCertificates.RevokedFile);
-        if (File.Exists(list)) File.Copy(list, Path.Combine(bundle, FederationCertificates.RevokedFile), overwrite: true);
-        return TransportSecurity.Load(new TlsSettings(pfx, Path.Combine(bundle, FederationCertificates.CaCertificateFile), "", false),
-            new Endpoint("127.0.0.1", null, 0), role)!;
+        if (File.Exists(list)) File.Copy(list, Path.Combine(Path.GetDirectoryName(pfx)!, FederationCertificates.RevokedFile), overwrite: true);
+        return TestCertificates.Load(pfx, role);
     }
 
-    static System.Security.Cryptography.X509Certificates.X509Certificate2 Crt(string pfx) =>
-        System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(Path.ChangeExtension(pfx, ".crt"));
+    static System.Security.Cryptography.X509Certificates.X509Certificate2 Crt(string pfx) => TestCertificates.Crt(pfx);
 
     [Fact]
     public void A_revoked_certificate_is_refused_by_name_and_serial_and_the_others_still_pass()
@@ -83,9 +70,7 @@ public sealed class RevocationTests : IDisposable
         Assert.Contains($"{beside} is a directory", e.Message);
         Directory.Delete(beside);
 
-        string other = Path.Combine(root, "other-ca");
-        FederationCertificates.Init(other, "beta", null, 2).Dispose();
-        string stranger = Issue("stranger", caDir: other);
+        string stranger = Issue("stranger", otherCa: true);
         e = Assert.Throws<UsageException>(() => FederationCertificates.Revoke(Path.ChangeExtension(stranger, ".crt"), ca));
         Assert.Contains("was not issued by the CA in", e.Message);
         e = Assert.Throws<UsageException>(() => FederationCertificates.Revoke(server, ca));
@@ -149,5 +134,5 @@ public sealed class RevocationTests : IDisposable
         Assert.Equal($"{bundled} changed: 2 revoked certificate(s) now (1 added, 0 removed)", changes[^1]);
     }
 
-    public void Dispose() => Directory.Delete(root, recursive: true);
+    public void Dispose() => certs.Dispose();
 }

@@ -199,15 +199,11 @@ public sealed class StandbyTests : TestKit
     [Fact]
     public void The_servers_revocations_reach_the_standby_when_it_joins_and_as_they_grow_and_the_network_never_lifts_one()
     {
-        string root = FedAvg.Tests.Shared.TestData.TempDir(), ca = Path.Combine(root, "ca");
-        FederationCertificates.Init(ca, "alpha", null, 2).Dispose();
-        var now = DateTimeOffset.UtcNow;
-        string Issue(string name, string role = FederationCertificates.RoleClient) =>
-            FederationCertificates.Issue(name, ca, Path.Combine(root, name), role, null, null, [], now.AddMinutes(-5), now.AddDays(1));
-        System.Security.Cryptography.X509Certificates.X509Certificate2 Crt(string pfx) =>
-            System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(Path.ChangeExtension(pfx, ".crt"));
-        TransportSecurity Load(string pfx) => TransportSecurity.Load(new TlsSettings(pfx, Path.Combine(Path.GetDirectoryName(pfx)!, FederationCertificates.CaCertificateFile), "", false),
-            new Endpoint("127.0.0.1", null, 0), ClusterHosting.ServerRole)!;
+        using var certs = new TestCertificates();
+        var issued = new Dictionary<string, string>();
+        string Issue(string name, string role = FederationCertificates.RoleClient) => issued[name] = certs.Issue(name, role);
+        var Crt = TestCertificates.Crt;
+        TransportSecurity Load(string pfx) => TestCertificates.Load(pfx, ClusterHosting.ServerRole);
         string server = Issue("server", FederationCertificates.RoleServer), standbyPfx = Issue("standby", FederationCertificates.RoleServer);
         using var a = Crt(Issue("node-a"));
         using var b = Crt(Issue("node-b"));
@@ -217,8 +213,8 @@ public sealed class StandbyTests : TestKit
         string standbyList = Path.Combine(Path.GetDirectoryName(standbyPfx)!, FederationCertificates.RevokedFile);
         void RevokeOnServer(string name)
         {
-            FederationCertificates.Revoke(Path.Combine(root, name, name + ".crt"), ca);
-            File.Copy(Path.Combine(ca, FederationCertificates.RevokedFile), serverList, overwrite: true); // as the README says
+            FederationCertificates.Revoke(Path.ChangeExtension(issued[name], ".crt"), certs.Ca);
+            File.Copy(Path.Combine(certs.Ca, FederationCertificates.RevokedFile), serverList, overwrite: true); // as the README says
         }
 
         RevokeOnServer("node-a");
@@ -229,8 +225,7 @@ public sealed class StandbyTests : TestKit
         var feed = Sys.ActorOf(StandbyFeed.Props("fedavg", active, theirs => ClusterServer.SettingsRejection(Settings, theirs), () => serverTls.Revoked,
             new NodeIdentity(serverTls)), ClusterHosting.StandbyFeedName);
         // with TLS a standby proves a certificate of role server: a member with a node's certificate, or none, gets no replica
-        using var nodeTls = TransportSecurity.Load(new TlsSettings(Issue("node-e"), Path.Combine(root, "node-e", FederationCertificates.CaCertificateFile), "", false),
-            new Endpoint("127.0.0.1", null, 0), ClusterHosting.ClientRole)!;
+        using var nodeTls = TestCertificates.Load(Issue("node-e"), ClusterHosting.ClientRole);
         var posing = Guid.NewGuid();
         feed.Tell(new StandbyJoin("fedavg", Settings, posing, new NodeIdentity(nodeTls).ProveStandbyJoin("fedavg", posing, Local)), TestActor);
         Assert.Equal("its certificate 'CN=node-e, OU=client, O=fedavg federation' is issued for role 'client', not 'server'", ExpectMsg<StandbyRefused>().Reason);

@@ -30,6 +30,9 @@ sealed class TestCertificates : IDisposable
         TransportSecurity.Load(new TlsSettings(pfx, Path.Combine(Path.GetDirectoryName(pfx)!, FederationCertificates.CaCertificateFile), "", false),
             new Endpoint("127.0.0.1", null, 0), role)!;
 
+    /// <summary>The public certificate (NAME.crt) of the bundle whose NAME.pfx is <paramref name="pfx"/>.</summary>
+    public static X509Certificate2 Crt(string pfx) => X509CertificateLoader.LoadCertificateFromFile(Path.ChangeExtension(pfx, ".crt"));
+
     /// <summary>A certificate with its key, as a peer holds it.</summary>
     public static X509Certificate2 Pfx(string path) => X509CertificateLoader.LoadPkcs12FromFile(path, null, X509KeyStorageFlags.EphemeralKeySet);
 
