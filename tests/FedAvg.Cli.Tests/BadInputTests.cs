@@ -168,8 +168,10 @@ public class BadInputTests
     public async Task A_run_that_fails_before_any_round_completed_does_not_point_to_a_checkpoint_it_lacks()
     {
         string dir = Path.Combine(TestData.TempDir(), "run");
-        // a deadline far shorter than one local training: round 1 gets no update, and the run fails
-        using var run = new FedavgProcess("simulate", "simulate", "--clients", "2", "--partition", "iid:50", "--local-epochs", "1",
+        // a deadline far shorter than one local training: round 1 gets no update, and the run fails. A timer fires on
+        // Akka's next tick (50 ms, hocon/simulation.conf), so the training must take longer than that: 30,000 samples
+        // (0.9 s here) where 50 samples had finished first in 3 of 6 runs
+        using var run = new FedavgProcess("simulate", "simulate", "--clients", "2", "--partition", "iid:600", "--local-epochs", "50",
             "--rounds", "2", "--round-timeout", "1ms", "--round-attempts", "1", "--out", dir);
         Assert.Equal(ExitCodes.RunFailed, await run.WaitForExit(TimeSpan.FromMinutes(2)));
         Assert.False(File.Exists(Path.Combine(dir, "checkpoint.bin")));

@@ -392,4 +392,20 @@ public class CliTests
         Assert.Equal((1, 10, (double?)null, "0.5"), (saved.Rounds, saved.Clients, saved.TargetAccuracy, saved.StrategyParameters["server-momentum"]));
         Assert.Contains("\"target_accuracy\": null", File.ReadAllText(Path.Combine(dir, RunOutputs.SummaryFile)));
     }
+
+    /// <summary>
+    /// What keeps an idle `fedavg` process off the trainers' cores (src/FedAvg.Cli/FedAvg.Cli.csproj): the runtime reads
+    /// the thread pool's spin limit from the runtimeconfig.json beside the binary, and Akka its tick from the shipped
+    /// HOCON, for every command (cluster.conf layers over simulation.conf). Measured: docs/benchmark-notes.md, 2026-12-03.
+    /// </summary>
+    [Fact]
+    public void The_binary_ships_with_the_thread_pools_spinning_off_and_akkas_tick_at_50_ms()
+    {
+        string runtimeConfig = Path.Combine(Path.GetDirectoryName(FedavgProcess.Binary)!, "fedavg.runtimeconfig.json");
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(runtimeConfig));
+        Assert.Equal(0, json.RootElement.GetProperty("runtimeOptions").GetProperty("configProperties")
+            .GetProperty("System.Threading.ThreadPool.UnfairSemaphoreSpinLimit").GetInt32());
+        foreach (var files in new[] { new[] { "simulation.conf" }, new[] { "simulation.conf", "cluster.conf" } })
+            Assert.Equal(TimeSpan.FromMilliseconds(50), HoconFiles.Load(files).GetTimeSpan("akka.scheduler.tick-duration"));
+    }
 }
