@@ -14,10 +14,12 @@ sealed class ProofBudget
     public const int PerWindow = 20;
     public static readonly TimeSpan Window = TimeSpan.FromSeconds(10);
 
-    /// <summary>Past this many senders the windows that have ended are dropped, so a stream of new addresses cannot grow it for good.</summary>
+    /// <summary>Past this many senders the windows that have ended are dropped (at most once a window, so that many
+    /// live senders do not cost a scan each), and a stream of new addresses cannot grow it for good.</summary>
     const int PruneAbove = 1024;
 
     readonly Dictionary<Address, (DateTime Since, int Count)> checkedFrom = new();
+    DateTime pruned;
 
     /// <summary>What a refusal to check says, for the log: the limit and why it is there.</summary>
     public static string Over(string who, Address from, string asks) =>
@@ -27,9 +29,12 @@ sealed class ProofBudget
     public bool TryCheck(Address from)
     {
         var now = DateTime.UtcNow;
-        if (checkedFrom.Count > PruneAbove)
+        if (checkedFrom.Count > PruneAbove && now - pruned >= Window)
+        {
+            pruned = now;
             foreach (var ended in checkedFrom.Where(e => now - e.Value.Since >= Window).Select(e => e.Key).ToList())
                 checkedFrom.Remove(ended);
+        }
         if (!checkedFrom.TryGetValue(from, out var window) || now - window.Since >= Window) window = (now, 0);
         if (window.Count >= PerWindow)
         {
