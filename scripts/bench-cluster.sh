@@ -136,8 +136,8 @@ broadcast ratio (the TLS rows: the median TLS ratio).
 
 | figure | ours | anchor | ratio | goal |
 |---|---|---|---|---|
-| weight codec, encode (\`{codec['model']}\`, {codec['megabytes']:.2f} MB: 64 KiB chunks copied and XxHash3-hashed in one pass) | {codec['encode_mb_s']:,.0f} MB/s | memcpy {codec['memcpy_mb_s']:,.0f} MB/s | {codec['encode_mb_s']/codec['memcpy_mb_s']:.0%} | ≥ 25% |
-| weight codec, decode (chunks copied into place and hashed in cache) | {codec['decode_mb_s']:,.0f} MB/s | memcpy {codec['memcpy_mb_s']:,.0f} MB/s | {codec['decode_mb_s']/codec['memcpy_mb_s']:.0%} | ≥ 25% |
+| weight codec, encode (\`{codec['model']}\`, {codec['megabytes']:.2f} MB: 64 KiB chunks copied and XxHash3-hashed in one pass) | {codec['encode_mb_s']:,.0f} MB/s | memcpy {codec['memcpy_mb_s']:,.0f} MB/s | {codec['encode_mb_s']/codec['memcpy_mb_s']:.1%} | {goal(codec['encode_mb_s'] >= 0.25 * codec['memcpy_mb_s'], "≥ 25%")} |
+| weight codec, decode (chunks copied into place and hashed in cache) | {codec['decode_mb_s']:,.0f} MB/s | memcpy {codec['memcpy_mb_s']:,.0f} MB/s | {codec['decode_mb_s']/codec['memcpy_mb_s']:.1%} | {goal(codec['decode_mb_s'] >= 0.25 * codec['memcpy_mb_s'], "≥ 25%")} |
 | one round's broadcast of \`{cast['model']}\` to {cast['nodes']} nodes over the weight channel (the vector pushed on each node's subscription while \`TrainRound\` goes through Akka; each node, once it holds both and has checked the vector, says so with one byte on a socket, as the raw TCP receivers do; {cast['pushed_share']:.0%} of the vectors pushed, the rest fetched) | {cast['channel_mb_s']:,.0f} MB/s ({cast['channel_seconds']*1000:.1f} ms) | raw TCP {cast['raw_tcp_mb_s']:,.0f} MB/s ({cast['raw_tcp_seconds']*1000:.1f} ms) | {every(cast_ratios)} | {goal(cast['channel_vs_raw_tcp'] >= 0.8, "≥ 80%")} |
 | the same, each node saying so with a reply through Akka instead | {cast['megabytes']/cast['akka_reply_seconds']:,.0f} MB/s ({cast['akka_reply_seconds']*1000:.1f} ms) | raw TCP {cast['raw_tcp_mb_s']:,.0f} MB/s | {cast['akka_reply_vs_raw_tcp']:.0%} | |
 | one Akka message and reply to both nodes, no weights | {cast['message_round_trip_ms']:.1f} ms | | | |
