@@ -190,6 +190,49 @@ public class ClusterTests
         }
     }
 
+    /// <summary>Says when it starts: the coordinator singleton handed to a member that is not the run's server.</summary>
+    sealed class Started : ReceiveActor
+    {
+        public Started(TaskCompletionSource started)
+        {
+            started.TrySetResult();
+            ReceiveAny(_ => { });
+        }
+    }
+
+    /// <summary>
+    /// A member of role `server` that is none of the run's standbys (a standby whose join went unanswered, or a member
+    /// that gave itself the role) is a candidate for the coordinator singleton. Before, once the run ended and the
+    /// server left, the singleton was handed to it, and it started a coordinator of its own. Now the server downs it
+    /// before it leaves: the member's system ends, and the singleton never starts there.
+    /// </summary>
+    [Fact]
+    public async Task A_server_member_that_is_no_standby_is_downed_at_the_end_and_never_handed_the_coordinator()
+    {
+        var events = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var (server, port) = await StartServer(Small(rounds: 1), startClients: 4, testSamples: 500, events.Enqueue);
+        var stray = ClusterHosting.Start(ClusterHosting.Configure(Layered, Loopback, ClusterHosting.ServerRole), Loopback);
+        try
+        {
+            var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            stray.ActorOf(Akka.Cluster.Tools.Singleton.ClusterSingletonManager.Props(Props.Create(() => new Started(started)), PoisonPill.Instance,
+                Akka.Cluster.Tools.Singleton.ClusterSingletonManagerSettings.Create(stray).WithRole(ClusterHosting.ServerRole)), ClusterHosting.CoordinatorName);
+            Akka.Cluster.Cluster.Get(stray).Join(new Address("akka.tcp", ClusterHosting.SystemName, "127.0.0.1", port));
+            Assert.True(await ClusterHosting.WaitUntilUp(stray, TimeSpan.FromSeconds(30), default), "the stray member did not come up");
+
+            using var node = new ClusterNode();
+            await Completed(server, Join(node, "node-a", port, 0, 3));
+            var first = await Task.WhenAny(stray.WhenTerminated, started.Task).WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.True(first == stray.WhenTerminated && !started.Task.IsCompleted, "the coordinator singleton started on the stray member");
+            var strayAddress = Akka.Cluster.Cluster.Get(stray).SelfAddress;
+            Assert.Contains(events, e => e.StartsWith($"downed the server member at {strayAddress}: still in the cluster 10 s after the run ended"));
+        }
+        finally
+        {
+            await stray.Terminate();
+        }
+    }
+
     /// <summary>
     /// A node id belongs to one live member. Before, a second node started with a live node's --node-id (a typo, or a
     /// member posing as it) took its clients, and the first node waited for rounds that never came. Now the second is

@@ -251,6 +251,54 @@ public static class ClusterHosting
         return gone.Task;
     }
 
+    /// <summary>
+    /// Downs every member of <paramref name="role"/> other than this one, and completes once each is removed from the
+    /// cluster (or after <paramref name="timeout"/>), with their addresses. Downed, a member's own actor system shuts
+    /// down (akka.cluster.run-coordinated-shutdown-when-down).
+    /// </summary>
+    public static async Task<IReadOnlyList<Address>> DownRole(ActorSystem system, string role, TimeSpan timeout)
+    {
+        var cluster = Cluster.Get(system);
+        var others = cluster.State.Members.Where(m => m.HasRole(role) && !m.Address.Equals(cluster.SelfAddress)).Select(m => m.Address).ToList();
+        if (others.Count == 0) return others;
+        var removed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        system.ActorOf(Props.Create(() => new RemovalWatcher(others, removed)));
+        foreach (var address in others) cluster.Down(address);
+        await Task.WhenAny(removed.Task, Task.Delay(timeout)).ConfigureAwait(false);
+        return others;
+    }
+
+    /// <summary>
+    /// Completes once none of the addresses is a member, from the member events themselves: the cluster's read view
+    /// may lag the last of them.
+    /// </summary>
+    sealed class RemovalWatcher : ReceiveActor
+    {
+        public RemovalWatcher(IReadOnlyList<Address> addresses, TaskCompletionSource removed)
+        {
+            var pending = new HashSet<Address>(addresses);
+            void Done()
+            {
+                if (pending.Count > 0) return;
+                removed.TrySetResult();
+                Context.Stop(Self);
+            }
+            Receive<ClusterEvent.CurrentClusterState>(state =>
+            {
+                pending.IntersectWith(state.Members.Select(m => m.Address));
+                Done();
+            });
+            Receive<ClusterEvent.MemberRemoved>(m =>
+            {
+                pending.Remove(m.Member.Address);
+                Done();
+            });
+            Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot, typeof(ClusterEvent.MemberRemoved));
+        }
+
+        protected override void PostStop() => Cluster.Get(Context.System).Unsubscribe(Self);
+    }
+
     sealed class RoleWatcher : ReceiveActor
     {
         public RoleWatcher(string role, TaskCompletionSource gone, bool unreachableIsGone)

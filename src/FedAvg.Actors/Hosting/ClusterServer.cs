@@ -170,8 +170,9 @@ public sealed class ClusterServer
                     ? "this server was cut off from the other members for longer than the cluster waits, and removed from the cluster " +
                       "(hocon/cluster.conf, keep-oldest): a standby, if there is one, has taken over; otherwise continue with " +
                       "`fedavg server --resume` on the run directory."
-                    : "this standby was cut off from the other members for longer than the cluster waits, and removed from the cluster " +
-                      "(hocon/cluster.conf, keep-oldest); the server it stood by for goes on without it.");
+                    : "this standby was removed from the cluster: cut off from the other members for longer than the cluster waits " +
+                      "(hocon/cluster.conf, keep-oldest), or still in it when the server it stood by for ended the run without " +
+                      "having accepted it. That server goes on, or has ended, without it.");
             }
             if (ended == standbyEnd.Task)
             {
@@ -202,6 +203,12 @@ public sealed class ClusterServer
             // sees its server vanish, and no standby starts the coordinator again as this one hands it over.
             await Task.WhenAll(ClusterHosting.WhenRoleGone(system, ClusterHosting.ClientRole, cluster.LeaveTimeout),
                 ClusterHosting.WhenRoleGone(system, ClusterHosting.ServerRole, cluster.LeaveTimeout)).ConfigureAwait(false);
+            // A server member still here is none of this run's standbys, which were told the run is over and left: one
+            // whose join went unanswered (a join flood, a lost message) or a member that gave itself the role. As this
+            // server leaves, the singleton would be handed to it, and it would start a coordinator of its own: down it.
+            foreach (var stray in await ClusterHosting.DownRole(system, ClusterHosting.ServerRole, cluster.LeaveTimeout).ConfigureAwait(false))
+                OnEvent?.Invoke($"downed the server member at {stray}: still in the cluster {cluster.LeaveTimeout.TotalSeconds:0.#} s after the run " +
+                                "ended, it would have been handed the coordinator as this server leaves");
             await ClusterHosting.Leave(system).ConfigureAwait(false);
             left = true;
             return end switch
