@@ -6,6 +6,16 @@ namespace FedAvg.Cli;
 /// <summary>Options that several commands share, with the same names and defaults everywhere.</summary>
 public static class CommonOptions
 {
+    /// <summary>
+    /// The HOCON line a flag of a `fedavg.cluster` key sets (its value quoted: it is text), noting in
+    /// <paramref name="given"/> that an error about the key names <paramref name="flag"/>.
+    /// </summary>
+    public static string ClusterFlag(IDictionary<string, string> given, string key, string flag, string value)
+    {
+        given[key] = flag;
+        return $"fedavg.cluster.{key} = {System.Text.Json.JsonSerializer.Serialize(value)}";
+    }
+
     public static Option<string> DataDir() => new("--data-dir")
     {
         Description = $"Where datasets are installed (default: ${DatasetCatalog.DataDirVariable} or ./data).",

@@ -47,14 +47,16 @@ public static class NodeCommand
             string? own = parse.GetValue(ownData);
             if (range is null == own is null) throw new UsageException("give either --clients RANGE (research mode) or --own-data DIR (own-data mode).");
             if (parse.GetValue(model) is { } m) FedAvg.Core.Models.ModelZoo.Validate(m);
+            if (own is not null) ClusterNode.OwnDataFiles(own); // before the banner, which names the node after the directory
             var overrides = new List<string>();
-            if (parse.GetValue(joinTimeout) is { } t) overrides.Add($"fedavg.cluster.join-timeout = \"{t}\"");
-            if (parse.GetValue(federation) is { } f) overrides.Add($"fedavg.cluster.federation = \"{f}\"");
+            var given = ClusterEnvironment.Given(); // what an error about a fedavg.cluster key names: the flag, the variable, or the key
+            if (parse.GetValue(joinTimeout) is { } t) overrides.Add(CommonOptions.ClusterFlag(given, "join-timeout", joinTimeout.Name, t));
+            if (parse.GetValue(federation) is { } f) overrides.Add(CommonOptions.ClusterFlag(given, "federation", federation.Name, f));
             overrides.AddRange(tlsOptions.Overrides(parse));
             HoconFiles.CheckFileAlone(["simulation.conf", "cluster.conf"], parse.GetValue(config), c => ClusterOptions.FromConfig(c));
             var layered = HoconFiles.Load(["simulation.conf", "cluster.conf"], parse.GetValue(config),
                 string.Join("\n", [ClusterEnvironment.Overrides(), .. overrides])); // the environment, then flags
-            var cluster = ClusterOptions.FromConfig(layered);
+            var cluster = ClusterOptions.FromConfig(layered, given);
             var endpoint = new Endpoint(parse.GetValue(hostname) ?? ClusterEnvironment.Text("FEDAVG_HOSTNAME", "127.0.0.1"),
                 parse.GetValue(bind) ?? Environment.GetEnvironmentVariable("FEDAVG_BIND_HOSTNAME"),
                 parse.GetValue(port) ?? ClusterEnvironment.Port("FEDAVG_PORT", 0));

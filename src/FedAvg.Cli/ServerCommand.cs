@@ -31,11 +31,12 @@ public static class ServerCommand
             (parse, options, akka, store) =>
             {
                 var overrides = new List<string> { ClusterEnvironment.Overrides() }; // the environment, then flags
-                if (parse.GetValue(wait) is { } w) overrides.Add($"fedavg.cluster.wait-for-clients = \"{w}\"");
-                if (parse.GetValue(federation) is { } f) overrides.Add($"fedavg.cluster.federation = \"{f}\"");
+                var given = ClusterEnvironment.Given(); // what an error about a fedavg.cluster key names: the flag, the variable, or the key
+                if (parse.GetValue(wait) is { } w) overrides.Add(CommonOptions.ClusterFlag(given, "wait-for-clients", wait.Name, w));
+                if (parse.GetValue(federation) is { } f) overrides.Add(CommonOptions.ClusterFlag(given, "federation", federation.Name, f));
                 overrides.AddRange(tlsOptions.Overrides(parse));
                 var layered = HoconFiles.Parse(string.Join("\n", overrides), "environment and command-line options").WithFallback(akka);
-                var cluster = ClusterOptions.FromConfig(layered);
+                var cluster = ClusterOptions.FromConfig(layered, given);
                 var endpoint = new Endpoint(parse.GetValue(hostname) ?? ClusterEnvironment.Text("FEDAVG_HOSTNAME", "127.0.0.1"),
                     parse.GetValue(bind) ?? Environment.GetEnvironmentVariable("FEDAVG_BIND_HOSTNAME"),
                     parse.GetValue(port) ?? ClusterEnvironment.Port("FEDAVG_PORT", DefaultPort),

@@ -371,5 +371,20 @@ public class ClusterTests
         Assert.Contains("fedavg.cluster.server-wait", bad.Message);
         Assert.Contains("fedavg.cluster.leave-timout is not a setting", Assert.Throws<FedAvg.Core.UsageException>(() =>
             ClusterOptions.FromConfig(HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides: "fedavg.cluster.leave-timout = 1s"))).Message);
+
+        // a bad value names where it came from: the environment variable, or the flag the command notes over it
+        var unset = new Dictionary<string, string> { ["FEDAVG_JOIN_TIMEOUT"] = "soon", ["FEDAVG_SERVER_WAIT"] = "0s", ["FEDAVG_FEDERATION"] = "x" };
+        var given = ClusterEnvironment.Given(v => unset.GetValueOrDefault(v));
+        Assert.Equal(new Dictionary<string, string> { ["join-timeout"] = "$FEDAVG_JOIN_TIMEOUT", ["server-wait"] = "$FEDAVG_SERVER_WAIT", ["federation"] = "$FEDAVG_FEDERATION" }, given);
+        var fromEnvironment = HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides: ClusterEnvironment.Overrides(v => unset.GetValueOrDefault(v)));
+        Assert.Equal("$FEDAVG_JOIN_TIMEOUT: 'soon' is not a valid value (not a duration such as 30s or 10m).",
+            Assert.Throws<FedAvg.Core.UsageException>(() => ClusterOptions.FromConfig(fromEnvironment, given)).Message);
+        given["join-timeout"] = "--join-timeout";
+        Assert.StartsWith("--join-timeout: 'soon'", Assert.Throws<FedAvg.Core.UsageException>(() => ClusterOptions.FromConfig(fromEnvironment, given)).Message);
+        unset["FEDAVG_JOIN_TIMEOUT"] = "1s";
+        Assert.Equal("$FEDAVG_SERVER_WAIT must be a positive duration such as 30s or 10m, got '0s'.", Assert.Throws<FedAvg.Core.UsageException>(() =>
+            ClusterOptions.FromConfig(HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides: ClusterEnvironment.Overrides(v => unset.GetValueOrDefault(v))), given)).Message);
+        Assert.Equal(("30 s", "1.5 s", "10 min", "90 s"), (ClusterOptions.Text(TimeSpan.FromSeconds(30)), ClusterOptions.Text(TimeSpan.FromMilliseconds(1500)),
+            ClusterOptions.Text(TimeSpan.FromMinutes(10)), ClusterOptions.Text(TimeSpan.FromSeconds(90))));
     }
 }

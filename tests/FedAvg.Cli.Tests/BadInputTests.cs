@@ -151,6 +151,23 @@ public class BadInputTests
         }
     }
 
+    [Theory]
+    [InlineData("node", "--join-timeout", "banana", "--join-timeout: 'banana' is not a valid value (not a duration such as 30s or 10m).")]
+    [InlineData("node", "--join-timeout", "0s", "--join-timeout must be a positive duration such as 30s or 10m, got '0s'.")]
+    [InlineData("server", "--wait-for-clients", "soon", "--wait-for-clients: 'soon' is not a valid value (not a duration such as 30s or 10m).")]
+    [InlineData("server", "--federation", " ", "--federation must not be empty.")]
+    public void A_bad_cluster_flag_is_refused_naming_the_flag(string command, string flag, string value, string message)
+    {
+        // it named the HOCON key the flag sets (fedavg.cluster.join-timeout), with .NET's "input string was not in a correct format"
+        string dir = Path.Combine(TestData.TempDir(), "run");
+        string[] args = command == "node"
+            ? ["node", "--join", "127.0.0.1:1", "--clients", "0-1"]
+            : ["server", "--partition", "iid:50", "--rounds", "1", "--out", dir, "--port", "0"];
+        var (code, error) = Fedavg([.. args, flag, value, "--data-dir", TestData.DataDir]);
+        Assert.Equal((ExitCodes.UsageError, $"fedavg: {message}"), (code, error.Trim()));
+        Assert.False(Directory.Exists(dir), $"{command} left {dir} behind");
+    }
+
     [Fact]
     public void A_nodes_own_images_of_another_size_are_a_data_error_at_start_naming_the_file_and_both_sizes()
     {

@@ -14,27 +14,46 @@ namespace FedAvg.Actors.Hosting;
 /// </summary>
 public sealed record ClusterOptions(string Federation, TimeSpan JoinTimeout, TimeSpan ServerWait, TimeSpan WaitForClients, TimeSpan LeaveTimeout)
 {
-    public static ClusterOptions FromConfig(Config config)
+    /// <param name="given">The keys whose value came from a flag or an environment variable, and its name
+    /// (<see cref="ClusterEnvironment.Given"/> and the command's flags): an error names that, else the key.</param>
+    public static ClusterOptions FromConfig(Config config, IReadOnlyDictionary<string, string>? given = null)
     {
         var c = config.GetConfig("fedavg.cluster") ?? throw new UsageException("configuration has no `fedavg.cluster` section.");
+        string Name(string key) => given is not null && given.TryGetValue(key, out var source) ? source : $"fedavg.cluster.{key}";
         string[] keys = ["federation", "join-timeout", "server-wait", "wait-for-clients", "leave-timeout", "tls"];
         foreach (var key in c.AsEnumerable().Select(kv => kv.Key))
             if (!keys.Contains(key)) throw new UsageException($"fedavg.cluster.{key} is not a setting. Valid settings: {string.Join(", ", keys)}.");
         var settings = new ClusterOptions(
-            Read(c, "federation", k => c.GetString(k)),
-            Duration(c, "join-timeout"), Duration(c, "server-wait"), Duration(c, "wait-for-clients"), Duration(c, "leave-timeout"));
-        if (string.IsNullOrWhiteSpace(settings.Federation)) throw new UsageException("fedavg.cluster.federation must not be empty.");
+            Read(c, "federation", Name, k => c.GetString(k)),
+            Duration(c, "join-timeout", Name), Duration(c, "server-wait", Name), Duration(c, "wait-for-clients", Name), Duration(c, "leave-timeout", Name));
+        if (string.IsNullOrWhiteSpace(settings.Federation)) throw new UsageException($"{Name("federation")} must not be empty.");
         return settings;
     }
 
-    static TimeSpan Duration(Config c, string key)
+    /// <summary>A duration as a user would write it: "30 s", "1.5 s", "10 min".</summary>
+    public static string Text(TimeSpan duration) =>
+        duration.TotalSeconds >= 60 && duration.TotalSeconds % 60 == 0
+            ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{duration.TotalMinutes:0} min")
+            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{duration.TotalSeconds:0.###} s");
+
+    static TimeSpan Duration(Config c, string key, Func<string, string> name)
     {
-        var value = Read(c, key, k => c.GetTimeSpan(k, null, allowInfinite: false));
-        if (value <= TimeSpan.Zero) throw new UsageException($"fedavg.cluster.{key} must be a positive duration, got '{c.GetString(key)}'.");
+        var value = Read(c, key, name, k =>
+        {
+            try
+            {
+                return c.GetTimeSpan(k, null, allowInfinite: false);
+            }
+            catch (FormatException)
+            {
+                throw new FormatException("not a duration such as 30s or 10m");
+            }
+        });
+        if (value <= TimeSpan.Zero) throw new UsageException($"{name(key)} must be a positive duration such as 30s or 10m, got '{c.GetString(key)}'.");
         return value;
     }
 
-    static T Read<T>(Config c, string key, Func<string, T> read)
+    static T Read<T>(Config c, string key, Func<string, string> name, Func<string, T> read)
     {
         if (!c.HasPath(key)) throw new UsageException($"fedavg.cluster.{key} is missing from the configuration.");
         try
@@ -43,7 +62,7 @@ public sealed record ClusterOptions(string Federation, TimeSpan JoinTimeout, Tim
         }
         catch (Exception e) when (e is FormatException or ConfigurationException or InvalidCastException or OverflowException or ArgumentException)
         {
-            throw new UsageException($"fedavg.cluster.{key}: '{c.GetString(key)}' is not a valid value ({e.Message}).");
+            throw new UsageException($"{name(key)}: '{c.GetString(key)}' is not a valid value ({e.Message}).");
         }
     }
 }
@@ -68,6 +87,13 @@ public static class ClusterEnvironment
         variable ??= Environment.GetEnvironmentVariable;
         return string.Join("\n", Keys.Where(k => !string.IsNullOrEmpty(variable(k.Variable)))
             .Select(k => $"fedavg.cluster.{k.Key} = {System.Text.Json.JsonSerializer.Serialize(variable(k.Variable))}"));
+    }
+
+    /// <summary>The `fedavg.cluster` keys set in the environment, each with its variable ($FEDAVG_JOIN_TIMEOUT): what an error about them names.</summary>
+    public static Dictionary<string, string> Given(Func<string, string?>? variable = null)
+    {
+        variable ??= Environment.GetEnvironmentVariable;
+        return Keys.Where(k => !string.IsNullOrEmpty(variable(k.Variable))).ToDictionary(k => k.Key, k => "$" + k.Variable);
     }
 
     /// <summary>A flag's default from the environment, else <paramref name="fallback"/>.</summary>
