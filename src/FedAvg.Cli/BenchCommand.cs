@@ -77,7 +77,8 @@ public static class BenchCommand
                     stream_tls_vs_plaintext = secure.PlaintextStreamSeconds / secure.TlsStreamSeconds,
                     plaintext_association_ms = secure.PlaintextAssociationSeconds * 1000, tls_association_ms = secure.TlsAssociationSeconds * 1000,
                     raw_tcp_mb_s = secure.Megabytes / secure.RawSeconds, sealed_raw_tcp_mb_s = secure.Megabytes / secure.SealedSeconds,
-                    sealed_vs_raw_tcp = secure.RawSeconds / secure.SealedSeconds });
+                    sealed_vs_raw_tcp = secure.RawSeconds / secure.SealedSeconds,
+                    raw_tls_mb_s = secure.Megabytes / secure.RawTlsSeconds, raw_tls_vs_raw_tcp = secure.RawSeconds / secure.RawTlsSeconds });
             }
             finally
             {

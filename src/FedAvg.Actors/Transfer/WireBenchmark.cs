@@ -84,9 +84,11 @@ public static class WireBenchmark
     /// <param name="PlaintextSeconds">Through the weight channel, as a cluster broadcasts; <paramref name="PlaintextStreamSeconds"/>: as stream refs.</param>
     /// <param name="RawSeconds">Raw TCP to as many receivers; <paramref name="SealedSeconds"/>: the same with the bytes sealed once
     /// per round and opened on receipt (AES-128-GCM, no TLS): the bound of any encryption of the bytes on this machine.</param>
+    /// <param name="RawTlsSeconds">Raw TCP to as many receivers, each socket in a bare SslStream (mutual TLS, the
+    /// vector in one write and one read to the end): TLS as .NET gives it, with none of the channel's own layers.</param>
     public sealed record Secured(int Nodes, double Megabytes, double PlaintextSeconds, double TlsSeconds,
         double PlaintextStreamSeconds, double TlsStreamSeconds,
-        double PlaintextAssociationSeconds, double TlsAssociationSeconds, double RawSeconds, double SealedSeconds);
+        double PlaintextAssociationSeconds, double TlsAssociationSeconds, double RawSeconds, double SealedSeconds, double RawTlsSeconds);
 
     /// <summary>
     /// The same broadcast in plaintext and with mutual TLS (<paramref name="tls"/>'s certificate on every system, as
@@ -101,10 +103,11 @@ public static class WireBenchmark
         var bytes = MemoryMarshal.AsBytes(weights.AsSpan()).ToArray();
         await using var raw = await RawTcp.Start(bytes, nodes);
         await using var sealedRaw = await RawTcp.Start(bytes, nodes, seal: true);
+        await using var tlsRaw = await RawTcp.Start(bytes, nodes, tls: tls);
         var t = await Alternate(repeats, () => plain.Round(channel: true), () => secure.Round(channel: true),
-            () => plain.Round(channel: false), () => secure.Round(channel: false), raw.Round, sealedRaw.Round);
+            () => plain.Round(channel: false), () => secure.Round(channel: false), raw.Round, sealedRaw.Round, tlsRaw.Round);
         return new Secured(nodes, weights.Length * 4.0 * nodes / 1e6, t[0], t[1], t[2], t[3], plain.AssociationSeconds, secure.AssociationSeconds,
-            t[4], t[5]);
+            t[4], t[5], t[6]);
     }
 
     /// <summary>A sender and <c>nodes</c> receiving actor systems on loopback, with or without TLS.</summary>
@@ -298,6 +301,21 @@ public static class WireBenchmark
         return await MedianAsync(repeats, Once);
     }
 
+    /// <summary>Both ends of a loopback connection in SslStreams, mutually authenticated with <paramref name="tls"/>'s certificate.</summary>
+    static async Task<(System.Net.Security.SslStream Client, System.Net.Security.SslStream Server)> Secure(TcpClient client, TcpClient server, TransportSecurity tls)
+    {
+        bool Check(object _, System.Security.Cryptography.X509Certificates.X509Certificate? c, System.Security.Cryptography.X509Certificates.X509Chain? __,
+            System.Net.Security.SslPolicyErrors ___) => c is System.Security.Cryptography.X509Certificates.X509Certificate2 x && tls.Check(x) is null;
+        var serverSsl = new System.Net.Security.SslStream(server.GetStream(), false, Check);
+        var clientSsl = new System.Net.Security.SslStream(client.GetStream(), false, Check);
+        await Task.WhenAll(
+            serverSsl.AuthenticateAsServerAsync(new System.Net.Security.SslServerAuthenticationOptions
+                { ServerCertificate = tls.Certificate, ClientCertificateRequired = true }),
+            clientSsl.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+                { TargetHost = "fedavg", ClientCertificates = [tls.Certificate] }));
+        return (clientSsl, serverSsl);
+    }
+
     /// <summary>
     /// An actor system of a benchmark: Akka.Remote (not the cluster, so that no gossip shares the connections) on a
     /// loopback port the OS picks, over simulation.conf and cluster.conf as `fedavg server` and `fedavg node` are, with
@@ -398,7 +416,8 @@ public static class WireBenchmark
     /// The anchor: the same bytes to as many loopback sockets at once, each receiver reading them into one buffer and
     /// answering one byte. With <c>sealed</c>, the bound any encryption of the bytes has here: the sender seals the
     /// vector once per round (AES-128-GCM, 256 KiB chunks, both cores) and every receiver opens each chunk as it lands,
-    /// with none of TLS's per-connection sealing, 16 KB records or stream layers.
+    /// with none of TLS's per-connection sealing, 16 KB records or stream layers. With <c>tls</c>, each socket in a bare
+    /// SslStream: the vector in one write, read as the plaintext receivers read it.
     /// </summary>
     sealed class RawTcp : IAsyncDisposable
     {
@@ -408,6 +427,7 @@ public static class WireBenchmark
         readonly byte[] wire;
         readonly List<TcpListener> listeners = [];
         readonly List<TcpClient> senders = [];
+        readonly List<Stream> sendStreams = [];
         readonly List<Task> readers = [];
         readonly CancellationTokenSource stop = new();
 
@@ -429,7 +449,7 @@ public static class WireBenchmark
             System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(nonce[4..], round);
         }
 
-        public static async Task<RawTcp> Start(byte[] bytes, int receivers, bool seal = false)
+        public static async Task<RawTcp> Start(byte[] bytes, int receivers, bool seal = false, TransportSecurity? tls = null)
         {
             var raw = new RawTcp(bytes, seal);
             for (int i = 0; i < receivers; i++)
@@ -441,15 +461,18 @@ public static class WireBenchmark
                 await client.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
                 raw.senders.Add(client);
                 var accepted = await listener.AcceptTcpClientAsync();
-                raw.readers.Add(Task.Run(() => raw.Receive(accepted)));
+                Stream send = client.GetStream(), receive = accepted.GetStream();
+                if (tls is not null) (send, receive) = await Secure(client, accepted, tls);
+                raw.sendStreams.Add(send);
+                raw.readers.Add(Task.Run(() => raw.Receive(accepted, receive)));
             }
             return raw;
         }
 
-        async Task Receive(TcpClient accepted)
+        async Task Receive(TcpClient accepted, Stream stream)
         {
             using var socket = accepted;
-            var stream = socket.GetStream();
+            await using var _ = stream;
             var buffer = new byte[bytes.Length];
             using var aead = key is null ? null : new System.Security.Cryptography.AesGcm(key, Tag);
             var sealedChunk = new byte[Chunk + Tag];
@@ -490,9 +513,8 @@ public static class WireBenchmark
         public async Task Round()
         {
             if (key is not null) await Task.Run(Seal);
-            await Task.WhenAll(senders.Select(async c =>
+            await Task.WhenAll(sendStreams.Select(async stream =>
             {
-                var stream = c.GetStream();
                 await stream.WriteAsync(wire);
                 var ack = new byte[1];
                 await stream.ReadExactlyAsync(ack);
@@ -502,6 +524,7 @@ public static class WireBenchmark
         public async ValueTask DisposeAsync()
         {
             stop.Cancel();
+            foreach (var s in sendStreams) await s.DisposeAsync();
             foreach (var c in senders) c.Dispose();
             foreach (var l in listeners) l.Stop();
             try
