@@ -232,6 +232,32 @@ public class FaultClusterTests
     }
 
     /// <summary>
+    /// A standby with no node beside it: when its server is lost it is one member against one, which the cluster settles
+    /// for the older, the server, so the standby stops instead of taking over (it cannot tell a lost server from a cut
+    /// network). It used to say it had been "cut off from the other members"; now it says which case this is, and how
+    /// to go on.
+    /// </summary>
+    [Fact]
+    public async Task A_standby_alone_with_its_server_stops_when_the_server_is_lost_and_says_why_and_how_to_go_on()
+    {
+        var options = Small(rounds: 3);
+        var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var active = new InProcessServer("active", log).Start(options); // waits for 4 clients: no node comes
+        var address = await active.Listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        var standby = new InProcessServer("standby", log);
+        var standingBy = standby.Until(e => e.StartsWith("standing by for the server", StringComparison.Ordinal));
+        standby.Start(options, address);
+        await Within(standingBy, TimeSpan.FromSeconds(60), "the standby's join", log);
+
+        await NodeFaults.KillAbruptly(await active.System.Task);
+        var stopped = await Assert.ThrowsAsync<ServerDownedException>(() => standby.Run.WaitAsync(TimeSpan.FromMinutes(1)));
+        Assert.StartsWith("this standby stopped: the server it stood by for became unreachable while no node was in the cluster", stopped.Message);
+        Assert.Contains("It held no replica yet", stopped.Message);
+        Assert.DoesNotContain(log, e => e.Contains("taking over the coordinator"));
+        await Assert.ThrowsAsync<ServerDownedException>(() => active.Run.WaitAsync(TimeSpan.FromMinutes(1)));
+    }
+
+    /// <summary>
     /// Two losses in one run: the server's node, then the node of the standby that took over. The second standby
     /// follows the first once it runs the coordinator (it stands by for the oldest server left), keeps its replicas,
     /// and takes over in turn; the run still ends with the uninterrupted bits.

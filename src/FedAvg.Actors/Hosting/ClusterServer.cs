@@ -166,13 +166,13 @@ public sealed class ClusterServer
             if (ended == system.WhenTerminated)
             {
                 left = true;
-                throw new ServerDownedException(StandbyOf is null || coordinatorStarted
-                    ? "this server was cut off from the other members for longer than the cluster waits, and removed from the cluster " +
-                      "(hocon/cluster.conf, keep-oldest): a standby, if there is one, has taken over; otherwise continue with " +
-                      "`fedavg server --resume` on the run directory."
-                    : "this standby was removed from the cluster: cut off from the other members for longer than the cluster waits " +
-                      "(hocon/cluster.conf, keep-oldest), or still in it when the server it stood by for ended the run without " +
-                      "having accepted it. That server goes on, or has ended, without it.");
+                if (StandbyOf is null || coordinatorStarted)
+                    throw new ServerDownedException(
+                        "this server was cut off from the other members for longer than the cluster waits, and removed from the cluster " +
+                        "(hocon/cluster.conf, keep-oldest): a standby, if there is one, has taken over; otherwise continue with " +
+                        "`fedavg server --resume` on the run directory.");
+                throw new ServerDownedException(WhyStandbyRemoved(self.State, Path.GetDirectoryName(Path.GetFullPath(CheckpointPath!))!,
+                    Interlocked.Read(ref replicatedRound)));
             }
             if (ended == standbyEnd.Task)
             {
@@ -223,6 +223,30 @@ public sealed class ClusterServer
             if (!left) await ClusterHosting.Leave(system).ConfigureAwait(false);
             channel?.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Why a standby that never took over was removed from the cluster, from the last state it saw: the server
+    /// unreachable with no node in the cluster (one against one, which keep-oldest settles for the older member, the
+    /// server: a standby alone cannot tell a lost server from a cut network); cut off from the server and its nodes; or
+    /// downed while the server was reachable (the server downs, as its run ends, a server member it has not accepted).
+    /// </summary>
+    public static string WhyStandbyRemoved(ClusterEvent.CurrentClusterState last, string runDirectory, long replicatedRound)
+    {
+        bool serverLost = last.Unreachable.Any(m => m.HasRole(ClusterHosting.ServerRole));
+        bool nodes = last.Members.Any(m => m.HasRole(ClusterHosting.ClientRole));
+        if (serverLost && !nodes)
+            return "this standby stopped: the server it stood by for became unreachable while no node was in the cluster, one member " +
+                   "against one, which the cluster settles for the older, the server (hocon/cluster.conf, keep-oldest), since a standby " +
+                   "alone cannot tell a lost server from a cut network. " + (replicatedRound > 0
+                       ? $"If that server is gone for good, continue the run from this standby's replica of round {replicatedRound}: " +
+                         $"`fedavg server --resume {runDirectory}`."
+                       : "It held no replica yet: if that server is gone for good, start it again with `fedavg server --resume` on its run directory.");
+        if (serverLost)
+            return "this standby was cut off from the server and its nodes for longer than the cluster waits, and removed from the cluster " +
+                   "(hocon/cluster.conf, keep-oldest); the server goes on without it.";
+        return "this standby was removed from the cluster while the server it stood by for was reachable: the server downs a server " +
+               "member it has not accepted as its run ends, and any member may down another (docs/security.md).";
     }
 
     /// <summary>
