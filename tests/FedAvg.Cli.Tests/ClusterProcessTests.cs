@@ -235,34 +235,55 @@ public sealed class ClusterProcessTests : FederationProcessTest
 
     /// <summary>
     /// keep-oldest's price (hocon/cluster.conf): a server cut off from two nodes for longer than detection and
-    /// stable-after is downed by them, and, once it can see again that it is alone, it exits 5 with the reason, keeping
-    /// its run directory for --resume; the nodes leave to join it again. The cut is SIGSTOP: nothing answers, as behind
-    /// a cut cable. The nodes are stopped once they have said so, so that the server wakes up to a cluster of none.
+    /// stable-after is downed by them, and, once it can see again that it is alone, removes itself. With no standby in
+    /// the cluster it then goes on with the run itself, from its last checkpoint, on the same port, and the nodes (which
+    /// left to join it again) do; the run ends with the bits of an uninterrupted one. Before, it exited 5 and waited for
+    /// a person to type `fedavg server --resume`. The cut is SIGSTOP: nothing answers, as behind a cut cable. The nodes
+    /// are stopped too once they have said they lost the server, so that the server wakes up to a cluster of none and
+    /// removes itself, rather than taking their new joins into its old cluster; they go on once it has said it goes on.
     /// </summary>
-    [Fact]
-    public async Task A_server_cut_off_from_its_two_nodes_is_downed_by_them_and_exits_5_with_the_reason()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_server_cut_off_from_its_two_nodes_is_downed_by_them_then_goes_on_itself_and_ends_with_the_uninterrupted_bits(bool tls)
     {
+        const int rounds = 6;
+        string simulated = Simulate(rounds, "iid");
         string dir = Path.Combine(TestData.TempDir(), "server");
-        var (server, port) = await StartServer(dir, rounds: 40, partition: "iid", extra: ["--start-clients", "4"]);
-        var a = StartNode(false, "node-a", port, "0-1");
-        var b = StartNode(false, "node-b", port, "2-3");
-        await server.WaitForLine("^round 1/40", Start);
+        var (server, port) = await StartServer(dir, rounds, "iid", tls: tls, extra: ["--start-clients", "4"]);
+        var a = StartNode(tls, "node-a", port, "0-1");
+        var b = StartNode(tls, "node-b", port, "2-3");
+        await server.WaitForLine($"^round 1/{rounds}", Start);
         server.Pause();
+        bool nodesPaused = false;
         try
         {
             await a.WaitForLine("lost the server at", Start);
             await b.WaitForLine("lost the server at", Start);
+            a.Pause();
+            b.Pause();
+            nodesPaused = true;
+            server.Continue();
+            await server.WaitForLine(@"no standby was in it, so this server goes on with the run itself, from the checkpoint of round [1-5]", Start);
         }
         finally
         {
-            a.Kill();
-            b.Kill();
             server.Continue();
+            if (nodesPaused)
+            {
+                a.Continue();
+                b.Continue();
+            }
         }
-        Assert.Equal(ExitCodes.ServerUnreachable, await server.WaitForExit(TimeSpan.FromMinutes(2)));
-        Assert.Contains("cut off from the other members", server.Output);
-        Assert.DoesNotContain("   at ", server.Output); // a reason, not a stack trace
-        Assert.True(Checkpoint.Load(Path.Combine(dir, Checkpoint.FileName)).Round >= 1);
+        Assert.Equal(0, await server.WaitForExit(TimeSpan.FromMinutes(4)));
+        Assert.Equal(0, await a.WaitForExit(TimeSpan.FromSeconds(60)));
+        Assert.Equal(0, await b.WaitForExit(TimeSpan.FromSeconds(60)));
+        string at = Regex.Escape($"listening at {Protocol(tls)}://fedavg@127.0.0.1:{port} ");
+        Assert.Matches($"{at}(?s:.*){at}", server.Output);
+        foreach (var node in new[] { a, b }) Assert.Contains($"joined {Protocol(tls)}://fedavg@127.0.0.1:{port} again", node.Output);
+        Assert.DoesNotContain("   at ", server.Output); // reasons, not stack traces
+        Assert.Equal(Enumerable.Range(1, rounds), Rounds(dir).Select(r => r.Round));
+        Assert.Equal(FinalWeights(simulated), FinalWeights(dir));
     }
 
     [Fact]

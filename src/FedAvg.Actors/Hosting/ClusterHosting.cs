@@ -366,7 +366,12 @@ public sealed class ServerUnreachableException(string message) : Exception(messa
 /// The split brain resolver removed this server from the cluster: it was cut off from two or more other members
 /// (hocon/cluster.conf, keep-oldest with down-if-alone). A standby, if there is one, has taken over.
 /// </summary>
-public sealed class ServerDownedException(string message) : Exception(message);
+/// <param name="OtherServers">Another member of role `server` was in the last state this server saw: a standby
+/// that may have taken over, so this server must not go on with the run.</param>
+public sealed class ServerDownedException(string message, bool OtherServers = true) : Exception(message)
+{
+    public bool OtherServers { get; } = OtherServers;
+}
 
 /// <summary>The server refused this node (another federation, model or range); the node gives up with the reason.</summary>
 public sealed class NodeRefusedException(string message) : Exception(message);
