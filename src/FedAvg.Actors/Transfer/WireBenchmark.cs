@@ -281,21 +281,15 @@ public static class WireBenchmark
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         int port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        bool Check(object _, System.Security.Cryptography.X509Certificates.X509Certificate? c, System.Security.Cryptography.X509Certificates.X509Chain? __,
-            System.Net.Security.SslPolicyErrors ___) => c is System.Security.Cryptography.X509Certificates.X509Certificate2 x && tls.Check(x) is null;
         async Task Once()
         {
             var accept = listener.AcceptTcpClientAsync();
             using var client = new TcpClient { NoDelay = true };
             await client.ConnectAsync(IPAddress.Loopback, port);
             using var server = await accept;
-            using var serverSsl = new System.Net.Security.SslStream(server.GetStream(), false, Check);
-            using var clientSsl = new System.Net.Security.SslStream(client.GetStream(), false, Check);
-            await Task.WhenAll(
-                serverSsl.AuthenticateAsServerAsync(new System.Net.Security.SslServerAuthenticationOptions
-                    { ServerCertificate = tls.Certificate, ClientCertificateRequired = true }),
-                clientSsl.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
-                    { TargetHost = "fedavg", ClientCertificates = [tls.Certificate] }));
+            var (clientSsl, serverSsl) = await Secure(client, server, tls);
+            clientSsl.Dispose();
+            serverSsl.Dispose();
         }
         for (int i = 0; i < 5; i++) await Once(); // warm-up
         return await MedianAsync(repeats, Once);
