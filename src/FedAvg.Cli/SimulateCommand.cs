@@ -73,6 +73,7 @@ public static class SimulateCommand
             if (resumeDir is not null)
             {
                 if (File.Exists(resumeDir)) throw new UsageException($"--resume {resumeDir} is a file; give the directory of a `fedavg simulate` run.");
+                if (!Directory.Exists(resumeDir)) throw new UsageException($"--resume {resumeDir}: no such directory; give the directory of an earlier run.");
                 userConfig = Path.Combine(resumeDir, RunOutputs.ConfigFile);
                 if (!File.Exists(userConfig))
                     throw new UsageException($"--resume {resumeDir}: no {RunOutputs.ConfigFile} there; is it a `fedavg simulate` run directory?");

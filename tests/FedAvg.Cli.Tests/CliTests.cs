@@ -33,6 +33,7 @@ public class CliTests
     [InlineData(new[] { "simulate", "--fraction", "1.01" }, "fraction")]
     [InlineData(new[] { "simulate", "--clients", "10", "--min-clients", "11" }, "min-clients")]
     [InlineData(new[] { "simulate", "--round-timeout", "-5s" }, "round-timeout")]
+    [InlineData(new[] { "simulate", "--round-timeout", "0s" }, "fedavg.round-timeout (--round-timeout) must be positive, such as 90s or 10m, got 0ms.")]
     [InlineData(new[] { "simulate", "--partition", "dirichlet:0" }, "alpha")]
     [InlineData(new[] { "simulate", "--dataset", "cifar10" }, "fashion-mnist")]
     [InlineData(new[] { "simulate", "--clients", "abc" }, "abc")]
@@ -40,7 +41,7 @@ public class CliTests
     [InlineData(new[] { "centralized", "--lr", "-0.1" }, "lr")]
     [InlineData(new[] { "centralized", "--model", "lenet" }, "mcmahan-cnn")]
     [InlineData(new[] { "frobnicate" }, "frobnicate")]
-    [InlineData(new[] { "simulate", "--resume", "no-such-run-directory" }, "config.conf")]
+    [InlineData(new[] { "simulate", "--resume", "no-such-run-directory" }, "--resume no-such-run-directory: no such directory")]
     public void Usage_errors_exit_2_and_name_the_problem(string[] args, string named)
     {
         var (code, error) = Fedavg([.. args, "--data-dir", TestData.DataDir]);

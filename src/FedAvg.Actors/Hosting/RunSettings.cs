@@ -188,7 +188,7 @@ public static class RunSettings
         "Round deadline, e.g. 90s or 10m (to the millisecond): a round closes with what arrived by then if at least min-clients did.",
         o => o.RoundTimeout, (o, v) => o with { RoundTimeout = v },
         (c, k) => HoconText.WholeMilliseconds(c.GetTimeSpan(k, null, allowInfinite: false)), HoconText.Duration,
-        (v, name) => { if (v <= TimeSpan.Zero) throw new UsageException($"{name} must be positive, got {v}."); },
+        (v, name) => { if (v <= TimeSpan.Zero) throw new UsageException($"{name} must be positive, such as 90s or 10m, got {HoconText.Duration(v)}."); },
         defaultHocon: "10m");
 
     public static readonly Setting<int> RoundAttempts = Int("round-attempts", "--round-attempts", 2,
