@@ -221,6 +221,7 @@ public class FaultClusterTests
 
         var downed = await Assert.ThrowsAsync<ServerDownedException>(() => active.Run.WaitAsync(TimeSpan.FromMinutes(1)));
         Assert.Contains("removed from the cluster", downed.Message);
+        Assert.True(downed.OtherServers, "the standby was in the cluster: fedavg server must not go on with the run itself");
         var result = await standby.Run.WaitAsync(TimeSpan.FromMinutes(3));
         Assert.True(result.Completed, result.FailureReason);
         var lost = Record.Exception(() => CompletedRounds.Verify(result, options.Rounds));
@@ -254,7 +255,7 @@ public class FaultClusterTests
         Assert.StartsWith("this standby stopped: the server it stood by for became unreachable while no node was in the cluster", stopped.Message);
         Assert.Contains("It held no replica yet", stopped.Message);
         Assert.DoesNotContain(log, e => e.Contains("taking over the coordinator"));
-        await Assert.ThrowsAsync<ServerDownedException>(() => active.Run.WaitAsync(TimeSpan.FromMinutes(1)));
+        Assert.True((await Assert.ThrowsAsync<ServerDownedException>(() => active.Run.WaitAsync(TimeSpan.FromMinutes(1)))).OtherServers);
     }
 
     /// <summary>
