@@ -231,7 +231,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             if (round >= settings.Rounds) Complete(null);
             else StartRound(round + 1);
         });
-        Receive<WaitExpired>(w => Fail($"waited {settings.ClientWait} for {clientsNeeded} clients before round {w.Round}; {clients.Count} registered."));
+        Receive<WaitExpired>(w => Fail($"waited {Hosting.HoconText.Duration(settings.ClientWait)} (wait-for-clients) for {clientsNeeded} clients before round {w.Round}; {clients.Count} registered."));
         Common();
     }
 
