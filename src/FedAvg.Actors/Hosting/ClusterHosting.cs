@@ -30,12 +30,6 @@ public sealed record ClusterOptions(string Federation, TimeSpan JoinTimeout, Tim
         return settings;
     }
 
-    /// <summary>A duration as a user would write it: "30 s", "1.5 s", "10 min".</summary>
-    public static string Text(TimeSpan duration) =>
-        duration.TotalSeconds >= 60 && duration.TotalSeconds % 60 == 0
-            ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{duration.TotalMinutes:0} min")
-            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{duration.TotalSeconds:0.###} s");
-
     static TimeSpan Duration(Config c, string key, Func<string, string> name)
     {
         var value = Read(c, key, name, k =>

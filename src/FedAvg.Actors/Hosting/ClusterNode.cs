@@ -125,7 +125,7 @@ public sealed class ClusterNode : IDisposable
             var wait = lostSince is null ? cluster.JoinTimeout : cluster.ServerWait - (DateTime.UtcNow - lostSince.Value);
             if (wait <= TimeSpan.Zero)
                 throw new ServerUnreachableException($"the server at {options.JoinText} has been gone for more than " +
-                                                     $"{ClusterOptions.Text(cluster.ServerWait)} (fedavg.cluster.server-wait); giving up.");
+                                                     $"{HoconText.Duration(cluster.ServerWait)} (fedavg.cluster.server-wait); giving up.");
             endpoint.CheckPortFree();
             var system = ClusterHosting.Start(config, endpoint, Tls);
             channelLog = Akka.Event.Logging.GetLogger(system, "weight-channel");
@@ -138,8 +138,8 @@ public sealed class ClusterNode : IDisposable
                 {
                     ThrowIfTlsRefused(system, options);
                     throw new ServerUnreachableException((lostSince is null
-                        ? $"no fedavg server answered at {options.JoinText} within {ClusterOptions.Text(cluster.JoinTimeout)} (--join-timeout)."
-                        : $"the server at {options.JoinText} did not come back within {ClusterOptions.Text(cluster.ServerWait)} (fedavg.cluster.server-wait).")
+                        ? $"no fedavg server answered at {options.JoinText} within {HoconText.Duration(cluster.JoinTimeout)} (--join-timeout)."
+                        : $"the server at {options.JoinText} did not come back within {HoconText.Duration(cluster.ServerWait)} (fedavg.cluster.server-wait).")
                         + (Tls is null ? " If the server runs with TLS, give this node --tls-cert and --tls-ca." : ""));
                 }
                 OnUp?.Invoke(Cluster.Get(system).SelfAddress);
@@ -183,7 +183,7 @@ public sealed class ClusterNode : IDisposable
                 else ThrowIfTlsRefused(system, options);
                 terminated = true;
                 lostSince = DateTime.UtcNow;
-                Say($"lost the server at {joined}; waiting up to {ClusterOptions.Text(cluster.ServerWait)} for it to come back");
+                Say($"lost the server at {joined}; waiting up to {HoconText.Duration(cluster.ServerWait)} for it to come back");
             }
             finally
             {

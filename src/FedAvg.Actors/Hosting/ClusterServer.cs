@@ -120,7 +120,7 @@ public sealed class ClusterServer
             else self.Join(self.SelfAddress);
             if (!await ClusterHosting.WaitUntilUp(system, StandbyOf is null ? TimeSpan.FromSeconds(30) : cluster.JoinTimeout, cancel).ConfigureAwait(false))
                 throw StandbyOf is { } a
-                    ? new ServerUnreachableException($"no fedavg server answered at {a.Host}:{a.Port} within {ClusterOptions.Text(cluster.JoinTimeout)} (fedavg.cluster.join-timeout): a standby joins a running server.")
+                    ? new ServerUnreachableException($"no fedavg server answered at {a.Host}:{a.Port} within {HoconText.Duration(cluster.JoinTimeout)} (fedavg.cluster.join-timeout): a standby joins a running server.")
                     : new InvalidOperationException($"the server's own cluster did not come up at {self.SelfAddress}.");
             channel = WeightChannelServer.Start(endpoint.Bind, endpoint.WeightChannelPort, Tls, Akka.Event.Logging.GetLogger(system, "weight-channel"),
                 endpoint.DataPort is null ? "--data-port (default --port + 1)" : "--data-port");
