@@ -65,14 +65,19 @@ public static class ServerCommand
                     {
                         if (Interlocked.Exchange(ref started, 1) == 0) onStarted();
                     }
+                    // the run's wall and evaluation time over every part, when the server went on after a removal
+                    var wall = System.Diagnostics.Stopwatch.StartNew();
+                    var busyBefore = TimeSpan.Zero;
                     for (var from = checkpoint; ; )
                     {
                         try
                         {
-                            return await Server(from, checkpointPath, StartedOnce, onRound).RunAsync(options, cluster, at, layered, store, cancel);
+                            var result = await Server(from, checkpointPath, StartedOnce, onRound).RunAsync(options, cluster, at, layered, store, cancel);
+                            return result with { Elapsed = wall.Elapsed, TrainerBusy = busyBefore + result.TrainerBusy };
                         }
                         catch (ServerDownedException downed) when (active is null && !downed.OtherServers)
                         {
+                            busyBefore += downed.TrainerBusy;
                             // What `fedavg server --resume` would do, without a person to type it: no standby was in the
                             // cluster to take over, and the nodes that downed this server leave and join it again (for up to
                             // their fedavg.cluster.server-wait), keeping their data and shards. A server cut off for longer

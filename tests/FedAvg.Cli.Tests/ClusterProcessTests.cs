@@ -254,6 +254,7 @@ public sealed class ClusterProcessTests : FederationProcessTest
         var a = StartNode(tls, "node-a", port, "0-1");
         var b = StartNode(tls, "node-b", port, "2-3");
         await server.WaitForLine($"^round 1/{rounds}", Start);
+        var sinceRound1 = Stopwatch.StartNew(); // inside the run's wall time, which covers both parts of it
         server.Pause();
         bool nodesPaused = false;
         try
@@ -276,8 +277,17 @@ public sealed class ClusterProcessTests : FederationProcessTest
             }
         }
         Assert.Equal(0, await server.WaitForExit(TimeSpan.FromMinutes(4)));
+        var untilExit = sinceRound1.Elapsed;
         Assert.Equal(0, await a.WaitForExit(TimeSpan.FromSeconds(60)));
         Assert.Equal(0, await b.WaitForExit(TimeSpan.FromSeconds(60)));
+        // The wall time counts the part before the removal too: the cut alone lasts longer than 13 s (detection,
+        // stable-after, removal), where the summary's wall time ends at most a few seconds before the exit (the model,
+        // the plot, the table).
+        using (var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "summary.json"))))
+        {
+            double wall = summary.RootElement.GetProperty("wall_seconds").GetDouble();
+            Assert.True(wall >= untilExit.TotalSeconds - 5, $"wall_seconds {wall:F1}, but {untilExit.TotalSeconds:F1} s from round 1 to the exit");
+        }
         string at = Regex.Escape($"listening at {Protocol(tls)}://fedavg@127.0.0.1:{port} ");
         Assert.Matches($"{at}(?s:.*){at}", server.Output);
         foreach (var node in new[] { a, b }) Assert.Contains($"joined {Protocol(tls)}://fedavg@127.0.0.1:{port} again", node.Output);

@@ -362,9 +362,12 @@ public sealed class ServerUnreachableException(string message) : Exception(messa
 /// </summary>
 /// <param name="OtherServers">Another member of role `server` was in the last state this server saw: a standby
 /// that may have taken over, so this server must not go on with the run.</param>
-public sealed class ServerDownedException(string message, bool OtherServers = true) : Exception(message)
+public sealed class ServerDownedException(string message, bool OtherServers = true, TimeSpan TrainerBusy = default) : Exception(message)
 {
     public bool OtherServers { get; } = OtherServers;
+
+    /// <summary>The server's trainers' busy time (its evaluations) until it was removed, for a host that goes on with the run.</summary>
+    public TimeSpan TrainerBusy { get; } = TrainerBusy;
 }
 
 /// <summary>The server refused this node (another federation, model or range); the node gives up with the reason.</summary>

@@ -171,7 +171,8 @@ public sealed class ClusterServer
                         "this server was cut off from the other members for longer than the cluster waits, and removed from the cluster " +
                         "(hocon/cluster.conf, keep-oldest): a standby, if there is one, has taken over; otherwise continue with " +
                         "`fedavg server --resume` on the run directory.",
-                        self.State.Members.Any(m => m.HasRole(ClusterHosting.ServerRole) && !m.Address.Equals(self.SelfAddress)));
+                        self.State.Members.Any(m => m.HasRole(ClusterHosting.ServerRole) && !m.Address.Equals(self.SelfAddress)),
+                        pool.BusyTime);
                 throw new ServerDownedException(WhyStandbyRemoved(self.State, Path.GetDirectoryName(Path.GetFullPath(CheckpointPath!))!,
                     Interlocked.Read(ref replicatedRound)));
             }
