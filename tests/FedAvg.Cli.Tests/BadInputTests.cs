@@ -22,6 +22,10 @@ public class BadInputTests
     [InlineData(new[] { "server", "--rounds", "1", "--port", "0", "--bind-hostname", "192.0.2.1", "--insecure" }, "--bind-hostname '192.0.2.1': cannot listen on 192.0.2.1:0")]
     [InlineData(new[] { "node", "--join", "127.0.0.1:1", "--clients", "0-1", "--bind-hostname", "192.0.2.1", "--insecure" }, "--bind-hostname '192.0.2.1': cannot listen on 192.0.2.1:0")]
     [InlineData(new[] { "server", "--rounds", "1", "--port", "0", "--bind-hostname", "999.1.1.1", "--insecure" }, "--bind-hostname '999.1.1.1'")]
+    // without --bind-hostname a node listens on its --hostname, and a public address behind a NAT is not this machine's
+    [InlineData(new[] { "server", "--rounds", "1", "--port", "0", "--hostname", "192.0.2.1", "--insecure" }, "--hostname '192.0.2.1': cannot listen on 192.0.2.1:0")]
+    [InlineData(new[] { "node", "--join", "127.0.0.1:1", "--clients", "0-1", "--hostname", "192.0.2.1", "--insecure" }, "keep it as --hostname and listen with --bind-hostname on this machine's own address")]
+    [InlineData(new[] { "simulate", "--strategy", "fedsgd" }, "fedavg.strategy.name (--strategy): unknown strategy 'fedsgd'; the strategies are fedavg, fedprox")]
     public void Usage_errors_exit_2_and_name_the_problem(string[] args, string named)
     {
         var (code, error) = Fedavg([.. args, "--data-dir", TestData.DataDir]);

@@ -158,9 +158,22 @@ public sealed record Endpoint(string Hostname, string? BindHostname, int Port, i
         }
         catch (SocketException e)
         {
-            throw new UsageException($"--bind-hostname '{Bind}': cannot listen on {Bind}:{Port} ({e.Message}).");
+            throw new UsageException(CannotListen(Port, e));
         }
     }
+
+    /// <summary>
+    /// Why this node cannot listen, naming what chose the interface: --bind-hostname, or --hostname when it is not
+    /// given. An address of another machine (a NAT's or a cloud's public address) is a --hostname that this machine
+    /// cannot bind: the hint says to bind its own.
+    /// </summary>
+    public string CannotListen(int port, SocketException e, string portPart = "") => BindHostname is not null
+        ? $"--bind-hostname '{Bind}'{portPart}: cannot listen on {Bind}:{port} ({e.Message})."
+        : $"--hostname '{Hostname}'{portPart}: cannot listen on {Hostname}:{port} ({e.Message}); without --bind-hostname a node listens " +
+          "on its --hostname. " + (e.SocketErrorCode == SocketError.AddressNotAvailable
+              ? $"If {Hostname} is how other machines reach this one but not an address of its own (behind a NAT, a cloud's public address), " +
+                "keep it as --hostname and listen with --bind-hostname on this machine's own address (0.0.0.0 for all)."
+              : "Give the interface to listen on with --bind-hostname (0.0.0.0 for all).");
 }
 
 /// <summary>Builds cluster actor systems from the layered HOCON and joins them.</summary>
@@ -219,7 +232,7 @@ public static class ClusterHosting
         catch (Exception e) when (SocketErrorIn(e) is { } socket)
         {
             // the port was free when probed and taken since, or the bind failed for a reason the probe did not meet
-            throw new UsageException($"--bind-hostname '{endpoint.Bind}', --port {endpoint.Port}: cannot listen on {endpoint.Bind}:{endpoint.Port} ({socket.Message}).");
+            throw new UsageException(endpoint.CannotListen(endpoint.Port, socket, $", --port {endpoint.Port}"));
         }
     }
 

@@ -5,6 +5,7 @@ using FedAvg.Core.Data;
 using FedAvg.Core.Models;
 using FedAvg.Core.Partitioning;
 using FedAvg.Core.Training;
+using FedAvg.Core.Strategies;
 
 namespace FedAvg.Actors.Hosting;
 
@@ -220,7 +221,11 @@ public static class RunSettings
     public static readonly Setting<string> StrategyName = Text("strategy.name", "--strategy", "NAME", "fedavg",
         "The aggregation strategy; its parameters go in the fedavg.strategy { … } section of a --config file.",
         o => o.StrategyName, (o, v) => o with { StrategyName = v },
-        (v, name) => { if (string.IsNullOrWhiteSpace(v)) throw new UsageException($"{name} must name a strategy."); });
+        (v, name) =>
+        {
+            if (string.IsNullOrWhiteSpace(v)) throw new UsageException($"{name} must name a strategy.");
+            if (!StrategyRegistry.Names.Contains(v)) throw new UsageException($"{name}: {StrategyRegistry.Unknown(v)}");
+        });
 
     /// <summary>Every other key of `fedavg.strategy`, kept as text for the strategy to parse.</summary>
     public static readonly Setting<IReadOnlyDictionary<string, string>> StrategyParameters = new("strategy", null, "", new SortedDictionary<string, string>(StringComparer.Ordinal),

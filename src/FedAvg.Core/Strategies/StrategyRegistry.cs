@@ -109,7 +109,10 @@ public static class StrategyRegistry
 
     public static StrategyDescriptor Find(string name) =>
         All.FirstOrDefault(d => d.Name == name)
-        ?? throw new UsageException($"fedavg.strategy.name: unknown strategy '{name}'; the strategies are {string.Join(", ", Names)}.");
+        ?? throw new UsageException($"fedavg.strategy.name: {Unknown(name)}");
+
+    /// <summary>What is wrong with a strategy name no strategy has, and the names there are.</summary>
+    public static string Unknown(string name) => $"unknown strategy '{name}'; the strategies are {string.Join(", ", Names)}.";
 
     /// <summary>
     /// The strategy <paramref name="name"/> with <paramref name="parameters"/> (missing ones at their defaults; a
