@@ -455,7 +455,7 @@ public sealed class FederationServer : ReceiveActor, IWithTimers
             foreach (var id in silent)
             {
                 receiving.Remove(id); // a download still under way is discarded when it ends
-                rejections.Add(new Rejection(round, id, $"no answer by the deadline ({settings.RoundTimeout})"));
+                rejections.Add(new Rejection(round, id, $"no answer by the deadline ({Hosting.HoconText.Duration(settings.RoundTimeout)})"));
             }
             if (accepted.Count >= plan.MinimumUpdates) CloseRound();
             else RetryOrFail($"round {round}: {accepted.Count} of the required {plan.MinimumUpdates} updates arrived before the deadline");
