@@ -117,6 +117,7 @@ public sealed class ClusterNode : IDisposable
             .Select(a => WithAdapters(new Address(ClusterHosting.Protocol(Tls), ClusterHosting.SystemName, a.Host, a.Port), layered))).ToList();
         string joined = seeds.Count == 1 ? serverAddress.ToString() : string.Join(" or ", seeds);
         DateTime? lostSince = null;
+        string? lastTlsFailure = null; // a handshake that failed after this node had joined, for the message if it gives up
         // one for the whole run: its connections to the server's weight channel outlive a rejoin
         Akka.Event.ILoggingAdapter? channelLog = null; // the current actor system's
         using var channel = new WeightChannelClient(Tls, line => channelLog?.Warning(line));
@@ -136,10 +137,22 @@ public sealed class ClusterNode : IDisposable
                 Cluster.Get(system).JoinSeedNodes(seeds);
                 if (!await ClusterHosting.WaitUntilUp(system, wait, cancel).ConfigureAwait(false))
                 {
-                    ThrowIfTlsRefused(system, options);
+                    if (TlsFailure(system) is { } failed)
+                    {
+                        if (lostSince is null) throw TlsRefused(failed, options);
+                        // This node's certificate was accepted when it first joined, and the server's system is going or
+                        // coming back (a server that goes on after its removal, or a --resume, on the same port): a
+                        // handshake cut off by that is no refusal. Try again, within server-wait.
+                        Say($"the TLS handshake with the server at {options.JoinText} failed ({failed}), where it had succeeded before: " +
+                            "taken for the server's restart; trying again");
+                        lastTlsFailure = failed;
+                        await Task.Delay(RetryAfterTlsFailure, cancel).ConfigureAwait(false);
+                        continue;
+                    }
                     throw new ServerUnreachableException((lostSince is null
                         ? $"no fedavg server answered at {options.JoinText} within {HoconText.Duration(cluster.JoinTimeout)} (--join-timeout)."
-                        : $"the server at {options.JoinText} did not come back within {HoconText.Duration(cluster.ServerWait)} (fedavg.cluster.server-wait).")
+                        : $"the server at {options.JoinText} did not come back within {HoconText.Duration(cluster.ServerWait)} (fedavg.cluster.server-wait)" +
+                          (lastTlsFailure is { } last ? $"; the last TLS handshake with it failed ({last})." : "."))
                         + (Tls is null ? " If the server runs with TLS, give this node --tls-cert and --tls-ca." : ""));
                 }
                 OnUp?.Invoke(Cluster.Get(system).SelfAddress);
@@ -179,8 +192,9 @@ public sealed class ClusterNode : IDisposable
                 }
                 // The split brain resolver downed every server (this side kept, the server lost, and no standby), or it
                 // downed this side, or (with TLS) a handshake failed, which Akka.Remote treats as fatal.
+                // A handshake that fails after this node was up is no refusal either: its certificate was accepted.
                 if (ended == serversDowned) await ClusterHosting.Leave(system).ConfigureAwait(false);
-                else ThrowIfTlsRefused(system, options);
+                else if (TlsFailure(system) is { } failed) lastTlsFailure = failed;
                 terminated = true;
                 lostSince = DateTime.UtcNow;
                 Say($"lost the server at {joined}; waiting up to {HoconText.Duration(cluster.ServerWait)} for it to come back");
@@ -192,15 +206,24 @@ public sealed class ClusterNode : IDisposable
         }
     }
 
-    /// <summary>Akka.Remote shuts the actor system down when an outbound TLS handshake fails: the server refused this node's
-    /// certificate, or its own is not signed by this node's CA. That is a refusal, not a lost server.</summary>
-    void ThrowIfTlsRefused(ActorSystem system, NodeOptions options)
-    {
-        if (CoordinatedShutdown.Get(system).ShutdownReason is { } reason && reason.GetType().Name == "TlsHandshakeFailureReason")
-            throw new NodeRefusedException($"the TLS handshake with the server at {options.ServerHost}:{options.ServerPort} failed ({reason}): " +
-                                           $"the server refused this node's certificate, or the server's certificate is not signed by {Tls?.CaSetting ?? TlsNames.Flags.Ca}, " +
-                                           "or the server does not run with TLS.");
-    }
+    /// <summary>Akka.Remote shuts the actor system down when an outbound TLS handshake fails; the reason it gave, or null.</summary>
+    static string? TlsFailure(ActorSystem system) =>
+        CoordinatedShutdown.Get(system).ShutdownReason is { } reason && reason.GetType().Name == "TlsHandshakeFailureReason" ? reason.ToString() : null;
+
+    /// <summary>
+    /// A TLS handshake that failed before this node was ever up: the server refused this node's certificate, or its
+    /// own is not signed by this node's CA. That is a refusal, not a lost server.
+    /// </summary>
+    NodeRefusedException TlsRefused(string reason, NodeOptions options) =>
+        new($"the TLS handshake with the server at {options.ServerHost}:{options.ServerPort} failed ({reason}): " +
+            $"the server refused this node's certificate, or the server's certificate is not signed by {Tls?.CaSetting ?? TlsNames.Flags.Ca}, " +
+            "or the server does not run with TLS.");
+
+    /// <summary>
+    /// After a handshake cut off by the server's restart, the next try waits this long: Akka.Remote gives up on a failed
+    /// handshake by stopping the whole actor system, and a server that refuses would otherwise be asked again at once.
+    /// </summary>
+    static readonly TimeSpan RetryAfterTlsFailure = TimeSpan.FromSeconds(1);
 
     /// <summary>The node's clients for a run: loaded and partitioned once, kept across rejoins.</summary>
     /// <remarks>
