@@ -170,6 +170,51 @@ public sealed class ClusterProcessTests : FederationProcessTest
     }
 
     /// <summary>
+    /// The issue's "a node whose server is gone for longer than a bounded wait exits non-zero with a clear message":
+    /// the server is SIGKILLed and never comes back, and the node gives up after fedavg.cluster.server-wait (10 s here,
+    /// from $FEDAVG_SERVER_WAIT) with exit 5. Under TLS the server's port is meanwhile held by a listener that closes
+    /// every connection, so the node keeps meeting failed handshakes, and its message names the last one.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_node_whose_server_is_gone_for_longer_than_server_wait_exits_5_and_says_why(bool tls)
+    {
+        string dir = Path.Combine(TestData.TempDir(), "server");
+        int port = FedavgProcess.FreePort();
+        var (server, _) = await StartServer(dir, 100_000, "iid", port, tls, "--start-clients", "4");
+        var node = Launch("node-a", new Dictionary<string, string> { ["FEDAVG_SERVER_WAIT"] = "10s" },
+            ["node", "--join", $"127.0.0.1:{port}", "--clients", "0-3", "--trainers", "1", "--node-id", "node-a", "--data-dir", TestData.DataDir,
+             .. Transport(tls, "node-a")]);
+        await server.WaitForLine("^round 1/", Start);
+        server.Kill();
+
+        var closing = new TcpListener(IPAddress.Loopback, port);
+        if (tls) closing.Start();
+        var cutting = tls ? Task.Run(async () =>
+        {
+            try
+            {
+                while (true) (await closing.AcceptTcpClientAsync()).Dispose();
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException) { } // stopped
+        }) : Task.CompletedTask;
+        try
+        {
+            await node.WaitForLine("lost the server at .*; waiting up to 10s for it to come back", Start);
+            Assert.Equal(ExitCodes.ServerUnreachable, await node.WaitForExit(TimeSpan.FromSeconds(60)));
+        }
+        finally
+        {
+            closing.Stop();
+            await cutting;
+        }
+        Assert.Matches($@"the server at 127\.0\.0\.1:{port} (did not come back within|has been gone for more than) 10s \(fedavg\.cluster\.server-wait\)" +
+                       (tls ? @"; the last TLS handshake with it failed \(.+\)" : ""), node.Output);
+        Assert.DoesNotContain("   at ", node.Output);
+    }
+
+    /// <summary>
     /// Under TLS, Akka.Remote stops a node's whole actor system when a handshake fails, and a node used to take any
     /// failed handshake for a refusal of its certificate and exit 6. A handshake cut off by the server's restart is no
     /// refusal when the node's certificate was accepted before (a server that goes on after its removal lost a node

@@ -117,16 +117,18 @@ public sealed class ClusterNode : IDisposable
             .Select(a => WithAdapters(new Address(ClusterHosting.Protocol(Tls), ClusterHosting.SystemName, a.Host, a.Port), layered))).ToList();
         string joined = seeds.Count == 1 ? serverAddress.ToString() : string.Join(" or ", seeds);
         DateTime? lostSince = null;
-        string? lastTlsFailure = null; // a handshake that failed after this node had joined, for the message if it gives up
+        string? lastTlsFailure = null;
         // one for the whole run: its connections to the server's weight channel outlive a rejoin
         Akka.Event.ILoggingAdapter? channelLog = null; // the current actor system's
         using var channel = new WeightChannelClient(Tls, line => channelLog?.Warning(line));
         while (true)
         {
             var wait = lostSince is null ? cluster.JoinTimeout : cluster.ServerWait - (DateTime.UtcNow - lostSince.Value);
+            // a handshake that failed after this node had joined, for the message if it gives up
+            string LastTls() => lastTlsFailure is { } last ? $"; the last TLS handshake with it failed ({last})" : "";
             if (wait <= TimeSpan.Zero)
                 throw new ServerUnreachableException($"the server at {options.JoinText} has been gone for more than " +
-                                                     $"{HoconText.Duration(cluster.ServerWait)} (fedavg.cluster.server-wait); giving up.");
+                                                     $"{HoconText.Duration(cluster.ServerWait)} (fedavg.cluster.server-wait){LastTls()}; giving up.");
             endpoint.CheckPortFree();
             var system = ClusterHosting.Start(config, endpoint, Tls);
             channelLog = Akka.Event.Logging.GetLogger(system, "weight-channel");
@@ -151,8 +153,7 @@ public sealed class ClusterNode : IDisposable
                     }
                     throw new ServerUnreachableException((lostSince is null
                         ? $"no fedavg server answered at {options.JoinText} within {HoconText.Duration(cluster.JoinTimeout)} (--join-timeout)."
-                        : $"the server at {options.JoinText} did not come back within {HoconText.Duration(cluster.ServerWait)} (fedavg.cluster.server-wait)" +
-                          (lastTlsFailure is { } last ? $"; the last TLS handshake with it failed ({last})." : "."))
+                        : $"the server at {options.JoinText} did not come back within {HoconText.Duration(cluster.ServerWait)} (fedavg.cluster.server-wait){LastTls()}.")
                         + (Tls is null ? " If the server runs with TLS, give this node --tls-cert and --tls-ca." : ""));
                 }
                 OnUp?.Invoke(Cluster.Get(system).SelfAddress);
