@@ -301,6 +301,14 @@ public sealed class SecurityProcessTests : FederationProcessTest
         Assert.Contains("TLS handshake with the server", evil.Output);
         await server.WaitForLine(@"TLS: refused the connection with \[.*127\.0\.0\.1\]:\d+: the certificate 'CN=evil, OU=client, O=fedavg federation' \(issuer 'CN=mallory CA.*is not signed by the federation's CA", TimeSpan.FromSeconds(10));
 
+        // a standby with another CA's server certificate: refused at the handshake too, and told so (it used to say that no
+        // server answered within its join-timeout, exit 5)
+        var evilStandby = Launch("evil-standby", ["server", .. Run(Path.Combine(root, "evil-standby-run"), 100_000), "--port", "0",
+            "--standby-of", $"127.0.0.1:{port}", .. Tls(Issue(otherCa, "evil-standby", "server"))]);
+        int standbyCode = await evilStandby.WaitForExit(Start);
+        Assert.True(standbyCode == ExitCodes.NodeRefused, $"exit {standbyCode}:\n{evilStandby.Output}");
+        Assert.Matches(@"the TLS handshake with the server at 127\.0\.0\.1:\d+ failed \(.+\): the server refused this standby's certificate", evilStandby.Output);
+
         var plaintext = StartNode("plain", port, "2-3", "--join-timeout", "5s");
         Assert.Equal(ExitCodes.ServerUnreachable, await plaintext.WaitForExit(Start));
         Assert.Contains("If the server runs with TLS, give this node --tls-cert and --tls-ca", plaintext.Output);
@@ -321,7 +329,7 @@ public sealed class SecurityProcessTests : FederationProcessTest
         Assert.DoesNotContain(membership, l => l.Contains("stranger"));
         Assert.All(Rounds(run), r => Assert.Equal((2, 2, 0), (r.Sampled, r.Succeeded, r.Failed)));
         Assert.False(good.Output.Contains("run is over"), good.Output);
-        foreach (var p in new[] { server, good, evil, plaintext, stranger }) Assert.DoesNotContain("   at ", p.Output);
+        foreach (var p in new[] { server, good, evil, evilStandby, plaintext, stranger }) Assert.DoesNotContain("   at ", p.Output);
     }
 
     /// <summary>A message of the attacker's choice: the bytes and manifest that <see cref="FuzzSerializer"/> puts on the wire.</summary>

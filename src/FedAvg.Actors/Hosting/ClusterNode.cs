@@ -139,7 +139,7 @@ public sealed class ClusterNode : IDisposable
                 Cluster.Get(system).JoinSeedNodes(seeds);
                 if (!await ClusterHosting.WaitUntilUp(system, wait, cancel).ConfigureAwait(false))
                 {
-                    if (TlsFailure(system) is { } failed)
+                    if (ClusterHosting.TlsFailure(system) is { } failed)
                     {
                         if (lostSince is null) throw TlsRefused(failed, options);
                         // This node's certificate was accepted when it first joined, and the server's system is going or
@@ -195,7 +195,7 @@ public sealed class ClusterNode : IDisposable
                 // downed this side, or (with TLS) a handshake failed, which Akka.Remote treats as fatal.
                 // A handshake that fails after this node was up is no refusal either: its certificate was accepted.
                 if (ended == serversDowned) await ClusterHosting.Leave(system).ConfigureAwait(false);
-                else if (TlsFailure(system) is { } failed) lastTlsFailure = failed;
+                else if (ClusterHosting.TlsFailure(system) is { } failed) lastTlsFailure = failed;
                 terminated = true;
                 lostSince = DateTime.UtcNow;
                 Say($"lost the server at {joined}; waiting up to {HoconText.Duration(cluster.ServerWait)} for it to come back");
@@ -206,10 +206,6 @@ public sealed class ClusterNode : IDisposable
             }
         }
     }
-
-    /// <summary>Akka.Remote shuts the actor system down when an outbound TLS handshake fails; the reason it gave, or null.</summary>
-    static string? TlsFailure(ActorSystem system) =>
-        CoordinatedShutdown.Get(system).ShutdownReason is { } reason && reason.GetType().Name == "TlsHandshakeFailureReason" ? reason.ToString() : null;
 
     /// <summary>
     /// A TLS handshake that failed before this node was ever up: the server refused this node's certificate, or its
