@@ -189,25 +189,10 @@ public sealed class ClusterProcessTests : FederationProcessTest
         await server.WaitForLine("^round 1/", Start);
         server.Kill();
 
-        var closing = new TcpListener(IPAddress.Loopback, port);
-        if (tls) closing.Start();
-        var cutting = tls ? Task.Run(async () =>
-        {
-            try
-            {
-                while (true) (await closing.AcceptTcpClientAsync()).Dispose();
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException) { } // stopped
-        }) : Task.CompletedTask;
-        try
+        await using (tls ? new ClosingListener(port) : null)
         {
             await node.WaitForLine("lost the server at .*; waiting up to 10s for it to come back", Start);
             Assert.Equal(ExitCodes.ServerUnreachable, await node.WaitForExit(TimeSpan.FromSeconds(60)));
-        }
-        finally
-        {
-            closing.Stop();
-            await cutting;
         }
         Assert.Matches($@"the server at 127\.0\.0\.1:{port} (did not come back within|has been gone for more than) 10s \(fedavg\.cluster\.server-wait\)" +
                        (tls ? @"; the last TLS handshake with it failed \(.+\)" : ""), node.Output);
@@ -232,24 +217,9 @@ public sealed class ClusterProcessTests : FederationProcessTest
         await first.WaitForLine($"^round 1/{rounds}", Start);
         first.Kill();
 
-        var closing = new TcpListener(IPAddress.Loopback, port);
-        closing.Start();
-        var cutting = Task.Run(async () =>
-        {
-            try
-            {
-                while (true) (await closing.AcceptTcpClientAsync()).Dispose(); // no TLS: the handshake ends as it starts
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException) { } // stopped
-        });
-        try
+        await using (new ClosingListener(port))
         {
             await node.WaitForLine(@"the TLS handshake with the server at 127\.0\.0\.1:\d+ failed .*where it had succeeded before: taken for the server's restart; trying again", Start);
-        }
-        finally
-        {
-            closing.Stop();
-            await cutting;
         }
         var second = Launch("resumed", ["server", "--resume", dir, "--data-dir", TestData.DataDir, "--port", port.ToString(), "--start-clients", "4",
             .. Transport(true, "server", "server")]);
@@ -509,5 +479,35 @@ public sealed class ClusterProcessTests : FederationProcessTest
         (code, error) = Fedavg("node", "--join", "127.0.0.1:4053", "--clients", "0-1", "--config", bad);
         Assert.Equal((ExitCodes.UsageError, true), (code, error.Contains("fedavg.cluster.join-timeout")));
         Assert.DoesNotContain("   at ", error);
+    }
+
+    /// <summary>
+    /// Holds a port where a server was, accepting every connection and closing it at once: a TLS handshake there ends as
+    /// it starts, as one cut off by a server's system going down does. Stopped when disposed.
+    /// </summary>
+    sealed class ClosingListener : IAsyncDisposable
+    {
+        readonly TcpListener listener;
+        readonly Task accepting;
+
+        public ClosingListener(int port)
+        {
+            listener = new TcpListener(IPAddress.Loopback, port);
+            listener.Start();
+            accepting = Task.Run(async () =>
+            {
+                try
+                {
+                    while (true) (await listener.AcceptTcpClientAsync()).Dispose();
+                }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException) { } // stopped
+            });
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            listener.Stop();
+            await accepting;
+        }
     }
 }
