@@ -27,11 +27,11 @@ public class ClusterTests
 
     /// <summary>A server running <paramref name="options"/> on a loopback port the OS picks: its run, and that port once it listens.</summary>
     static async Task<(Task<SimulationResult> Run, int Port)> StartServer(SimulationOptions options, int startClients, int testSamples,
-        Action<string>? onEvent = null, Action<ActorSystem>? onSystem = null)
+        Action<string>? onEvent = null, Action<ActorSystem>? onSystem = null, ClusterOptions? cluster = null)
     {
         var listening = new TaskCompletionSource<Address>(TaskCreationOptions.RunContinuationsAsynchronously);
         var run = new ClusterServer { TestSamples = testSamples, StartClients = startClients, OnListening = a => listening.TrySetResult(a), OnEvent = onEvent, OnSystem = onSystem }
-            .RunAsync(options, Settings, Loopback, Layered, Store);
+            .RunAsync(options, cluster ?? Settings, Loopback, Layered, Store);
         return (run, (await listening.Task.WaitAsync(TimeSpan.FromSeconds(60))).Port!.Value);
     }
 
@@ -210,7 +210,9 @@ public class ClusterTests
     public async Task A_server_member_that_is_no_standby_is_downed_at_the_end_and_never_handed_the_coordinator()
     {
         var events = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        var (server, port) = await StartServer(Small(rounds: 1), startClients: 4, testSamples: 500, events.Enqueue);
+        // a join-timeout longer than the run: the stray is still there at its end (the test below has it downed before)
+        var (server, port) = await StartServer(Small(rounds: 1), startClients: 4, testSamples: 500, events.Enqueue,
+            cluster: Settings with { JoinTimeout = TimeSpan.FromMinutes(10) });
         var stray = ClusterHosting.Start(ClusterHosting.Configure(Layered, Loopback, ClusterHosting.ServerRole), Loopback);
         try
         {
@@ -226,6 +228,43 @@ public class ClusterTests
             Assert.True(first == stray.WhenTerminated && !started.Task.IsCompleted, "the coordinator singleton started on the stray member");
             var strayAddress = Akka.Cluster.Cluster.Get(stray).SelfAddress;
             Assert.Contains(events, e => e.StartsWith($"downed the server member at {strayAddress}: still in the cluster 10 s after the run ended"));
+        }
+        finally
+        {
+            await stray.Terminate();
+        }
+    }
+
+    /// <summary>
+    /// The same stray member mid-run: if the server were lost while it is there, the singleton could be handed to it.
+    /// The server downs a `server` member that its feed has not accepted as a standby within the join-timeout (3 s here)
+    /// of its coming up, while it waits for its clients; the run then goes on with a node, and no coordinator ever
+    /// starts on the stray.
+    /// </summary>
+    [Fact]
+    public async Task A_server_member_that_is_no_standby_is_downed_mid_run_after_the_join_timeout()
+    {
+        var events = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var (server, port) = await StartServer(Small(rounds: 1), startClients: 4, testSamples: 500, events.Enqueue,
+            cluster: Settings with { JoinTimeout = TimeSpan.FromSeconds(3) });
+        var stray = ClusterHosting.Start(ClusterHosting.Configure(Layered, Loopback, ClusterHosting.ServerRole), Loopback);
+        try
+        {
+            var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            stray.ActorOf(Akka.Cluster.Tools.Singleton.ClusterSingletonManager.Props(Props.Create(() => new Started(started)), PoisonPill.Instance,
+                Akka.Cluster.Tools.Singleton.ClusterSingletonManagerSettings.Create(stray).WithRole(ClusterHosting.ServerRole)), ClusterHosting.CoordinatorName);
+            Akka.Cluster.Cluster.Get(stray).Join(new Address("akka.tcp", ClusterHosting.SystemName, "127.0.0.1", port));
+            Assert.True(await ClusterHosting.WaitUntilUp(stray, TimeSpan.FromSeconds(30), default), "the stray member did not come up");
+            var strayAddress = Akka.Cluster.Cluster.Get(stray).SelfAddress;
+
+            // downed before any node is there: the server is still waiting for its 4 clients
+            await stray.WhenTerminated.WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.False(started.Task.IsCompleted, "the coordinator singleton started on the stray member");
+            Assert.Contains(events, e => e.StartsWith($"downed the server member at {strayAddress}: it was not accepted as a standby within 3s (fedavg.cluster.join-timeout)"));
+
+            using var node = new ClusterNode();
+            var result = await Completed(server, Join(node, "node-a", port, 0, 3));
+            Assert.Equal((4, 4), (result.Rounds.Single().Sampled, result.Rounds.Single().Succeeded));
         }
         finally
         {

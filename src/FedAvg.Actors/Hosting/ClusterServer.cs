@@ -78,8 +78,12 @@ public sealed class ClusterServer
         bool coordinatorStarted = false; // the coordinator started on this node (a standby: it took over)
         // with TLS: who a member is (its joins, welcomes and standby joins), for the coordinator and the feed alike
         var identity = Tls is { } tls ? new NodeIdentity(tls) : null;
-        Props Coordinator(IActorRef observer, WeightChannelServer channel)
+        int watchingStrays = 0;
+        Props Coordinator(IActorRef observer, WeightChannelServer channel, ActorSystem system, IActorRef feed)
         {
+            // where the coordinator runs, no other server member but an accepted standby may stay (StrayServers)
+            if (Interlocked.Exchange(ref watchingStrays, 1) == 0)
+                system.ActorOf(StrayServers.Props(feed, cluster.JoinTimeout, OnEvent), "stray-servers");
             IStrategy strategy;
             float[] initial;
             int firstRound;
@@ -161,7 +165,7 @@ public sealed class ClusterServer
                     }, cluster.JoinTimeout, Tls), "standby");
             }
             var coordinatorChannel = channel;
-            system.ActorOf(ClusterSingletonManager.Props(ServerGuardian.Props(() => Coordinator(observer, coordinatorChannel), observer), PoisonPill.Instance,
+            system.ActorOf(ClusterSingletonManager.Props(ServerGuardian.Props(() => Coordinator(observer, coordinatorChannel, system, feed), observer), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole(ClusterHosting.ServerRole)), ClusterHosting.CoordinatorName);
 
             using var registration = cancel.Register(() => outcome.TrySetCanceled(cancel));
@@ -234,7 +238,8 @@ public sealed class ClusterServer
     /// Why a standby that never took over was removed from the cluster, from the last state it saw: the server
     /// unreachable with no node in the cluster (one against one, which keep-oldest settles for the older member, the
     /// server: a standby alone cannot tell a lost server from a cut network); cut off from the server and its nodes; or
-    /// downed while the server was reachable (the server downs, as its run ends, a server member it has not accepted).
+    /// downed while the server was reachable (the server downs a server member it has not accepted as a standby, within
+    /// the join-timeout or as its run ends).
     /// </summary>
     public static string WhyStandbyRemoved(ClusterEvent.CurrentClusterState last, string runDirectory, long replicatedRound)
     {
@@ -251,7 +256,8 @@ public sealed class ClusterServer
             return "this standby was cut off from the server and its nodes for longer than the cluster waits, and removed from the cluster " +
                    "(hocon/cluster.conf, keep-oldest); the server goes on without it.";
         return "this standby was removed from the cluster while the server it stood by for was reachable: the server downs a server " +
-               "member it has not accepted as its run ends, and any member may down another (docs/security.md).";
+               "member it has not accepted as a standby within the join-timeout (fedavg.cluster.join-timeout) or as its run ends, " +
+               "and any member may down another (docs/security.md).";
     }
 
     /// <summary>

@@ -63,6 +63,7 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
         this.revoked = revoked;
         drops = new PeerWarnings(line => log.Warning("{0}", line), "standby feed");
         Receive<StandbyJoin>(Join);
+        Receive<IsAccepted>(ask => Sender.Tell(new Accepted(ask.Member, standbys.Keys.Any(s => s.Path.Address.Equals(ask.Member.Address)))));
         Receive<RoundCompleted>(completed =>
         {
             rounds.RemoveAll(r => r.Round >= completed.Metrics.Round);
@@ -136,6 +137,13 @@ public sealed class StandbyFeed : ReceiveActor, IWithStash
             if (standbys.Remove(t.ActorRef)) log.Info("standby feed: the standby at {0} is gone", t.ActorRef.Path.Address);
         });
     }
+
+    /// <summary>Whether <see cref="Member"/> is a standby this feed accepted: asked by <see cref="StrayServers"/>, in this process only
+    /// (no serializer binds it, so it never comes off the wire).</summary>
+    public sealed record IsAccepted(Akka.Cluster.UniqueAddress Member);
+
+    /// <summary>The answer to <see cref="IsAccepted"/>.</summary>
+    public sealed record Accepted(Akka.Cluster.UniqueAddress Member, bool Yes);
 
     public static Props Props(string federation, string? checkpointPath, Func<string, string?> settingsRejection,
         Func<IReadOnlySet<string>>? revoked = null, Hosting.NodeIdentity? identity = null) =>
