@@ -251,11 +251,11 @@ public static class ClusterHosting
         return null;
     }
 
-    /// <summary>Completes when this member is Up; false after <paramref name="timeout"/>.</summary>
     /// <summary>Akka.Remote shuts the actor system down when an outbound TLS handshake fails; the reason it gave, or null.</summary>
     public static string? TlsFailure(ActorSystem system) =>
         CoordinatedShutdown.Get(system).ShutdownReason is { } reason && reason.GetType().Name == "TlsHandshakeFailureReason" ? reason.ToString() : null;
 
+    /// <summary>Completes when this member is Up; false after <paramref name="timeout"/>.</summary>
     public static async Task<bool> WaitUntilUp(ActorSystem system, TimeSpan timeout, CancellationToken cancel)
     {
         var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

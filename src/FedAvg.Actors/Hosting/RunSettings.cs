@@ -4,8 +4,8 @@ using FedAvg.Core;
 using FedAvg.Core.Data;
 using FedAvg.Core.Models;
 using FedAvg.Core.Partitioning;
-using FedAvg.Core.Training;
 using FedAvg.Core.Strategies;
+using FedAvg.Core.Training;
 
 namespace FedAvg.Actors.Hosting;
 
