@@ -201,6 +201,26 @@ public class ClusterTests
     }
 
     /// <summary>
+    /// A member of role `server` that is none of the server's standbys, joined to the server at <paramref name="port"/>
+    /// and up, with a coordinator singleton manager as `fedavg server` has: <c>Started</c> completes if the singleton
+    /// ever starts there.
+    /// </summary>
+    static async Task<(ActorSystem Stray, Task Started)> StartStray(int port)
+    {
+        var stray = ClusterHosting.Start(ClusterHosting.Configure(Layered, Loopback, ClusterHosting.ServerRole), Loopback);
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        stray.ActorOf(Akka.Cluster.Tools.Singleton.ClusterSingletonManager.Props(Props.Create(() => new Started(started)), PoisonPill.Instance,
+            Akka.Cluster.Tools.Singleton.ClusterSingletonManagerSettings.Create(stray).WithRole(ClusterHosting.ServerRole)), ClusterHosting.CoordinatorName);
+        Akka.Cluster.Cluster.Get(stray).Join(new Address("akka.tcp", ClusterHosting.SystemName, "127.0.0.1", port));
+        if (!await ClusterHosting.WaitUntilUp(stray, TimeSpan.FromSeconds(30), default))
+        {
+            await stray.Terminate();
+            Assert.Fail("the stray member did not come up");
+        }
+        return (stray, started.Task);
+    }
+
+    /// <summary>
     /// A member of role `server` that is none of the run's standbys (a standby whose join went unanswered, or a member
     /// that gave itself the role) is a candidate for the coordinator singleton. Before, once the run ended and the
     /// server left, the singleton was handed to it, and it started a coordinator of its own. Now the server downs it
@@ -213,19 +233,14 @@ public class ClusterTests
         // a join-timeout longer than the run: the stray is still there at its end (the test below has it downed before)
         var (server, port) = await StartServer(Small(rounds: 1), startClients: 4, testSamples: 500, events.Enqueue,
             cluster: Settings with { JoinTimeout = TimeSpan.FromMinutes(10) });
-        var stray = ClusterHosting.Start(ClusterHosting.Configure(Layered, Loopback, ClusterHosting.ServerRole), Loopback);
+        var (stray, started) = await StartStray(port);
         try
         {
-            var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            stray.ActorOf(Akka.Cluster.Tools.Singleton.ClusterSingletonManager.Props(Props.Create(() => new Started(started)), PoisonPill.Instance,
-                Akka.Cluster.Tools.Singleton.ClusterSingletonManagerSettings.Create(stray).WithRole(ClusterHosting.ServerRole)), ClusterHosting.CoordinatorName);
-            Akka.Cluster.Cluster.Get(stray).Join(new Address("akka.tcp", ClusterHosting.SystemName, "127.0.0.1", port));
-            Assert.True(await ClusterHosting.WaitUntilUp(stray, TimeSpan.FromSeconds(30), default), "the stray member did not come up");
 
             using var node = new ClusterNode();
             await Completed(server, Join(node, "node-a", port, 0, 3));
-            var first = await Task.WhenAny(stray.WhenTerminated, started.Task).WaitAsync(TimeSpan.FromSeconds(30));
-            Assert.True(first == stray.WhenTerminated && !started.Task.IsCompleted, "the coordinator singleton started on the stray member");
+            var first = await Task.WhenAny(stray.WhenTerminated, started).WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.True(first == stray.WhenTerminated && !started.IsCompleted, "the coordinator singleton started on the stray member");
             var strayAddress = Akka.Cluster.Cluster.Get(stray).SelfAddress;
             Assert.Contains(events, e => e.StartsWith($"downed the server member at {strayAddress}: still in the cluster 10 s after the run ended"));
         }
@@ -247,19 +262,14 @@ public class ClusterTests
         var events = new System.Collections.Concurrent.ConcurrentQueue<string>();
         var (server, port) = await StartServer(Small(rounds: 1), startClients: 4, testSamples: 500, events.Enqueue,
             cluster: Settings with { JoinTimeout = TimeSpan.FromSeconds(3) });
-        var stray = ClusterHosting.Start(ClusterHosting.Configure(Layered, Loopback, ClusterHosting.ServerRole), Loopback);
+        var (stray, started) = await StartStray(port);
         try
         {
-            var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            stray.ActorOf(Akka.Cluster.Tools.Singleton.ClusterSingletonManager.Props(Props.Create(() => new Started(started)), PoisonPill.Instance,
-                Akka.Cluster.Tools.Singleton.ClusterSingletonManagerSettings.Create(stray).WithRole(ClusterHosting.ServerRole)), ClusterHosting.CoordinatorName);
-            Akka.Cluster.Cluster.Get(stray).Join(new Address("akka.tcp", ClusterHosting.SystemName, "127.0.0.1", port));
-            Assert.True(await ClusterHosting.WaitUntilUp(stray, TimeSpan.FromSeconds(30), default), "the stray member did not come up");
             var strayAddress = Akka.Cluster.Cluster.Get(stray).SelfAddress;
 
             // downed before any node is there: the server is still waiting for its 4 clients
             await stray.WhenTerminated.WaitAsync(TimeSpan.FromSeconds(60));
-            Assert.False(started.Task.IsCompleted, "the coordinator singleton started on the stray member");
+            Assert.False(started.IsCompleted, "the coordinator singleton started on the stray member");
             Assert.Contains(events, e => e.StartsWith($"downed the server member at {strayAddress}: it was not accepted as a standby within 3s (fedavg.cluster.join-timeout)"));
 
             using var node = new ClusterNode();
