@@ -1,9 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using FedAvg.Actors.Hosting;
-using FedAvg.Actors.Messages;
 using FedAvg.Core;
-using FedAvg.Core.Runtime;
 
 namespace FedAvg.Cli;
 
@@ -54,63 +52,30 @@ public static class ServerCommand
                 int? start = parse.GetValue(startClients);
                 if (start is { } s && (s < 1 || s > options.Clients))
                     throw new UsageException($"--start-clients {s}: must be between 1 and the run's {options.Clients} clients.");
-                // where this server listens once it does: a server that goes on with the run after it was removed from
-                // the cluster listens on the same port (--port 0 picked one), where its nodes join it again
-                var at = endpoint;
-                return async (checkpoint, checkpointPath, onStarted, onRound, cancel) =>
+                return (checkpoint, checkpointPath, onStarted, onRound, cancel) =>
                 {
-                    // once: it creates the run directory, which with --force empties it, checkpoint and all
+                    // once: it creates the run directory, which with --force empties it, checkpoint and all (a server removed
+                    // from its cluster that goes on with the run by itself listens again: ClusterServer.RunAsync)
                     int started = 0;
-                    void StartedOnce()
+                    return new ClusterServer
                     {
-                        if (Interlocked.Exchange(ref started, 1) == 0) onStarted();
-                    }
-                    // the run's wall and evaluation time over every part, when the server went on after a removal
-                    var wall = System.Diagnostics.Stopwatch.StartNew();
-                    var busyBefore = TimeSpan.Zero;
-                    for (var from = checkpoint; ; )
-                    {
-                        try
+                        CheckpointPath = checkpointPath,
+                        ResumeFrom = checkpoint,
+                        StartClients = start,
+                        Tls = tls,
+                        StandbyOf = active is { } a ? new Akka.Actor.Address(ClusterHosting.Protocol(tls), ClusterHosting.SystemName, a.Host, a.Port) : null,
+                        OnListening = address =>
                         {
-                            var result = await Server(from, checkpointPath, StartedOnce, onRound).RunAsync(options, cluster, at, layered, store, cancel);
-                            return result with { Elapsed = wall.Elapsed, TrainerBusy = busyBefore + result.TrainerBusy };
-                        }
-                        catch (ServerDownedException downed) when (active is null && !downed.OtherServers)
-                        {
-                            busyBefore += downed.TrainerBusy;
-                            // What `fedavg server --resume` would do, without a person to type it: no standby was in the
-                            // cluster to take over, and the nodes that downed this server leave and join it again (for up to
-                            // their fedavg.cluster.server-wait), keeping their data and shards. A server cut off for longer
-                            // than the cluster waits used to exit 5 here.
-                            from = File.Exists(checkpointPath) ? Checkpoint.Load(checkpointPath, options.Model) : null;
-                            string start = from is null ? "the initial model" : $"the checkpoint of round {from.Round}";
-                            ConsoleLines.Write($"{DateTime.Now.ToString("HH:mm:ss", CultureInfo.InvariantCulture)} server: cut off from the " +
-                                               "other members for longer than the cluster waits, and removed from the cluster (hocon/cluster.conf, " +
-                                               $"keep-oldest); no standby was in it, so this server goes on with the run itself, from {start}: " +
-                                               "its nodes join it again once they reach it");
-                        }
-                    }
-                };
-
-                ClusterServer Server(Checkpoint? checkpoint, string checkpointPath, Action onStarted, Action<RoundMetrics> onRound) => new ClusterServer
-                {
-                    CheckpointPath = checkpointPath,
-                    ResumeFrom = checkpoint,
-                    StartClients = start,
-                    Tls = tls,
-                    StandbyOf = active is { } a ? new Akka.Actor.Address(ClusterHosting.Protocol(tls), ClusterHosting.SystemName, a.Host, a.Port) : null,
-                    OnListening = address =>
-                    {
-                        at = endpoint with { Port = address.Port ?? endpoint.Port, DataPort = endpoint.WeightChannelPort };
-                        onStarted();
-                        ConsoleLines.Write(active is { } a
-                            ? $"server: standby at {address}, in the cluster of the server at {a.Host}:{a.Port}"
-                            : $"server: listening at {address} (nodes join with --join {address.Host}:{address.Port}); " +
-                              $"waiting for {start ?? options.MinClients} clients");
-                    },
-                    OnRound = onRound,
-                    // through the progress bar when there is one (ConsoleLines)
-                    OnEvent = text => ConsoleLines.Write(string.Create(CultureInfo.InvariantCulture, $"{DateTime.Now:HH:mm:ss} server: {text}")),
+                            if (Interlocked.Exchange(ref started, 1) == 0) onStarted();
+                            ConsoleLines.Write(active is { } a
+                                ? $"server: standby at {address}, in the cluster of the server at {a.Host}:{a.Port}"
+                                : $"server: listening at {address} (nodes join with --join {address.Host}:{address.Port}); " +
+                                  $"waiting for {start ?? options.MinClients} clients");
+                        },
+                        OnRound = onRound,
+                        // through the progress bar when there is one (ConsoleLines)
+                        OnEvent = text => ConsoleLines.Write(string.Create(CultureInfo.InvariantCulture, $"{DateTime.Now:HH:mm:ss} server: {text}")),
+                    }.RunAsync(options, cluster, endpoint, layered, store, cancel);
                 };
             })
         {

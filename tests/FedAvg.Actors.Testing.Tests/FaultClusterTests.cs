@@ -140,13 +140,25 @@ public class FaultClusterTests
         /// <summary>The address of the server this standby stands by for now ("" before it does).</summary>
         public string StandingFor { get; private set; } = "";
 
-        public InProcessServer Start(SimulationOptions options, Address? standbyOf = null)
+        /// <summary>The actor system of the server's latest part (a server removed from its cluster goes on in a new one; <see cref="System"/> is the first).</summary>
+        public ActorSystem Current => current ?? throw new InvalidOperationException($"{name} has no actor system yet");
+        volatile ActorSystem? current;
+
+        /// <summary>The line that signals, and logs, a completed round: "(round N completed)".</summary>
+        public static string Completed(int round) => $"(round {round} completed)";
+
+        public InProcessServer Start(SimulationOptions options, Address? standbyOf = null, ClusterOptions? cluster = null)
         {
             Run = new ClusterServer
             {
                 TestSamples = 500, StartClients = 4, CheckpointPath = Path.Combine(TestData.TempDir(), Checkpoint.FileName), StandbyOf = standbyOf,
-                OnSystem = s => System.TrySetResult(s), OnListening = a => Listening.TrySetResult(a), OnEvent = Said,
-            }.RunAsync(options, Settings, Loopback, Layered, Store);
+                OnSystem = s =>
+                {
+                    current = s;
+                    System.TrySetResult(s);
+                },
+                OnListening = a => Listening.TrySetResult(a), OnEvent = Said, OnRound = m => Said(Completed(m.Round)),
+            }.RunAsync(options, cluster ?? Settings, Loopback, Layered, Store);
             return this;
         }
 
@@ -183,12 +195,102 @@ public class FaultClusterTests
         }
     }
 
-    (ClusterNode A, ClusterNode B, Task<NodeRunFinished> RunA, Task<NodeRunFinished> RunB) StartNodes(Address server)
+    (ClusterNode A, ClusterNode B, Task<NodeRunFinished> RunA, Task<NodeRunFinished> RunB) StartNodes(Address server, IClientFaults? faultsB = null,
+        CancellationToken cancel = default)
     {
         var a = new ClusterNode();
-        var b = new ClusterNode();
-        return (a, b, a.RunAsync(new NodeOptions("node-a", "127.0.0.1", server.Port!.Value, new ClientRange(0, 1), null, TestData.DataDir, 1, 1), Settings, Loopback, Layered),
-            b.RunAsync(new NodeOptions("node-b", "127.0.0.1", server.Port!.Value, new ClientRange(2, 3), null, TestData.DataDir, 1, 1), Settings, Loopback, Layered));
+        var b = new ClusterNode { Faults = faultsB };
+        return (a, b, a.RunAsync(new NodeOptions("node-a", "127.0.0.1", server.Port!.Value, new ClientRange(0, 1), null, TestData.DataDir, 1, 1), Settings, Loopback, Layered, cancel),
+            b.RunAsync(new NodeOptions("node-b", "127.0.0.1", server.Port!.Value, new ClientRange(2, 3), null, TestData.DataDir, 1, 1), Settings, Loopback, Layered, cancel));
+    }
+
+    const string WentOn = "cut off from the other members for longer than the cluster waits, and removed from the cluster (hocon/cluster.conf, " +
+                          "keep-oldest); no standby was in it, so this server goes on with the run itself";
+
+    /// <summary>
+    /// A server the cluster removes while no standby is in it goes on with the run by itself (ClusterServer.RunAsync):
+    /// a new actor system on the same port, from its checkpoint, which its nodes join again. Here twice, with a round
+    /// completed in between, which starts the count of fedavg.cluster.server-restarts (1 here) again: without that the
+    /// second removal would end the run. It ends with the uninterrupted run's bits (min-clients 4: a round under way at
+    /// the cut is run again whole, not closed with the updates that had arrived).
+    /// </summary>
+    [Fact]
+    public async Task A_server_cut_off_from_its_nodes_goes_on_by_itself_again_after_a_round_and_ends_with_the_uninterrupted_bits()
+    {
+        var options = Small(rounds: 6) with { MinClients = 4 };
+        var uninterrupted = await new Simulation { TestSamples = 500 }.RunAsync(options, HoconFiles.Load("simulation.conf"), Store);
+        var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var server = new InProcessServer("server", log);
+        var round1 = server.Until(e => e == InProcessServer.Completed(1));
+        int wentOn = 0;
+        // a round completed after the first removal: in the server's second actor system (the predicates run in order, under a lock)
+        var roundAfter = server.Until(e => (wentOn += e.StartsWith(WentOn, StringComparison.Ordinal) ? 1 : 0) == 1 && e.StartsWith("(round ", StringComparison.Ordinal));
+        var wentOnTwice = server.Until(e => wentOn == 2);
+        server.Start(options, cluster: Settings with { ServerRestarts = 1 });
+        var address = await server.Listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        // node-b's clients answer each round after 1 s, so that the run is still going when each cut lands
+        var (a, b, runA, runB) = StartNodes(address, FaultKit.For(options).Add(Fault.Delay(TimeSpan.FromSeconds(1)).OnClients(2, 3)));
+        using var _a = a;
+        using var _b = b;
+        await Within(round1, TimeSpan.FromMinutes(2), "round 1", log);
+        var first = server.Current;
+        await NodeFaults.Isolate(first);
+        // either, or the run's end (a server that stopped instead: its exception says why, below)
+        await Within(Task.WhenAny(roundAfter, server.Run), TimeSpan.FromMinutes(2), "a round after the server went on", log);
+        Assert.NotSame(first, server.Current);
+        await NodeFaults.Isolate(server.Current);
+        await Within(Task.WhenAny(wentOnTwice, server.Run), TimeSpan.FromMinutes(2), "the server going on a second time", log);
+
+        var result = await server.Run.WaitAsync(TimeSpan.FromMinutes(3));
+        Assert.True(result.Completed, $"{result.FailureReason}; the server said: {string.Join(" | ", log)}");
+        var lost = Record.Exception(() => CompletedRounds.Verify(result, options.Rounds));
+        Assert.True(lost is null, $"{lost?.Message}; the server said: {string.Join(" | ", log)}");
+        Assert.Equal(2, log.Count(e => e.Contains("(1 of 1 in a row, fedavg.cluster.server-restarts)")));
+        Assert.Equal(uninterrupted.FinalWeights, result.FinalWeights);
+        Assert.True((await runA.WaitAsync(TimeSpan.FromSeconds(60))).Completed);
+        Assert.True((await runB.WaitAsync(TimeSpan.FromSeconds(60))).Completed);
+    }
+
+    /// <summary>
+    /// A server removed again before a round completed has used up fedavg.cluster.server-restarts (1 here): it stops
+    /// with the reason and how to go on, instead of starting again for as long as the network does not hold.
+    /// </summary>
+    [Fact]
+    public async Task A_server_removed_again_with_no_round_completed_in_between_stops_once_its_restarts_are_used_up()
+    {
+        var options = Small(rounds: 3) with { MinClients = 4 };
+        var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var server = new InProcessServer("server", log);
+        int wentOn = 0;
+        var registered = server.Until(e => e.Contains("(4 in all)"));
+        var registeredAgain = server.Until(e => (wentOn += e.StartsWith(WentOn, StringComparison.Ordinal) ? 1 : 0) == 1 && e.Contains("(4 in all)"));
+        server.Start(options, cluster: Settings with { ServerRestarts = 1 });
+        var address = await server.Listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        using var cancelNodes = new CancellationTokenSource();
+        // node-b's clients never answer: no round completes
+        var (a, b, runA, runB) = StartNodes(address, FaultKit.For(options).Add(Fault.Stall.OnClients(2, 3)), cancelNodes.Token);
+        using var _a = a;
+        using var _b = b;
+        try
+        {
+            await Within(registered, TimeSpan.FromMinutes(1), "both nodes' registration", log);
+            await NodeFaults.Isolate(server.Current);
+            await Within(registeredAgain, TimeSpan.FromMinutes(2), "both nodes' registration after the server went on", log);
+            await NodeFaults.Isolate(server.Current);
+
+            var stopped = await Assert.ThrowsAsync<ServerDownedException>(() => server.Run.WaitAsync(TimeSpan.FromMinutes(1)));
+            Assert.Contains("removed from the cluster (hocon/cluster.conf, keep-oldest), 2 times with no round completed in between; " +
+                            "it went on by itself after the first 1 (fedavg.cluster.server-restarts = 1)", stopped.Message);
+            Assert.Contains("continue with `fedavg server --resume` on the run directory", stopped.Message);
+            Assert.Equal(1, wentOn);
+            Assert.DoesNotContain(log, e => e.StartsWith("server: (round ", StringComparison.Ordinal));
+        }
+        finally
+        {
+            cancelNodes.Cancel();
+        }
+        foreach (var run in new[] { runA, runB })
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run.WaitAsync(TimeSpan.FromMinutes(1)));
     }
 
     /// <summary>

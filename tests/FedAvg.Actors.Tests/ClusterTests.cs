@@ -433,6 +433,19 @@ public class ClusterTests
         unset["FEDAVG_JOIN_TIMEOUT"] = "1s";
         Assert.Equal("$FEDAVG_SERVER_WAIT must be a positive duration such as 30s or 10m, got '0s'.", Assert.Throws<FedAvg.Core.UsageException>(() =>
             ClusterOptions.FromConfig(HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides: ClusterEnvironment.Overrides(v => unset.GetValueOrDefault(v))), given)).Message);
+        // how often a removed server goes on by itself: a count, 0 allowed
+        Assert.Equal(3, shipped.ServerRestarts);
+        foreach (var (value, expected) in new[] { ("0", (int?)0), ("12", 12) })
+            Assert.Equal(expected, ClusterOptions.FromConfig(HoconFiles.Load(["simulation.conf", "cluster.conf"],
+                overrides: ClusterEnvironment.Overrides(v => v == "FEDAVG_SERVER_RESTARTS" ? value : null))).ServerRestarts);
+        foreach (var (value, message) in new[] { ("-1", "$FEDAVG_SERVER_RESTARTS must be 0 or more, got -1."),
+                     ("2.5", "$FEDAVG_SERVER_RESTARTS: '2.5' is not a valid value (not a whole number such as 3)."),
+                     ("many", "$FEDAVG_SERVER_RESTARTS: 'many' is not a valid value (not a whole number such as 3).") })
+        {
+            string? Variable(string v) => v == "FEDAVG_SERVER_RESTARTS" ? value : null;
+            Assert.Equal(message, Assert.Throws<FedAvg.Core.UsageException>(() => ClusterOptions.FromConfig(
+                HoconFiles.Load(["simulation.conf", "cluster.conf"], overrides: ClusterEnvironment.Overrides(Variable)), ClusterEnvironment.Given(Variable))).Message);
+        }
         // the waits a node and a standby print are written as a user writes them (HoconText.Duration)
         Assert.Equal(("30s", "1500ms", "10m", "90s"), (HoconText.Duration(TimeSpan.FromSeconds(30)), HoconText.Duration(TimeSpan.FromMilliseconds(1500)),
             HoconText.Duration(TimeSpan.FromMinutes(10)), HoconText.Duration(TimeSpan.FromSeconds(90))));

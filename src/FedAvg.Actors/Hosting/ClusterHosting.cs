@@ -12,7 +12,10 @@ namespace FedAvg.Actors.Hosting;
 /// The `fedavg.cluster` section of the layered HOCON (hocon/cluster.conf), checked; errors name the key. (Not
 /// "ClusterSettings": a test that uses Akka.Cluster beside this namespace, as NodeFaults does, could not name both.)
 /// </summary>
-public sealed record ClusterOptions(string Federation, TimeSpan JoinTimeout, TimeSpan ServerWait, TimeSpan WaitForClients, TimeSpan LeaveTimeout)
+/// <param name="ServerRestarts">How many times in a row, with no round completed in between, a server removed from its
+/// cluster with no standby in it goes on with the run by itself (<see cref="ClusterServer.RunAsync"/>); 0: never.</param>
+public sealed record ClusterOptions(string Federation, TimeSpan JoinTimeout, TimeSpan ServerWait, TimeSpan WaitForClients, TimeSpan LeaveTimeout,
+    int ServerRestarts)
 {
     /// <param name="given">The keys whose value came from a flag or an environment variable, and its name
     /// (<see cref="ClusterEnvironment.Given"/> and the command's flags): an error names that, else the key.</param>
@@ -20,12 +23,13 @@ public sealed record ClusterOptions(string Federation, TimeSpan JoinTimeout, Tim
     {
         var c = config.GetConfig("fedavg.cluster") ?? throw new UsageException("configuration has no `fedavg.cluster` section.");
         string Name(string key) => given is not null && given.TryGetValue(key, out var source) ? source : $"fedavg.cluster.{key}";
-        string[] keys = ["federation", "join-timeout", "server-wait", "wait-for-clients", "leave-timeout", "tls"];
+        string[] keys = ["federation", "join-timeout", "server-wait", "wait-for-clients", "leave-timeout", "server-restarts", "tls"];
         foreach (var key in c.AsEnumerable().Select(kv => kv.Key))
             if (!keys.Contains(key)) throw new UsageException($"fedavg.cluster.{key} is not a setting. Valid settings: {string.Join(", ", keys)}.");
         var settings = new ClusterOptions(
             Read(c, "federation", Name, k => c.GetString(k)),
-            Duration(c, "join-timeout", Name), Duration(c, "server-wait", Name), Duration(c, "wait-for-clients", Name), Duration(c, "leave-timeout", Name));
+            Duration(c, "join-timeout", Name), Duration(c, "server-wait", Name), Duration(c, "wait-for-clients", Name), Duration(c, "leave-timeout", Name),
+            Count(c, "server-restarts", Name));
         if (string.IsNullOrWhiteSpace(settings.Federation)) throw new UsageException($"{Name("federation")} must not be empty.");
         return settings;
     }
@@ -47,6 +51,14 @@ public sealed record ClusterOptions(string Federation, TimeSpan JoinTimeout, Tim
         return value;
     }
 
+    static int Count(Config c, string key, Func<string, string> name)
+    {
+        var value = Read(c, key, name, k => int.TryParse(c.GetString(k), System.Globalization.NumberStyles.Integer,
+            System.Globalization.CultureInfo.InvariantCulture, out int n) ? n : throw new FormatException("not a whole number such as 3"));
+        if (value < 0) throw new UsageException($"{name(key)} must be 0 or more, got {value}.");
+        return value;
+    }
+
     static T Read<T>(Config c, string key, Func<string, string> name, Func<string, T> read)
     {
         if (!c.HasPath(key)) throw new UsageException($"fedavg.cluster.{key} is missing from the configuration.");
@@ -64,7 +76,7 @@ public sealed record ClusterOptions(string Federation, TimeSpan JoinTimeout, Tim
 /// <summary>
 /// Environment variables that override hocon/cluster.conf (and are overridden by flags), for a service manager or a
 /// container that configures a process by its environment: FEDAVG_FEDERATION, FEDAVG_JOIN_TIMEOUT, FEDAVG_SERVER_WAIT,
-/// FEDAVG_WAIT_FOR_CLIENTS, FEDAVG_LEAVE_TIMEOUT (the `fedavg.cluster` keys), and FEDAVG_HOSTNAME,
+/// FEDAVG_WAIT_FOR_CLIENTS, FEDAVG_LEAVE_TIMEOUT, FEDAVG_SERVER_RESTARTS (the `fedavg.cluster` keys), and FEDAVG_HOSTNAME,
 /// FEDAVG_BIND_HOSTNAME, FEDAVG_PORT, FEDAVG_JOIN (the defaults of the flags of the same names).
 /// </summary>
 public static class ClusterEnvironment
@@ -72,7 +84,7 @@ public static class ClusterEnvironment
     static readonly (string Variable, string Key)[] Keys =
     [
         ("FEDAVG_FEDERATION", "federation"), ("FEDAVG_JOIN_TIMEOUT", "join-timeout"), ("FEDAVG_SERVER_WAIT", "server-wait"),
-        ("FEDAVG_WAIT_FOR_CLIENTS", "wait-for-clients"), ("FEDAVG_LEAVE_TIMEOUT", "leave-timeout"),
+        ("FEDAVG_WAIT_FOR_CLIENTS", "wait-for-clients"), ("FEDAVG_LEAVE_TIMEOUT", "leave-timeout"), ("FEDAVG_SERVER_RESTARTS", "server-restarts"),
     ];
 
     /// <summary>HOCON lines for the `fedavg.cluster` keys set in the environment (values quoted: they are text).</summary>
@@ -379,12 +391,12 @@ public sealed class ServerUnreachableException(string message) : Exception(messa
 /// </summary>
 /// <param name="OtherServers">Another member of role `server` was in the last state this server saw: a standby
 /// that may have taken over, so this server must not go on with the run.</param>
-public sealed class ServerDownedException(string message, bool OtherServers = true, TimeSpan TrainerBusy = default) : Exception(message)
+/// <param name="Bound">Where the removed server listened (the ports --port 0 picked): where it goes on, if it does.</param>
+public sealed class ServerDownedException(string message, bool OtherServers = true, Endpoint? Bound = null) : Exception(message)
 {
     public bool OtherServers { get; } = OtherServers;
 
-    /// <summary>The server's trainers' busy time (its evaluations) until it was removed, for a host that goes on with the run.</summary>
-    public TimeSpan TrainerBusy { get; } = TrainerBusy;
+    public Endpoint? Bound { get; } = Bound;
 }
 
 /// <summary>The server refused this node (another federation, model or range); the node gives up with the reason.</summary>

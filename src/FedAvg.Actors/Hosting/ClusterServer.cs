@@ -48,6 +48,14 @@ public sealed class ClusterServer
     /// </summary>
     public Address? StandbyOf { get; init; }
 
+    /// <summary>
+    /// Runs the federation (or stands by) until the run ends. A server that the cluster removes (cut off from two or
+    /// more members for longer than detection plus stable-after, hocon/cluster.conf) while no other server member was
+    /// in it goes on with the run by itself: a new actor system on the same ports, from the last checkpoint (what
+    /// `fedavg server --resume` would do, without a person to type it), which the nodes join again within their
+    /// server-wait. At most <see cref="ClusterOptions.ServerRestarts"/> times in a row without a round completed in
+    /// between; then, or with a standby in the cluster (which took over), it throws <see cref="ServerDownedException"/>.
+    /// </summary>
     public async Task<SimulationResult> RunAsync(SimulationOptions options, ClusterOptions cluster, Endpoint endpoint, Config layered,
         DatasetStore store, CancellationToken cancel = default)
     {
@@ -78,159 +86,192 @@ public sealed class ClusterServer
         bool coordinatorStarted = false; // the coordinator started on this node (a standby: it took over)
         // with TLS: who a member is (its joins, welcomes and standby joins), for the coordinator and the feed alike
         var identity = Tls is { } tls ? new NodeIdentity(tls) : null;
-        int watchingStrays = 0;
-        Props Coordinator(IActorRef observer, WeightChannelServer channel, ActorSystem system, IActorRef feed)
-        {
-            // where the coordinator runs, no other server member but an accepted standby may stay (StrayServers)
-            if (Interlocked.Exchange(ref watchingStrays, 1) == 0)
-                system.ActorOf(StrayServers.Props(feed, cluster.JoinTimeout, OnEvent), "stray-servers");
-            IStrategy strategy;
-            float[] initial;
-            int firstRound;
-            Checkpoint? from = ResumeFrom;
-            if (Interlocked.Read(ref replicatedRound) == 0 && Interlocked.Exchange(ref startedOnce, 1) == 0)
-                (strategy, initial, firstRound) = (firstStrategy, firstInitial, firstRoundOfRun); // the model built above, not again
-            else
-            {
-                strategy = options.CreateStrategy(); // a fresh one: the state comes from the replica
-                if (Interlocked.Read(ref replicatedRound) > 0) from = Checkpoint.Load(CheckpointPath!, options.Model, strategy.Name);
-                (_, initial, firstRound) = RunStart.InitialModel(options, strategy, from);
-            }
-            coordinatorStarted = true;
-            if (StandbyOf is not null) OnEvent?.Invoke($"taking over the coordinator from {(from is null ? "the initial model" : $"the checkpoint of round {from.Round}")}");
-            var settings = new ServerSettings(options.Model, layout, options.Rounds, StartClients ?? options.MinClients, options.RoundTimeout,
-                options.RoundAttempts, options.Seed, options.TargetAccuracy, CheckpointPath, firstRound,
-                MinClients: options.MinClients, MaxUpdateNorm: options.MaxUpdateNorm, WaitForClients: cluster.WaitForClients, Spec: spec);
-            return FederationServer.Props(strategy, settings, initial, w => pool.Evaluate(w, test), observer, channel, identity);
-        }
-
-        endpoint.CheckPortFree();
-        var system = ClusterHosting.Start(ClusterHosting.Configure(layered, endpoint, ClusterHosting.ServerRole, Tls), endpoint, Tls);
-        var rounds = new List<RoundMetrics>();
+        var rounds = new List<RoundMetrics>(); // over every part of the run
         void AddRound(RoundMetrics m)
         {
-            rounds.RemoveAll(r => r.Round >= m.Round); // a standby that took over runs again the round the lost server had not replicated
+            rounds.RemoveAll(r => r.Round >= m.Round); // a standby that took over, or a server that went on, runs again the round not checkpointed
             rounds.Add(m);
             OnRound?.Invoke(m);
         }
-        var outcome = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var standbyEnd = new TaskCompletionSource<StandbyReport>(TaskCreationOptions.RunContinuationsAsynchronously);
-        bool left = false;
-        WeightChannelServer? channel = null;
-        try
+        int LastRound() => rounds.Count == 0 ? 0 : rounds[^1].Round;
+
+        for (var (from, at, inARow) = (ResumeFrom, endpoint, 0); ; )
         {
-            var self = Cluster.Get(system);
-            if (StandbyOf is { } active) self.JoinSeedNodes([active]);
-            else self.Join(self.SelfAddress);
-            if (!await ClusterHosting.WaitUntilUp(system, StandbyOf is null ? TimeSpan.FromSeconds(30) : cluster.JoinTimeout, cancel).ConfigureAwait(false))
-                throw StandbyOf is { } a
-                    ? ClusterHosting.TlsFailure(system) is { } failed
-                        ? new NodeRefusedException($"the TLS handshake with the server at {a.Host}:{a.Port} failed ({failed}): the server refused this " +
-                                                   $"standby's certificate, or the server's certificate is not signed by {Tls?.CaSetting ?? TlsNames.Flags.Ca}.")
-                        : new ServerUnreachableException($"no fedavg server answered at {a.Host}:{a.Port} within {HoconText.Duration(cluster.JoinTimeout)} (fedavg.cluster.join-timeout): a standby joins a running server.")
-                    : new InvalidOperationException($"the server's own cluster did not come up at {self.SelfAddress}.");
-            channel = WeightChannelServer.Start(endpoint.Bind, endpoint.WeightChannelPort, Tls, Akka.Event.Logging.GetLogger(system, "weight-channel"),
-                endpoint.DataPort is null ? "--data-port (default --port + 1)" : "--data-port");
-            OnSystem?.Invoke(system);
-            OnListening?.Invoke(self.SelfAddress);
-            OnEvent?.Invoke($"weight channel at {endpoint.Hostname}:{channel.Port}{(Tls is null ? "" : " (mutual TLS)")}");
-
-            string settingsText = options.ToHocon();
-            var feed = system.ActorOf(StandbyFeed.Props(cluster.Federation, CheckpointPath, theirs => SettingsRejection(settingsText, theirs),
-                    identity is { } id ? () => id.Tls.Revoked : null, identity),
-                ClusterHosting.StandbyFeedName);
-            var observer = RunStart.Observer(system, m =>
+            int before = LastRound();
+            try
             {
-                AddRound(m);
-                feed.Tell(new RoundCompleted(m));
-            }, outcome, OnEvent);
-            if (StandbyOf is { } activeServer)
-            {
-                var session = InSession.NewSession();
-                system.ActorOf(StandbyReplica.Props(activeServer,
-                    new StandbyJoin(cluster.Federation, settingsText, session, identity?.ProveStandbyJoin(cluster.Federation, session, self.SelfAddress)),
-                    CheckpointPath!, options.Model,
-                    firstStrategy.Name, report =>
-                    {
-                        switch (report)
-                        {
-                            case StandbyEvent e: OnEvent?.Invoke(e.Text); break;
-                            case StandbyRound r: observer.Tell(new RoundCompleted(r.Metrics)); break; // in order with the coordinator's, if it starts here
-                            case StandbyKept k:
-                                Interlocked.Exchange(ref replicatedRound, k.Round);
-                                OnEvent?.Invoke($"kept the replica of round {k.Round}");
-                                break;
-                            default: standbyEnd.TrySetResult(report); break;
-                        }
-                    }, cluster.JoinTimeout, Tls), "standby");
+                return await Part(from, at).ConfigureAwait(false);
             }
-            var coordinatorChannel = channel;
-            system.ActorOf(ClusterSingletonManager.Props(ServerGuardian.Props(() => Coordinator(observer, coordinatorChannel, system, feed), observer), PoisonPill.Instance,
-                ClusterSingletonManagerSettings.Create(system).WithRole(ClusterHosting.ServerRole)), ClusterHosting.CoordinatorName);
-
-            using var registration = cancel.Register(() => outcome.TrySetCanceled(cancel));
-            var ended = await Task.WhenAny(outcome.Task, standbyEnd.Task, system.WhenTerminated).ConfigureAwait(false);
-            if (ended == system.WhenTerminated)
+            catch (ServerDownedException downed) when (StandbyOf is null && !downed.OtherServers && CheckpointPath is not null)
             {
-                left = true;
-                if (StandbyOf is null || coordinatorStarted)
+                inARow = LastRound() > before ? 1 : inARow + 1;
+                if (inARow > cluster.ServerRestarts)
                     throw new ServerDownedException(
                         "this server was cut off from the other members for longer than the cluster waits, and removed from the cluster " +
-                        "(hocon/cluster.conf, keep-oldest): a standby, if there is one, has taken over; otherwise continue with " +
-                        "`fedavg server --resume` on the run directory.",
-                        self.State.Members.Any(m => m.HasRole(ClusterHosting.ServerRole) && !m.Address.Equals(self.SelfAddress)),
-                        pool.BusyTime);
-                throw new ServerDownedException(WhyStandbyRemoved(self.State, Path.GetDirectoryName(Path.GetFullPath(CheckpointPath!))!,
-                    Interlocked.Read(ref replicatedRound)));
+                        "(hocon/cluster.conf, keep-oldest), " + (cluster.ServerRestarts == 0
+                            ? "and with fedavg.cluster.server-restarts = 0 it does not go on by itself."
+                            : $"{inARow} times with no round completed in between; it went on by itself after the first {cluster.ServerRestarts} " +
+                              $"(fedavg.cluster.server-restarts = {cluster.ServerRestarts}).") +
+                        " Once the network between this server and its nodes holds, continue with `fedavg server --resume` on the run directory.", false);
+                from = File.Exists(CheckpointPath) ? Checkpoint.Load(CheckpointPath, options.Model, firstStrategy.Name) : null;
+                at = downed.Bound ?? at;
+                OnEvent?.Invoke("cut off from the other members for longer than the cluster waits, and removed from the cluster " +
+                                "(hocon/cluster.conf, keep-oldest); no standby was in it, so this server goes on with the run itself, from " +
+                                $"{(from is null ? "the initial model" : $"the checkpoint of round {from.Round}")} ({inARow} of " +
+                                $"{cluster.ServerRestarts} in a row, fedavg.cluster.server-restarts): its nodes join it again once they reach it");
             }
-            if (ended == standbyEnd.Task)
+        }
+
+        // One actor system's part of the run: all of it, unless this server is removed from the cluster and goes on.
+        async Task<SimulationResult> Part(Checkpoint? resumeFrom, Endpoint endpoint)
+        {
+            int watchingStrays = 0;
+            Props Coordinator(IActorRef observer, WeightChannelServer channel, ActorSystem system, IActorRef feed)
             {
-                // a standby that never took over: the active server ended the run, and it leaves first
+                // where the coordinator runs, no other server member but an accepted standby may stay (StrayServers)
+                if (Interlocked.Exchange(ref watchingStrays, 1) == 0)
+                    system.ActorOf(StrayServers.Props(feed, cluster.JoinTimeout, OnEvent), "stray-servers");
+                IStrategy strategy;
+                float[] initial;
+                int firstRound;
+                Checkpoint? from = resumeFrom;
+                if (Interlocked.Read(ref replicatedRound) == 0 && Interlocked.Exchange(ref startedOnce, 1) == 0)
+                    (strategy, initial, firstRound) = (firstStrategy, firstInitial, firstRoundOfRun); // the model built above, not again
+                else
+                {
+                    strategy = options.CreateStrategy(); // a fresh one: the state comes from the replica
+                    if (Interlocked.Read(ref replicatedRound) > 0) from = Checkpoint.Load(CheckpointPath!, options.Model, strategy.Name);
+                    (_, initial, firstRound) = RunStart.InitialModel(options, strategy, from);
+                }
+                coordinatorStarted = true;
+                if (StandbyOf is not null) OnEvent?.Invoke($"taking over the coordinator from {(from is null ? "the initial model" : $"the checkpoint of round {from.Round}")}");
+                var settings = new ServerSettings(options.Model, layout, options.Rounds, StartClients ?? options.MinClients, options.RoundTimeout,
+                    options.RoundAttempts, options.Seed, options.TargetAccuracy, CheckpointPath, firstRound,
+                    MinClients: options.MinClients, MaxUpdateNorm: options.MaxUpdateNorm, WaitForClients: cluster.WaitForClients, Spec: spec);
+                return FederationServer.Props(strategy, settings, initial, w => pool.Evaluate(w, test), observer, channel, identity);
+            }
+
+            endpoint.CheckPortFree();
+            var system = ClusterHosting.Start(ClusterHosting.Configure(layered, endpoint, ClusterHosting.ServerRole, Tls), endpoint, Tls);
+            var outcome = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var standbyEnd = new TaskCompletionSource<StandbyReport>(TaskCreationOptions.RunContinuationsAsynchronously);
+            bool left = false;
+            WeightChannelServer? channel = null;
+            try
+            {
+                var self = Cluster.Get(system);
+                if (StandbyOf is { } active) self.JoinSeedNodes([active]);
+                else self.Join(self.SelfAddress);
+                if (!await ClusterHosting.WaitUntilUp(system, StandbyOf is null ? TimeSpan.FromSeconds(30) : cluster.JoinTimeout, cancel).ConfigureAwait(false))
+                    throw StandbyOf is { } a
+                        ? ClusterHosting.TlsFailure(system) is { } failed
+                            ? new NodeRefusedException($"the TLS handshake with the server at {a.Host}:{a.Port} failed ({failed}): the server refused this " +
+                                                       $"standby's certificate, or the server's certificate is not signed by {Tls?.CaSetting ?? TlsNames.Flags.Ca}.")
+                            : new ServerUnreachableException($"no fedavg server answered at {a.Host}:{a.Port} within {HoconText.Duration(cluster.JoinTimeout)} (fedavg.cluster.join-timeout): a standby joins a running server.")
+                        : new InvalidOperationException($"the server's own cluster did not come up at {self.SelfAddress}.");
+                channel = WeightChannelServer.Start(endpoint.Bind, endpoint.WeightChannelPort, Tls, Akka.Event.Logging.GetLogger(system, "weight-channel"),
+                    endpoint.DataPort is null ? "--data-port (default --port + 1)" : "--data-port");
+                OnSystem?.Invoke(system);
+                OnListening?.Invoke(self.SelfAddress);
+                OnEvent?.Invoke($"weight channel at {endpoint.Hostname}:{channel.Port}{(Tls is null ? "" : " (mutual TLS)")}");
+
+                string settingsText = options.ToHocon();
+                var feed = system.ActorOf(StandbyFeed.Props(cluster.Federation, CheckpointPath, theirs => SettingsRejection(settingsText, theirs),
+                        identity is { } id ? () => id.Tls.Revoked : null, identity),
+                    ClusterHosting.StandbyFeedName);
+                var observer = RunStart.Observer(system, m =>
+                {
+                    AddRound(m);
+                    feed.Tell(new RoundCompleted(m));
+                }, outcome, OnEvent);
+                if (StandbyOf is { } activeServer)
+                {
+                    var session = InSession.NewSession();
+                    system.ActorOf(StandbyReplica.Props(activeServer,
+                        new StandbyJoin(cluster.Federation, settingsText, session, identity?.ProveStandbyJoin(cluster.Federation, session, self.SelfAddress)),
+                        CheckpointPath!, options.Model,
+                        firstStrategy.Name, report =>
+                        {
+                            switch (report)
+                            {
+                                case StandbyEvent e: OnEvent?.Invoke(e.Text); break;
+                                case StandbyRound r: observer.Tell(new RoundCompleted(r.Metrics)); break; // in order with the coordinator's, if it starts here
+                                case StandbyKept k:
+                                    Interlocked.Exchange(ref replicatedRound, k.Round);
+                                    OnEvent?.Invoke($"kept the replica of round {k.Round}");
+                                    break;
+                                default: standbyEnd.TrySetResult(report); break;
+                            }
+                        }, cluster.JoinTimeout, Tls), "standby");
+                }
+                var coordinatorChannel = channel;
+                system.ActorOf(ClusterSingletonManager.Props(ServerGuardian.Props(() => Coordinator(observer, coordinatorChannel, system, feed), observer), PoisonPill.Instance,
+                    ClusterSingletonManagerSettings.Create(system).WithRole(ClusterHosting.ServerRole)), ClusterHosting.CoordinatorName);
+
+                using var registration = cancel.Register(() => outcome.TrySetCanceled(cancel));
+                var ended = await Task.WhenAny(outcome.Task, standbyEnd.Task, system.WhenTerminated).ConfigureAwait(false);
+                if (ended == system.WhenTerminated)
+                {
+                    left = true;
+                    if (StandbyOf is null || coordinatorStarted)
+                        throw new ServerDownedException(
+                            "this server was cut off from the other members for longer than the cluster waits, and removed from the cluster " +
+                            "(hocon/cluster.conf, keep-oldest): a standby, if there is one, has taken over; otherwise continue with " +
+                            "`fedavg server --resume` on the run directory.",
+                            self.State.Members.Any(m => m.HasRole(ClusterHosting.ServerRole) && !m.Address.Equals(self.SelfAddress)),
+                            endpoint with { Port = self.SelfAddress.Port ?? endpoint.Port, DataPort = channel.Port });
+                    throw new ServerDownedException(WhyStandbyRemoved(self.State, Path.GetDirectoryName(Path.GetFullPath(CheckpointPath!))!,
+                        Interlocked.Read(ref replicatedRound)));
+                }
+                if (ended == standbyEnd.Task)
+                {
+                    // a standby that never took over: the active server ended the run, and it leaves first
+                    await ClusterHosting.Leave(system).ConfigureAwait(false);
+                    left = true;
+                    switch (standbyEnd.Task.Result)
+                    {
+                        case StandbyRefusedBy refused:
+                            throw new NodeRefusedException($"the server at {StandbyOf!.Host}:{StandbyOf.Port} refused this standby: {refused.Reason}");
+                        case StandbyRunOver { Completed: true } when Interlocked.Read(ref replicatedRound) == 0:
+                            return new SimulationResult(false, "the server ended the run before this standby had a replica of it", rounds, null, null,
+                                layout, clock.Elapsed, pool.BusyTime);
+                        case StandbyRunOver { Completed: true }:
+                            var final = Checkpoint.Load(CheckpointPath!, options.Model);
+                            int? reachedAt = options.TargetAccuracy is { } target && rounds.LastOrDefault() is { } last && last.TestAccuracy >= target ? last.Round : null;
+                            return new SimulationResult(true, null, rounds, final.Weights, reachedAt, layout, clock.Elapsed, pool.BusyTime);
+                        case StandbyRunOver over:
+                            return new SimulationResult(false, over.Reason, rounds, null, null, layout, clock.Elapsed, pool.BusyTime);
+                    }
+                }
+                var end = await outcome.Task.ConfigureAwait(false);
+                feed.Tell(end is RunCompleted c ? new RunFinished(true, $"completed after round {c.Rounds}")
+                    : new RunFinished(false, ((RunFailed)end).Reason));
+                var (fetched, pushed) = channel.Served;
+                OnEvent?.Invoke($"weight channel: {pushed} global vectors pushed on the nodes' subscriptions, {fetched} fetched");
+                // The coordinator told every node the run is over, and the feed every standby: let them leave first, so none
+                // sees its server vanish, and no standby starts the coordinator again as this one hands it over.
+                await Task.WhenAll(ClusterHosting.WhenRoleGone(system, ClusterHosting.ClientRole, cluster.LeaveTimeout),
+                    ClusterHosting.WhenRoleGone(system, ClusterHosting.ServerRole, cluster.LeaveTimeout)).ConfigureAwait(false);
+                // A server member still here is none of this run's standbys, which were told the run is over and left: one
+                // whose join went unanswered (a join flood, a lost message) or a member that gave itself the role. As this
+                // server leaves, the singleton would be handed to it, and it would start a coordinator of its own: down it.
+                foreach (var stray in await ClusterHosting.DownRole(system, ClusterHosting.ServerRole, cluster.LeaveTimeout).ConfigureAwait(false))
+                    OnEvent?.Invoke($"downed the server member at {stray}: still in the cluster {cluster.LeaveTimeout.TotalSeconds:0.#} s after the run " +
+                                    "ended, it would have been handed the coordinator as this server leaves");
                 await ClusterHosting.Leave(system).ConfigureAwait(false);
                 left = true;
-                switch (standbyEnd.Task.Result)
+                return end switch
                 {
-                    case StandbyRefusedBy refused:
-                        throw new NodeRefusedException($"the server at {StandbyOf!.Host}:{StandbyOf.Port} refused this standby: {refused.Reason}");
-                    case StandbyRunOver { Completed: true } when Interlocked.Read(ref replicatedRound) == 0:
-                        return new SimulationResult(false, "the server ended the run before this standby had a replica of it", rounds, null, null,
-                            layout, clock.Elapsed, pool.BusyTime);
-                    case StandbyRunOver { Completed: true }:
-                        var final = Checkpoint.Load(CheckpointPath!, options.Model);
-                        int? reachedAt = options.TargetAccuracy is { } target && rounds.LastOrDefault() is { } last && last.TestAccuracy >= target ? last.Round : null;
-                        return new SimulationResult(true, null, rounds, final.Weights, reachedAt, layout, clock.Elapsed, pool.BusyTime);
-                    case StandbyRunOver over:
-                        return new SimulationResult(false, over.Reason, rounds, null, null, layout, clock.Elapsed, pool.BusyTime);
-                }
+                    RunCompleted done => new SimulationResult(true, null, rounds, done.FinalWeights, done.TargetReachedAtRound, layout, clock.Elapsed, pool.BusyTime),
+                    RunFailed failed => new SimulationResult(false, failed.Reason, rounds, null, null, layout, clock.Elapsed, pool.BusyTime),
+                    _ => throw new InvalidOperationException($"unexpected end of run: {end}"),
+                };
             }
-            var end = await outcome.Task.ConfigureAwait(false);
-            feed.Tell(end is RunCompleted c ? new RunFinished(true, $"completed after round {c.Rounds}")
-                : new RunFinished(false, ((RunFailed)end).Reason));
-            var (fetched, pushed) = channel.Served;
-            OnEvent?.Invoke($"weight channel: {pushed} global vectors pushed on the nodes' subscriptions, {fetched} fetched");
-            // The coordinator told every node the run is over, and the feed every standby: let them leave first, so none
-            // sees its server vanish, and no standby starts the coordinator again as this one hands it over.
-            await Task.WhenAll(ClusterHosting.WhenRoleGone(system, ClusterHosting.ClientRole, cluster.LeaveTimeout),
-                ClusterHosting.WhenRoleGone(system, ClusterHosting.ServerRole, cluster.LeaveTimeout)).ConfigureAwait(false);
-            // A server member still here is none of this run's standbys, which were told the run is over and left: one
-            // whose join went unanswered (a join flood, a lost message) or a member that gave itself the role. As this
-            // server leaves, the singleton would be handed to it, and it would start a coordinator of its own: down it.
-            foreach (var stray in await ClusterHosting.DownRole(system, ClusterHosting.ServerRole, cluster.LeaveTimeout).ConfigureAwait(false))
-                OnEvent?.Invoke($"downed the server member at {stray}: still in the cluster {cluster.LeaveTimeout.TotalSeconds:0.#} s after the run " +
-                                "ended, it would have been handed the coordinator as this server leaves");
-            await ClusterHosting.Leave(system).ConfigureAwait(false);
-            left = true;
-            return end switch
+            finally
             {
-                RunCompleted done => new SimulationResult(true, null, rounds, done.FinalWeights, done.TargetReachedAtRound, layout, clock.Elapsed, pool.BusyTime),
-                RunFailed failed => new SimulationResult(false, failed.Reason, rounds, null, null, layout, clock.Elapsed, pool.BusyTime),
-                _ => throw new InvalidOperationException($"unexpected end of run: {end}"),
-            };
-        }
-        finally
-        {
-            if (!left) await ClusterHosting.Leave(system).ConfigureAwait(false);
-            channel?.Dispose();
+                if (!left) await ClusterHosting.Leave(system).ConfigureAwait(false);
+                channel?.Dispose();
+            }
         }
     }
 
