@@ -63,6 +63,7 @@ public sealed class FedavgProcess : IDisposable
 
     public string Output => string.Join("\n", lines);
     public int Pid => process.Id;
+    public bool HasExited => process.HasExited;
 
     /// <summary>The first line (already printed or still to come) that matches; fails with the output after <paramref name="timeout"/>.</summary>
     public async Task<Match> WaitForLine(string pattern, TimeSpan timeout)

@@ -299,6 +299,7 @@ public sealed class SecurityProcessTests : FederationProcessTest
         var evil = StartNode("evil", port, "2-3", Tls(evilBundle));
         Assert.Equal(ExitCodes.NodeRefused, await evil.WaitForExit(Start));
         Assert.Contains("TLS handshake with the server", evil.Output);
+        Assert.DoesNotContain("answered in plaintext", evil.Output); // a TLS server that refused it, not a plaintext one
         await server.WaitForLine(@"TLS: refused the connection with \[.*127\.0\.0\.1\]:\d+: the certificate 'CN=evil, OU=client, O=fedavg federation' \(issuer 'CN=mallory CA.*is not signed by the federation's CA", TimeSpan.FromSeconds(10));
 
         // a standby with another CA's server certificate: refused at the handshake too, and told so (it used to say that no
@@ -330,6 +331,28 @@ public sealed class SecurityProcessTests : FederationProcessTest
         Assert.All(Rounds(run), r => Assert.Equal((2, 2, 0), (r.Sampled, r.Succeeded, r.Failed)));
         Assert.False(good.Output.Contains("run is over"), good.Output);
         foreach (var p in new[] { server, good, evil, evilStandby, plaintext, stranger }) Assert.DoesNotContain("   at ", p.Output);
+    }
+
+    [Fact]
+    public async Task A_tls_node_or_standby_facing_a_plaintext_server_is_told_the_server_runs_without_tls()
+    {
+        // The reverse of the plaintext node above: this side speaks TLS, and the server, which waits out its own 15 s
+        // handshake-timeout, answers with a plaintext Akka frame. Akka.Remote's reason for the shutdown names no cause;
+        // the node and the standby say which of the handshake's failures it was, and what to do.
+        var (server, port) = await StartServer(Path.Combine(root, "plain-run"), 100_000, []);
+        var (ca, _) = MakeCa("alpha");
+        var node = StartNode("node-a", port, "0-1", Tls(Issue(ca, "node-a")));
+        var standby = Launch("standby", ["server", .. Run(Path.Combine(root, "standby-run"), 100_000), "--port", "0",
+            "--standby-of", $"127.0.0.1:{port}", .. Tls(Issue(ca, "standby", "server"))]);
+        foreach (var side in new[] { node, standby })
+        {
+            int code = await side.WaitForExit(Start);
+            Assert.True(code == ExitCodes.NodeRefused, $"exit {code}:\n{side.Output}");
+            Assert.Matches($@"the TLS handshake with the server at 127\.0\.0\.1:{port} failed \(.+\): it answered in plaintext, so it runs without TLS\. " +
+                           "Start the server with --tls-cert and --tls-ca", side.Output);
+            Assert.DoesNotContain("   at ", side.Output);
+        }
+        Assert.False(server.HasExited, server.Output); // a plaintext run, which nothing of this touched
     }
 
     /// <summary>A message of the attacker's choice: the bytes and manifest that <see cref="FuzzSerializer"/> puts on the wire.</summary>

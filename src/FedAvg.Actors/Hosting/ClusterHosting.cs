@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Configuration;
@@ -239,6 +240,8 @@ public static class ClusterHosting
             var system = Create(() => ActorSystem.Create(SystemName, BootstrapSetup.Create().WithConfig(config).And(tls.Setup())));
             var log = Logging.GetLogger(system, "tls");
             tls.OnRevocationsChanged = line => log.Warning("TLS: {0}", line);
+            var answers = PlaintextAnswers.GetValue(system, _ => new StrongBox<bool>());
+            system.EventStream.Subscribe(system.ActorOf(Props.Create(() => new PlaintextWatcher(answers)), "tls-plaintext-answers"), typeof(Error));
             return system;
         }
         catch (Exception e) when (SocketErrorIn(e) is { } socket)
@@ -266,6 +269,30 @@ public static class ClusterHosting
     /// <summary>Akka.Remote shuts the actor system down when an outbound TLS handshake fails; the reason it gave, or null.</summary>
     public static string? TlsFailure(ActorSystem system) =>
         CoordinatedShutdown.Get(system).ShutdownReason is { } reason && reason.GetType().Name == "TlsHandshakeFailureReason" ? reason.ToString() : null;
+
+    /// <summary>
+    /// With TLS: whether a peer answered this member's handshake with bytes that are no TLS record, as a server without
+    /// TLS does (it waits out its own 15 s handshake-timeout, then sends a plaintext Akka frame). Akka.Remote's reason
+    /// for the shutdown (<see cref="TlsFailure"/>) does not say so; only the error DotNetty's TLS handler logs does
+    /// (NotSslRecordException), which this member watches for from its start.
+    /// </summary>
+    public static bool PlaintextAnswered(ActorSystem system) => PlaintextAnswers.TryGetValue(system, out var seen) && Volatile.Read(ref seen.Value);
+
+    /// <summary>What to do about a server that answered in plaintext (<see cref="PlaintextAnswered"/>).</summary>
+    public const string PlaintextServerHint =
+        "Start the server with --tls-cert and --tls-ca from the same CA (the README's \"Train across machines\"), or, on loopback only, leave them off here too.";
+
+    static readonly ConditionalWeakTable<ActorSystem, StrongBox<bool>> PlaintextAnswers = new();
+
+    sealed class PlaintextWatcher : ReceiveActor
+    {
+        public PlaintextWatcher(StrongBox<bool> seen) =>
+            Receive<Error>(e =>
+            {
+                for (var cause = e.Cause; cause is not null; cause = cause.InnerException)
+                    if (cause.GetType().Name == "NotSslRecordException") Volatile.Write(ref seen.Value, true);
+            });
+    }
 
     /// <summary>Completes when this member is Up; false after <paramref name="timeout"/>.</summary>
     public static async Task<bool> WaitUntilUp(ActorSystem system, TimeSpan timeout, CancellationToken cancel)

@@ -141,7 +141,7 @@ public sealed class ClusterNode : IDisposable
                 {
                     if (ClusterHosting.TlsFailure(system) is { } failed)
                     {
-                        if (lostSince is null) throw TlsRefused(failed, options);
+                        if (lostSince is null) throw TlsRefused(failed, options, ClusterHosting.PlaintextAnswered(system));
                         // This node's certificate was accepted when it first joined, and the server's system is going or
                         // coming back (a server that goes on after its removal, or a --resume, on the same port): a
                         // handshake cut off by that is no refusal. Try again, within server-wait.
@@ -211,10 +211,11 @@ public sealed class ClusterNode : IDisposable
     /// A TLS handshake that failed before this node was ever up: the server refused this node's certificate, or its
     /// own is not signed by this node's CA. That is a refusal, not a lost server.
     /// </summary>
-    NodeRefusedException TlsRefused(string reason, NodeOptions options) =>
-        new($"the TLS handshake with the server at {options.ServerHost}:{options.ServerPort} failed ({reason}): " +
-            $"the server refused this node's certificate, or the server's certificate is not signed by {Tls?.CaSetting ?? TlsNames.Flags.Ca}, " +
-            "or the server does not run with TLS.");
+    NodeRefusedException TlsRefused(string reason, NodeOptions options, bool plaintext) =>
+        new($"the TLS handshake with the server at {options.ServerHost}:{options.ServerPort} failed ({reason}): " + (plaintext
+            ? $"it answered in plaintext, so it runs without TLS. {ClusterHosting.PlaintextServerHint}"
+            : $"the server refused this node's certificate, or the server's certificate is not signed by {Tls?.CaSetting ?? TlsNames.Flags.Ca}, " +
+              "or the server does not run with TLS."));
 
     /// <summary>
     /// After a handshake cut off by the server's restart, the next try waits this long: Akka.Remote gives up on a failed

@@ -165,8 +165,9 @@ public sealed class ClusterServer
                 if (!await ClusterHosting.WaitUntilUp(system, StandbyOf is null ? TimeSpan.FromSeconds(30) : cluster.JoinTimeout, cancel).ConfigureAwait(false))
                     throw StandbyOf is { } a
                         ? ClusterHosting.TlsFailure(system) is { } failed
-                            ? new NodeRefusedException($"the TLS handshake with the server at {a.Host}:{a.Port} failed ({failed}): the server refused this " +
-                                                       $"standby's certificate, or the server's certificate is not signed by {Tls?.CaSetting ?? TlsNames.Flags.Ca}.")
+                            ? new NodeRefusedException($"the TLS handshake with the server at {a.Host}:{a.Port} failed ({failed}): " + (ClusterHosting.PlaintextAnswered(system)
+                                ? $"it answered in plaintext, so it runs without TLS. {ClusterHosting.PlaintextServerHint}"
+                                : $"the server refused this standby's certificate, or the server's certificate is not signed by {Tls?.CaSetting ?? TlsNames.Flags.Ca}."))
                             : new ServerUnreachableException($"no fedavg server answered at {a.Host}:{a.Port} within {HoconText.Duration(cluster.JoinTimeout)} (fedavg.cluster.join-timeout): a standby joins a running server.")
                         : new InvalidOperationException($"the server's own cluster did not come up at {self.SelfAddress}.");
                 channel = WeightChannelServer.Start(endpoint.Bind, endpoint.WeightChannelPort, Tls, Akka.Event.Logging.GetLogger(system, "weight-channel"),
